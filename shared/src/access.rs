@@ -1,0 +1,91 @@
+//! What the caller may do in a workspace: a member with a role, a client contact, or nothing.
+//!
+//! Row-level security is what actually guards the rows; this check exists so a caller gets the
+//! right answer: 404 for a workspace they cannot see, 403 for an action their role does not allow.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::db::TenantTx;
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[sqlx(type_name = "member_role", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+    Viewer,
+}
+
+impl Role {
+    /// Owners and admins manage members, clients and billing.
+    pub fn manages(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+
+    /// Everyone but viewers creates and edits project work.
+    pub fn writes(self) -> bool {
+        !matches!(self, Role::Viewer)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Member(Role),
+    /// A portal user tied to one or more of the workspace's clients.
+    ClientContact,
+}
+
+impl Access {
+    /// The caller's access to a workspace; a workspace they cannot see is 404.
+    pub async fn load(tx: &mut TenantTx, workspace_id: Uuid) -> Result<Self, ApiError> {
+        tracing::Span::current().record("workspace_id", tracing::field::display(workspace_id));
+        let (role, contact): (Option<Role>, bool) = sqlx::query_as(
+            "SELECT (SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = app.current_user_id()),
+                    EXISTS (SELECT 1 FROM client_contacts WHERE workspace_id = $1 AND user_id = app.current_user_id())",
+        )
+        .bind(workspace_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        match (role, contact) {
+            (Some(role), _) => Ok(Access::Member(role)),
+            (None, true) => Ok(Access::ClientContact),
+            (None, false) => Err(ApiError::NotFound("workspace")),
+        }
+    }
+
+    pub fn role(self) -> Option<Role> {
+        match self {
+            Access::Member(role) => Some(role),
+            Access::ClientContact => None,
+        }
+    }
+
+    /// Members of any role; client contacts are refused.
+    pub fn require_member(self) -> Result<Role, ApiError> {
+        self.role()
+            .ok_or_else(|| ApiError::Forbidden("Client contacts cannot do this.".into()))
+    }
+
+    pub fn require_writer(self) -> Result<Role, ApiError> {
+        let role = self.require_member()?;
+        if role.writes() {
+            Ok(role)
+        } else {
+            Err(ApiError::Forbidden("Viewers have read-only access.".into()))
+        }
+    }
+
+    pub fn require_manager(self) -> Result<Role, ApiError> {
+        let role = self.require_member()?;
+        if role.manages() {
+            Ok(role)
+        } else {
+            Err(ApiError::Forbidden(
+                "Only owners and admins can do this.".into(),
+            ))
+        }
+    }
+}

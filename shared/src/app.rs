@@ -1,0 +1,66 @@
+//! The state every handler shares, built once per execution environment, and the entry point of
+//! an HTTP Lambda function.
+
+use std::sync::Arc;
+
+use axum::Router;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::access::Access;
+use crate::auth::{Authenticator, Caller};
+use crate::config::Config;
+use crate::db::TenantTx;
+use crate::error::ApiError;
+
+/// Clients and settings reused across invocations. Never holds tenant data.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub pool: PgPool,
+    pub auth: Authenticator,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(config: Config, pool: PgPool) -> Self {
+        let auth = Authenticator::new(&config.auth);
+        Self(Arc::new(Inner { config, pool, auth }))
+    }
+
+    /// Opens the caller's transaction (the only way a handler reaches the database).
+    pub async fn begin(&self, caller: &Caller) -> Result<TenantTx, ApiError> {
+        TenantTx::begin(&self.pool, caller).await
+    }
+
+    /// Opens the caller's transaction and loads their access to the workspace (404 if none).
+    pub async fn open_workspace(
+        &self,
+        caller: &Caller,
+        workspace_id: Uuid,
+    ) -> Result<(TenantTx, Access), ApiError> {
+        let mut tx = self.begin(caller).await?;
+        let access = Access::load(&mut tx, workspace_id).await?;
+        Ok((tx, access))
+    }
+}
+
+/// Runs an HTTP function on Lambda: telemetry, configuration (and secret), pool, then the
+/// runtime loop over the function's router.
+pub async fn run_http_function(
+    function: &'static str,
+    app: fn(AppState) -> Router,
+) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init(function);
+    let config = Config::load().await?;
+    let pool = crate::db::connect(&config.database).await?;
+    lambda_http::run(app(AppState::new(config, pool))).await
+}

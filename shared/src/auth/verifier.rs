@@ -1,0 +1,200 @@
+//! Verifies a bearer token: signature, `exp`/`nbf`, `iss` and `aud`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use super::Caller;
+use super::jwks::JwksCache;
+use crate::config::AuthConfig;
+
+/// Accepted audience of HS256 development tokens when `AUTH_AUDIENCES` is not set.
+pub const DEFAULT_DEV_AUDIENCE: &str = "saas-local";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("The bearer token is not a well-formed JWT.")]
+    Malformed,
+    #[error("The token's signing algorithm is not accepted.")]
+    UnsupportedAlgorithm,
+    #[error("The token's issuer is not trusted.")]
+    UntrustedIssuer,
+    #[error("The token is signed with an unknown key.")]
+    UnknownKey,
+    #[error("The token's signature is invalid.")]
+    InvalidSignature,
+    #[error("The token has expired.")]
+    Expired,
+    #[error("The token is not valid yet.")]
+    NotYetValid,
+    #[error("The token is not meant for this API (audience).")]
+    WrongAudience,
+    #[error("The token lacks a required claim: {0}.")]
+    MissingClaim(String),
+    #[error("The token is invalid.")]
+    Invalid,
+    #[error("The identity provider's keys are unavailable: {0}")]
+    KeysUnavailable(String),
+}
+
+struct OidcIssuer {
+    issuer: String,
+    jwks: JwksCache,
+}
+
+struct Hs256 {
+    key: DecodingKey,
+    issuer: String,
+}
+
+/// Built once per execution environment; holds the JWKS caches.
+pub struct Authenticator {
+    oidc: Vec<OidcIssuer>,
+    hs256: Option<Hs256>,
+    audiences: HashSet<String>,
+    leeway_secs: u64,
+}
+
+#[derive(Deserialize)]
+struct UnverifiedIssuer {
+    iss: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    iss: String,
+    aud: Option<Audience>,
+    /// Cognito access tokens carry the app client here instead of in `aud`.
+    client_id: Option<String>,
+    email: Option<String>,
+}
+
+impl Authenticator {
+    pub fn new(config: &AuthConfig) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        let mut audiences: HashSet<String> = config.audiences.iter().cloned().collect();
+        if audiences.is_empty() {
+            audiences.insert(DEFAULT_DEV_AUDIENCE.to_owned());
+        }
+        Self {
+            oidc: config
+                .oidc
+                .iter()
+                .map(|c| OidcIssuer {
+                    issuer: c.issuer.clone(),
+                    jwks: JwksCache::new(c.jwks_url.clone(), http.clone()),
+                })
+                .collect(),
+            hs256: config.hs256.as_ref().map(|c| Hs256 {
+                key: DecodingKey::from_secret(c.secret.expose_secret().as_bytes()),
+                issuer: c.issuer.clone(),
+            }),
+            audiences,
+            leeway_secs: config.leeway_secs,
+        }
+    }
+
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
+        let issuer = jsonwebtoken::dangerous::insecure_decode_claims::<UnverifiedIssuer>(token)
+            .map_err(|_| AuthError::Malformed)?
+            .iss
+            .ok_or_else(|| AuthError::MissingClaim("iss".into()))?;
+
+        // The key is chosen by the issuer's configuration, never by the token alone, so an
+        // attacker cannot pick HS256 with a public key as the secret (algorithm confusion).
+        let (key, algorithm) = match header.alg {
+            Algorithm::HS256 => {
+                let hs = self
+                    .hs256
+                    .as_ref()
+                    .filter(|hs| hs.issuer == issuer)
+                    .ok_or(AuthError::UntrustedIssuer)?;
+                (std::borrow::Cow::Borrowed(&hs.key), Algorithm::HS256)
+            }
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::ES256
+            | Algorithm::ES384 => {
+                let oidc = self
+                    .oidc
+                    .iter()
+                    .find(|o| o.issuer == issuer)
+                    .ok_or(AuthError::UntrustedIssuer)?;
+                let kid = header.kid.as_deref().ok_or(AuthError::UnknownKey)?;
+                let found = oidc
+                    .jwks
+                    .key(kid)
+                    .await
+                    .map_err(AuthError::KeysUnavailable)?
+                    .ok_or(AuthError::UnknownKey)?;
+                if found.algorithm != header.alg {
+                    return Err(AuthError::UnsupportedAlgorithm);
+                }
+                (
+                    std::borrow::Cow::Owned((*found.key).clone()),
+                    found.algorithm,
+                )
+            }
+            _ => return Err(AuthError::UnsupportedAlgorithm),
+        };
+
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = self.leeway_secs;
+        validation.validate_nbf = true;
+        validation.validate_aud = false; // checked below, to accept Cognito's client_id
+        validation.set_issuer(&[&issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map_err(|e| match e.into_kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                ErrorKind::InvalidSignature => AuthError::InvalidSignature,
+                ErrorKind::InvalidAlgorithm => AuthError::UnsupportedAlgorithm,
+                ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
+                ErrorKind::InvalidToken
+                | ErrorKind::Base64(_)
+                | ErrorKind::Json(_)
+                | ErrorKind::Utf8(_) => AuthError::Malformed,
+                _ => AuthError::Invalid,
+            })?
+            .claims;
+
+        let audience_ok = match &claims.aud {
+            Some(Audience::One(aud)) => self.audiences.contains(aud),
+            Some(Audience::Many(auds)) => auds.iter().any(|aud| self.audiences.contains(aud)),
+            None => claims
+                .client_id
+                .as_ref()
+                .is_some_and(|id| self.audiences.contains(id)),
+        };
+        if !audience_ok {
+            return Err(AuthError::WrongAudience);
+        }
+        if claims.sub.is_empty() {
+            return Err(AuthError::MissingClaim("sub".into()));
+        }
+        Ok(Caller::new(
+            claims.iss,
+            claims.sub,
+            claims.email.filter(|e| !e.is_empty()),
+        ))
+    }
+}

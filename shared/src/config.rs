@@ -1,0 +1,279 @@
+//! Typed configuration, read once per cold start.
+//!
+//! Every setting is an environment variable. When `APP_SECRET_ID` names a Secrets Manager
+//! secret, that secret is a JSON object whose keys are the same variable names; a key present in
+//! the secret wins over the environment, so credentials can live only in the secret.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `APP_SECRET_ID` | unset | name or ARN of the JSON application secret |
+//! | `DATABASE_URL` | required | PostgreSQL URL of the API role (`app_api`) |
+//! | `DB_MAX_CONNECTIONS` | 2 | pool size per execution environment |
+//! | `DB_ACQUIRE_TIMEOUT_MS` | 3000 | wait for a pooled connection before answering 503 |
+//! | `DB_STATEMENT_TIMEOUT_MS` | 10000 | per-statement limit, below API Gateway's 29 s |
+//! | `AUTH_OIDC_ISSUERS` | unset | comma-separated issuer URLs whose JWKS signs tokens |
+//! | `AUTH_JWKS_URLS` | issuer + `/.well-known/jwks.json` | comma-separated, one per issuer, in the same order |
+//! | `AUTH_AUDIENCES` | required with issuers | comma-separated accepted `aud` (or Cognito `client_id`) values |
+//! | `AUTH_HS256_SECRET` | unset | enables HS256 tokens (local development only) |
+//! | `AUTH_HS256_ISSUER` | `saas-local` | issuer HS256 tokens must carry |
+//! | `AUTH_LEEWAY_SECS` | 30 | clock skew allowed on `exp`/`nbf` |
+//! | `MAX_BODY_BYTES` | 65536 | larger request bodies get 413 |
+//! | `LOG_FORMAT` | `json` | `json` or `pretty` |
+//! | `RUST_LOG` | `info` | log filter |
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::secrets::{self, SecretsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} must be set")]
+    Missing(&'static str),
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error(transparent)]
+    Secret(#[from] SecretsError),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub oidc: Vec<OidcIssuerConfig>,
+    pub audiences: Vec<String>,
+    pub hs256: Option<Hs256Config>,
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct OidcIssuerConfig {
+    pub issuer: String,
+    pub jwks_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Hs256Config {
+    pub secret: SecretString,
+    pub issuer: String,
+}
+
+pub const DEFAULT_HS256_ISSUER: &str = "saas-local";
+
+impl Config {
+    /// Reads the environment and, when `APP_SECRET_ID` is set, the application secret.
+    pub async fn load() -> Result<Self, ConfigError> {
+        let secret = match std::env::var("APP_SECRET_ID") {
+            Ok(id) if !id.is_empty() => secrets::fetch_json_secret(&id).await?,
+            _ => HashMap::new(),
+        };
+        Self::from_lookup(|name| {
+            secret
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok())
+                .filter(|value| !value.is_empty())
+        })
+    }
+
+    /// Builds the configuration from any source of variables (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let database = DatabaseConfig {
+            url: SecretString::from(
+                lookup("DATABASE_URL").ok_or(ConfigError::Missing("DATABASE_URL"))?,
+            ),
+            max_connections: parse_or(&lookup, "DB_MAX_CONNECTIONS", 2)?,
+            acquire_timeout: Duration::from_millis(parse_or(
+                &lookup,
+                "DB_ACQUIRE_TIMEOUT_MS",
+                3_000,
+            )?),
+            statement_timeout: Duration::from_millis(parse_or(
+                &lookup,
+                "DB_STATEMENT_TIMEOUT_MS",
+                10_000,
+            )?),
+        };
+        Ok(Self {
+            database,
+            auth: AuthConfig::from_lookup(&lookup)?,
+            max_body_bytes: parse_or(&lookup, "MAX_BODY_BYTES", 64 * 1024)?,
+        })
+    }
+}
+
+impl AuthConfig {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let issuers = list(lookup("AUTH_OIDC_ISSUERS"));
+        let jwks_urls = list(lookup("AUTH_JWKS_URLS"));
+        if !jwks_urls.is_empty() && jwks_urls.len() != issuers.len() {
+            return Err(ConfigError::Invalid {
+                name: "AUTH_JWKS_URLS",
+                reason: "needs one URL per entry of AUTH_OIDC_ISSUERS".into(),
+            });
+        }
+        let oidc = issuers
+            .iter()
+            .enumerate()
+            .map(|(i, issuer)| OidcIssuerConfig {
+                issuer: issuer.clone(),
+                jwks_url: jwks_urls.get(i).cloned().unwrap_or_else(|| {
+                    format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/'))
+                }),
+            })
+            .collect::<Vec<_>>();
+        let audiences = list(lookup("AUTH_AUDIENCES"));
+        if !oidc.is_empty() && audiences.is_empty() {
+            return Err(ConfigError::Missing("AUTH_AUDIENCES"));
+        }
+        let hs256 = lookup("AUTH_HS256_SECRET").map(|secret| Hs256Config {
+            secret: SecretString::from(secret),
+            issuer: lookup("AUTH_HS256_ISSUER").unwrap_or_else(|| DEFAULT_HS256_ISSUER.to_owned()),
+        });
+        if oidc.is_empty() && hs256.is_none() {
+            return Err(ConfigError::Invalid {
+                name: "AUTH_OIDC_ISSUERS",
+                reason: "set AUTH_OIDC_ISSUERS (or AUTH_HS256_SECRET for local development)".into(),
+            });
+        }
+        Ok(Self {
+            oidc,
+            audiences,
+            hs256,
+            leeway_secs: parse_or(lookup, "AUTH_LEEWAY_SECS", 30)?,
+        })
+    }
+}
+
+fn list(value: Option<String>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parse_or<T: std::str::FromStr>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match lookup(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                reason: e.to_string(),
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn jwks_url_defaults_to_the_issuers_well_known_path() {
+        let config = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "postgres://x"),
+            (
+                "AUTH_OIDC_ISSUERS",
+                "https://cognito-idp.eu-west-1.amazonaws.com/pool/, https://x.supabase.co/auth/v1",
+            ),
+            ("AUTH_AUDIENCES", "client-a"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.auth.oidc[0].jwks_url,
+            "https://cognito-idp.eu-west-1.amazonaws.com/pool/.well-known/jwks.json"
+        );
+        assert_eq!(
+            config.auth.oidc[1].jwks_url,
+            "https://x.supabase.co/auth/v1/.well-known/jwks.json"
+        );
+    }
+
+    #[test]
+    fn issuers_without_audiences_are_refused() {
+        let err = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("AUTH_OIDC_ISSUERS", "https://i"),
+        ]));
+        assert!(matches!(err, Err(ConfigError::Missing("AUTH_AUDIENCES"))));
+    }
+
+    #[test]
+    fn some_way_to_verify_tokens_is_required() {
+        let err = Config::from_lookup(lookup(&[("DATABASE_URL", "postgres://x")]));
+        assert!(matches!(
+            err,
+            Err(ConfigError::Invalid {
+                name: "AUTH_OIDC_ISSUERS",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let config = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "postgres://api:hunter2@db/app"),
+            ("AUTH_HS256_SECRET", "super-secret-signing-key"),
+        ]))
+        .unwrap();
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("super-secret-signing-key"),
+            "{printed}"
+        );
+        assert_eq!(
+            config.auth.hs256.unwrap().secret.expose_secret(),
+            "super-secret-signing-key"
+        );
+    }
+
+    #[test]
+    fn bad_numbers_name_the_variable() {
+        let err = Config::from_lookup(lookup(&[
+            ("DATABASE_URL", "postgres://x"),
+            ("AUTH_HS256_SECRET", "s"),
+            ("DB_MAX_CONNECTIONS", "many"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "DB_MAX_CONNECTIONS is invalid: invalid digit found in string"
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! Turns database errors the caller caused (a duplicate, a missing parent, a broken rule) into
+//! client errors, in one table instead of string matching in handlers.
+
+use crate::error::ApiError;
+
+type Mapper = fn() -> ApiError;
+
+/// Known constraint names and the problem each one means for the caller.
+const CONSTRAINTS: &[(&str, Mapper)] = &[
+    ("workspace_members_pkey", || ApiError::Conflict {
+        code: "already_member",
+        detail: "That user is already a member of this workspace.".into(),
+    }),
+    ("workspace_members_keep_an_owner", || ApiError::Conflict {
+        code: "last_owner",
+        detail: "A workspace must keep at least one owner; make someone else owner first.".into(),
+    }),
+    ("client_contacts_pkey", || ApiError::Conflict {
+        code: "already_contact",
+        detail: "That user is already a contact of this client.".into(),
+    }),
+    ("projects_client_fkey", || {
+        ApiError::validation("client_id", "no such client in this workspace")
+    }),
+    ("deliverables_milestone_fkey", || {
+        ApiError::validation("milestone_id", "no such milestone in this project")
+    }),
+    ("milestones_project_fkey", || ApiError::NotFound("project")),
+    ("deliverables_project_fkey", || {
+        ApiError::NotFound("project")
+    }),
+    ("comments_project_fkey", || ApiError::NotFound("project")),
+    ("client_contacts_client_fkey", || {
+        ApiError::NotFound("client")
+    }),
+];
+
+const INSUFFICIENT_PRIVILEGE: &str = "42501";
+const SERIALIZATION_FAILURE: &str = "40001";
+const DEADLOCK_DETECTED: &str = "40P01";
+const QUERY_CANCELED: &str = "57014";
+
+pub fn classify(error: sqlx::Error) -> ApiError {
+    let Some(db) = error.as_database_error() else {
+        return match error {
+            sqlx::Error::PoolTimedOut => {
+                ApiError::ServiceUnavailable("The database is busy; retry shortly.".into())
+            }
+            other => ApiError::Database(other),
+        };
+    };
+    if let Some(name) = db.constraint()
+        && let Some((_, mapper)) = CONSTRAINTS.iter().find(|(known, _)| *known == name)
+    {
+        return mapper();
+    }
+    match db.code().as_deref() {
+        // A row-level security WITH CHECK failure: the caller may see the workspace but not write this.
+        Some(INSUFFICIENT_PRIVILEGE) => {
+            ApiError::Forbidden("Your role does not allow this change.".into())
+        }
+        Some(SERIALIZATION_FAILURE | DEADLOCK_DETECTED) => ApiError::ServiceUnavailable(
+            "The request conflicted with a concurrent change; retry it.".into(),
+        ),
+        Some(QUERY_CANCELED) => {
+            ApiError::ServiceUnavailable("The database took too long; retry shortly.".into())
+        }
+        _ => ApiError::Database(error),
+    }
+}

@@ -1,0 +1,9 @@
+//! HTTP plumbing shared by every function: extractors that answer problem+json, pagination,
+//! the per-request context (request id, trace span), and the finishing of a function's router.
+
+pub mod extract;
+pub mod pagination;
+pub mod request_context;
+mod router;
+
+pub use router::finish;

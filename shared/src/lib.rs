@@ -1,0 +1,19 @@
+//! The common crate every Lambda function links: configuration and secrets, the database pool
+//! and the tenant-scoped transaction, authentication, the error type and its problem+json
+//! mapping, HTTP plumbing (extractors, pagination, request context), and telemetry.
+//!
+//! Functions depend on this crate; this crate never depends on a function.
+
+pub mod access;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod secrets;
+pub mod telemetry;
+pub mod validate;
+
+pub use app::AppState;
+pub use error::ApiError;
