@@ -1,1 +1,115 @@
-fn main() {}
+//! `local-stack`: run the whole API locally.
+//!
+//! ```text
+//! local-stack serve [--seed] [--port 3000]   migrate, optionally seed, then serve every route
+//! local-stack migrate                        apply migrations (MIGRATION_DATABASE_URL, owner role)
+//! local-stack seed                           create the demo workspace
+//! local-stack token [--sub S] [--email E] [--ttl-days N]   print an HS256 development token
+//! ```
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use local_stack::{DEV_HS256_SECRET, demo, dev_defaults};
+use secrecy::ExposeSecret;
+use shared::auth::dev_token::DevToken;
+use shared::config::Config;
+use sqlx::postgres::PgPoolOptions;
+
+fn setting(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| dev_defaults().get(name).map(|v| (*v).to_owned()))
+}
+
+fn flag_value(args: &[String], flag: &str) -> Option<String> {
+    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned()
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().map(String::as_str).unwrap_or("serve");
+    match command {
+        "serve" => serve(&args).await,
+        "migrate" => migrate().await,
+        "seed" => {
+            let created = demo::seed(&api_pool().await?).await.context("seed the demo workspace")?;
+            println!("{}", if created { "demo workspace created" } else { "demo workspace already present" });
+            Ok(())
+        }
+        "token" => {
+            println!("{}", token(&args)?);
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}; use serve, migrate, seed or token"),
+    }
+}
+
+async fn migrate() -> Result<()> {
+    let url = setting("MIGRATION_DATABASE_URL").context("MIGRATION_DATABASE_URL")?;
+    shared::db::migrate::create_database_if_missing(&url).await.context("create the database")?;
+    let owner =
+        PgPoolOptions::new().max_connections(1).connect(&url).await.context("connect as the migration owner")?;
+    shared::db::migrate::run(&owner).await.context("apply migrations")?;
+    shared::db::migrate::enable_local_logins(&owner, "app_api", "app_service").await.context("enable local logins")?;
+    println!("migrations applied");
+    Ok(())
+}
+
+fn config() -> Result<Config> {
+    Ok(Config::from_lookup(setting)?)
+}
+
+async fn api_pool() -> Result<sqlx::PgPool> {
+    shared::db::connect(&config()?.database).await.context("connect as the API role")
+}
+
+fn token(args: &[String]) -> Result<String> {
+    let subject = flag_value(args, "--sub").unwrap_or_else(|| demo::USERS[0].0.to_owned());
+    let email = flag_value(args, "--email")
+        .or_else(|| demo::USERS.iter().find(|(sub, _, _)| *sub == subject).map(|(_, email, _)| (*email).to_owned()));
+    let ttl_days: u64 = flag_value(args, "--ttl-days").map(|d| d.parse()).transpose()?.unwrap_or(1);
+    let config = config()?;
+    let hs = config.auth.hs256.context("AUTH_HS256_SECRET is not set")?;
+    let audience = config.auth.audiences.first().cloned().unwrap_or_else(|| "saas-local".to_owned());
+    Ok(DevToken {
+        secret: hs.secret.expose_secret(),
+        issuer: &hs.issuer,
+        audience: &audience,
+        subject: &subject,
+        email: email.as_deref(),
+        ttl: Duration::from_secs(ttl_days * 86_400),
+    }
+    .mint()?)
+}
+
+async fn serve(args: &[String]) -> Result<()> {
+    shared::telemetry::init("local");
+    migrate().await?;
+    let config = config()?;
+    if config.auth.hs256.as_ref().is_some_and(|hs| hs.secret.expose_secret() == DEV_HS256_SECRET) {
+        tracing::warn!("using the public development HS256 secret; never do this outside a laptop");
+    }
+    let pool = shared::db::connect(&config.database).await.context("connect as the API role")?;
+    if args.iter().any(|a| a == "--seed") {
+        demo::seed(&pool).await.context("seed the demo workspace")?;
+    }
+    let port: u16 =
+        flag_value(args, "--port").or_else(|| setting("PORT")).map(|p| p.parse()).transpose()?.unwrap_or(3000);
+    let listener =
+        tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("bind port {port}"))?;
+    let token = token(&["--ttl-days".into(), "1".into()])?;
+    println!("\nLocal stack: every route of every function on http://127.0.0.1:{port}");
+    println!("Development token (demo owner, valid 1 day):\n  export TOKEN={token}");
+    println!("Try:\n  curl -s -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{port}/v1/workspaces");
+    println!(
+        "  curl -s -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{port}/v1/workspaces/{}/projects\n",
+        demo::WORKSPACE_ID
+    );
+    let app = local_stack::app(shared::AppState::new(config, pool));
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.context("serve")?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -65,27 +65,16 @@ impl Access {
 
     /// Members of any role; client contacts are refused.
     pub fn require_member(self) -> Result<Role, ApiError> {
-        self.role()
-            .ok_or_else(|| ApiError::Forbidden("Client contacts cannot do this.".into()))
+        self.role().ok_or_else(|| ApiError::Forbidden("Client contacts cannot do this.".into()))
     }
 
     pub fn require_writer(self) -> Result<Role, ApiError> {
         let role = self.require_member()?;
-        if role.writes() {
-            Ok(role)
-        } else {
-            Err(ApiError::Forbidden("Viewers have read-only access.".into()))
-        }
+        if role.writes() { Ok(role) } else { Err(ApiError::Forbidden("Viewers have read-only access.".into())) }
     }
 
     pub fn require_manager(self) -> Result<Role, ApiError> {
         let role = self.require_member()?;
-        if role.manages() {
-            Ok(role)
-        } else {
-            Err(ApiError::Forbidden(
-                "Only owners and admins can do this.".into(),
-            ))
-        }
+        if role.manages() { Ok(role) } else { Err(ApiError::Forbidden("Only owners and admins can do this.".into())) }
     }
 }

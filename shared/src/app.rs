@@ -42,11 +42,7 @@ impl AppState {
     }
 
     /// Opens the caller's transaction and loads their access to the workspace (404 if none).
-    pub async fn open_workspace(
-        &self,
-        caller: &Caller,
-        workspace_id: Uuid,
-    ) -> Result<(TenantTx, Access), ApiError> {
+    pub async fn open_workspace(&self, caller: &Caller, workspace_id: Uuid) -> Result<(TenantTx, Access), ApiError> {
         let mut tx = self.begin(caller).await?;
         let access = Access::load(&mut tx, workspace_id).await?;
         Ok((tx, access))
@@ -55,10 +51,7 @@ impl AppState {
 
 /// Runs an HTTP function on Lambda: telemetry, configuration (and secret), pool, then the
 /// runtime loop over the function's router.
-pub async fn run_http_function(
-    function: &'static str,
-    app: fn(AppState) -> Router,
-) -> Result<(), lambda_http::Error> {
+pub async fn run_http_function(function: &'static str, app: fn(AppState) -> Router) -> Result<(), lambda_http::Error> {
     crate::telemetry::init(function);
     let config = Config::load().await?;
     let pool = crate::db::connect(&config.database).await?;

@@ -83,31 +83,17 @@ impl Config {
             _ => HashMap::new(),
         };
         Self::from_lookup(|name| {
-            secret
-                .get(name)
-                .cloned()
-                .or_else(|| std::env::var(name).ok())
-                .filter(|value| !value.is_empty())
+            secret.get(name).cloned().or_else(|| std::env::var(name).ok()).filter(|value| !value.is_empty())
         })
     }
 
     /// Builds the configuration from any source of variables (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let database = DatabaseConfig {
-            url: SecretString::from(
-                lookup("DATABASE_URL").ok_or(ConfigError::Missing("DATABASE_URL"))?,
-            ),
+            url: SecretString::from(lookup("DATABASE_URL").ok_or(ConfigError::Missing("DATABASE_URL"))?),
             max_connections: parse_or(&lookup, "DB_MAX_CONNECTIONS", 2)?,
-            acquire_timeout: Duration::from_millis(parse_or(
-                &lookup,
-                "DB_ACQUIRE_TIMEOUT_MS",
-                3_000,
-            )?),
-            statement_timeout: Duration::from_millis(parse_or(
-                &lookup,
-                "DB_STATEMENT_TIMEOUT_MS",
-                10_000,
-            )?),
+            acquire_timeout: Duration::from_millis(parse_or(&lookup, "DB_ACQUIRE_TIMEOUT_MS", 3_000)?),
+            statement_timeout: Duration::from_millis(parse_or(&lookup, "DB_STATEMENT_TIMEOUT_MS", 10_000)?),
         };
         Ok(Self {
             database,
@@ -132,9 +118,10 @@ impl AuthConfig {
             .enumerate()
             .map(|(i, issuer)| OidcIssuerConfig {
                 issuer: issuer.clone(),
-                jwks_url: jwks_urls.get(i).cloned().unwrap_or_else(|| {
-                    format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/'))
-                }),
+                jwks_url: jwks_urls
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/'))),
             })
             .collect::<Vec<_>>();
         let audiences = list(lookup("AUTH_AUDIENCES"));
@@ -151,23 +138,12 @@ impl AuthConfig {
                 reason: "set AUTH_OIDC_ISSUERS (or AUTH_HS256_SECRET for local development)".into(),
             });
         }
-        Ok(Self {
-            oidc,
-            audiences,
-            hs256,
-            leeway_secs: parse_or(lookup, "AUTH_LEEWAY_SECS", 30)?,
-        })
+        Ok(Self { oidc, audiences, hs256, leeway_secs: parse_or(lookup, "AUTH_LEEWAY_SECS", 30)? })
     }
 }
 
 fn list(value: Option<String>) -> Vec<String> {
-    value
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::to_owned)
-        .collect()
+    value.unwrap_or_default().split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
 }
 
 fn parse_or<T: std::str::FromStr>(
@@ -180,13 +156,7 @@ where
 {
     match lookup(name) {
         None => Ok(default),
-        Some(raw) => raw
-            .trim()
-            .parse()
-            .map_err(|e: T::Err| ConfigError::Invalid {
-                name,
-                reason: e.to_string(),
-            }),
+        Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::Invalid { name, reason: e.to_string() }),
     }
 }
 
@@ -196,10 +166,7 @@ mod tests {
     use secrecy::ExposeSecret;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| map.get(name).cloned()
     }
 
@@ -207,10 +174,7 @@ mod tests {
     fn jwks_url_defaults_to_the_issuers_well_known_path() {
         let config = Config::from_lookup(lookup(&[
             ("DATABASE_URL", "postgres://x"),
-            (
-                "AUTH_OIDC_ISSUERS",
-                "https://cognito-idp.eu-west-1.amazonaws.com/pool/, https://x.supabase.co/auth/v1",
-            ),
+            ("AUTH_OIDC_ISSUERS", "https://cognito-idp.eu-west-1.amazonaws.com/pool/, https://x.supabase.co/auth/v1"),
             ("AUTH_AUDIENCES", "client-a"),
         ]))
         .unwrap();
@@ -218,31 +182,19 @@ mod tests {
             config.auth.oidc[0].jwks_url,
             "https://cognito-idp.eu-west-1.amazonaws.com/pool/.well-known/jwks.json"
         );
-        assert_eq!(
-            config.auth.oidc[1].jwks_url,
-            "https://x.supabase.co/auth/v1/.well-known/jwks.json"
-        );
+        assert_eq!(config.auth.oidc[1].jwks_url, "https://x.supabase.co/auth/v1/.well-known/jwks.json");
     }
 
     #[test]
     fn issuers_without_audiences_are_refused() {
-        let err = Config::from_lookup(lookup(&[
-            ("DATABASE_URL", "postgres://x"),
-            ("AUTH_OIDC_ISSUERS", "https://i"),
-        ]));
+        let err = Config::from_lookup(lookup(&[("DATABASE_URL", "postgres://x"), ("AUTH_OIDC_ISSUERS", "https://i")]));
         assert!(matches!(err, Err(ConfigError::Missing("AUTH_AUDIENCES"))));
     }
 
     #[test]
     fn some_way_to_verify_tokens_is_required() {
         let err = Config::from_lookup(lookup(&[("DATABASE_URL", "postgres://x")]));
-        assert!(matches!(
-            err,
-            Err(ConfigError::Invalid {
-                name: "AUTH_OIDC_ISSUERS",
-                ..
-            })
-        ));
+        assert!(matches!(err, Err(ConfigError::Invalid { name: "AUTH_OIDC_ISSUERS", .. })));
     }
 
     #[test]
@@ -253,14 +205,8 @@ mod tests {
         ]))
         .unwrap();
         let printed = format!("{config:?}");
-        assert!(
-            !printed.contains("hunter2") && !printed.contains("super-secret-signing-key"),
-            "{printed}"
-        );
-        assert_eq!(
-            config.auth.hs256.unwrap().secret.expose_secret(),
-            "super-secret-signing-key"
-        );
+        assert!(!printed.contains("hunter2") && !printed.contains("super-secret-signing-key"), "{printed}");
+        assert_eq!(config.auth.hs256.unwrap().secret.expose_secret(), "super-secret-signing-key");
     }
 
     #[test]
@@ -271,9 +217,6 @@ mod tests {
             ("DB_MAX_CONNECTIONS", "many"),
         ]))
         .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "DB_MAX_CONNECTIONS is invalid: invalid digit found in string"
-        );
+        assert_eq!(err.to_string(), "DB_MAX_CONNECTIONS is invalid: invalid digit found in string");
     }
 }

@@ -19,28 +19,19 @@ pub enum SecretsError {
 pub async fn fetch_json_secret(id: &str) -> Result<HashMap<String, String>, SecretsError> {
     let sdk_config = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let client = aws_sdk_secretsmanager::Client::new(&sdk_config);
-    let output = client
-        .get_secret_value()
-        .secret_id(id)
-        .send()
-        .await
-        .map_err(|e| SecretsError::Fetch {
-            id: id.to_owned(),
-            reason: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
-        })?;
-    let text = output.secret_string().ok_or_else(|| SecretsError::Format {
+    let output = client.get_secret_value().secret_id(id).send().await.map_err(|e| SecretsError::Fetch {
         id: id.to_owned(),
-        reason: "the secret has no string value".into(),
+        reason: aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
     })?;
+    let text = output
+        .secret_string()
+        .ok_or_else(|| SecretsError::Format { id: id.to_owned(), reason: "the secret has no string value".into() })?;
     parse_secret(id, text)
 }
 
 fn parse_secret(id: &str, text: &str) -> Result<HashMap<String, String>, SecretsError> {
     let value: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(text).map_err(|e| SecretsError::Format {
-            id: id.to_owned(),
-            reason: e.to_string(),
-        })?;
+        serde_json::from_str(text).map_err(|e| SecretsError::Format { id: id.to_owned(), reason: e.to_string() })?;
     value
         .into_iter()
         .map(|(key, value)| match value {
@@ -48,10 +39,7 @@ fn parse_secret(id: &str, text: &str) -> Result<HashMap<String, String>, Secrets
             // Numbers and booleans are accepted as their text so `"DB_MAX_CONNECTIONS": 4` works.
             serde_json::Value::Number(n) => Ok((key, n.to_string())),
             serde_json::Value::Bool(b) => Ok((key, b.to_string())),
-            _ => Err(SecretsError::Format {
-                id: id.to_owned(),
-                reason: format!("field {key} is not a string"),
-            }),
+            _ => Err(SecretsError::Format { id: id.to_owned(), reason: format!("field {key} is not a string") }),
         })
         .collect()
 }
@@ -62,27 +50,19 @@ mod tests {
 
     #[test]
     fn numbers_and_booleans_become_text() {
-        let parsed = parse_secret(
-            "s",
-            r#"{"DATABASE_URL":"postgres://x","DB_MAX_CONNECTIONS":4,"X":true}"#,
-        )
-        .unwrap();
+        let parsed = parse_secret("s", r#"{"DATABASE_URL":"postgres://x","DB_MAX_CONNECTIONS":4,"X":true}"#).unwrap();
         assert_eq!(parsed["DB_MAX_CONNECTIONS"], "4");
         assert_eq!(parsed["X"], "true");
     }
 
     #[test]
     fn nested_values_are_refused_without_echoing_the_secret() {
-        let err =
-            parse_secret("s", r#"{"DATABASE_URL":{"nested":"postgres://secret"}}"#).unwrap_err();
+        let err = parse_secret("s", r#"{"DATABASE_URL":{"nested":"postgres://secret"}}"#).unwrap_err();
         assert!(!err.to_string().contains("postgres://secret"));
     }
 
     #[test]
     fn invalid_json_is_a_format_error() {
-        assert!(matches!(
-            parse_secret("s", "not json"),
-            Err(SecretsError::Format { .. })
-        ));
+        assert!(matches!(parse_secret("s", "not json"), Err(SecretsError::Format { .. })));
     }
 }

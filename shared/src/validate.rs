@@ -20,18 +20,12 @@ impl Validator {
     }
 
     pub fn finish(self) -> Result<(), ApiError> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::Validation(self.errors))
-        }
+        if self.errors.is_empty() { Ok(()) } else { Err(ApiError::Validation(self.errors)) }
     }
 }
 
 fn has_control_chars(value: &str, allow_newlines: bool) -> bool {
-    value
-        .chars()
-        .any(|c| c.is_control() && !(allow_newlines && matches!(c, '\n' | '\r' | '\t')))
+    value.chars().any(|c| c.is_control() && !(allow_newlines && matches!(c, '\n' | '\r' | '\t')))
 }
 
 /// A short single-line name or title: trimmed, 1 to 200 characters.
@@ -47,16 +41,10 @@ impl Name {
             return Err(FieldError::new(field, "must not be empty"));
         }
         if value.chars().count() > Self::MAX {
-            return Err(FieldError::new(
-                field,
-                format!("must be at most {} characters", Self::MAX),
-            ));
+            return Err(FieldError::new(field, format!("must be at most {} characters", Self::MAX)));
         }
         if has_control_chars(value, false) {
-            return Err(FieldError::new(
-                field,
-                "must be a single line without control characters",
-            ));
+            return Err(FieldError::new(field, "must be a single line without control characters"));
         }
         Ok(Self(value.to_owned()))
     }
@@ -75,16 +63,10 @@ impl Text {
 
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         if raw.chars().count() > Self::MAX {
-            return Err(FieldError::new(
-                field,
-                format!("must be at most {} characters", Self::MAX),
-            ));
+            return Err(FieldError::new(field, format!("must be at most {} characters", Self::MAX)));
         }
         if has_control_chars(raw, true) {
-            return Err(FieldError::new(
-                field,
-                "must not contain control characters",
-            ));
+            return Err(FieldError::new(field, "must not contain control characters"));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -119,11 +101,7 @@ impl Email {
                     && !domain.starts_with('.')
                     && !domain.ends_with('.')
             });
-        if valid {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(FieldError::new(field, "must be an e-mail address"))
-        }
+        if valid { Ok(Self(value.to_owned())) } else { Err(FieldError::new(field, "must be an e-mail address")) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -138,17 +116,11 @@ pub struct HttpUrl(String);
 impl HttpUrl {
     pub fn parse(field: &str, raw: &str) -> Result<Self, FieldError> {
         let value = raw.trim();
-        let rest = value
-            .strip_prefix("https://")
-            .or_else(|| value.strip_prefix("http://"));
+        let rest = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://"));
         let valid = value.len() <= 2048
             && rest.is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
             && !value.chars().any(|c| c.is_whitespace() || c.is_control());
-        if valid {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err(FieldError::new(field, "must be an http(s) URL"))
-        }
+        if valid { Ok(Self(value.to_owned())) } else { Err(FieldError::new(field, "must be an http(s) URL")) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -173,10 +145,7 @@ mod tests {
         assert_eq!(Name::parse("name", "  Acme  ").unwrap().as_str(), "Acme");
         assert!(Name::parse("name", "   ").is_err());
         assert!(Name::parse("name", &"x".repeat(201)).is_err());
-        assert!(
-            Name::parse("name", &"é".repeat(200)).is_ok(),
-            "limits count characters, not bytes"
-        );
+        assert!(Name::parse("name", &"é".repeat(200)).is_ok(), "limits count characters, not bytes");
         assert!(Name::parse("name", "two\nlines").is_err());
     }
 
@@ -193,9 +162,7 @@ mod tests {
         for good in ["a@b.io", "first.last+tag@sub.example.com"] {
             assert!(Email::parse("email", good).is_ok(), "{good}");
         }
-        for bad in [
-            "", "a", "a@b", "@b.io", "a@@b.io", "a b@c.io", "a@.io", "a@b.io.",
-        ] {
+        for bad in ["", "a", "a@b", "@b.io", "a@@b.io", "a b@c.io", "a@.io", "a@b.io."] {
             assert!(Email::parse("email", bad).is_err(), "{bad}");
         }
     }
@@ -203,13 +170,7 @@ mod tests {
     #[test]
     fn urls() {
         assert!(HttpUrl::parse("url", "https://files.example.com/x.pdf").is_ok());
-        for bad in [
-            "ftp://x",
-            "https://",
-            "javascript:alert(1)",
-            "https:///path",
-            "https://a b",
-        ] {
+        for bad in ["ftp://x", "https://", "javascript:alert(1)", "https:///path", "https://a b"] {
             assert!(HttpUrl::parse("url", bad).is_err(), "{bad}");
         }
     }
@@ -219,12 +180,7 @@ mod tests {
         let mut v = Validator::default();
         let _ = v.check(Name::parse("name", ""));
         let _ = v.check(Email::parse("email", "nope"));
-        let Err(ApiError::Validation(errors)) = v.finish() else {
-            panic!("expected errors")
-        };
-        assert_eq!(
-            errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(),
-            ["name", "email"]
-        );
+        let Err(ApiError::Validation(errors)) = v.finish() else { panic!("expected errors") };
+        assert_eq!(errors.iter().map(|e| e.field.as_str()).collect::<Vec<_>>(), ["name", "email"]);
     }
 }

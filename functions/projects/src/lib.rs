@@ -1,1 +1,26 @@
-pub fn router() {}
+//! The `projects` function: projects, and their milestones, deliverables and comments.
+
+mod comments;
+mod deliverables;
+mod milestones;
+mod model;
+mod projects;
+
+use axum::Router;
+use shared::AppState;
+
+pub const FUNCTION: &str = "projects";
+
+/// Every route this function serves, before the shared layers (the local stack merges these).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(projects::router())
+        .merge(milestones::router())
+        .merge(deliverables::router())
+        .merge(comments::router())
+}
+
+/// The service Lambda runs.
+pub fn app(state: AppState) -> Router {
+    shared::http::finish(router(), state, FUNCTION)
+}

@@ -1,1 +1,26 @@
-pub fn router() {}
+//! The `workspaces` function: workspaces, their members, their clients and client contacts.
+
+mod clients;
+mod contacts;
+mod members;
+mod views;
+mod workspaces;
+
+use axum::Router;
+use shared::AppState;
+
+pub const FUNCTION: &str = "workspaces";
+
+/// Every route this function serves, before the shared layers (the local stack merges these).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(workspaces::router())
+        .merge(members::router())
+        .merge(clients::router())
+        .merge(contacts::router())
+}
+
+/// The service Lambda runs.
+pub fn app(state: AppState) -> Router {
+    shared::http::finish(router(), state, FUNCTION)
+}

@@ -1,1 +1,4 @@
-fn main() {}
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::app::run_http_function(workspaces::FUNCTION, workspaces::app).await
+}

@@ -28,10 +28,7 @@ pub struct DevToken<'a> {
 
 impl DevToken<'_> {
     pub fn mint(&self) -> Result<String, jsonwebtoken::errors::Error> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let claims = DevClaims {
             iss: self.issuer,
             sub: self.subject,
@@ -40,10 +37,6 @@ impl DevToken<'_> {
             iat: now,
             exp: now + self.ttl.as_secs(),
         };
-        jsonwebtoken::encode(
-            &Header::default(),
-            &claims,
-            &EncodingKey::from_secret(self.secret.as_bytes()),
-        )
+        jsonwebtoken::encode(&Header::default(), &claims, &EncodingKey::from_secret(self.secret.as_bytes()))
     }
 }

@@ -8,9 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
-};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use tokio::sync::{Mutex, RwLock};
 
@@ -38,12 +36,7 @@ pub(crate) struct JwksCache {
 
 impl JwksCache {
     pub fn new(url: String, http: reqwest::Client) -> Self {
-        Self {
-            url,
-            http,
-            keys: RwLock::default(),
-            refreshing: Mutex::new(()),
-        }
+        Self { url, http, keys: RwLock::default(), refreshing: Mutex::new(()) }
     }
 
     /// The key with this id, fetching the set if needed. `Ok(None)`: the issuer has no such key.
@@ -58,18 +51,14 @@ impl JwksCache {
             if let Some(key) = keys.by_id.get(kid) {
                 return Ok(Some(key.clone()));
             }
-            keys.fetched_at
-                .is_some_and(|at| at.elapsed() < MIN_REFRESH_INTERVAL)
+            keys.fetched_at.is_some_and(|at| at.elapsed() < MIN_REFRESH_INTERVAL)
         };
         if recently {
             return Ok(None);
         }
         let fresh = self.fetch().await?;
         let mut keys = self.keys.write().await;
-        *keys = Keys {
-            by_id: fresh,
-            fetched_at: Some(Instant::now()),
-        };
+        *keys = Keys { by_id: fresh, fetched_at: Some(Instant::now()) };
         Ok(keys.by_id.get(kid).cloned())
     }
 
@@ -91,10 +80,7 @@ impl JwksCache {
         }
         match self.fetch().await {
             Ok(fresh) => {
-                *keys = Keys {
-                    by_id: fresh,
-                    fetched_at: Some(Instant::now()),
-                };
+                *keys = Keys { by_id: fresh, fetched_at: Some(Instant::now()) };
                 keys.by_id.get(kid).cloned()
             }
             Err(reason) => {
@@ -113,15 +99,8 @@ impl JwksCache {
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(|e| format!("GET {}: {e}", self.url))?;
-        let set: JwkSet = response
-            .json()
-            .await
-            .map_err(|e| format!("JWKS at {} is not valid: {e}", self.url))?;
-        Ok(set
-            .keys
-            .iter()
-            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, verification_key(jwk)?)))
-            .collect())
+        let set: JwkSet = response.json().await.map_err(|e| format!("JWKS at {} is not valid: {e}", self.url))?;
+        Ok(set.keys.iter().filter_map(|jwk| Some((jwk.common.key_id.clone()?, verification_key(jwk)?))).collect())
     }
 }
 
@@ -149,8 +128,5 @@ fn verification_key(jwk: &Jwk) -> Option<VerificationKey> {
         _ => return None,
     };
     let key = DecodingKey::from_jwk(jwk).ok()?;
-    Some(VerificationKey {
-        key: Arc::new(key),
-        algorithm,
-    })
+    Some(VerificationKey { key: Arc::new(key), algorithm })
 }

@@ -34,21 +34,13 @@ pub struct Caller {
 
 impl Caller {
     pub fn new(issuer: String, subject: String, email: Option<String>) -> Self {
-        Self {
-            user_id: user_id_for(&issuer, &subject),
-            issuer,
-            subject,
-            email,
-        }
+        Self { user_id: user_id_for(&issuer, &subject), issuer, subject, email }
     }
 }
 
 /// The user id a token with this issuer and subject maps to.
 pub fn user_id_for(issuer: &str, subject: &str) -> Uuid {
-    Uuid::new_v5(
-        &USER_ID_NAMESPACE,
-        format!("{issuer}\n{subject}").as_bytes(),
-    )
+    Uuid::new_v5(&USER_ID_NAMESPACE, format!("{issuer}\n{subject}").as_bytes())
 }
 
 impl<S> FromRequestParts<S> for Caller
@@ -61,39 +53,27 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = bearer_token(parts)?;
         let app = AppState::from_ref(state);
-        let caller = app
-            .auth
-            .authenticate(token)
-            .await
-            .map_err(|error| match error {
-                AuthError::KeysUnavailable(reason) => {
-                    tracing::warn!(%reason, "identity provider keys unavailable");
-                    ApiError::ServiceUnavailable(
-                        "The identity provider could not be reached; retry shortly.".into(),
-                    )
-                }
-                other => ApiError::Unauthenticated(other.to_string()),
-            })?;
+        let caller = app.auth.authenticate(token).await.map_err(|error| match error {
+            AuthError::KeysUnavailable(reason) => {
+                tracing::warn!(%reason, "identity provider keys unavailable");
+                ApiError::ServiceUnavailable("The identity provider could not be reached; retry shortly.".into())
+            }
+            other => ApiError::Unauthenticated(other.to_string()),
+        })?;
         tracing::Span::current().record("user_id", tracing::field::display(caller.user_id));
         Ok(caller)
     }
 }
 
 fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
-    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-        ApiError::Unauthenticated("Send an Authorization: Bearer <token> header.".into())
-    })?;
-    let value = header.to_str().map_err(|_| {
-        ApiError::Unauthenticated("The Authorization header is not valid text.".into())
-    })?;
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthenticated("Send an Authorization: Bearer <token> header.".into()))?;
+    let value =
+        header.to_str().map_err(|_| ApiError::Unauthenticated("The Authorization header is not valid text.".into()))?;
     match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(token.trim())
-        }
-        _ => Err(ApiError::Unauthenticated(
-            "The Authorization header must be: Bearer <token>.".into(),
-        )),
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
+        _ => Err(ApiError::Unauthenticated("The Authorization header must be: Bearer <token>.".into())),
     }
 }

@@ -120,11 +120,7 @@ impl Authenticator {
         // attacker cannot pick HS256 with a public key as the secret (algorithm confusion).
         let (key, algorithm) = match header.alg {
             Algorithm::HS256 => {
-                let hs = self
-                    .hs256
-                    .as_ref()
-                    .filter(|hs| hs.issuer == issuer)
-                    .ok_or(AuthError::UntrustedIssuer)?;
+                let hs = self.hs256.as_ref().filter(|hs| hs.issuer == issuer).ok_or(AuthError::UntrustedIssuer)?;
                 (std::borrow::Cow::Borrowed(&hs.key), Algorithm::HS256)
             }
             Algorithm::RS256
@@ -133,25 +129,14 @@ impl Authenticator {
             | Algorithm::PS256
             | Algorithm::ES256
             | Algorithm::ES384 => {
-                let oidc = self
-                    .oidc
-                    .iter()
-                    .find(|o| o.issuer == issuer)
-                    .ok_or(AuthError::UntrustedIssuer)?;
+                let oidc = self.oidc.iter().find(|o| o.issuer == issuer).ok_or(AuthError::UntrustedIssuer)?;
                 let kid = header.kid.as_deref().ok_or(AuthError::UnknownKey)?;
-                let found = oidc
-                    .jwks
-                    .key(kid)
-                    .await
-                    .map_err(AuthError::KeysUnavailable)?
-                    .ok_or(AuthError::UnknownKey)?;
+                let found =
+                    oidc.jwks.key(kid).await.map_err(AuthError::KeysUnavailable)?.ok_or(AuthError::UnknownKey)?;
                 if found.algorithm != header.alg {
                     return Err(AuthError::UnsupportedAlgorithm);
                 }
-                (
-                    std::borrow::Cow::Owned((*found.key).clone()),
-                    found.algorithm,
-                )
+                (std::borrow::Cow::Owned((*found.key).clone()), found.algorithm)
             }
             _ => return Err(AuthError::UnsupportedAlgorithm),
         };
@@ -169,10 +154,9 @@ impl Authenticator {
                 ErrorKind::InvalidSignature => AuthError::InvalidSignature,
                 ErrorKind::InvalidAlgorithm => AuthError::UnsupportedAlgorithm,
                 ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
-                ErrorKind::InvalidToken
-                | ErrorKind::Base64(_)
-                | ErrorKind::Json(_)
-                | ErrorKind::Utf8(_) => AuthError::Malformed,
+                ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+                    AuthError::Malformed
+                }
                 _ => AuthError::Invalid,
             })?
             .claims;
@@ -180,10 +164,7 @@ impl Authenticator {
         let audience_ok = match &claims.aud {
             Some(Audience::One(aud)) => self.audiences.contains(aud),
             Some(Audience::Many(auds)) => auds.iter().any(|aud| self.audiences.contains(aud)),
-            None => claims
-                .client_id
-                .as_ref()
-                .is_some_and(|id| self.audiences.contains(id)),
+            None => claims.client_id.as_ref().is_some_and(|id| self.audiences.contains(id)),
         };
         if !audience_ok {
             return Err(AuthError::WrongAudience);
@@ -191,10 +172,6 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(AuthError::MissingClaim("sub".into()));
         }
-        Ok(Caller::new(
-            claims.iss,
-            claims.sub,
-            claims.email.filter(|e| !e.is_empty()),
-        ))
+        Ok(Caller::new(claims.iss, claims.sub, claims.email.filter(|e| !e.is_empty())))
     }
 }

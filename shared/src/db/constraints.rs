@@ -19,20 +19,12 @@ const CONSTRAINTS: &[(&str, Mapper)] = &[
         code: "already_contact",
         detail: "That user is already a contact of this client.".into(),
     }),
-    ("projects_client_fkey", || {
-        ApiError::validation("client_id", "no such client in this workspace")
-    }),
-    ("deliverables_milestone_fkey", || {
-        ApiError::validation("milestone_id", "no such milestone in this project")
-    }),
+    ("projects_client_fkey", || ApiError::validation("client_id", "no such client in this workspace")),
+    ("deliverables_milestone_fkey", || ApiError::validation("milestone_id", "no such milestone in this project")),
     ("milestones_project_fkey", || ApiError::NotFound("project")),
-    ("deliverables_project_fkey", || {
-        ApiError::NotFound("project")
-    }),
+    ("deliverables_project_fkey", || ApiError::NotFound("project")),
     ("comments_project_fkey", || ApiError::NotFound("project")),
-    ("client_contacts_client_fkey", || {
-        ApiError::NotFound("client")
-    }),
+    ("client_contacts_client_fkey", || ApiError::NotFound("client")),
 ];
 
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
@@ -43,9 +35,7 @@ const QUERY_CANCELED: &str = "57014";
 pub fn classify(error: sqlx::Error) -> ApiError {
     let Some(db) = error.as_database_error() else {
         return match error {
-            sqlx::Error::PoolTimedOut => {
-                ApiError::ServiceUnavailable("The database is busy; retry shortly.".into())
-            }
+            sqlx::Error::PoolTimedOut => ApiError::ServiceUnavailable("The database is busy; retry shortly.".into()),
             other => ApiError::Database(other),
         };
     };
@@ -56,15 +46,11 @@ pub fn classify(error: sqlx::Error) -> ApiError {
     }
     match db.code().as_deref() {
         // A row-level security WITH CHECK failure: the caller may see the workspace but not write this.
-        Some(INSUFFICIENT_PRIVILEGE) => {
-            ApiError::Forbidden("Your role does not allow this change.".into())
+        Some(INSUFFICIENT_PRIVILEGE) => ApiError::Forbidden("Your role does not allow this change.".into()),
+        Some(SERIALIZATION_FAILURE | DEADLOCK_DETECTED) => {
+            ApiError::ServiceUnavailable("The request conflicted with a concurrent change; retry it.".into())
         }
-        Some(SERIALIZATION_FAILURE | DEADLOCK_DETECTED) => ApiError::ServiceUnavailable(
-            "The request conflicted with a concurrent change; retry it.".into(),
-        ),
-        Some(QUERY_CANCELED) => {
-            ApiError::ServiceUnavailable("The database took too long; retry shortly.".into())
-        }
+        Some(QUERY_CANCELED) => ApiError::ServiceUnavailable("The database took too long; retry shortly.".into()),
         _ => ApiError::Database(error),
     }
 }

@@ -9,3 +9,39 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 pub async fn run(owner_pool: &PgPool) -> Result<(), MigrateError> {
     MIGRATOR.run(owner_pool).await
 }
+
+/// Lets the API and service roles log in with a password. Local development and tests only:
+/// deployments grant these roles to their own login users instead (see the README).
+pub async fn enable_local_logins(
+    owner_pool: &PgPool,
+    api_password: &str,
+    service_password: &str,
+) -> Result<(), sqlx::Error> {
+    // ALTER ROLE takes no bind parameters; the passwords are quoted as literals by PostgreSQL.
+    for (role, password) in [("app_api", api_password), ("app_service", service_password)] {
+        let quoted: String =
+            sqlx::query_scalar("SELECT quote_literal($1)").bind(password).fetch_one(owner_pool).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER ROLE {role} WITH LOGIN PASSWORD {quoted}")))
+            .execute(owner_pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Creates the database named in `url` if it does not exist, connecting to `postgres` beside it.
+pub async fn create_database_if_missing(url: &str) -> Result<(), sqlx::Error> {
+    use sqlx::ConnectOptions;
+    use sqlx::postgres::PgConnectOptions;
+    let options: PgConnectOptions = url.parse()?;
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    let mut admin = options.database("postgres").connect().await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await?;
+    if !exists {
+        let quoted: String = sqlx::query_scalar("SELECT quote_ident($1)").bind(&name).fetch_one(&mut admin).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&mut admin).await?;
+    }
+    Ok(())
+}

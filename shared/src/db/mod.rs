@@ -21,9 +21,7 @@ use crate::error::ApiError;
 pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = config.url.expose_secret().parse()?;
     let statement_timeout = config.statement_timeout.as_millis().to_string();
-    let options = options
-        .application_name("saas-backend")
-        .options([("statement_timeout", statement_timeout.as_str())]);
+    let options = options.application_name("saas-backend").options([("statement_timeout", statement_timeout.as_str())]);
     PgPoolOptions::new()
         .max_connections(config.max_connections)
         .min_connections(0)
@@ -45,15 +43,13 @@ impl TenantTx {
     #[tracing::instrument(name = "db.begin", skip_all)]
     pub async fn begin(pool: &PgPool, caller: &Caller) -> Result<Self, ApiError> {
         let mut tx = pool.begin().await.map_err(unavailable_or_internal)?;
-        sqlx::query(
-            "SELECT set_config('app.user_id', $1::text, true), app.ensure_user($1, $2, $3, $4)",
-        )
-        .bind(caller.user_id)
-        .bind(&caller.issuer)
-        .bind(&caller.subject)
-        .bind(caller.email.as_deref())
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("SELECT set_config('app.user_id', $1::text, true), app.ensure_user($1, $2, $3, $4)")
+            .bind(caller.user_id)
+            .bind(&caller.issuer)
+            .bind(&caller.subject)
+            .bind(caller.email.as_deref())
+            .execute(&mut *tx)
+            .await?;
         Ok(Self { tx })
     }
 

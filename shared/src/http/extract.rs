@@ -23,9 +23,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
                 "Send the body as JSON with Content-Type: application/json.".into(),
             ));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(body_rejection)?;
+        let bytes = Bytes::from_request(request, state).await.map_err(body_rejection)?;
         parse_json(&bytes).map(Json)
     }
 }
@@ -40,10 +38,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             malformed(&inner)
         } else {
             let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::Validation(vec![FieldError::new(
-                field,
-                strip_position(&inner.to_string()),
-            )])
+            ApiError::Validation(vec![FieldError::new(field, strip_position(&inner.to_string()))])
         }
     })?;
     // Trailing bytes after the value make the body malformed, not partially accepted.
@@ -52,31 +47,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 fn malformed(error: &serde_json::Error) -> ApiError {
-    ApiError::BadRequest {
-        code: "malformed_json",
-        detail: format!("The body is not valid JSON: {error}."),
-    }
+    ApiError::BadRequest { code: "malformed_json", detail: format!("The body is not valid JSON: {error}.") }
 }
 
 /// serde_json appends " at line 1 column 17", which means nothing to an API caller.
 fn strip_position(message: &str) -> String {
-    message
-        .split(" at line ")
-        .next()
-        .unwrap_or(message)
-        .to_owned()
+    message.split(" at line ").next().unwrap_or(message).to_owned()
 }
 
 fn is_json(content_type: Option<&axum::http::HeaderValue>) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let mime = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let mime = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
@@ -84,10 +67,7 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge
     } else {
-        ApiError::BadRequest {
-            code: "unreadable_body",
-            detail: "The request body could not be read.".into(),
-        }
+        ApiError::BadRequest { code: "unreadable_body", detail: "The request body could not be read.".into() }
     }
 }
 
@@ -101,10 +81,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| Path(value))
-            .map_err(|rejection| ApiError::BadRequest {
-                code: "invalid_path",
-                detail: rejection.body_text(),
-            })
+            .map_err(|rejection| ApiError::BadRequest { code: "invalid_path", detail: rejection.body_text() })
     }
 }
 
@@ -118,10 +95,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         let query = parts.uri.query().unwrap_or_default();
         serde_urlencoded::from_str(query)
             .map(Query)
-            .map_err(|e| ApiError::BadRequest {
-                code: "invalid_query",
-                detail: format!("Invalid query string: {e}."),
-            })
+            .map_err(|e| ApiError::BadRequest { code: "invalid_query", detail: format!("Invalid query string: {e}.") })
     }
 }
 
@@ -144,51 +118,32 @@ mod tests {
             panic!("expected validation")
         };
         assert_eq!(errors[0].field, "name");
-        assert_eq!(
-            errors[0].message,
-            "invalid type: integer `5`, expected a string"
-        );
+        assert_eq!(errors[0].message, "invalid type: integer `5`, expected a string");
     }
 
     #[test]
     fn unknown_fields_are_refused() {
-        let Err(ApiError::Validation(errors)) = parse_json::<Body>(br#"{"name": "a", "nmae": 1}"#)
-        else {
-            panic!()
-        };
-        assert!(
-            errors[0].message.contains("unknown field `nmae`"),
-            "{errors:?}"
-        );
+        let Err(ApiError::Validation(errors)) = parse_json::<Body>(br#"{"name": "a", "nmae": 1}"#) else { panic!() };
+        assert!(errors[0].message.contains("unknown field `nmae`"), "{errors:?}");
     }
 
     #[test]
     fn broken_json_is_malformed() {
         assert!(matches!(
             parse_json::<Body>(br#"{"name": "#),
-            Err(ApiError::BadRequest {
-                code: "malformed_json",
-                ..
-            })
+            Err(ApiError::BadRequest { code: "malformed_json", .. })
         ));
         assert!(matches!(
             parse_json::<Body>(br#"{"name": "a"} trailing"#),
-            Err(ApiError::BadRequest {
-                code: "malformed_json",
-                ..
-            })
+            Err(ApiError::BadRequest { code: "malformed_json", .. })
         ));
     }
 
     #[test]
     fn json_content_types() {
         use axum::http::HeaderValue;
-        assert!(is_json(Some(&HeaderValue::from_static(
-            "application/json; charset=utf-8"
-        ))));
-        assert!(is_json(Some(&HeaderValue::from_static(
-            "application/merge-patch+json"
-        ))));
+        assert!(is_json(Some(&HeaderValue::from_static("application/json; charset=utf-8"))));
+        assert!(is_json(Some(&HeaderValue::from_static("application/merge-patch+json"))));
         assert!(!is_json(Some(&HeaderValue::from_static("text/plain"))));
         assert!(!is_json(None));
     }

@@ -20,10 +20,7 @@ impl PageRequest {
     pub fn parse(limit: Option<u32>, cursor: Option<&str>) -> Result<Self, ApiError> {
         let limit = limit.unwrap_or(DEFAULT_LIMIT);
         if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::validation(
-                "limit",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            ));
+            return Err(ApiError::validation("limit", format!("must be between 1 and {MAX_LIMIT}")));
         }
         let before = cursor
             .filter(|c| !c.is_empty())
@@ -54,15 +51,8 @@ impl<T> Page<T> {
     pub fn from_rows(mut rows: Vec<T>, request: &PageRequest, id: impl Fn(&T) -> Uuid) -> Self {
         let more = rows.len() > request.limit as usize;
         rows.truncate(request.limit as usize);
-        let next_cursor = if more {
-            rows.last().map(|row| id(row).simple().to_string())
-        } else {
-            None
-        };
-        Self {
-            items: rows,
-            next_cursor,
-        }
+        let next_cursor = if more { rows.last().map(|row| id(row).simple().to_string()) } else { None };
+        Self { items: rows, next_cursor }
     }
 }
 
@@ -77,38 +67,22 @@ mod tests {
         let page = Page::from_rows(ids.clone(), &request, |id| *id);
         assert_eq!(page.items.len(), 2);
         let cursor = page.next_cursor.unwrap();
-        assert_eq!(
-            PageRequest::parse(None, Some(&cursor)).unwrap().before,
-            Some(ids[1])
-        );
+        assert_eq!(PageRequest::parse(None, Some(&cursor)).unwrap().before, Some(ids[1]));
     }
 
     #[test]
     fn the_last_page_has_no_cursor() {
         let request = PageRequest::parse(Some(5), None).unwrap();
-        assert!(
-            Page::from_rows(vec![Uuid::now_v7()], &request, |id| *id)
-                .next_cursor
-                .is_none()
-        );
+        assert!(Page::from_rows(vec![Uuid::now_v7()], &request, |id| *id).next_cursor.is_none());
     }
 
     #[test]
     fn limits_and_cursors_are_checked() {
-        assert!(matches!(
-            PageRequest::parse(Some(0), None),
-            Err(ApiError::Validation(_))
-        ));
-        assert!(matches!(
-            PageRequest::parse(Some(101), None),
-            Err(ApiError::Validation(_))
-        ));
+        assert!(matches!(PageRequest::parse(Some(0), None), Err(ApiError::Validation(_))));
+        assert!(matches!(PageRequest::parse(Some(101), None), Err(ApiError::Validation(_))));
         assert!(matches!(
             PageRequest::parse(None, Some("nope")),
-            Err(ApiError::BadRequest {
-                code: "invalid_cursor",
-                ..
-            })
+            Err(ApiError::BadRequest { code: "invalid_cursor", .. })
         ));
     }
 }

@@ -38,12 +38,7 @@ pub async fn layer(State(function): State<&'static str>, request: Request, next:
         workspace_id = tracing::field::Empty,
     );
     let started = Instant::now();
-    let mut response = REQUEST_ID
-        .scope(
-            request_id.clone(),
-            next.run(request).instrument(span.clone()),
-        )
-        .await;
+    let mut response = REQUEST_ID.scope(request_id.clone(), next.run(request).instrument(span.clone())).await;
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
@@ -73,11 +68,7 @@ fn request_id(request: &Request) -> String {
         .get(REQUEST_ID_HEADER)
         .and_then(|value| value.to_str().ok())
         .filter(|id| {
-            !id.is_empty()
-                && id.len() <= 128
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }

@@ -13,9 +13,6 @@ pub fn finish(routes: Router<AppState>, state: AppState, function: &'static str)
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(
-            function,
-            crate::http::request_context::layer,
-        ))
+        .layer(middleware::from_fn_with_state(function, crate::http::request_context::layer))
         .with_state(state)
 }

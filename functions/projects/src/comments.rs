@@ -1,0 +1,196 @@
+//! Comments on a project. Members choose whether a comment is visible to the client; a client
+//! contact reads and writes only client-visible comments on its client's projects. Authors edit
+//! their own comments; owners and admins may delete any.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use shared::access::Access;
+use shared::auth::Caller;
+use shared::db::TenantTx;
+use shared::http::extract::{self, Path, Query};
+use shared::http::pagination::{Page, PageRequest};
+use shared::validate::{Text, Validator};
+use shared::{ApiError, AppState};
+use uuid::Uuid;
+
+use crate::model::{CommentView, ItemPath, ProjectPath};
+use crate::projects::require_project;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/workspaces/{workspace_id}/projects/{project_id}/comments", get(list).post(create)).route(
+        "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}",
+        get(read).put(edit).delete(remove),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommentInput {
+    body: String,
+    /// Ignored for client contacts, whose comments are always client-visible.
+    client_visible: Option<bool>,
+}
+
+impl CommentInput {
+    fn parse(&self) -> Result<Text, ApiError> {
+        let mut v = Validator::default();
+        let body = v.check(Text::parse_non_blank("body", &self.body));
+        v.finish()?;
+        Ok(body)
+    }
+
+    fn visibility(&self, access: Access) -> Result<bool, ApiError> {
+        match access {
+            Access::ClientContact => Ok(true),
+            Access::Member(_) => {
+                access.require_writer()?;
+                Ok(self.client_visible.unwrap_or(false))
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ProjectPath>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<CommentView>>, ApiError> {
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
+    require_project(&mut tx, path).await?;
+    let rows = sqlx::query_as::<_, CommentView>(
+        "SELECT id, project_id, author_id, body, client_visible, created_at, updated_at
+         FROM comments
+         WHERE workspace_id = $1 AND project_id = $2 AND ($3::uuid IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4",
+    )
+    .bind(path.workspace_id)
+    .bind(path.project_id)
+    .bind(page.before)
+    .bind(page.fetch_limit())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Page::from_rows(rows, &page, |c| c.id)))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ProjectPath>,
+    extract::Json(input): extract::Json<CommentInput>,
+) -> Result<(StatusCode, Json<CommentView>), ApiError> {
+    let body = input.parse()?;
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    let client_visible = input.visibility(access)?;
+    require_project(&mut tx, path).await?;
+    let comment = sqlx::query_as::<_, CommentView>(
+        "INSERT INTO comments (id, workspace_id, project_id, author_id, body, client_visible)
+         VALUES ($1, $2, $3, app.current_user_id(), $4, $5)
+         RETURNING id, project_id, author_id, body, client_visible, created_at, updated_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(path.workspace_id)
+    .bind(path.project_id)
+    .bind(body.as_str())
+    .bind(client_visible)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(comment)))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ItemPath>,
+) -> Result<Json<CommentView>, ApiError> {
+    let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
+    let comment = find(&mut tx, path).await?.ok_or(ApiError::NotFound("comment"))?;
+    tx.commit().await?;
+    Ok(Json(comment))
+}
+
+async fn edit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ItemPath>,
+    extract::Json(input): extract::Json<CommentInput>,
+) -> Result<Json<CommentView>, ApiError> {
+    let body = input.parse()?;
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    let client_visible = input.visibility(access)?;
+    let existing = find(&mut tx, path).await?.ok_or(ApiError::NotFound("comment"))?;
+    if existing.author_id != Some(caller.user_id) {
+        return Err(ApiError::Forbidden("Only the author can edit a comment.".into()));
+    }
+    let comment = sqlx::query_as::<_, CommentView>(
+        "UPDATE comments SET body = $4, client_visible = $5, updated_at = now()
+         WHERE workspace_id = $1 AND project_id = $2 AND id = $3
+         RETURNING id, project_id, author_id, body, client_visible, created_at, updated_at",
+    )
+    .bind(path.workspace_id)
+    .bind(path.project_id)
+    .bind(path.item_id)
+    .bind(body.as_str())
+    .bind(client_visible)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("comment"))?;
+    tx.commit().await?;
+    Ok(Json(comment))
+}
+
+/// Idempotent: deleting a comment that is gone succeeds.
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ItemPath>,
+) -> Result<StatusCode, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    let Some(existing) = find(&mut tx, path).await? else {
+        require_project(&mut tx, path.project()).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    };
+    let is_author = existing.author_id == Some(caller.user_id);
+    // A viewer may have been a member when they wrote it; deleting is writing, so they no longer may.
+    let author_may_write = match access {
+        Access::ClientContact => true,
+        Access::Member(role) => role.writes(),
+    };
+    let moderates = access.role().is_some_and(|role| role.manages());
+    if !(moderates || (is_author && author_may_write)) {
+        return Err(ApiError::Forbidden("Only the author, an owner or an admin can delete a comment.".into()));
+    }
+    sqlx::query("DELETE FROM comments WHERE workspace_id = $1 AND project_id = $2 AND id = $3")
+        .bind(path.workspace_id)
+        .bind(path.project_id)
+        .bind(path.item_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn find(tx: &mut TenantTx, path: ItemPath) -> Result<Option<CommentView>, ApiError> {
+    Ok(sqlx::query_as::<_, CommentView>(
+        "SELECT id, project_id, author_id, body, client_visible, created_at, updated_at
+         FROM comments WHERE workspace_id = $1 AND project_id = $2 AND id = $3",
+    )
+    .bind(path.workspace_id)
+    .bind(path.project_id)
+    .bind(path.item_id)
+    .fetch_optional(&mut **tx)
+    .await?)
+}

@@ -1,0 +1,178 @@
+//! Deliverables of a project. Client contacts see only those marked `client_visible`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use shared::auth::Caller;
+use shared::http::extract::{self, Path};
+use shared::validate::{HttpUrl, Name, Text, Validator, optional};
+use shared::{ApiError, AppState};
+use uuid::Uuid;
+
+use crate::model::{DeliverableStatus, DeliverableView, ItemPath, ProjectPath};
+use crate::projects::require_project;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables", get(list).post(create))
+        .route(
+            "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}",
+            get(read).put(replace).delete(remove),
+        )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliverableInput {
+    title: String,
+    #[serde(default)]
+    description: String,
+    url: Option<String>,
+    #[serde(default)]
+    status: DeliverableStatus,
+    #[serde(default)]
+    client_visible: bool,
+    milestone_id: Option<Uuid>,
+}
+
+struct ValidDeliverable {
+    title: Name,
+    description: Text,
+    url: Option<HttpUrl>,
+}
+
+impl DeliverableInput {
+    fn parse(&self) -> Result<ValidDeliverable, ApiError> {
+        let mut v = Validator::default();
+        let valid = ValidDeliverable {
+            title: v.check(Name::parse("title", &self.title)),
+            description: v.check(Text::parse("description", &self.description)),
+            url: v.check(optional(self.url.as_deref(), |u| HttpUrl::parse("url", u))),
+        };
+        v.finish()?;
+        Ok(valid)
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ProjectPath>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
+    require_project(&mut tx, path).await?;
+    let items = sqlx::query_as::<_, DeliverableView>(
+        "SELECT id, project_id, milestone_id, title, description, url, status, client_visible, created_at, updated_at
+         FROM deliverables WHERE workspace_id = $1 AND project_id = $2 ORDER BY id",
+    )
+    .bind(path.workspace_id)
+    .bind(path.project_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ProjectPath>,
+    extract::Json(input): extract::Json<DeliverableInput>,
+) -> Result<(StatusCode, Json<DeliverableView>), ApiError> {
+    let valid = input.parse()?;
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_writer()?;
+    require_project(&mut tx, path).await?;
+    let deliverable = sqlx::query_as::<_, DeliverableView>(
+        "INSERT INTO deliverables
+             (id, workspace_id, project_id, milestone_id, title, description, url, status, client_visible)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         RETURNING id, project_id, milestone_id, title, description, url, status, client_visible, created_at, updated_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(path.workspace_id)
+    .bind(path.project_id)
+    .bind(input.milestone_id)
+    .bind(valid.title.as_str())
+    .bind(valid.description.as_str())
+    .bind(valid.url.as_ref().map(HttpUrl::as_str))
+    .bind(input.status)
+    .bind(input.client_visible)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(deliverable)))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ItemPath>,
+) -> Result<Json<DeliverableView>, ApiError> {
+    let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
+    let deliverable = sqlx::query_as::<_, DeliverableView>(
+        "SELECT id, project_id, milestone_id, title, description, url, status, client_visible, created_at, updated_at
+         FROM deliverables WHERE workspace_id = $1 AND project_id = $2 AND id = $3",
+    )
+    .bind(path.workspace_id)
+    .bind(path.project_id)
+    .bind(path.item_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("deliverable"))?;
+    tx.commit().await?;
+    Ok(Json(deliverable))
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ItemPath>,
+    extract::Json(input): extract::Json<DeliverableInput>,
+) -> Result<Json<DeliverableView>, ApiError> {
+    let valid = input.parse()?;
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_writer()?;
+    let deliverable = sqlx::query_as::<_, DeliverableView>(
+        "UPDATE deliverables
+         SET milestone_id = $4, title = $5, description = $6, url = $7, status = $8, client_visible = $9,
+             updated_at = now()
+         WHERE workspace_id = $1 AND project_id = $2 AND id = $3
+         RETURNING id, project_id, milestone_id, title, description, url, status, client_visible, created_at, updated_at",
+    )
+    .bind(path.workspace_id)
+    .bind(path.project_id)
+    .bind(path.item_id)
+    .bind(input.milestone_id)
+    .bind(valid.title.as_str())
+    .bind(valid.description.as_str())
+    .bind(valid.url.as_ref().map(HttpUrl::as_str))
+    .bind(input.status)
+    .bind(input.client_visible)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("deliverable"))?;
+    tx.commit().await?;
+    Ok(Json(deliverable))
+}
+
+/// Idempotent.
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ItemPath>,
+) -> Result<StatusCode, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_writer()?;
+    require_project(&mut tx, path.project()).await?;
+    sqlx::query("DELETE FROM deliverables WHERE workspace_id = $1 AND project_id = $2 AND id = $3")
+        .bind(path.workspace_id)
+        .bind(path.project_id)
+        .bind(path.item_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,160 @@
+//! Milestones of a project: readable by whoever sees the project, written by owners, admins and
+//! members.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use shared::auth::Caller;
+use shared::http::extract::{self, Path};
+use shared::validate::{Name, Text, Validator};
+use shared::{ApiError, AppState};
+use time::Date;
+use uuid::Uuid;
+
+use crate::model::{ItemPath, MilestoneStatus, MilestoneView, ProjectPath};
+use crate::projects::require_project;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/workspaces/{workspace_id}/projects/{project_id}/milestones", get(list).post(create)).route(
+        "/v1/workspaces/{workspace_id}/projects/{project_id}/milestones/{item_id}",
+        get(read).put(replace).delete(remove),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MilestoneInput {
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    status: MilestoneStatus,
+    due_date: Option<Date>,
+}
+
+impl MilestoneInput {
+    fn parse(&self) -> Result<(Name, Text), ApiError> {
+        let mut v = Validator::default();
+        let title = v.check(Name::parse("title", &self.title));
+        let description = v.check(Text::parse("description", &self.description));
+        v.finish()?;
+        Ok((title, description))
+    }
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ProjectPath>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
+    require_project(&mut tx, path).await?;
+    let items = sqlx::query_as::<_, MilestoneView>(
+        "SELECT id, project_id, title, description, status, due_date, created_at, updated_at
+         FROM milestones WHERE workspace_id = $1 AND project_id = $2
+         ORDER BY due_date NULLS LAST, id",
+    )
+    .bind(path.workspace_id)
+    .bind(path.project_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ProjectPath>,
+    extract::Json(input): extract::Json<MilestoneInput>,
+) -> Result<(StatusCode, Json<MilestoneView>), ApiError> {
+    let (title, description) = input.parse()?;
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_writer()?;
+    require_project(&mut tx, path).await?;
+    let milestone = sqlx::query_as::<_, MilestoneView>(
+        "INSERT INTO milestones (id, workspace_id, project_id, title, description, status, due_date)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         RETURNING id, project_id, title, description, status, due_date, created_at, updated_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(path.workspace_id)
+    .bind(path.project_id)
+    .bind(title.as_str())
+    .bind(description.as_str())
+    .bind(input.status)
+    .bind(input.due_date)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(milestone)))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ItemPath>,
+) -> Result<Json<MilestoneView>, ApiError> {
+    let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
+    let milestone = sqlx::query_as::<_, MilestoneView>(
+        "SELECT id, project_id, title, description, status, due_date, created_at, updated_at
+         FROM milestones WHERE workspace_id = $1 AND project_id = $2 AND id = $3",
+    )
+    .bind(path.workspace_id)
+    .bind(path.project_id)
+    .bind(path.item_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("milestone"))?;
+    tx.commit().await?;
+    Ok(Json(milestone))
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ItemPath>,
+    extract::Json(input): extract::Json<MilestoneInput>,
+) -> Result<Json<MilestoneView>, ApiError> {
+    let (title, description) = input.parse()?;
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_writer()?;
+    let milestone = sqlx::query_as::<_, MilestoneView>(
+        "UPDATE milestones SET title = $4, description = $5, status = $6, due_date = $7, updated_at = now()
+         WHERE workspace_id = $1 AND project_id = $2 AND id = $3
+         RETURNING id, project_id, title, description, status, due_date, created_at, updated_at",
+    )
+    .bind(path.workspace_id)
+    .bind(path.project_id)
+    .bind(path.item_id)
+    .bind(title.as_str())
+    .bind(description.as_str())
+    .bind(input.status)
+    .bind(input.due_date)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("milestone"))?;
+    tx.commit().await?;
+    Ok(Json(milestone))
+}
+
+/// Idempotent; deliverables of the milestone stay, detached from it.
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ItemPath>,
+) -> Result<StatusCode, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_writer()?;
+    require_project(&mut tx, path.project()).await?;
+    sqlx::query("DELETE FROM milestones WHERE workspace_id = $1 AND project_id = $2 AND id = $3")
+        .bind(path.workspace_id)
+        .bind(path.project_id)
+        .bind(path.item_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,196 @@
+//! Projects: everyone in the workspace reads (a client contact only its client's projects);
+//! owners, admins and members write.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use shared::auth::Caller;
+use shared::db::TenantTx;
+use shared::http::extract::{self, Path, Query};
+use shared::http::pagination::{Page, PageRequest};
+use shared::validate::{Name, Text, Validator};
+use shared::{ApiError, AppState};
+use time::Date;
+use uuid::Uuid;
+
+use crate::model::{ProjectPath, ProjectStatus, ProjectView};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/workspaces/{workspace_id}/projects", get(list).post(create))
+        .route("/v1/workspaces/{workspace_id}/projects/{project_id}", get(read).put(replace).delete(remove))
+}
+
+/// Body of POST and PUT; PUT replaces every field, so omitted ones take these defaults.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectInput {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    status: ProjectStatus,
+    client_id: Option<Uuid>,
+    due_date: Option<Date>,
+}
+
+struct ValidProject {
+    name: Name,
+    description: Text,
+}
+
+impl ProjectInput {
+    fn parse(&self) -> Result<ValidProject, ApiError> {
+        let mut v = Validator::default();
+        let valid = ValidProject {
+            name: v.check(Name::parse("name", &self.name)),
+            description: v.check(Text::parse("description", &self.description)),
+        };
+        v.finish()?;
+        Ok(valid)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<ProjectStatus>,
+    client_id: Option<Uuid>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<ProjectView>>, ApiError> {
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let (mut tx, _access) = state.open_workspace(&caller, workspace_id).await?;
+    let rows = sqlx::query_as::<_, ProjectView>(
+        "SELECT id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at
+         FROM projects
+         WHERE workspace_id = $1
+           AND ($2::project_status IS NULL OR status = $2)
+           AND ($3::uuid IS NULL OR client_id = $3)
+           AND ($4::uuid IS NULL OR id < $4)
+         ORDER BY id DESC LIMIT $5",
+    )
+    .bind(workspace_id)
+    .bind(query.status)
+    .bind(query.client_id)
+    .bind(page.before)
+    .bind(page.fetch_limit())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Page::from_rows(rows, &page, |p| p.id)))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    extract::Json(input): extract::Json<ProjectInput>,
+) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
+    let valid = input.parse()?;
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    access.require_writer()?;
+    let project = sqlx::query_as::<_, ProjectView>(
+        "INSERT INTO projects (id, workspace_id, client_id, name, description, status, due_date, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, app.current_user_id())
+         RETURNING id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(workspace_id)
+    .bind(input.client_id)
+    .bind(valid.name.as_str())
+    .bind(valid.description.as_str())
+    .bind(input.status)
+    .bind(input.due_date)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::info!(project_id = %project.id, "project created");
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ProjectPath>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
+    let project = sqlx::query_as::<_, ProjectView>(
+        "SELECT id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at
+         FROM projects WHERE workspace_id = $1 AND id = $2",
+    )
+    .bind(path.workspace_id)
+    .bind(path.project_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("project"))?;
+    tx.commit().await?;
+    Ok(Json(project))
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ProjectPath>,
+    extract::Json(input): extract::Json<ProjectInput>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let valid = input.parse()?;
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_writer()?;
+    let project = sqlx::query_as::<_, ProjectView>(
+        "UPDATE projects
+         SET client_id = $3, name = $4, description = $5, status = $6, due_date = $7, updated_at = now()
+         WHERE workspace_id = $1 AND id = $2
+         RETURNING id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at",
+    )
+    .bind(path.workspace_id)
+    .bind(path.project_id)
+    .bind(input.client_id)
+    .bind(valid.name.as_str())
+    .bind(valid.description.as_str())
+    .bind(input.status)
+    .bind(input.due_date)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("project"))?;
+    tx.commit().await?;
+    Ok(Json(project))
+}
+
+/// Idempotent: deleting a project that is already gone succeeds. Its milestones, deliverables
+/// and comments go with it.
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ProjectPath>,
+) -> Result<StatusCode, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_writer()?;
+    sqlx::query("DELETE FROM projects WHERE workspace_id = $1 AND id = $2")
+        .bind(path.workspace_id)
+        .bind(path.project_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// 404 unless the caller can see the project (for the routes nested under it).
+pub async fn require_project(tx: &mut TenantTx, path: ProjectPath) -> Result<(), ApiError> {
+    let visible: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects WHERE workspace_id = $1 AND id = $2)")
+            .bind(path.workspace_id)
+            .bind(path.project_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    if visible { Ok(()) } else { Err(ApiError::NotFound("project")) }
+}

@@ -1,0 +1,169 @@
+//! A workspace's clients: members read them (a client contact reads only its own client);
+//! owners and admins manage them.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use shared::auth::Caller;
+use shared::http::extract::{self, Path, Query};
+use shared::http::pagination::{Page, PageRequest};
+use shared::validate::{Email, Name, Text, Validator, optional};
+use shared::{ApiError, AppState};
+use uuid::Uuid;
+
+use crate::views::ClientView;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/workspaces/{workspace_id}/clients", get(list).post(create))
+        .route("/v1/workspaces/{workspace_id}/clients/{client_id}", get(read).put(replace).delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientInput {
+    name: String,
+    email: Option<String>,
+    #[serde(default)]
+    notes: String,
+}
+
+struct ValidClient {
+    name: Name,
+    email: Option<Email>,
+    notes: Text,
+}
+
+impl ClientInput {
+    fn parse(&self) -> Result<ValidClient, ApiError> {
+        let mut v = Validator::default();
+        let client = ValidClient {
+            name: v.check(Name::parse("name", &self.name)),
+            email: v.check(optional(self.email.as_deref(), |e| Email::parse("email", e))),
+            notes: v.check(Text::parse("notes", &self.notes)),
+        };
+        v.finish()?;
+        Ok(client)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ClientPath {
+    pub workspace_id: Uuid,
+    pub client_id: Uuid,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<ClientView>>, ApiError> {
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let (mut tx, _access) = state.open_workspace(&caller, workspace_id).await?;
+    let rows = sqlx::query_as::<_, ClientView>(
+        "SELECT id, name, email, notes, created_at, updated_at FROM clients
+         WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+    )
+    .bind(workspace_id)
+    .bind(page.before)
+    .bind(page.fetch_limit())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Page::from_rows(rows, &page, |c| c.id)))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    extract::Json(input): extract::Json<ClientInput>,
+) -> Result<(StatusCode, Json<ClientView>), ApiError> {
+    let client = input.parse()?;
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    access.require_manager()?;
+    let view = sqlx::query_as::<_, ClientView>(
+        "INSERT INTO clients (id, workspace_id, name, email, notes) VALUES ($1, $2, $3, $4, $5)
+         RETURNING id, name, email, notes, created_at, updated_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(workspace_id)
+    .bind(client.name.as_str())
+    .bind(client.email.as_ref().map(Email::as_str))
+    .bind(client.notes.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ClientPath>,
+) -> Result<Json<ClientView>, ApiError> {
+    let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
+    let view = sqlx::query_as::<_, ClientView>(
+        "SELECT id, name, email, notes, created_at, updated_at FROM clients WHERE workspace_id = $1 AND id = $2",
+    )
+    .bind(path.workspace_id)
+    .bind(path.client_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("client"))?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ClientPath>,
+    extract::Json(input): extract::Json<ClientInput>,
+) -> Result<Json<ClientView>, ApiError> {
+    let client = input.parse()?;
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_manager()?;
+    let view = sqlx::query_as::<_, ClientView>(
+        "UPDATE clients SET name = $3, email = $4, notes = $5, updated_at = now()
+         WHERE workspace_id = $1 AND id = $2
+         RETURNING id, name, email, notes, created_at, updated_at",
+    )
+    .bind(path.workspace_id)
+    .bind(path.client_id)
+    .bind(client.name.as_str())
+    .bind(client.email.as_ref().map(Email::as_str))
+    .bind(client.notes.as_str())
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("client"))?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+/// Idempotent. Projects of a deleted client stay, unassigned; its contacts lose access.
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ClientPath>,
+) -> Result<StatusCode, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_manager()?;
+    sqlx::query("DELETE FROM clients WHERE workspace_id = $1 AND id = $2")
+        .bind(path.workspace_id)
+        .bind(path.client_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,123 @@
+//! Client contacts: users linked to a client, who then see that client's projects in the portal.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+use shared::auth::Caller;
+use shared::http::extract::{self, Path};
+use shared::validate::{Email, Validator};
+use shared::{ApiError, AppState};
+use uuid::Uuid;
+
+use crate::clients::ClientPath;
+use crate::members::user_by_email;
+use crate::views::ContactView;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/workspaces/{workspace_id}/clients/{client_id}/contacts", get(list).post(add))
+        .route("/v1/workspaces/{workspace_id}/clients/{client_id}/contacts/{user_id}", delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddContact {
+    email: String,
+}
+
+#[derive(Deserialize)]
+struct ContactPath {
+    workspace_id: Uuid,
+    client_id: Uuid,
+    user_id: Uuid,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ClientPath>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_member()?;
+    require_client(&mut tx, &path).await?;
+    let contacts = sqlx::query_as::<_, ContactView>(
+        "SELECT c.user_id, u.email, c.created_at AS linked_at
+         FROM client_contacts c JOIN users u ON u.id = c.user_id
+         WHERE c.workspace_id = $1 AND c.client_id = $2 ORDER BY c.created_at, c.user_id",
+    )
+    .bind(path.workspace_id)
+    .bind(path.client_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(serde_json::json!({ "items": contacts })))
+}
+
+async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ClientPath>,
+    extract::Json(input): extract::Json<AddContact>,
+) -> Result<(StatusCode, Json<ContactView>), ApiError> {
+    let mut v = Validator::default();
+    let email = v.check(Email::parse("email", &input.email));
+    v.finish()?;
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_manager()?;
+    require_client(&mut tx, &path).await?;
+    let user_id = user_by_email(&mut tx, path.workspace_id, &email).await?;
+    let is_member: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM workspace_members WHERE workspace_id = $1 AND user_id = $2)")
+            .bind(path.workspace_id)
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if is_member {
+        return Err(ApiError::Conflict {
+            code: "already_member",
+            detail: "That user is a member of this workspace; members already see its projects.".into(),
+        });
+    }
+    let contact = sqlx::query_as::<_, ContactView>(
+        "WITH linked AS (
+             INSERT INTO client_contacts (workspace_id, client_id, user_id) VALUES ($1, $2, $3)
+             RETURNING user_id, created_at)
+         SELECT l.user_id, u.email, l.created_at AS linked_at FROM linked l JOIN users u ON u.id = l.user_id",
+    )
+    .bind(path.workspace_id)
+    .bind(path.client_id)
+    .bind(user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(contact)))
+}
+
+/// Idempotent: unlinking someone who is not linked succeeds.
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ContactPath>,
+) -> Result<StatusCode, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_manager()?;
+    sqlx::query("DELETE FROM client_contacts WHERE workspace_id = $1 AND client_id = $2 AND user_id = $3")
+        .bind(path.workspace_id)
+        .bind(path.client_id)
+        .bind(path.user_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn require_client(tx: &mut shared::db::TenantTx, path: &ClientPath) -> Result<(), ApiError> {
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clients WHERE workspace_id = $1 AND id = $2)")
+        .bind(path.workspace_id)
+        .bind(path.client_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    if exists { Ok(()) } else { Err(ApiError::NotFound("client")) }
+}

@@ -1,0 +1,164 @@
+//! Workspace members: everyone reads the list; owners and admins add, change and remove members;
+//! only owners touch owners; anyone may leave; a workspace always keeps one owner.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use shared::access::Role;
+use shared::auth::Caller;
+use shared::db::TenantTx;
+use shared::http::extract::{self, Path};
+use shared::validate::{Email, Validator};
+use shared::{ApiError, AppState};
+use uuid::Uuid;
+
+use crate::views::MemberView;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/workspaces/{workspace_id}/members", get(list).post(add))
+        .route("/v1/workspaces/{workspace_id}/members/{user_id}", put(change_role).delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddMember {
+    email: String,
+    role: Role,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeRole {
+    role: Role,
+}
+
+#[derive(Deserialize)]
+pub struct MemberPath {
+    workspace_id: Uuid,
+    user_id: Uuid,
+}
+
+const SELECT_MEMBER: &str = "SELECT m.user_id, u.email, m.role, m.created_at AS joined_at
+    FROM workspace_members m JOIN users u ON u.id = m.user_id
+    WHERE m.workspace_id = $1 AND m.user_id = $2";
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    access.require_member()?;
+    let members = sqlx::query_as::<_, MemberView>(
+        "SELECT m.user_id, u.email, m.role, m.created_at AS joined_at
+         FROM workspace_members m JOIN users u ON u.id = m.user_id
+         WHERE m.workspace_id = $1 ORDER BY m.created_at, m.user_id",
+    )
+    .bind(workspace_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(serde_json::json!({ "items": members })))
+}
+
+async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    extract::Json(input): extract::Json<AddMember>,
+) -> Result<(StatusCode, Json<MemberView>), ApiError> {
+    let mut v = Validator::default();
+    let email = v.check(Email::parse("email", &input.email));
+    v.finish()?;
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    let caller_role = access.require_manager()?;
+    require_owner_for_owners(caller_role, &[input.role])?;
+    let user_id = user_by_email(&mut tx, workspace_id, &email).await?;
+    sqlx::query("INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, $3)")
+        .bind(workspace_id)
+        .bind(user_id)
+        .bind(input.role)
+        .execute(&mut *tx)
+        .await?;
+    let member =
+        sqlx::query_as::<_, MemberView>(SELECT_MEMBER).bind(workspace_id).bind(user_id).fetch_one(&mut *tx).await?;
+    tx.commit().await?;
+    tracing::info!(member = %user_id, role = ?input.role, "member added");
+    Ok((StatusCode::CREATED, Json(member)))
+}
+
+async fn change_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<MemberPath>,
+    extract::Json(input): extract::Json<ChangeRole>,
+) -> Result<Json<MemberView>, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    let caller_role = access.require_manager()?;
+    let current = current_role(&mut tx, &path).await?.ok_or(ApiError::NotFound("member"))?;
+    require_owner_for_owners(caller_role, &[current, input.role])?;
+    sqlx::query("UPDATE workspace_members SET role = $3, updated_at = now() WHERE workspace_id = $1 AND user_id = $2")
+        .bind(path.workspace_id)
+        .bind(path.user_id)
+        .bind(input.role)
+        .execute(&mut *tx)
+        .await?;
+    let member = sqlx::query_as::<_, MemberView>(SELECT_MEMBER)
+        .bind(path.workspace_id)
+        .bind(path.user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(member))
+}
+
+/// Idempotent: removing someone who is not (or no longer) a member succeeds.
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<MemberPath>,
+) -> Result<StatusCode, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    let caller_role = access.require_member()?;
+    if path.user_id != caller.user_id {
+        let caller_role = access.require_manager().map(|_| caller_role)?;
+        if let Some(current) = current_role(&mut tx, &path).await? {
+            require_owner_for_owners(caller_role, &[current])?;
+        }
+    }
+    sqlx::query("DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
+        .bind(path.workspace_id)
+        .bind(path.user_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn require_owner_for_owners(caller_role: Role, roles: &[Role]) -> Result<(), ApiError> {
+    if roles.contains(&Role::Owner) && caller_role != Role::Owner {
+        return Err(ApiError::Forbidden("Only owners can grant, change or remove the owner role.".into()));
+    }
+    Ok(())
+}
+
+async fn current_role(tx: &mut TenantTx, path: &MemberPath) -> Result<Option<Role>, ApiError> {
+    Ok(sqlx::query_scalar("SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
+        .bind(path.workspace_id)
+        .bind(path.user_id)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+/// Finds a user who has signed in at least once, by e-mail; the database answers only managers.
+pub async fn user_by_email(tx: &mut TenantTx, workspace_id: Uuid, email: &Email) -> Result<Uuid, ApiError> {
+    sqlx::query_scalar::<_, Option<Uuid>>("SELECT app.user_id_by_email($1, $2)")
+        .bind(workspace_id)
+        .bind(email.as_str())
+        .fetch_one(&mut **tx)
+        .await?
+        .ok_or_else(|| ApiError::validation("email", "no user with this e-mail has signed in yet"))
+}

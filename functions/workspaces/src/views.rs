@@ -1,0 +1,45 @@
+//! Response bodies of this function.
+
+use serde::Serialize;
+use shared::access::Role;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct WorkspaceView {
+    pub id: Uuid,
+    pub name: String,
+    /// The caller's role, or `client` for a client contact.
+    pub role: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct MemberView {
+    pub user_id: Uuid,
+    pub email: Option<String>,
+    pub role: Role,
+    #[serde(with = "time::serde::rfc3339")]
+    pub joined_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct ClientView {
+    pub id: Uuid,
+    pub name: String,
+    pub email: Option<String>,
+    pub notes: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct ContactView {
+    pub user_id: Uuid,
+    pub email: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub linked_at: OffsetDateTime,
+}

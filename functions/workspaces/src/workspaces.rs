@@ -1,0 +1,143 @@
+//! Create, list, read, rename and delete workspaces.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use shared::access::Role;
+use shared::auth::Caller;
+use shared::http::extract::{self, Path, Query};
+use shared::http::pagination::{Page, PageRequest};
+use shared::validate::{Name, Validator};
+use shared::{ApiError, AppState};
+use uuid::Uuid;
+
+use crate::views::WorkspaceView;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/workspaces", get(list).post(create))
+        .route("/v1/workspaces/{workspace_id}", get(read).put(rename).delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkspaceInput {
+    name: String,
+}
+
+impl WorkspaceInput {
+    fn parse(&self) -> Result<Name, ApiError> {
+        let mut v = Validator::default();
+        let name = v.check(Name::parse("name", &self.name));
+        v.finish()?;
+        Ok(name)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// The workspace as the caller sees it (with their role), then a literal WHERE clause.
+macro_rules! select_view {
+    ($rest:literal) => {
+        concat!(
+            "SELECT w.id, w.name, w.created_at,
+                    coalesce((SELECT m.role::text FROM workspace_members m
+                              WHERE m.workspace_id = w.id AND m.user_id = app.current_user_id()), 'client') AS role
+             FROM workspaces w",
+            $rest
+        )
+    };
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    extract::Json(input): extract::Json<WorkspaceInput>,
+) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
+    let name = input.parse()?;
+    let id = Uuid::now_v7();
+    let mut tx = state.begin(&caller).await?;
+    sqlx::query("SELECT app.create_workspace($1, $2)").bind(id).bind(name.as_str()).execute(&mut *tx).await?;
+    let view =
+        sqlx::query_as::<_, WorkspaceView>(select_view!(" WHERE w.id = $1")).bind(id).fetch_one(&mut *tx).await?;
+    tx.commit().await?;
+    tracing::info!(workspace_id = %id, "workspace created");
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<WorkspaceView>>, ApiError> {
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let mut tx = state.begin(&caller).await?;
+    let rows = sqlx::query_as::<_, WorkspaceView>(select_view!(
+        " WHERE ($1::uuid IS NULL OR w.id < $1) ORDER BY w.id DESC LIMIT $2"
+    ))
+    .bind(page.before)
+    .bind(page.fetch_limit())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Page::from_rows(rows, &page, |w| w.id)))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+) -> Result<Json<WorkspaceView>, ApiError> {
+    let mut tx = state.begin(&caller).await?;
+    let view = sqlx::query_as::<_, WorkspaceView>(select_view!(" WHERE w.id = $1"))
+        .bind(workspace_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(ApiError::NotFound("workspace"))?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+async fn rename(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    extract::Json(input): extract::Json<WorkspaceInput>,
+) -> Result<Json<WorkspaceView>, ApiError> {
+    let name = input.parse()?;
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    access.require_manager()?;
+    sqlx::query("UPDATE workspaces SET name = $2, updated_at = now() WHERE id = $1")
+        .bind(workspace_id)
+        .bind(name.as_str())
+        .execute(&mut *tx)
+        .await?;
+    let view = sqlx::query_as::<_, WorkspaceView>(select_view!(" WHERE w.id = $1"))
+        .bind(workspace_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    if access.require_member()? != Role::Owner {
+        return Err(ApiError::Forbidden("Only owners can delete a workspace.".into()));
+    }
+    sqlx::query("DELETE FROM workspaces WHERE id = $1").bind(workspace_id).execute(&mut *tx).await?;
+    tx.commit().await?;
+    tracing::info!(%workspace_id, "workspace deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,121 @@
+//! A demo workspace with fixed ids, so `events/` and the README's curl examples work against it.
+//! Seeding runs through the same RLS-scoped transactions as the API, as each demo user.
+
+use shared::auth::Caller;
+use shared::db::TenantTx;
+use sqlx::PgPool;
+use uuid::{Uuid, uuid};
+
+pub const ISSUER: &str = shared::config::DEFAULT_HS256_ISSUER;
+pub const WORKSPACE_ID: Uuid = uuid!("01935c00-0000-7000-8000-000000000001");
+pub const CLIENT_ID: Uuid = uuid!("01935c00-0000-7000-8000-000000000002");
+pub const PROJECT_ID: Uuid = uuid!("01935c00-0000-7000-8000-000000000003");
+pub const MILESTONE_ID: Uuid = uuid!("01935c00-0000-7000-8000-000000000004");
+pub const DELIVERABLE_ID: Uuid = uuid!("01935c00-0000-7000-8000-000000000005");
+pub const COMMENT_ID: Uuid = uuid!("01935c00-0000-7000-8000-000000000006");
+
+/// (subject, e-mail, role in the demo workspace; None for the client contact)
+pub const USERS: [(&str, &str, Option<&str>); 4] = [
+    ("demo-owner", "owner@demo.test", Some("owner")),
+    ("demo-member", "member@demo.test", Some("member")),
+    ("demo-viewer", "viewer@demo.test", Some("viewer")),
+    ("demo-client", "client@acme.test", None),
+];
+
+pub fn caller(subject: &str, email: &str) -> Caller {
+    Caller::new(ISSUER.to_owned(), subject.to_owned(), Some(email.to_owned()))
+}
+
+/// Creates the demo data once; running it again changes nothing.
+pub async fn seed(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    // Every demo user signs in once, which creates their user row.
+    for (subject, email, _) in USERS {
+        TenantTx::begin(pool, &caller(subject, email)).await.map_err(into_sqlx)?.commit().await.map_err(into_sqlx)?;
+    }
+    let (owner_sub, owner_email, _) = USERS[0];
+    let mut tx = TenantTx::begin(pool, &caller(owner_sub, owner_email)).await.map_err(into_sqlx)?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM workspaces WHERE id = $1)")
+        .bind(WORKSPACE_ID)
+        .fetch_one(&mut *tx)
+        .await?;
+    if exists {
+        return Ok(false);
+    }
+    sqlx::query("SELECT app.create_workspace($1, 'Demo Studio')").bind(WORKSPACE_ID).execute(&mut *tx).await?;
+    for (subject, email, role) in USERS {
+        let user_id = caller(subject, email).user_id;
+        match role {
+            Some("owner") => {}
+            Some(role) => {
+                sqlx::query(
+                    "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, $3::member_role)",
+                )
+                .bind(WORKSPACE_ID)
+                .bind(user_id)
+                .bind(role)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("INSERT INTO clients (id, workspace_id, name, email) VALUES ($1, $2, 'Acme Corp', 'hello@acme.test')")
+                    .bind(CLIENT_ID)
+                    .bind(WORKSPACE_ID)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO client_contacts (workspace_id, client_id, user_id) VALUES ($1, $2, $3)")
+                    .bind(WORKSPACE_ID)
+                    .bind(CLIENT_ID)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+    }
+    sqlx::query(
+        "INSERT INTO projects (id, workspace_id, client_id, name, description, status, due_date, created_by)
+         VALUES ($1, $2, $3, 'Website redesign', 'New marketing site for Acme.', 'active', current_date + 30,
+                 app.current_user_id())",
+    )
+    .bind(PROJECT_ID)
+    .bind(WORKSPACE_ID)
+    .bind(CLIENT_ID)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO milestones (id, workspace_id, project_id, title, due_date)
+         VALUES ($1, $2, $3, 'Wireframes approved', current_date + 10)",
+    )
+    .bind(MILESTONE_ID)
+    .bind(WORKSPACE_ID)
+    .bind(PROJECT_ID)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO deliverables (id, workspace_id, project_id, milestone_id, title, url, status, client_visible)
+         VALUES ($1, $2, $3, $4, 'Homepage wireframe', 'https://files.demo.test/home.pdf', 'in_review', true)",
+    )
+    .bind(DELIVERABLE_ID)
+    .bind(WORKSPACE_ID)
+    .bind(PROJECT_ID)
+    .bind(MILESTONE_ID)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO comments (id, workspace_id, project_id, author_id, body, client_visible)
+         VALUES ($1, $2, $3, app.current_user_id(), 'First draft is up for review.', true)",
+    )
+    .bind(COMMENT_ID)
+    .bind(WORKSPACE_ID)
+    .bind(PROJECT_ID)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await.map_err(into_sqlx)?;
+    Ok(true)
+}
+
+fn into_sqlx(error: shared::ApiError) -> sqlx::Error {
+    match error {
+        shared::ApiError::Database(e) => e,
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
