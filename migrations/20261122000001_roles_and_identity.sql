@@ -27,9 +27,6 @@ GRANT USAGE ON SCHEMA app TO app_api, app_service;
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO app_api, app_service;
 
--- Functions are executable by PUBLIC by default; every one in this schema is granted explicitly.
-ALTER DEFAULT PRIVILEGES IN SCHEMA app REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
-
 -- The caller's user id, set by the API with set_config('app.user_id', ..., true) at the start of
 -- every transaction. NULL when unset, which no policy matches.
 CREATE FUNCTION app.current_user_id() RETURNS uuid

@@ -134,16 +134,8 @@ CREATE TRIGGER workspace_members_keep_an_owner
     AFTER UPDATE OR DELETE ON workspace_members
     FOR EACH ROW EXECUTE FUNCTION app.keep_an_owner();
 
-ALTER FUNCTION app.member_workspace_ids() OWNER TO app_service;
-ALTER FUNCTION app.workspaces_with_role(public.member_role[]) OWNER TO app_service;
-ALTER FUNCTION app.contact_client_ids() OWNER TO app_service;
-ALTER FUNCTION app.contact_workspace_ids() OWNER TO app_service;
-ALTER FUNCTION app.contact_project_ids() OWNER TO app_service;
-ALTER FUNCTION app.ensure_user(uuid, text, text, text) OWNER TO app_service;
-ALTER FUNCTION app.create_workspace(uuid, text) OWNER TO app_service;
-ALTER FUNCTION app.user_id_by_email(uuid, text) OWNER TO app_service;
-ALTER FUNCTION app.keep_an_owner() OWNER TO app_service;
-
+-- Functions are executable by PUBLIC by default; these are granted to the two roles only.
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA app FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     app.current_user_id(),
     app.member_workspace_ids(),
@@ -155,6 +147,18 @@ GRANT EXECUTE ON FUNCTION
     app.create_workspace(uuid, text),
     app.user_id_by_email(uuid, text)
 TO app_api, app_service;
+
+-- Grants first, then ownership: the ACL travels with the function, and a non-superuser owner
+-- (e.g. on RDS) could not grant on functions it no longer owns.
+ALTER FUNCTION app.member_workspace_ids() OWNER TO app_service;
+ALTER FUNCTION app.workspaces_with_role(public.member_role[]) OWNER TO app_service;
+ALTER FUNCTION app.contact_client_ids() OWNER TO app_service;
+ALTER FUNCTION app.contact_workspace_ids() OWNER TO app_service;
+ALTER FUNCTION app.contact_project_ids() OWNER TO app_service;
+ALTER FUNCTION app.ensure_user(uuid, text, text, text) OWNER TO app_service;
+ALTER FUNCTION app.create_workspace(uuid, text) OWNER TO app_service;
+ALTER FUNCTION app.user_id_by_email(uuid, text) OWNER TO app_service;
+ALTER FUNCTION app.keep_an_owner() OWNER TO app_service;
 
 -- Enabled and forced on every table, so not even the owner reads around the policies.
 ALTER TABLE users ENABLE ROW LEVEL SECURITY;

@@ -1,1 +1,329 @@
+//! Test harness: a fresh, migrated PostgreSQL database per test binary, the functions' real
+//! routers driven in-process, and typed helpers so each test reads as arrange / act / assert.
+//!
+//! `TEST_DATABASE_ADMIN_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) names a
+//! superuser connection used to create the database; the app itself connects as `app_api`.
 
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use shared::AppState;
+use shared::auth::dev_token::DevToken;
+use shared::config::Config;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{ConnectOptions, PgPool};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub const HS256_SECRET: &str = "integration-test-hs256-secret";
+pub const HS256_ISSUER: &str = "saas-local";
+pub const AUDIENCE: &str = "saas-local";
+
+pub struct TestDatabase {
+    pub owner_url: String,
+    pub api_url: String,
+    pub service_url: String,
+}
+
+/// The database of this test binary, created and migrated on first use. Its creation runs on a
+/// thread of its own because every `#[tokio::test]` has its own runtime, and pools must not
+/// outlive the runtime that made them: tests only share URLs, never pools.
+pub fn database() -> &'static TestDatabase {
+    static DATABASE: OnceLock<TestDatabase> = OnceLock::new();
+    DATABASE.get_or_init(|| {
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(create_database())
+        })
+        .join()
+        .expect("creating the test database")
+    })
+}
+
+async fn create_database() -> TestDatabase {
+    let admin_url = std::env::var("TEST_DATABASE_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let admin: sqlx::postgres::PgConnectOptions = admin_url.parse().expect("TEST_DATABASE_ADMIN_URL");
+    let name = format!("saas_test_{}", Uuid::new_v4().simple());
+    let mut conn = admin.connect().await.unwrap_or_else(|e| {
+        panic!("cannot reach PostgreSQL at {admin_url}: {e}. Run the suite with scripts/test.sh, which starts it.")
+    });
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let owner_options = admin.clone().database(&name);
+    let owner = PgPoolOptions::new().max_connections(2).connect_with(owner_options).await.expect("connect owner");
+    shared::db::migrate::run(&owner).await.expect("migrations apply");
+    shared::db::migrate::enable_local_logins(&owner, "app_api", "app_service").await.expect("role logins");
+    owner.close().await;
+    let host = admin.get_host().to_owned();
+    let port = admin.get_port();
+    TestDatabase {
+        owner_url: admin.clone().database(&name).to_url_lossy().to_string(),
+        api_url: format!("postgres://app_api:app_api@{host}:{port}/{name}"),
+        service_url: format!("postgres://app_service:app_service@{host}:{port}/{name}"),
+    }
+}
+
+/// The settings a test app runs with; tests add or replace entries.
+pub fn base_settings() -> Vec<(String, String)> {
+    [
+        ("DATABASE_URL", database().api_url.as_str()),
+        ("AUTH_HS256_SECRET", HS256_SECRET),
+        ("AUTH_HS256_ISSUER", HS256_ISSUER),
+        ("DB_MAX_CONNECTIONS", "20"),
+        ("MAX_BODY_BYTES", "16384"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    workspaces: Router,
+    projects: Router,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: Uuid,
+    pub subject: String,
+    pub email: String,
+    pub token: String,
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    #[track_caller]
+    pub fn expect(&self, status: StatusCode) -> &Value {
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.body);
+        &self.body
+    }
+
+    /// The problem's `code`, after checking the response is a well-formed problem+json.
+    #[track_caller]
+    pub fn problem(&self, status: StatusCode) -> &str {
+        self.expect(status);
+        let content_type = self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        assert_eq!(content_type, Some("application/problem+json"), "body: {}", self.body);
+        assert_eq!(self.body["status"], status.as_u16(), "body: {}", self.body);
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "body: {}", self.body);
+        self.body["code"].as_str().expect("problem has a code")
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.body["id"].as_str().and_then(|id| id.parse().ok()).unwrap_or_else(|| panic!("no id in {}", self.body))
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_settings(base_settings()).await
+    }
+
+    pub async fn with_settings(settings: Vec<(String, String)>) -> Self {
+        // Logs go through the test writer, so a failing test shows the cause the app logged.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .try_init();
+        let config = Config::from_lookup(|name| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .expect("test config");
+        let pool = shared::db::connect(&config.database).await.expect("connect as app_api");
+        let state = AppState::new(config, pool);
+        Self { workspaces: workspaces::app(state.clone()), projects: projects::app(state.clone()), state }
+    }
+
+    /// The function API Gateway would route this path to.
+    fn function_for(&self, path: &str) -> &Router {
+        if path.contains("/projects") { &self.projects } else { &self.workspaces }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let router = self.function_for(request.uri().path()).clone();
+        let response = router.oneshot(request).await.expect("router is infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        TestResponse { status, headers, body }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> TestResponse {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        };
+        self.send(request.expect("request")).await
+    }
+
+    pub async fn get(&self, user: &TestUser, path: &str) -> TestResponse {
+        self.call(Method::GET, path, Some(&user.token), None).await
+    }
+
+    pub async fn post(&self, user: &TestUser, path: &str, body: Value) -> TestResponse {
+        self.call(Method::POST, path, Some(&user.token), Some(&body)).await
+    }
+
+    pub async fn put(&self, user: &TestUser, path: &str, body: Value) -> TestResponse {
+        self.call(Method::PUT, path, Some(&user.token), Some(&body)).await
+    }
+
+    pub async fn delete(&self, user: &TestUser, path: &str) -> TestResponse {
+        self.call(Method::DELETE, path, Some(&user.token), None).await
+    }
+
+    /// A user who has signed in once (so they exist and can be invited by e-mail).
+    pub async fn user(&self, label: &str) -> TestUser {
+        let subject = format!("{label}-{}", Uuid::new_v4().simple());
+        let email = format!("{subject}@test.example");
+        let user = TestUser {
+            id: shared::auth::user_id_for(HS256_ISSUER, &subject),
+            token: mint(&subject, Some(&email), Duration::from_secs(3600)),
+            subject,
+            email,
+        };
+        self.get(&user, "/v1/workspaces").await.expect(StatusCode::OK);
+        user
+    }
+
+    pub async fn workspace(&self, owner: &TestUser, name: &str) -> Uuid {
+        self.post(owner, "/v1/workspaces", json!({ "name": name })).await.expect(StatusCode::CREATED);
+        let list = self.get(owner, "/v1/workspaces?limit=1").await;
+        list.body["items"][0]["id"].as_str().and_then(|id| id.parse().ok()).expect("new workspace listed first")
+    }
+
+    /// A workspace with one user of every kind and one of every kind of row, built through the API.
+    pub async fn tenant(&self, label: &str) -> Tenant {
+        let owner = self.user(&format!("{label}-owner")).await;
+        let id = self.workspace(&owner, &format!("{label} studio")).await;
+        let ws = format!("/v1/workspaces/{id}");
+        let mut members = Vec::new();
+        for role in ["admin", "member", "viewer"] {
+            let user = self.user(&format!("{label}-{role}")).await;
+            self.post(&owner, &format!("{ws}/members"), json!({ "email": user.email, "role": role }))
+                .await
+                .expect(StatusCode::CREATED);
+            members.push(user);
+        }
+        let client_id = self.post(&owner, &format!("{ws}/clients"), json!({ "name": "Acme" })).await.id();
+        let contact = self.user(&format!("{label}-contact")).await;
+        self.post(&owner, &format!("{ws}/clients/{client_id}/contacts"), json!({ "email": contact.email }))
+            .await
+            .expect(StatusCode::CREATED);
+        let project_id = self
+            .post(&owner, &format!("{ws}/projects"), json!({ "name": "Client site", "client_id": client_id }))
+            .await
+            .id();
+        let internal_project_id =
+            self.post(&owner, &format!("{ws}/projects"), json!({ "name": "Internal" })).await.id();
+        let project = format!("{ws}/projects/{project_id}");
+        let milestone_id = self.post(&owner, &format!("{project}/milestones"), json!({ "title": "Design" })).await.id();
+        let visible_deliverable_id = self
+            .post(&owner, &format!("{project}/deliverables"), json!({ "title": "Mockups", "client_visible": true }))
+            .await
+            .id();
+        let hidden_deliverable_id =
+            self.post(&owner, &format!("{project}/deliverables"), json!({ "title": "Internal notes" })).await.id();
+        let visible_comment_id = self
+            .post(&owner, &format!("{project}/comments"), json!({ "body": "For the client", "client_visible": true }))
+            .await
+            .id();
+        let hidden_comment_id =
+            self.post(&owner, &format!("{project}/comments"), json!({ "body": "Team only" })).await.id();
+        let [admin, member, viewer] = members.try_into().expect("three members");
+        Tenant {
+            id,
+            owner,
+            admin,
+            member,
+            viewer,
+            contact,
+            client_id,
+            project_id,
+            internal_project_id,
+            milestone_id,
+            visible_deliverable_id,
+            hidden_deliverable_id,
+            visible_comment_id,
+            hidden_comment_id,
+        }
+    }
+}
+
+pub struct Tenant {
+    pub id: Uuid,
+    pub owner: TestUser,
+    pub admin: TestUser,
+    pub member: TestUser,
+    pub viewer: TestUser,
+    pub contact: TestUser,
+    pub client_id: Uuid,
+    /// Assigned to the client, so its contact sees it.
+    pub project_id: Uuid,
+    /// Not assigned to any client.
+    pub internal_project_id: Uuid,
+    pub milestone_id: Uuid,
+    pub visible_deliverable_id: Uuid,
+    pub hidden_deliverable_id: Uuid,
+    pub visible_comment_id: Uuid,
+    pub hidden_comment_id: Uuid,
+}
+
+impl Tenant {
+    pub fn path(&self) -> String {
+        format!("/v1/workspaces/{}", self.id)
+    }
+
+    pub fn project_path(&self) -> String {
+        format!("/v1/workspaces/{}/projects/{}", self.id, self.project_id)
+    }
+}
+
+/// An HS256 token as the test app accepts it.
+pub fn mint(subject: &str, email: Option<&str>, ttl: Duration) -> String {
+    DevToken { secret: HS256_SECRET, issuer: HS256_ISSUER, audience: AUDIENCE, subject, email, ttl }
+        .mint()
+        .expect("mint token")
+}
+
+/// A pool as the worker (service) role, which sees every tenant: for asserting what was written.
+pub async fn service_pool() -> PgPool {
+    PgPoolOptions::new().max_connections(2).connect(&database().service_url).await.expect("connect as app_service")
+}
+
+/// A pool as the API role, for raw SQL under row-level security.
+pub async fn api_pool() -> PgPool {
+    PgPoolOptions::new().max_connections(4).connect(&database().api_url).await.expect("connect as app_api")
+}
+
+/// A pool as the migration owner (a superuser in tests), for catalog checks.
+pub async fn owner_pool() -> PgPool {
+    PgPoolOptions::new().max_connections(2).connect(&database().owner_url).await.expect("connect as owner")
+}
+
+pub async fn count(pool: &PgPool, table: &str, workspace_id: Uuid) -> i64 {
+    let sql = format!("SELECT count(*) FROM {table} WHERE workspace_id = $1");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(workspace_id).fetch_one(pool).await.expect("count")
+}

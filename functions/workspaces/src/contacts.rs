@@ -80,13 +80,18 @@ async fn add(
             detail: "That user is a member of this workspace; members already see its projects.".into(),
         });
     }
+    sqlx::query("INSERT INTO client_contacts (workspace_id, client_id, user_id) VALUES ($1, $2, $3)")
+        .bind(path.workspace_id)
+        .bind(path.client_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    // A separate statement: the users policy must see the new link, which a CTE's snapshot would not.
     let contact = sqlx::query_as::<_, ContactView>(
-        "WITH linked AS (
-             INSERT INTO client_contacts (workspace_id, client_id, user_id) VALUES ($1, $2, $3)
-             RETURNING user_id, created_at)
-         SELECT l.user_id, u.email, l.created_at AS linked_at FROM linked l JOIN users u ON u.id = l.user_id",
+        "SELECT c.user_id, u.email, c.created_at AS linked_at
+         FROM client_contacts c JOIN users u ON u.id = c.user_id
+         WHERE c.client_id = $1 AND c.user_id = $2",
     )
-    .bind(path.workspace_id)
     .bind(path.client_id)
     .bind(user_id)
     .fetch_one(&mut *tx)
