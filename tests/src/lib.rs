@@ -4,6 +4,8 @@
 //! `TEST_DATABASE_ADMIN_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) names a
 //! superuser connection used to create the database; the app itself connects as `app_api`.
 
+pub mod routes;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 

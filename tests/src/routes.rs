@@ -1,0 +1,415 @@
+//! Every route of every HTTP function, as data: the role matrix and the cross-tenant tests both
+//! run this table, and `every_declared_route_has_a_row` fails when a router gains a route that
+//! is missing here.
+
+use axum::http::Method;
+use serde_json::{Value, json};
+
+use crate::{Tenant, TestApp, TestUser};
+
+/// A tenant plus two signed-in users who belong nowhere yet (to be invited by the routes).
+pub struct Ctx {
+    pub tenant: Tenant,
+    pub invitee: TestUser,
+    pub invitee2: TestUser,
+}
+
+impl Ctx {
+    pub async fn new(app: &TestApp, label: &str) -> Self {
+        Self {
+            tenant: app.tenant(label).await,
+            invitee: app.user(&format!("{label}-invitee")).await,
+            invitee2: app.user(&format!("{label}-invitee2")).await,
+        }
+    }
+}
+
+pub type Call = (Method, String, Option<Value>);
+
+pub struct Row {
+    pub method: Method,
+    /// The route as declared in its router.
+    pub pattern: &'static str,
+    pub request: fn(&Ctx) -> Call,
+    /// Expected status for owner, admin, member, viewer, client contact, outsider.
+    pub expect: [u16; 6],
+    /// Destructive rows run on a workspace of their own, so rows stay independent.
+    pub fresh: bool,
+}
+
+pub const ROLES: [&str; 6] = ["owner", "admin", "member", "viewer", "contact", "outsider"];
+
+fn p(t: &Tenant) -> String {
+    t.path()
+}
+
+pub fn rows() -> Vec<Row> {
+    use Method as M;
+    vec![
+        // ---- workspaces function
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}",
+            request: |c| (M::GET, p(&c.tenant), None),
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::PUT,
+            pattern: "/v1/workspaces/{workspace_id}",
+            request: |c| (M::PUT, p(&c.tenant), Some(json!({"name": "Renamed"}))),
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::DELETE,
+            pattern: "/v1/workspaces/{workspace_id}",
+            request: |c| (M::DELETE, p(&c.tenant), None),
+            expect: [204, 403, 403, 403, 403, 404],
+            fresh: true,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/members",
+            request: |c| (M::GET, format!("{}/members", p(&c.tenant)), None),
+            expect: [200, 200, 200, 200, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/members",
+            request: |c| {
+                (
+                    M::POST,
+                    format!("{}/members", p(&c.tenant)),
+                    Some(json!({"email": c.invitee.email, "role": "member"})),
+                )
+            },
+            expect: [201, 201, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::PUT,
+            pattern: "/v1/workspaces/{workspace_id}/members/{user_id}",
+            request: |c| {
+                (M::PUT, format!("{}/members/{}", p(&c.tenant), c.tenant.viewer.id), Some(json!({"role": "member"})))
+            },
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: true,
+        },
+        // Demoting the only owner: owners hit the last-owner rule, admins may not touch owners.
+        Row {
+            method: M::PUT,
+            pattern: "/v1/workspaces/{workspace_id}/members/{user_id}",
+            request: |c| {
+                (M::PUT, format!("{}/members/{}", p(&c.tenant), c.tenant.owner.id), Some(json!({"role": "admin"})))
+            },
+            expect: [409, 403, 403, 403, 403, 404],
+            fresh: false,
+        },
+        // Removing the viewer: managers may, the viewer may leave, others may not.
+        Row {
+            method: M::DELETE,
+            pattern: "/v1/workspaces/{workspace_id}/members/{user_id}",
+            request: |c| (M::DELETE, format!("{}/members/{}", p(&c.tenant), c.tenant.viewer.id), None),
+            expect: [204, 204, 403, 204, 403, 404],
+            fresh: true,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/clients",
+            request: |c| (M::GET, format!("{}/clients", p(&c.tenant)), None),
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/clients",
+            request: |c| (M::POST, format!("{}/clients", p(&c.tenant)), Some(json!({"name": "Globex"}))),
+            expect: [201, 201, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/clients/{client_id}",
+            request: |c| (M::GET, format!("{}/clients/{}", p(&c.tenant), c.tenant.client_id), None),
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::PUT,
+            pattern: "/v1/workspaces/{workspace_id}/clients/{client_id}",
+            request: |c| {
+                (M::PUT, format!("{}/clients/{}", p(&c.tenant), c.tenant.client_id), Some(json!({"name": "Acme Inc"})))
+            },
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::DELETE,
+            pattern: "/v1/workspaces/{workspace_id}/clients/{client_id}",
+            request: |c| (M::DELETE, format!("{}/clients/{}", p(&c.tenant), c.tenant.client_id), None),
+            expect: [204, 204, 403, 403, 403, 404],
+            fresh: true,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/clients/{client_id}/contacts",
+            request: |c| (M::GET, format!("{}/clients/{}/contacts", p(&c.tenant), c.tenant.client_id), None),
+            expect: [200, 200, 200, 200, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/clients/{client_id}/contacts",
+            request: |c| {
+                (
+                    M::POST,
+                    format!("{}/clients/{}/contacts", p(&c.tenant), c.tenant.client_id),
+                    Some(json!({"email": c.invitee2.email})),
+                )
+            },
+            expect: [201, 201, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::DELETE,
+            pattern: "/v1/workspaces/{workspace_id}/clients/{client_id}/contacts/{user_id}",
+            request: |c| {
+                (
+                    M::DELETE,
+                    format!("{}/clients/{}/contacts/{}", p(&c.tenant), c.tenant.client_id, c.tenant.contact.id),
+                    None,
+                )
+            },
+            expect: [204, 204, 403, 403, 403, 404],
+            fresh: true,
+        },
+        // ---- projects function
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects",
+            request: |c| (M::GET, format!("{}/projects", p(&c.tenant)), None),
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/projects",
+            request: |c| (M::POST, format!("{}/projects", p(&c.tenant)), Some(json!({"name": "New"}))),
+            expect: [201, 201, 201, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}",
+            request: |c| (M::GET, c.tenant.project_path(), None),
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        // The internal project is not the client's: its contact does not see it.
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}",
+            request: |c| (M::GET, format!("{}/projects/{}", p(&c.tenant), c.tenant.internal_project_id), None),
+            expect: [200, 200, 200, 200, 404, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::PUT,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}",
+            request: |c| {
+                (
+                    M::PUT,
+                    c.tenant.project_path(),
+                    Some(json!({"name": "Client site v2", "client_id": c.tenant.client_id})),
+                )
+            },
+            expect: [200, 200, 200, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::DELETE,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}",
+            request: |c| (M::DELETE, c.tenant.project_path(), None),
+            expect: [204, 204, 204, 403, 403, 404],
+            fresh: true,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/milestones",
+            request: |c| (M::GET, format!("{}/milestones", c.tenant.project_path()), None),
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/milestones",
+            request: |c| (M::POST, format!("{}/milestones", c.tenant.project_path()), Some(json!({"title": "Launch"}))),
+            expect: [201, 201, 201, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/milestones/{item_id}",
+            request: |c| (M::GET, format!("{}/milestones/{}", c.tenant.project_path(), c.tenant.milestone_id), None),
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::PUT,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/milestones/{item_id}",
+            request: |c| {
+                (
+                    M::PUT,
+                    format!("{}/milestones/{}", c.tenant.project_path(), c.tenant.milestone_id),
+                    Some(json!({"title": "Design", "status": "done"})),
+                )
+            },
+            expect: [200, 200, 200, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::DELETE,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/milestones/{item_id}",
+            request: |c| (M::DELETE, format!("{}/milestones/{}", c.tenant.project_path(), c.tenant.milestone_id), None),
+            expect: [204, 204, 204, 403, 403, 404],
+            fresh: true,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables",
+            request: |c| (M::GET, format!("{}/deliverables", c.tenant.project_path()), None),
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables",
+            request: |c| (M::POST, format!("{}/deliverables", c.tenant.project_path()), Some(json!({"title": "Logo"}))),
+            expect: [201, 201, 201, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}",
+            request: |c| {
+                (M::GET, format!("{}/deliverables/{}", c.tenant.project_path(), c.tenant.visible_deliverable_id), None)
+            },
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}",
+            request: |c| {
+                (M::GET, format!("{}/deliverables/{}", c.tenant.project_path(), c.tenant.hidden_deliverable_id), None)
+            },
+            expect: [200, 200, 200, 200, 404, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::PUT,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}",
+            request: |c| {
+                (
+                    M::PUT,
+                    format!("{}/deliverables/{}", c.tenant.project_path(), c.tenant.visible_deliverable_id),
+                    Some(json!({"title": "Mockups v2", "client_visible": true, "status": "in_review"})),
+                )
+            },
+            expect: [200, 200, 200, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::DELETE,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}",
+            request: |c| {
+                (
+                    M::DELETE,
+                    format!("{}/deliverables/{}", c.tenant.project_path(), c.tenant.hidden_deliverable_id),
+                    None,
+                )
+            },
+            expect: [204, 204, 204, 403, 403, 404],
+            fresh: true,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/comments",
+            request: |c| (M::GET, format!("{}/comments", c.tenant.project_path()), None),
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/comments",
+            request: |c| {
+                (M::POST, format!("{}/comments", c.tenant.project_path()), Some(json!({"body": "Looks good"})))
+            },
+            expect: [201, 201, 201, 403, 201, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}",
+            request: |c| {
+                (M::GET, format!("{}/comments/{}", c.tenant.project_path(), c.tenant.visible_comment_id), None)
+            },
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}",
+            request: |c| (M::GET, format!("{}/comments/{}", c.tenant.project_path(), c.tenant.hidden_comment_id), None),
+            expect: [200, 200, 200, 200, 404, 404],
+            fresh: false,
+        },
+        // The owner wrote it: only the author edits.
+        Row {
+            method: M::PUT,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}",
+            request: |c| {
+                (
+                    M::PUT,
+                    format!("{}/comments/{}", c.tenant.project_path(), c.tenant.visible_comment_id),
+                    Some(json!({"body": "Edited", "client_visible": true})),
+                )
+            },
+            expect: [200, 403, 403, 403, 403, 404],
+            fresh: false,
+        },
+        // Owners and admins moderate; others may delete only their own.
+        Row {
+            method: M::DELETE,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}",
+            request: |c| {
+                (M::DELETE, format!("{}/comments/{}", c.tenant.project_path(), c.tenant.visible_comment_id), None)
+            },
+            expect: [204, 204, 403, 403, 403, 404],
+            fresh: true,
+        },
+        // ---- routes without a workspace in the path
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces",
+            request: |_| (M::GET, "/v1/workspaces".into(), None),
+            expect: [200; 6],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces",
+            request: |_| (M::POST, "/v1/workspaces".into(), Some(json!({"name": "Mine"}))),
+            expect: [201; 6],
+            fresh: false,
+        },
+    ]
+}
+
+/// The user who plays `role` for a tenant; the outsider is given by the caller.
+pub fn actor<'a>(ctx: &'a Ctx, role: usize, outsider: &'a TestUser) -> &'a TestUser {
+    let t = &ctx.tenant;
+    [&t.owner, &t.admin, &t.member, &t.viewer, &t.contact, outsider][role]
+}

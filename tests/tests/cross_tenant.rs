@@ -1,0 +1,104 @@
+//! A user of workspace A gets nothing of workspace B through any route: every route aimed at B's
+//! ids answers 404 (never 403 or 500) and B's rows stay as they were.
+
+use axum::http::StatusCode;
+use integration_tests::routes::{Ctx, rows};
+use integration_tests::{TestApp, service_pool};
+use uuid::Uuid;
+
+async fn fingerprint(workspace_id: Uuid) -> String {
+    let pool = service_pool().await;
+    sqlx::query_scalar(
+        "SELECT concat_ws('|',
+            (SELECT string_agg(w.name || w.updated_at::text, ',') FROM workspaces w WHERE w.id = $1),
+            (SELECT string_agg(m.user_id::text || m.role::text, ',' ORDER BY m.user_id) FROM workspace_members m WHERE m.workspace_id = $1),
+            (SELECT string_agg(c.id::text || c.name || c.updated_at::text, ',' ORDER BY c.id) FROM clients c WHERE c.workspace_id = $1),
+            (SELECT string_agg(cc.user_id::text, ',' ORDER BY cc.user_id) FROM client_contacts cc WHERE cc.workspace_id = $1),
+            (SELECT string_agg(p.id::text || p.updated_at::text, ',' ORDER BY p.id) FROM projects p WHERE p.workspace_id = $1),
+            (SELECT string_agg(x.id::text || x.updated_at::text, ',' ORDER BY x.id) FROM milestones x WHERE x.workspace_id = $1),
+            (SELECT string_agg(x.id::text || x.updated_at::text, ',' ORDER BY x.id) FROM deliverables x WHERE x.workspace_id = $1),
+            (SELECT string_agg(x.id::text || x.updated_at::text, ',' ORDER BY x.id) FROM comments x WHERE x.workspace_id = $1))",
+    )
+    .bind(workspace_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_route_aimed_at_another_workspace_answers_404_and_changes_nothing() {
+    let app = TestApp::new().await;
+    let a = Ctx::new(&app, "a").await;
+    let b = Ctx::new(&app, "b").await;
+    let before = fingerprint(b.tenant.id).await;
+    let mut leaks = Vec::new();
+    // Every user of A, whatever their role there, is an outsider to B.
+    let a_users = [&a.tenant.owner, &a.tenant.admin, &a.tenant.member, &a.tenant.viewer, &a.tenant.contact];
+    for row in rows().into_iter().filter(|row| row.pattern.contains("{workspace_id}")) {
+        let (method, path, body) = (row.request)(&b);
+        for user in a_users {
+            let response = app.call(method.clone(), &path, Some(&user.token), body.as_ref()).await;
+            if response.status != StatusCode::NOT_FOUND {
+                leaks.push(format!("{method} {path} as {} -> {} {}", user.subject, response.status, response.body));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "routes that did not answer 404 across tenants:\n{}", leaks.join("\n"));
+    assert_eq!(fingerprint(b.tenant.id).await, before, "workspace B changed");
+}
+
+#[tokio::test]
+async fn lists_never_include_another_workspaces_rows() {
+    let app = TestApp::new().await;
+    let a = app.tenant("a").await;
+    let b = app.tenant("b").await;
+    let listed = app.get(&a.owner, "/v1/workspaces?limit=100").await;
+    let ids: Vec<&str> = listed.body["items"].as_array().unwrap().iter().map(|w| w["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![a.id.to_string()]);
+    // A's project list filtered by B's client: empty, not an error and not B's projects.
+    let filtered = app.get(&a.owner, &format!("{}/projects?client_id={}", a.path(), b.client_id)).await;
+    assert_eq!(filtered.body["items"], serde_json::json!([]));
+    // A project of B addressed under A's workspace path.
+    let crossed = app.get(&a.owner, &format!("{}/projects/{}", a.path(), b.project_id)).await;
+    assert_eq!(crossed.problem(StatusCode::NOT_FOUND), "not_found");
+    // Children of B's project addressed under A's workspace and project ids.
+    let crossed = app.get(&a.owner, &format!("{}/deliverables/{}", a.project_path(), b.visible_deliverable_id)).await;
+    assert_eq!(crossed.problem(StatusCode::NOT_FOUND), "not_found");
+}
+
+#[tokio::test]
+async fn a_project_cannot_be_assigned_to_another_workspaces_client() {
+    let app = TestApp::new().await;
+    let a = app.tenant("a").await;
+    let b = app.tenant("b").await;
+    let response = app
+        .post(&a.owner, &format!("{}/projects", a.path()), serde_json::json!({"name": "x", "client_id": b.client_id}))
+        .await;
+    assert_eq!(response.problem(StatusCode::UNPROCESSABLE_ENTITY), "validation_failed");
+    assert_eq!(response.body["errors"][0]["field"], "client_id");
+}
+
+#[tokio::test]
+async fn every_declared_route_has_a_row() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions");
+    let mut declared = Vec::new();
+    for function in std::fs::read_dir(&root).unwrap() {
+        let src = function.unwrap().path().join("src");
+        for file in std::fs::read_dir(src).unwrap() {
+            let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+            for chunk in text.split(".route(").skip(1) {
+                let pattern = chunk.split('"').nth(1).unwrap().to_owned();
+                let handlers = chunk.split("\n        .route").next().unwrap().split(";\n").next().unwrap();
+                for method in ["get", "post", "put", "delete", "patch"] {
+                    if handlers.contains(&format!("{method}(")) {
+                        declared.push(format!("{} {pattern}", method.to_uppercase()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(declared.len() > 30, "found only {declared:?}");
+    let covered: Vec<String> = rows().iter().map(|r| format!("{} {}", r.method, r.pattern)).collect();
+    let missing: Vec<_> = declared.iter().filter(|d| !covered.contains(d)).collect();
+    assert!(missing.is_empty(), "routes without a row in tests/src/routes.rs: {missing:?}");
+}
