@@ -100,12 +100,15 @@ async fn change_role(
     let caller_role = access.require_manager()?;
     let current = current_role(&mut tx, &path).await?.ok_or(ApiError::NotFound("member"))?;
     require_owner_for_owners(caller_role, &[current, input.role])?;
-    sqlx::query("UPDATE workspace_members SET role = $3, updated_at = now() WHERE workspace_id = $1 AND user_id = $2")
-        .bind(path.workspace_id)
-        .bind(path.user_id)
-        .bind(input.role)
-        .execute(&mut *tx)
-        .await?;
+    let updated = sqlx::query(
+        "UPDATE workspace_members SET role = $3, updated_at = now() WHERE workspace_id = $1 AND user_id = $2",
+    )
+    .bind(path.workspace_id)
+    .bind(path.user_id)
+    .bind(input.role)
+    .execute(&mut *tx)
+    .await?;
+    require_written(updated.rows_affected())?;
     let member = sqlx::query_as::<_, MemberView>(SELECT_MEMBER)
         .bind(path.workspace_id)
         .bind(path.user_id)
@@ -123,19 +126,31 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     let caller_role = access.require_member()?;
+    let Some(current) = current_role(&mut tx, &path).await? else {
+        return Ok(StatusCode::NO_CONTENT);
+    };
     if path.user_id != caller.user_id {
-        let caller_role = access.require_manager().map(|_| caller_role)?;
-        if let Some(current) = current_role(&mut tx, &path).await? {
-            require_owner_for_owners(caller_role, &[current])?;
-        }
+        access.require_manager()?;
+        require_owner_for_owners(caller_role, &[current])?;
     }
-    sqlx::query("DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
+    let deleted = sqlx::query("DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
         .bind(path.workspace_id)
         .bind(path.user_id)
         .execute(&mut *tx)
         .await?;
+    require_written(deleted.rows_affected())?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Row-level security re-checks the caller's role when the statement runs. If it refused a row
+/// the checks above allowed, the caller's role changed concurrently: refuse rather than claim
+/// a change that did not happen.
+fn require_written(rows: u64) -> Result<(), ApiError> {
+    if rows == 0 {
+        return Err(ApiError::Forbidden("Your role changed while this request ran; it no longer allows this.".into()));
+    }
+    Ok(())
 }
 
 fn require_owner_for_owners(caller_role: Role, roles: &[Role]) -> Result<(), ApiError> {

@@ -114,11 +114,15 @@ async fn rename(
     let name = input.parse()?;
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_manager()?;
-    sqlx::query("UPDATE workspaces SET name = $2, updated_at = now() WHERE id = $1")
+    let renamed = sqlx::query("UPDATE workspaces SET name = $2, updated_at = now() WHERE id = $1")
         .bind(workspace_id)
         .bind(name.as_str())
         .execute(&mut *tx)
         .await?;
+    if renamed.rows_affected() == 0 {
+        // The policy re-checked the caller's role when the statement ran; it changed meanwhile.
+        return Err(ApiError::Forbidden("Your role changed while this request ran; it no longer allows this.".into()));
+    }
     let view = sqlx::query_as::<_, WorkspaceView>(select_view!(" WHERE w.id = $1"))
         .bind(workspace_id)
         .fetch_one(&mut *tx)
