@@ -78,13 +78,16 @@ pub const DEFAULT_HS256_ISSUER: &str = "saas-local";
 impl Config {
     /// Reads the environment and, when `APP_SECRET_ID` is set, the application secret.
     pub async fn load() -> Result<Self, ConfigError> {
-        let secret = match std::env::var("APP_SECRET_ID") {
-            Ok(id) if !id.is_empty() => secrets::fetch_json_secret(&id).await?,
-            _ => HashMap::new(),
+        Self::load_from(|name| std::env::var(name).ok()).await
+    }
+
+    /// As `load`, with the variables read through `env` (the tests pass their own).
+    pub async fn load_from(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let secret = match env("APP_SECRET_ID").filter(|id| !id.is_empty()) {
+            Some(id) => secrets::fetch_json_secret(&id).await?,
+            None => HashMap::new(),
         };
-        Self::from_lookup(|name| {
-            secret.get(name).cloned().or_else(|| std::env::var(name).ok()).filter(|value| !value.is_empty())
-        })
+        Self::from_lookup(|name| secret.get(name).cloned().or_else(|| env(name)).filter(|value| !value.is_empty()))
     }
 
     /// Builds the configuration from any source of variables (tests pass a map).

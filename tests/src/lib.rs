@@ -145,7 +145,10 @@ impl TestApp {
         let config = Config::from_lookup(|name| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("test config");
         let pool = shared::db::connect(&config.database).await.expect("connect as app_api");
-        let state = AppState::new(config, pool);
+        Self::from_state(AppState::new(config, pool))
+    }
+
+    pub fn from_state(state: AppState) -> Self {
         Self { workspaces: workspaces::app(state.clone()), projects: projects::app(state.clone()), state }
     }
 

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs the whole system locally: PostgreSQL (started or installed if needed), migrations, the
+# demo workspace, and every HTTP route of every function on one port (default 3000), through
+# the same handler code that Lambda runs. Prints a development token and example requests.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+ensure_rust
+ensure_postgres
+admin="${TEST_DATABASE_ADMIN_URL%/postgres}"
+export MIGRATION_DATABASE_URL="${MIGRATION_DATABASE_URL:-$admin/saas_dev}"
+export LOG_FORMAT="${LOG_FORMAT:-pretty}"
+exec cargo run --quiet -p local-stack -- serve --seed "$@"
