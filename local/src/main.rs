@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! local-stack serve [--seed] [--port 3000]   migrate, optionally seed, then serve every route
-//! local-stack migrate                        apply migrations (MIGRATION_DATABASE_URL, owner role)
+//! local-stack migrate [--dev-logins]         apply migrations (MIGRATION_DATABASE_URL, owner role);
+//!                                            --dev-logins also lets app_api/app_service log in
+//!                                            with their names as passwords (laptops only)
 //! local-stack seed                           create the demo workspace
 //! local-stack token [--sub S] [--email E] [--ttl-days N]   print an HS256 development token
 //! ```
@@ -30,7 +32,7 @@ async fn main() -> Result<()> {
     let command = args.first().map(String::as_str).unwrap_or("serve");
     match command {
         "serve" => serve(&args).await,
-        "migrate" => migrate().await,
+        "migrate" => migrate(args.iter().any(|a| a == "--dev-logins")).await,
         "seed" => {
             let created = demo::seed(&api_pool().await?).await.context("seed the demo workspace")?;
             println!("{}", if created { "demo workspace created" } else { "demo workspace already present" });
@@ -44,13 +46,17 @@ async fn main() -> Result<()> {
     }
 }
 
-async fn migrate() -> Result<()> {
+async fn migrate(dev_logins: bool) -> Result<()> {
     let url = setting("MIGRATION_DATABASE_URL").context("MIGRATION_DATABASE_URL")?;
     shared::db::migrate::create_database_if_missing(&url).await.context("create the database")?;
     let owner =
         PgPoolOptions::new().max_connections(1).connect(&url).await.context("connect as the migration owner")?;
     shared::db::migrate::run(&owner).await.context("apply migrations")?;
-    shared::db::migrate::enable_local_logins(&owner, "app_api", "app_service").await.context("enable local logins")?;
+    if dev_logins {
+        shared::db::migrate::enable_local_logins(&owner, "app_api", "app_service")
+            .await
+            .context("enable local logins")?;
+    }
     println!("migrations applied");
     Ok(())
 }
@@ -84,7 +90,7 @@ fn token(args: &[String]) -> Result<String> {
 
 async fn serve(args: &[String]) -> Result<()> {
     shared::telemetry::init("local");
-    migrate().await?;
+    migrate(true).await?;
     let config = config()?;
     if config.auth.hs256.as_ref().is_some_and(|hs| hs.secret.expose_secret() == DEV_HS256_SECRET) {
         tracing::warn!("using the public development HS256 secret; never do this outside a laptop");

@@ -17,7 +17,7 @@ use shared::{ApiError, AppState};
 use uuid::Uuid;
 
 use crate::model::{CommentView, ItemPath, ProjectPath};
-use crate::projects::require_project;
+use crate::projects::{find_item, require_project};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/workspaces/{workspace_id}/projects/{project_id}/comments", get(list).post(create)).route(
@@ -184,13 +184,11 @@ async fn remove(
 }
 
 async fn find(tx: &mut TenantTx, path: ItemPath) -> Result<Option<CommentView>, ApiError> {
-    Ok(sqlx::query_as::<_, CommentView>(
+    find_item(
+        tx,
         "SELECT id, project_id, author_id, body, client_visible, created_at, updated_at
          FROM comments WHERE workspace_id = $1 AND project_id = $2 AND id = $3",
+        path,
     )
-    .bind(path.workspace_id)
-    .bind(path.project_id)
-    .bind(path.item_id)
-    .fetch_optional(&mut **tx)
-    .await?)
+    .await
 }

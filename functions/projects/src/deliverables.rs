@@ -12,7 +12,7 @@ use shared::{ApiError, AppState};
 use uuid::Uuid;
 
 use crate::model::{DeliverableStatus, DeliverableView, ItemPath, ProjectPath};
-use crate::projects::require_project;
+use crate::projects::{delete_item, find_item, require_project};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -112,14 +112,12 @@ async fn read(
     Path(path): Path<ItemPath>,
 ) -> Result<Json<DeliverableView>, ApiError> {
     let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
-    let deliverable = sqlx::query_as::<_, DeliverableView>(
+    let deliverable = find_item::<DeliverableView>(
+        &mut tx,
         "SELECT id, project_id, milestone_id, title, description, url, status, client_visible, created_at, updated_at
          FROM deliverables WHERE workspace_id = $1 AND project_id = $2 AND id = $3",
+        path,
     )
-    .bind(path.workspace_id)
-    .bind(path.project_id)
-    .bind(path.item_id)
-    .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("deliverable"))?;
     tx.commit().await?;
@@ -164,15 +162,11 @@ async fn remove(
     caller: Caller,
     Path(path): Path<ItemPath>,
 ) -> Result<StatusCode, ApiError> {
-    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
-    access.require_writer()?;
-    require_project(&mut tx, path.project()).await?;
-    sqlx::query("DELETE FROM deliverables WHERE workspace_id = $1 AND project_id = $2 AND id = $3")
-        .bind(path.workspace_id)
-        .bind(path.project_id)
-        .bind(path.item_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_item(
+        &state,
+        &caller,
+        path,
+        "DELETE FROM deliverables WHERE workspace_id = $1 AND project_id = $2 AND id = $3",
+    )
+    .await
 }

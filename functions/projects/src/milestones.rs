@@ -14,7 +14,7 @@ use time::Date;
 use uuid::Uuid;
 
 use crate::model::{ItemPath, MilestoneStatus, MilestoneView, ProjectPath};
-use crate::projects::require_project;
+use crate::projects::{delete_item, find_item, require_project};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/workspaces/{workspace_id}/projects/{project_id}/milestones", get(list).post(create)).route(
@@ -98,14 +98,12 @@ async fn read(
     Path(path): Path<ItemPath>,
 ) -> Result<Json<MilestoneView>, ApiError> {
     let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
-    let milestone = sqlx::query_as::<_, MilestoneView>(
+    let milestone = find_item::<MilestoneView>(
+        &mut tx,
         "SELECT id, project_id, title, description, status, due_date, created_at, updated_at
          FROM milestones WHERE workspace_id = $1 AND project_id = $2 AND id = $3",
+        path,
     )
-    .bind(path.workspace_id)
-    .bind(path.project_id)
-    .bind(path.item_id)
-    .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("milestone"))?;
     tx.commit().await?;
@@ -146,15 +144,6 @@ async fn remove(
     caller: Caller,
     Path(path): Path<ItemPath>,
 ) -> Result<StatusCode, ApiError> {
-    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
-    access.require_writer()?;
-    require_project(&mut tx, path.project()).await?;
-    sqlx::query("DELETE FROM milestones WHERE workspace_id = $1 AND project_id = $2 AND id = $3")
-        .bind(path.workspace_id)
-        .bind(path.project_id)
-        .bind(path.item_id)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_item(&state, &caller, path, "DELETE FROM milestones WHERE workspace_id = $1 AND project_id = $2 AND id = $3")
+        .await
 }
