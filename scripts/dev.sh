@@ -2,6 +2,10 @@
 # Runs the whole system locally: PostgreSQL (started or installed if needed), migrations, the
 # demo workspace, and every HTTP route of every function on one port (default 3000), through
 # the same handler code that Lambda runs. Prints a development token and example requests.
+#
+#   scripts/dev.sh [--reset] [--port N]
+#   --reset   drop and recreate the local saas_dev database first (e.g. after editing a
+#             migration that was already applied locally)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -11,4 +15,13 @@ ensure_postgres
 admin="${TEST_DATABASE_ADMIN_URL%/postgres}"
 export MIGRATION_DATABASE_URL="${MIGRATION_DATABASE_URL:-$admin/saas_dev}"
 export LOG_FORMAT="${LOG_FORMAT:-pretty}"
-exec cargo run --quiet -p local-stack -- serve --seed "$@"
+args=()
+for arg in "$@"; do
+  if [ "$arg" = "--reset" ]; then
+    say "dropping the local database saas_dev"
+    psql "$TEST_DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS saas_dev WITH (FORCE)" >/dev/null
+  else
+    args+=("$arg")
+  fi
+done
+exec cargo run --quiet -p local-stack -- serve --seed "${args[@]}"
