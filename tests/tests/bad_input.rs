@@ -159,3 +159,29 @@ async fn errors_carry_the_request_id_that_the_response_header_echoes() {
     let response = app.send(request).await;
     assert_ne!(response.body["request_id"], "a\"b c");
 }
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_quick_503_not_a_500_or_a_hang() {
+    let mut settings = integration_tests::base_settings();
+    settings.push(("DATABASE_URL".into(), "postgres://app_api:app_api@127.0.0.1:1/nowhere".into()));
+    settings.push(("DB_ACQUIRE_TIMEOUT_MS".into(), "500".into()));
+    let config = shared::config::Config::from_lookup(|name| {
+        settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(config.database.acquire_timeout)
+        .connect_lazy(&database_url(&config))
+        .unwrap();
+    let app = TestApp::from_state(shared::AppState::new(config, pool));
+    let user = integration_tests::mint("down", None, std::time::Duration::from_secs(60));
+    let started = std::time::Instant::now();
+    let response = app.call(Method::GET, "/v1/workspaces", Some(&user), None).await;
+    assert_eq!(response.problem(StatusCode::SERVICE_UNAVAILABLE), "service_unavailable");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+}
+
+fn database_url(config: &shared::config::Config) -> String {
+    use secrecy::ExposeSecret;
+    config.database.url.expose_secret().to_owned()
+}

@@ -74,11 +74,16 @@ impl JwksCache {
             key
         };
         let _refresh = self.refreshing.lock().await;
-        let mut keys = self.keys.write().await;
-        if keys.fetched_at.is_some_and(|at| at.elapsed() < MAX_AGE) {
-            return keys.by_id.get(kid).cloned(); // refreshed while we waited
+        {
+            let keys = self.keys.read().await;
+            if keys.fetched_at.is_some_and(|at| at.elapsed() < MAX_AGE) {
+                return keys.by_id.get(kid).cloned(); // refreshed while we waited
+            }
         }
-        match self.fetch().await {
+        // Fetched without holding the keys' lock: other requests keep verifying meanwhile.
+        let fetched = self.fetch().await;
+        let mut keys = self.keys.write().await;
+        match fetched {
             Ok(fresh) => {
                 *keys = Keys { by_id: fresh, fetched_at: Some(Instant::now()) };
                 keys.by_id.get(kid).cloned()

@@ -35,7 +35,10 @@ const QUERY_CANCELED: &str = "57014";
 pub fn classify(error: sqlx::Error) -> ApiError {
     let Some(db) = error.as_database_error() else {
         return match error {
-            sqlx::Error::PoolTimedOut => ApiError::ServiceUnavailable("The database is busy; retry shortly.".into()),
+            // A pool that cannot hand out a connection in time is overloaded, not broken.
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                ApiError::ServiceUnavailable("The database is busy; retry shortly.".into())
+            }
             other => ApiError::Database(other),
         };
     };

@@ -42,7 +42,7 @@ pub struct TenantTx {
 impl TenantTx {
     #[tracing::instrument(name = "db.begin", skip_all)]
     pub async fn begin(pool: &PgPool, caller: &Caller) -> Result<Self, ApiError> {
-        let mut tx = pool.begin().await.map_err(unavailable_or_internal)?;
+        let mut tx = pool.begin().await?;
         sqlx::query("SELECT set_config('app.user_id', $1::text, true), app.ensure_user($1, $2, $3, $4)")
             .bind(caller.user_id)
             .bind(&caller.issuer)
@@ -68,15 +68,5 @@ impl Deref for TenantTx {
 impl DerefMut for TenantTx {
     fn deref_mut(&mut self) -> &mut PgConnection {
         &mut self.tx
-    }
-}
-
-/// A pool that cannot hand out a connection in time is overloaded, not broken: say 503.
-fn unavailable_or_internal(error: sqlx::Error) -> ApiError {
-    match error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-            ApiError::ServiceUnavailable("The database is busy; retry shortly.".into())
-        }
-        other => ApiError::Database(other),
     }
 }
