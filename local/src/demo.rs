@@ -26,8 +26,10 @@ pub fn caller(subject: &str, email: &str) -> Caller {
     Caller::new(ISSUER.to_owned(), subject.to_owned(), Some(email.to_owned()))
 }
 
-/// Creates the demo data once; running it again changes nothing.
-pub async fn seed(pool: &PgPool) -> Result<bool, sqlx::Error> {
+/// Creates the demo data once; running it again changes nothing. `pool` is the API role's;
+/// `service` (the worker role) records the demo's Studio subscription, as the billing worker
+/// would after a checkout.
+pub async fn seed(pool: &PgPool, service: &PgPool) -> Result<bool, sqlx::Error> {
     // Every demo user signs in once, which creates their user row.
     for (subject, email, _) in USERS {
         TenantTx::begin(pool, &caller(subject, email)).await.map_err(into_sqlx)?.commit().await.map_err(into_sqlx)?;
@@ -42,6 +44,17 @@ pub async fn seed(pool: &PgPool) -> Result<bool, sqlx::Error> {
         return Ok(false);
     }
     sqlx::query("SELECT app.create_workspace($1, 'Demo Studio')").bind(WORKSPACE_ID).execute(&mut *tx).await?;
+    tx.commit().await.map_err(into_sqlx)?;
+    sqlx::query(
+        "INSERT INTO subscriptions (workspace_id, stripe_subscription_id, stripe_customer_id, plan_id, status,
+                                    current_period_end, last_event_created, last_event_id)
+         VALUES ($1, 'sub_demo', 'cus_demo', 'studio', 'active', now() + interval '30 days', now(), 'evt_demo_seed')
+         ON CONFLICT (workspace_id) DO NOTHING",
+    )
+    .bind(WORKSPACE_ID)
+    .execute(service)
+    .await?;
+    let mut tx = TenantTx::begin(pool, &caller(owner_sub, owner_email)).await.map_err(into_sqlx)?;
     for (subject, email, role) in USERS {
         let user_id = caller(subject, email).user_id;
         match role {

@@ -34,7 +34,8 @@ async fn main() -> Result<()> {
         "serve" => serve(&args).await,
         "migrate" => migrate(args.iter().any(|a| a == "--dev-logins")).await,
         "seed" => {
-            let created = demo::seed(&api_pool().await?).await.context("seed the demo workspace")?;
+            let created =
+                demo::seed(&api_pool().await?, &service_pool().await?).await.context("seed the demo workspace")?;
             println!("{}", if created { "demo workspace created" } else { "demo workspace already present" });
             Ok(())
         }
@@ -69,6 +70,11 @@ async fn api_pool() -> Result<sqlx::PgPool> {
     shared::db::connect(&config()?.database).await.context("connect as the API role")
 }
 
+async fn service_pool() -> Result<sqlx::PgPool> {
+    let url = setting("SERVICE_DATABASE_URL").context("SERVICE_DATABASE_URL")?;
+    PgPoolOptions::new().max_connections(2).connect(&url).await.context("connect as the service role")
+}
+
 fn token(args: &[String]) -> Result<String> {
     let subject = flag_value(args, "--sub").unwrap_or_else(|| demo::USERS[0].0.to_owned());
     let email = flag_value(args, "--email")
@@ -97,7 +103,7 @@ async fn serve(args: &[String]) -> Result<()> {
     }
     let pool = shared::db::connect(&config.database).await.context("connect as the API role")?;
     if args.iter().any(|a| a == "--seed") {
-        demo::seed(&pool).await.context("seed the demo workspace")?;
+        demo::seed(&pool, &service_pool().await?).await.context("seed the demo workspace")?;
     }
     let port: u16 =
         flag_value(args, "--port").or_else(|| setting("PORT")).map(|p| p.parse()).transpose()?.unwrap_or(3000);

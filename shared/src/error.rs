@@ -39,6 +39,9 @@ pub enum ApiError {
     BadRequest { code: &'static str, detail: String },
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// The workspace's plan does not allow more of something; upgrading does.
+    #[error("{0}")]
+    PlanLimitReached(String),
     #[error("The request body is larger than this API accepts.")]
     PayloadTooLarge,
     #[error("No such route.")]
@@ -72,6 +75,7 @@ impl ApiError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PlanLimitReached(_) => StatusCode::PAYMENT_REQUIRED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -89,6 +93,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Validation(_) => "validation_failed",
             Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
+            Self::PlanLimitReached(_) => "plan_limit_reached",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",

@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod plans;
 pub mod secrets;
 pub mod telemetry;
 pub mod validate;

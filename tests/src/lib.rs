@@ -223,6 +223,8 @@ impl TestApp {
     pub async fn tenant(&self, label: &str) -> Tenant {
         let owner = self.user(&format!("{label}-owner")).await;
         let id = self.workspace(&owner, &format!("{label} studio")).await;
+        // The free plan would cap members and projects below what the fixture holds.
+        subscribe(id, "studio", "active").await;
         let ws = format!("/v1/workspaces/{id}");
         let mut members = Vec::new();
         for role in ["admin", "member", "viewer"] {
@@ -331,4 +333,21 @@ pub async fn owner_pool() -> PgPool {
 pub async fn count(pool: &PgPool, table: &str, workspace_id: Uuid) -> i64 {
     let sql = format!("SELECT count(*) FROM {table} WHERE workspace_id = $1");
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(workspace_id).fetch_one(pool).await.expect("count")
+}
+
+/// Gives a workspace a subscription as the billing worker would record it (tests only).
+pub async fn subscribe(workspace_id: Uuid, plan: &str, status: &str) {
+    sqlx::query(
+        "INSERT INTO subscriptions (workspace_id, stripe_subscription_id, stripe_customer_id, plan_id, status,
+                                    current_period_end, last_event_created, last_event_id)
+         VALUES ($1, 'sub_' || replace($1::text, '-', ''), 'cus_' || replace($1::text, '-', ''), $2, $3,
+                 now() + interval '30 days', now(), 'evt_fixture')
+         ON CONFLICT (workspace_id) DO UPDATE SET plan_id = excluded.plan_id, status = excluded.status",
+    )
+    .bind(workspace_id)
+    .bind(plan)
+    .bind(status)
+    .execute(&service_pool().await)
+    .await
+    .expect("insert subscription");
 }

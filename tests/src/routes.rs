@@ -185,6 +185,13 @@ pub fn rows() -> Vec<Row> {
             expect: [204, 204, 403, 403, 403, 404],
             fresh: true,
         },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/billing",
+            request: |c| (M::GET, format!("{}/billing", p(&c.tenant)), None),
+            expect: [200, 200, 200, 200, 403, 404],
+            fresh: false,
+        },
         // ---- projects function
         Row {
             method: M::GET,

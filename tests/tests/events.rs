@@ -10,7 +10,9 @@ async fn every_sample_event_is_served_by_its_function() {
     let mut settings = base_settings();
     settings.push(("AUTH_HS256_SECRET".into(), local_stack::DEV_HS256_SECRET.into()));
     let app = TestApp::with_settings(settings).await;
-    local_stack::demo::seed(&app.state.pool).await.expect("seed the demo workspace");
+    local_stack::demo::seed(&app.state.pool, &integration_tests::service_pool().await)
+        .await
+        .expect("seed the demo workspace");
 
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
     let mut served = 0;

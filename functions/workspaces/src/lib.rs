@@ -1,5 +1,7 @@
-//! The `workspaces` function: workspaces, their members, their clients and client contacts.
+//! The `workspaces` function: workspaces, their members, their clients and client contacts, and
+//! the workspace's billing state (read-only).
 
+mod billing;
 mod clients;
 mod contacts;
 mod members;
@@ -18,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .merge(members::router())
         .merge(clients::router())
         .merge(contacts::router())
+        .merge(billing::router())
 }
 
 /// The service Lambda runs.

@@ -25,6 +25,12 @@ const CONSTRAINTS: &[(&str, Mapper)] = &[
     ("deliverables_project_fkey", || ApiError::NotFound("project")),
     ("comments_project_fkey", || ApiError::NotFound("project")),
     ("client_contacts_client_fkey", || ApiError::NotFound("client")),
+    ("plan_limit_projects", || {
+        ApiError::PlanLimitReached("Your plan's project limit is reached; upgrade the plan to add more.".into())
+    }),
+    ("plan_limit_members", || {
+        ApiError::PlanLimitReached("Your plan's member limit is reached; upgrade the plan to add more.".into())
+    }),
 ];
 
 const INSUFFICIENT_PRIVILEGE: &str = "42501";

@@ -1,0 +1,91 @@
+//! A workspace's billing state as members see it: plan, subscription status, entitlements and
+//! usage against limits. Read-only and derived only from the webhook-synced subscription; the
+//! checkout and portal functions change it through Stripe.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use shared::auth::Caller;
+use shared::http::extract::Path;
+use shared::plans::{self, Features, Limits};
+use shared::{ApiError, AppState};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/workspaces/{workspace_id}/billing", get(read))
+}
+
+#[derive(Serialize)]
+struct BillingView {
+    /// The plan the workspace is entitled to now.
+    plan: &'static str,
+    /// The subscription's plan, which differs from `plan` when it no longer entitles.
+    subscribed_plan: Option<String>,
+    /// Stripe's subscription status, or `none`.
+    status: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    current_period_end: Option<OffsetDateTime>,
+    cancel_at_period_end: bool,
+    /// While `past_due`, the end of the grace period during which the plan is kept.
+    #[serde(with = "time::serde::rfc3339::option")]
+    grace_until: Option<OffsetDateTime>,
+    entitlements: Entitlements,
+    usage: Usage,
+}
+
+#[derive(Serialize)]
+struct Entitlements {
+    features: Features,
+    limits: Limits,
+}
+
+#[derive(Serialize)]
+struct Usage {
+    projects: i64,
+    members: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    effective_plan: String,
+    plan_id: Option<String>,
+    status: Option<String>,
+    current_period_end: Option<OffsetDateTime>,
+    cancel_at_period_end: Option<bool>,
+    grace_until: Option<OffsetDateTime>,
+    projects: i64,
+    members: i64,
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+) -> Result<Json<BillingView>, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    access.require_member()?;
+    let row = sqlx::query_as::<_, Row>(
+        "SELECT app.effective_plan($1) AS effective_plan,
+                s.plan_id, s.status, s.current_period_end, s.cancel_at_period_end, s.grace_until,
+                (SELECT count(*) FROM projects WHERE workspace_id = $1) AS projects,
+                (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS members
+         FROM (SELECT $1::uuid AS id) w LEFT JOIN subscriptions s ON s.workspace_id = w.id",
+    )
+    .bind(workspace_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let plan = plans::by_id(&row.effective_plan);
+    Ok(Json(BillingView {
+        plan: plan.id,
+        subscribed_plan: row.plan_id,
+        status: row.status.unwrap_or_else(|| "none".to_owned()),
+        current_period_end: row.current_period_end,
+        cancel_at_period_end: row.cancel_at_period_end.unwrap_or(false),
+        grace_until: row.grace_until,
+        entitlements: Entitlements { features: plan.features, limits: plan.limits },
+        usage: Usage { projects: row.projects, members: row.members },
+    }))
+}

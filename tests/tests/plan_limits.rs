@@ -1,0 +1,147 @@
+//! Plans, entitlements derived only from the synced subscription, and plan limits enforced by the
+//! database exactly at the limit, even under concurrent requests.
+
+use axum::http::StatusCode;
+use integration_tests::{TestApp, count, owner_pool, service_pool, subscribe};
+use serde_json::json;
+use shared::plans;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn the_catalog_matches_the_database() {
+    let rows: Vec<(String, Option<i32>, Option<i32>, i32)> =
+        sqlx::query_as("SELECT id, max_projects, max_members, ai_runs_per_month FROM plans ORDER BY id")
+            .fetch_all(&owner_pool().await)
+            .await
+            .unwrap();
+    let mut catalog: Vec<_> = plans::CATALOG
+        .iter()
+        .map(|p| {
+            let limit = |n: Option<u32>| n.map(|n| n as i32);
+            (p.id.to_owned(), limit(p.limits.projects), limit(p.limits.members), p.limits.ai_runs_per_month as i32)
+        })
+        .collect();
+    catalog.sort();
+    assert_eq!(rows, catalog, "shared/src/plans.rs and the plans table disagree");
+}
+
+#[tokio::test]
+async fn a_new_workspace_is_on_the_free_plan() {
+    let app = TestApp::new().await;
+    let owner = app.user("free").await;
+    let id = app.workspace(&owner, "Free").await;
+    let billing = app.get(&owner, &format!("/v1/workspaces/{id}/billing")).await;
+    let body = billing.expect(StatusCode::OK);
+    assert_eq!(body["plan"], "free");
+    assert_eq!(body["status"], "none");
+    assert_eq!(body["entitlements"]["limits"]["projects"], 3);
+    assert_eq!(body["entitlements"]["features"]["ai_tools"], false);
+    assert_eq!(body["usage"], json!({"projects": 0, "members": 1}));
+}
+
+#[tokio::test]
+async fn fifty_concurrent_creates_at_a_limit_of_three_leave_exactly_three() {
+    let app = TestApp::new().await;
+    let owner = app.user("burst").await;
+    let id = app.workspace(&owner, "Burst").await;
+    let path = format!("/v1/workspaces/{id}/projects");
+    let creates = (0..50).map(|i| app.post(&owner, &path, json!({"name": format!("P{i}")})));
+    let responses = futures::future::join_all(creates).await;
+    let created = responses.iter().filter(|r| r.status == StatusCode::CREATED).count();
+    let refused: Vec<_> = responses.iter().filter(|r| r.status != StatusCode::CREATED).collect();
+    assert_eq!(created, 3);
+    for response in refused {
+        assert_eq!(response.problem(StatusCode::PAYMENT_REQUIRED), "plan_limit_reached");
+    }
+    assert_eq!(count(&service_pool().await, "projects", id).await, 3);
+}
+
+#[tokio::test]
+async fn member_seats_are_limited_by_plan_too() {
+    let app = TestApp::new().await;
+    let owner = app.user("seats").await;
+    let id = app.workspace(&owner, "Seats").await;
+    let members = format!("/v1/workspaces/{id}/members");
+    let (first, second) = (app.user("seat1").await, app.user("seat2").await);
+    app.post(&owner, &members, json!({"email": first.email, "role": "member"})).await.expect(StatusCode::CREATED);
+    let over = app.post(&owner, &members, json!({"email": second.email, "role": "member"})).await;
+    assert_eq!(over.problem(StatusCode::PAYMENT_REQUIRED), "plan_limit_reached");
+    // Upgrading lifts the limit.
+    subscribe(id, "pro", "active").await;
+    app.post(&owner, &members, json!({"email": second.email, "role": "member"})).await.expect(StatusCode::CREATED);
+}
+
+async fn set_grace(workspace_id: Uuid, interval: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE subscriptions SET grace_until = now() + interval '{interval}' WHERE workspace_id = $1"
+    )))
+    .bind(workspace_id)
+    .execute(&service_pool().await)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn entitlements_follow_the_subscription_status() {
+    let app = TestApp::new().await;
+    let owner = app.user("states").await;
+    let id = app.workspace(&owner, "States").await;
+    let billing = format!("/v1/workspaces/{id}/billing");
+    let cases = [
+        ("active", None, "pro"),
+        ("trialing", None, "pro"),
+        ("past_due", Some("3 days"), "pro"),
+        ("past_due", Some("-1 second"), "free"),
+        ("past_due", None, "free"),
+        ("unpaid", None, "free"),
+        ("paused", None, "free"),
+        ("incomplete", None, "free"),
+        ("incomplete_expired", None, "free"),
+        ("canceled", None, "free"),
+        ("a_status_from_the_future", None, "free"),
+    ];
+    for (status, grace, expected) in cases {
+        subscribe(id, "pro", status).await;
+        sqlx::query("UPDATE subscriptions SET grace_until = NULL WHERE workspace_id = $1")
+            .bind(id)
+            .execute(&service_pool().await)
+            .await
+            .unwrap();
+        if let Some(grace) = grace {
+            set_grace(id, grace).await;
+        }
+        let body = app.get(&owner, &billing).await;
+        assert_eq!(body.body["plan"], expected, "{status} {grace:?}");
+        assert_eq!(body.body["subscribed_plan"], "pro");
+        assert_eq!(body.body["status"], status);
+    }
+}
+
+#[tokio::test]
+async fn limits_follow_a_downgrade_without_deleting_anything() {
+    let app = TestApp::new().await;
+    let owner = app.user("downgrade").await;
+    let id = app.workspace(&owner, "Downgrade").await;
+    subscribe(id, "pro", "active").await;
+    let path = format!("/v1/workspaces/{id}/projects");
+    for i in 0..5 {
+        app.post(&owner, &path, json!({"name": format!("P{i}")})).await.expect(StatusCode::CREATED);
+    }
+    subscribe(id, "pro", "canceled").await;
+    let refused = app.post(&owner, &path, json!({"name": "one more"})).await;
+    assert_eq!(refused.problem(StatusCode::PAYMENT_REQUIRED), "plan_limit_reached");
+    let listed = app.get(&owner, &path).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 5, "existing projects stay");
+}
+
+#[tokio::test]
+async fn members_cannot_write_billing_state_by_sql() {
+    let app = TestApp::new().await;
+    let t = app.tenant("billing-sql").await;
+    let pool = integration_tests::api_pool().await;
+    let caller = shared::auth::Caller::new(integration_tests::HS256_ISSUER.into(), t.owner.subject.clone(), None);
+    let mut tx = shared::db::TenantTx::begin(&pool, &caller).await.unwrap();
+    let result = sqlx::query("UPDATE subscriptions SET status = 'active', plan_id = 'studio'").execute(&mut *tx).await;
+    let error = result.expect_err("the API role has no UPDATE on subscriptions");
+    assert_eq!(error.as_database_error().and_then(|e| e.code()).as_deref(), Some("42501"));
+}
