@@ -75,33 +75,72 @@ pub struct Hs256Config {
 
 pub const DEFAULT_HS256_ISSUER: &str = "saas-local";
 
-impl Config {
+/// The variables of one execution environment: the application secret's keys over the
+/// environment. Each kind of function builds its own configuration from it.
+pub struct Settings {
+    secret: HashMap<String, String>,
+    env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+}
+
+impl Settings {
     /// Reads the environment and, when `APP_SECRET_ID` is set, the application secret.
     pub async fn load() -> Result<Self, ConfigError> {
         Self::load_from(|name| std::env::var(name).ok()).await
     }
 
     /// As `load`, with the variables read through `env` (the tests pass their own).
-    pub async fn load_from(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub async fn load_from(env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Result<Self, ConfigError> {
         let secret = match env("APP_SECRET_ID").filter(|id| !id.is_empty()) {
             Some(id) => secrets::fetch_json_secret(&id).await?,
             None => HashMap::new(),
         };
-        Self::from_lookup(|name| secret.get(name).cloned().or_else(|| env(name)).filter(|value| !value.is_empty()))
+        Ok(Self { secret, env: Box::new(env) })
+    }
+
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.secret.get(name).cloned().or_else(|| (self.env)(name)).filter(|value| !value.is_empty())
+    }
+
+    pub fn require(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing(name))
+    }
+}
+
+impl Config {
+    /// The configuration of an HTTP function, from the environment and the application secret.
+    pub async fn load() -> Result<Self, ConfigError> {
+        let settings = Settings::load().await?;
+        Self::from_lookup(|name| settings.get(name))
+    }
+
+    /// As `load`, with the variables read through `env` (the tests pass their own).
+    pub async fn load_from(env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Result<Self, ConfigError> {
+        let settings = Settings::load_from(env).await?;
+        Self::from_lookup(|name| settings.get(name))
     }
 
     /// Builds the configuration from any source of variables (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let database = DatabaseConfig {
-            url: SecretString::from(lookup("DATABASE_URL").ok_or(ConfigError::Missing("DATABASE_URL"))?),
-            max_connections: parse_or(&lookup, "DB_MAX_CONNECTIONS", 2)?,
-            acquire_timeout: Duration::from_millis(parse_or(&lookup, "DB_ACQUIRE_TIMEOUT_MS", 3_000)?),
-            statement_timeout: Duration::from_millis(parse_or(&lookup, "DB_STATEMENT_TIMEOUT_MS", 10_000)?),
-        };
         Ok(Self {
-            database,
+            database: DatabaseConfig::from_lookup(&lookup, "DATABASE_URL")?,
             auth: AuthConfig::from_lookup(&lookup)?,
             max_body_bytes: parse_or(&lookup, "MAX_BODY_BYTES", 64 * 1024)?,
+        })
+    }
+}
+
+impl DatabaseConfig {
+    /// The pool settings, with the URL read from `url_variable` (`DATABASE_URL` for the API
+    /// role, `SERVICE_DATABASE_URL` for workers).
+    pub fn from_lookup(
+        lookup: &impl Fn(&str) -> Option<String>,
+        url_variable: &'static str,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: SecretString::from(lookup(url_variable).ok_or(ConfigError::Missing(url_variable))?),
+            max_connections: parse_or(lookup, "DB_MAX_CONNECTIONS", 2)?,
+            acquire_timeout: Duration::from_millis(parse_or(lookup, "DB_ACQUIRE_TIMEOUT_MS", 3_000)?),
+            statement_timeout: Duration::from_millis(parse_or(lookup, "DB_STATEMENT_TIMEOUT_MS", 10_000)?),
         })
     }
 }
@@ -149,7 +188,7 @@ fn list(value: Option<String>) -> Vec<String> {
     value.unwrap_or_default().split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
 }
 
-fn parse_or<T: std::str::FromStr>(
+pub fn parse_or<T: std::str::FromStr>(
     lookup: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     default: T,

@@ -12,6 +12,8 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod plans;
+#[cfg(feature = "queue")]
+pub mod queue;
 pub mod secrets;
 pub mod telemetry;
 pub mod validate;

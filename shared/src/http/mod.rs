@@ -6,4 +6,4 @@ pub mod pagination;
 pub mod request_context;
 mod router;
 
-pub use router::finish;
+pub use router::{finish, finish_with};

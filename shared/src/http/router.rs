@@ -9,10 +9,20 @@ use crate::error::ApiError;
 /// unknown routes and methods, the body size cap, and the request context.
 pub fn finish(routes: Router<AppState>, state: AppState, function: &'static str) -> Router {
     let body_limit = state.config.max_body_bytes;
+    finish_with(routes, state, function, body_limit)
+}
+
+/// `finish` for a function whose state is not the database-backed `AppState` (the webhook).
+pub fn finish_with<S: Clone + Send + Sync + 'static>(
+    routes: Router<S>,
+    state: S,
+    function: &'static str,
+    max_body_bytes: usize,
+) -> Router {
     routes
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(function, crate::http::request_context::layer))
         .with_state(state)
 }

@@ -1,0 +1,125 @@
+//! The `stripe-webhook` function, behind a Lambda Function URL: verifies `Stripe-Signature` over
+//! the raw body, enqueues the event on the stripe-events queue, and answers 200 only once the
+//! queue has it. Anything else is 5xx, so Stripe retries; nothing is applied here.
+
+pub mod signature;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::config::{ConfigError, Settings, parse_or};
+use shared::http::extract::RawBody;
+use shared::queue::Queue;
+use shared::{ApiError, config};
+
+pub use signature::{SignatureError, Verifier};
+
+pub const FUNCTION: &str = "stripe-webhook";
+
+/// Webhook settings; see the README's configuration table.
+pub struct WebhookConfig {
+    /// Endpoint signing secrets: the current one, plus the previous one while rolling it.
+    pub signing_secrets: Vec<SecretString>,
+    pub tolerance_secs: i64,
+    pub queue_url: String,
+    pub max_body_bytes: usize,
+}
+
+impl WebhookConfig {
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        let lookup = |name: &str| settings.get(name);
+        let signing_secrets: Vec<SecretString> = settings
+            .require("STRIPE_WEBHOOK_SECRETS")?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| SecretString::from(s.to_owned()))
+            .collect();
+        if signing_secrets.is_empty() {
+            return Err(ConfigError::Missing("STRIPE_WEBHOOK_SECRETS"));
+        }
+        Ok(Self {
+            signing_secrets,
+            tolerance_secs: parse_or(&lookup, "STRIPE_WEBHOOK_TOLERANCE_SECS", 300)?,
+            queue_url: settings.require("STRIPE_EVENTS_QUEUE_URL")?,
+            max_body_bytes: parse_or(&lookup, "WEBHOOK_MAX_BODY_BYTES", 512 * 1024)?,
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct WebhookState(Arc<Inner>);
+
+struct Inner {
+    verifier: Verifier,
+    queue: Queue,
+}
+
+impl WebhookState {
+    pub fn new(config: &WebhookConfig, queue: Queue) -> Self {
+        Self(Arc::new(Inner { verifier: Verifier::new(config.signing_secrets.clone(), config.tolerance_secs), queue }))
+    }
+}
+
+/// The webhook answers at the Function URL's root and, for the local stack, under `/v1`.
+pub fn router() -> Router<WebhookState> {
+    Router::new().route("/", post(receive)).route("/v1/stripe/webhook", post(receive))
+}
+
+pub fn app(state: WebhookState, config: &WebhookConfig) -> Router {
+    shared::http::finish_with(router(), state, FUNCTION, config.max_body_bytes)
+}
+
+/// The few fields the webhook reads; the rest of the event is the worker's business.
+#[derive(Deserialize)]
+struct EventHeader {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+async fn receive(
+    State(state): State<WebhookState>,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let signature = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
+    if let Err(error) = state.0.verifier.verify(&body, signature, now) {
+        tracing::warn!(%error, "webhook signature rejected");
+        return Err(ApiError::BadRequest {
+            code: "invalid_signature",
+            detail: format!("Signature verification failed: {error}."),
+        });
+    }
+    // Verified bytes from Stripe; anything but a JSON event with an id and a type is refused.
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::BadRequest { code: "invalid_event", detail: "The event is not UTF-8 JSON.".into() })?;
+    let event: EventHeader = serde_json::from_str(text).map_err(|_| ApiError::BadRequest {
+        code: "invalid_event",
+        detail: "The event lacks an id or a type.".into(),
+    })?;
+    let message_id =
+        state.0.queue.send(text, &[("event_id", &event.id), ("event_type", &event.kind)]).await.map_err(|error| {
+            tracing::error!(%error, event_id = %event.id, "could not enqueue the event");
+            ApiError::ServiceUnavailable("The event could not be queued; Stripe will retry.".into())
+        })?;
+    tracing::info!(event_id = %event.id, event_type = %event.kind, %message_id, "event enqueued");
+    Ok(Json(json!({ "received": true })))
+}
+
+/// The Lambda entry point: configuration, queue client, then the runtime loop.
+pub async fn run() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init(FUNCTION);
+    let settings = config::Settings::load().await?;
+    let config = WebhookConfig::from_settings(&settings)?;
+    let queue = Queue::connect(config.queue_url.clone()).await;
+    lambda_http::run(app(WebhookState::new(&config, queue), &config)).await
+}
