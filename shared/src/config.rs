@@ -79,8 +79,10 @@ pub const DEFAULT_HS256_ISSUER: &str = "saas-local";
 /// environment. Each kind of function builds its own configuration from it.
 pub struct Settings {
     secret: HashMap<String, String>,
-    env: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    env: EnvLookup,
 }
+
+type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 impl Settings {
     /// Reads the environment and, when `APP_SECRET_ID` is set, the application secret.

@@ -5,6 +5,7 @@
 //! superuser connection used to create the database; the app itself connects as `app_api`.
 
 pub mod routes;
+pub mod stripe;
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -350,4 +351,28 @@ pub async fn subscribe(workspace_id: Uuid, plan: &str, status: &str) {
     .execute(&service_pool().await)
     .await
     .expect("insert subscription");
+}
+
+/// The AWS SDK configuration for the local moto server that `scripts/test.sh` starts. Refuses
+/// anything but a loopback endpoint, so no test can reach real AWS.
+pub async fn local_aws() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost"),
+        "AWS_ENDPOINT_URL must point at the local moto server (got {endpoint:?}); run the suite with scripts/test.sh"
+    );
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+}
+
+/// A fresh SQS queue in moto; returns its URL.
+pub async fn create_queue(
+    name_prefix: &str,
+    attributes: &[(aws_sdk_sqs::types::QueueAttributeName, String)],
+) -> String {
+    let client = aws_sdk_sqs::Client::new(&local_aws().await);
+    let mut request = client.create_queue().queue_name(format!("{name_prefix}-{}", Uuid::new_v4().simple()));
+    for (name, value) in attributes {
+        request = request.attributes(name.clone(), value);
+    }
+    request.send().await.expect("create queue in moto").queue_url().expect("queue url").to_owned()
 }

@@ -1,1 +1,49 @@
+//! The `billing-worker` function: drains the stripe-events SQS queue and applies each event to
+//! the database (see `apply` for exactly-once and ordering). Each message succeeds or fails on
+//! its own; failures are reported as batch item failures, so a poison message is retried alone
+//! and reaches the dead-letter queue when its receives run out.
 
+pub mod apply;
+pub mod event;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{LambdaEvent, service_fn};
+use shared::config::{DatabaseConfig, Settings, parse_or};
+
+pub use apply::{ApplyError, Outcome, Worker};
+
+pub const FUNCTION: &str = "billing-worker";
+
+/// Applies each message of a batch; the failed ones are reported for redelivery.
+pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        let result = match record.body.as_deref() {
+            Some(body) => worker.apply(body).await,
+            None => Err(ApplyError::Malformed("empty message".into())),
+        };
+        if let Err(error) = result {
+            let receives = record.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or("?");
+            tracing::error!(%message_id, %error, retryable = error.is_retryable(), receives, "event not applied");
+            response.add_failure(message_id);
+        }
+    }
+    response
+}
+
+/// The Lambda entry point.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init(FUNCTION);
+    let settings = Settings::load().await?;
+    let lookup = |name: &str| settings.get(name);
+    let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
+    let grace_days: i64 = parse_or(&lookup, "BILLING_PAST_DUE_GRACE_DAYS", 7)?;
+    let worker =
+        Worker { pool: shared::db::connect(&database).await?, past_due_grace: time::Duration::days(grace_days) };
+    let worker = &worker;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, lambda_runtime::Error>(handle_batch(worker, event.payload).await)
+    }))
+    .await
+}

@@ -1,0 +1,120 @@
+//! The parts of a Stripe event the worker reads, read tolerantly from JSON: an event from a
+//! newer API version that adds or moves fields must still be applied, not dropped.
+
+use serde::Deserialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Deserialize)]
+pub struct StripeEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Unix seconds.
+    pub created: i64,
+    pub data: EventData,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventData {
+    pub object: Value,
+}
+
+impl StripeEvent {
+    pub fn created_at(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.created).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+}
+
+/// An id field that Stripe sends either as a string or, when expanded, as an object with an id.
+pub fn id_of(value: &Value) -> Option<String> {
+    match value {
+        Value::String(id) => Some(id.clone()),
+        Value::Object(object) => object.get("id").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    }
+}
+
+pub fn workspace_id_in_metadata(object: &Value) -> Option<Uuid> {
+    object.pointer("/metadata/workspace_id").and_then(Value::as_str).and_then(|id| id.parse().ok())
+}
+
+/// A subscription object, as far as entitlements need it.
+#[derive(Debug)]
+pub struct Subscription {
+    pub id: String,
+    pub customer: String,
+    pub status: String,
+    pub workspace_id: Option<Uuid>,
+    pub lookup_key: Option<String>,
+    pub current_period_end: Option<OffsetDateTime>,
+    pub cancel_at_period_end: bool,
+}
+
+impl Subscription {
+    pub fn from_object(object: &Value) -> Option<Self> {
+        let first_item = object.pointer("/items/data/0");
+        // Newer API versions moved the period from the subscription to its items.
+        let period_end = object
+            .get("current_period_end")
+            .and_then(Value::as_i64)
+            .or_else(|| first_item.and_then(|item| item.get("current_period_end")).and_then(Value::as_i64));
+        Some(Self {
+            id: object.get("id")?.as_str()?.to_owned(),
+            customer: id_of(object.get("customer")?)?,
+            status: object.get("status")?.as_str()?.to_owned(),
+            workspace_id: workspace_id_in_metadata(object),
+            lookup_key: first_item
+                .and_then(|item| item.pointer("/price/lookup_key"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            current_period_end: period_end.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()),
+            cancel_at_period_end: object.get("cancel_at_period_end").and_then(Value::as_bool).unwrap_or(false),
+        })
+    }
+
+    /// Canceled and expired subscriptions never come back; every other status may still change.
+    pub fn has_ended(status: &str) -> bool {
+        matches!(status, "canceled" | "incomplete_expired")
+    }
+}
+
+/// The subscription an invoice belongs to, where older and newer API versions put it.
+pub fn invoice_subscription(object: &Value) -> Option<String> {
+    object
+        .get("subscription")
+        .and_then(id_of)
+        .or_else(|| object.pointer("/parent/subscription_details/subscription").and_then(id_of))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_the_period_where_either_api_version_puts_it() {
+        let old = json!({"id": "sub_1", "customer": "cus_1", "status": "active", "current_period_end": 1_800_000_000});
+        let new = json!({"id": "sub_1", "customer": {"id": "cus_1"}, "status": "active",
+                         "items": {"data": [{"current_period_end": 1_800_000_000, "price": {"lookup_key": "pro_monthly"}}]}});
+        assert_eq!(
+            Subscription::from_object(&old).unwrap().current_period_end,
+            Subscription::from_object(&new).unwrap().current_period_end
+        );
+        let new = Subscription::from_object(&new).unwrap();
+        assert_eq!((new.customer.as_str(), new.lookup_key.as_deref()), ("cus_1", Some("pro_monthly")));
+    }
+
+    #[test]
+    fn a_subscription_without_its_essentials_is_not_one() {
+        assert!(Subscription::from_object(&json!({"id": "sub_1", "status": "active"})).is_none());
+    }
+
+    #[test]
+    fn invoices_name_their_subscription_in_either_place() {
+        assert_eq!(invoice_subscription(&json!({"subscription": "sub_1"})).as_deref(), Some("sub_1"));
+        let new = json!({"parent": {"subscription_details": {"subscription": "sub_2"}}});
+        assert_eq!(invoice_subscription(&new).as_deref(), Some("sub_2"));
+    }
+}
