@@ -52,6 +52,11 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     ServiceUnavailable(String),
+    /// An outside service (Stripe, the AI provider) failed in a way retrying will not fix.
+    #[error("{detail}")]
+    Upstream { code: &'static str, detail: String },
+    #[error("{0}")]
+    UpstreamTimeout(String),
     #[error("database error")]
     Database(#[source] sqlx::Error),
     #[error("internal error")]
@@ -81,6 +86,8 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -92,7 +99,8 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Validation(_) => "validation_failed",
-            Self::BadRequest { code, .. } | Self::Conflict { code, .. } => code,
+            Self::BadRequest { code, .. } | Self::Conflict { code, .. } | Self::Upstream { code, .. } => code,
+            Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::PlanLimitReached(_) => "plan_limit_reached",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RouteNotFound => "route_not_found",

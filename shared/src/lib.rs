@@ -7,6 +7,8 @@
 pub mod access;
 pub mod app;
 pub mod auth;
+#[cfg(feature = "stripe")]
+pub mod billing;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -15,6 +17,8 @@ pub mod plans;
 #[cfg(feature = "queue")]
 pub mod queue;
 pub mod secrets;
+#[cfg(feature = "stripe")]
+pub mod stripe;
 pub mod telemetry;
 pub mod validate;
 

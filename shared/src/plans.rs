@@ -57,6 +57,13 @@ pub const STUDIO: Plan = Plan {
 
 pub const CATALOG: [Plan; 3] = [FREE, PRO, STUDIO];
 
+/// What a workspace without a subscription has.
+impl Default for Plan {
+    fn default() -> Self {
+        FREE
+    }
+}
+
 /// A plan by id; unknown ids (e.g. a plan retired from the catalog) entitle to the free plan.
 pub fn by_id(id: &str) -> Plan {
     CATALOG.into_iter().find(|plan| plan.id == id).unwrap_or(FREE)

@@ -82,6 +82,8 @@ pub fn base_settings() -> Vec<(String, String)> {
         ("AUTH_HS256_ISSUER", HS256_ISSUER),
         ("DB_MAX_CONNECTIONS", "20"),
         ("MAX_BODY_BYTES", "16384"),
+        ("STRIPE_SECRET_KEY", stripe::SECRET_KEY),
+        ("BILLING_REDIRECT_ORIGINS", "https://app.example.test,http://127.0.0.1:3000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -92,6 +94,10 @@ pub struct TestApp {
     pub state: AppState,
     workspaces: Router,
     projects: Router,
+    checkout: Router,
+    portal: Router,
+    /// The local Stripe the billing functions talk to (unless a test gives its own).
+    pub stripe: wiremock::MockServer,
 }
 
 #[derive(Debug, Clone)]
@@ -143,19 +149,49 @@ impl TestApp {
             .with_test_writer()
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .try_init();
+        let stripe = stripe::start_default_server().await;
+        let mut settings = settings;
+        if !settings.iter().any(|(k, _)| k == "STRIPE_API_BASE") {
+            settings.push(("STRIPE_API_BASE".into(), stripe.uri()));
+        }
         let config = Config::from_lookup(|name| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("test config");
         let pool = shared::db::connect(&config.database).await.expect("connect as app_api");
-        Self::from_state(AppState::new(config, pool))
+        Self::build(AppState::new(config, pool), settings, stripe).await
     }
 
-    pub fn from_state(state: AppState) -> Self {
-        Self { workspaces: workspaces::app(state.clone()), projects: projects::app(state.clone()), state }
+    pub async fn from_state(state: AppState) -> Self {
+        let stripe = stripe::start_default_server().await;
+        let mut settings = base_settings();
+        settings.push(("STRIPE_API_BASE".into(), stripe.uri()));
+        Self::build(state, settings, stripe).await
+    }
+
+    async fn build(state: AppState, settings: Vec<(String, String)>, stripe: wiremock::MockServer) -> Self {
+        let lookup = move |name: &str| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let settings = shared::config::Settings::load_from(lookup).await.expect("settings");
+        let billing = shared::billing::BillingState::from_settings(state.clone(), &settings).expect("billing config");
+        Self {
+            workspaces: workspaces::app(state.clone()),
+            projects: projects::app(state.clone()),
+            checkout: checkout::app(billing.clone()),
+            portal: portal::app(billing),
+            stripe,
+            state,
+        }
     }
 
     /// The function API Gateway would route this path to.
     fn function_for(&self, path: &str) -> &Router {
-        if path.contains("/projects") { &self.projects } else { &self.workspaces }
+        if path.ends_with("/billing/checkout") {
+            &self.checkout
+        } else if path.ends_with("/billing/portal") {
+            &self.portal
+        } else if path.contains("/projects") {
+            &self.projects
+        } else {
+            &self.workspaces
+        }
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
@@ -351,6 +387,11 @@ pub async fn subscribe(workspace_id: Uuid, plan: &str, status: &str) {
     .execute(&service_pool().await)
     .await
     .expect("insert subscription");
+    sqlx::query("UPDATE workspaces SET stripe_customer_id = 'cus_' || replace(id::text, '-', '') WHERE id = $1 AND stripe_customer_id IS NULL")
+        .bind(workspace_id)
+        .execute(&service_pool().await)
+        .await
+        .expect("link customer");
 }
 
 /// The AWS SDK configuration for the local moto server that `scripts/test.sh` starts. Refuses

@@ -192,6 +192,35 @@ pub fn rows() -> Vec<Row> {
             expect: [200, 200, 200, 200, 403, 404],
             fresh: false,
         },
+        // ---- checkout and portal functions (the fixture's workspace already has a live subscription)
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/billing/checkout",
+            request: |c| {
+                (
+                    M::POST,
+                    format!("{}/billing/checkout", p(&c.tenant)),
+                    Some(
+                        json!({"plan": "pro", "success_url": "https://app.example.test/ok", "cancel_url": "https://app.example.test/cancel"}),
+                    ),
+                )
+            },
+            expect: [409, 409, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/billing/portal",
+            request: |c| {
+                (
+                    M::POST,
+                    format!("{}/billing/portal", p(&c.tenant)),
+                    Some(json!({"return_url": "https://app.example.test/settings"})),
+                )
+            },
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
         // ---- projects function
         Row {
             method: M::GET,

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+pub const SECRET_KEY: &str = "sk_test_integration";
 pub const WEBHOOK_SECRET: &str = "whsec_test_current";
 pub const OLD_WEBHOOK_SECRET: &str = "whsec_test_previous";
 
@@ -113,4 +114,62 @@ pub fn invoice_event(id: &str, kind: &str, created: i64, customer: &str, subscri
             "status": if kind == "invoice.paid" { "paid" } else { "open" }
         }),
     )
+}
+
+/// Answers with a Stripe object of the given prefix and a fresh id (e.g. `cus_...`), echoing
+/// the URL Stripe would host for sessions.
+pub struct Creates(pub &'static str);
+
+impl wiremock::Respond for Creates {
+    fn respond(&self, _request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let id = format!("{}_{}", self.0, Uuid::new_v4().simple());
+        let body = match self.0 {
+            "cus" => json!({"id": id, "object": "customer", "created": now(), "livemode": false, "metadata": {}}),
+            "cs_test" => json!({"id": id, "object": "checkout.session", "mode": "subscription", "status": "open",
+                                "url": format!("https://checkout.stripe.com/c/pay/{id}")}),
+            _ => {
+                json!({"id": id, "object": "billing_portal.session", "url": format!("https://billing.stripe.com/p/session/{id}")})
+            }
+        };
+        wiremock::ResponseTemplate::new(200).set_body_json(body)
+    }
+}
+
+pub fn price_list(lookup_key: &str) -> Value {
+    json!({"object": "list", "url": "/v1/prices", "has_more": false, "data": [{
+        "id": format!("price_{lookup_key}"), "object": "price", "active": true, "currency": "usd",
+        "lookup_key": lookup_key, "type": "recurring", "unit_amount": 2900,
+        "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"}}]})
+}
+
+/// A local Stripe answering every call the billing functions make, as the API documents.
+pub async fn start_default_server() -> wiremock::MockServer {
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, ResponseTemplate};
+    let server = wiremock::MockServer::start().await;
+    for key in ["pro_monthly", "studio_monthly"] {
+        Mock::given(method("GET"))
+            .and(path("/v1/prices"))
+            .and(query_param("lookup_keys[]", key))
+            .respond_with(ResponseTemplate::new(200).set_body_json(price_list(key)))
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("POST")).and(path("/v1/customers")).respond_with(Creates("cus")).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/checkout/sessions"))
+        .respond_with(Creates("cs_test"))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/billing_portal/sessions"))
+        .respond_with(Creates("bps"))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The form fields of a request the code sent to Stripe.
+pub fn form_of(request: &wiremock::Request) -> std::collections::HashMap<String, String> {
+    serde_urlencoded::from_bytes(&request.body).expect("Stripe requests are form-encoded")
 }

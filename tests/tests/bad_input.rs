@@ -173,7 +173,7 @@ async fn an_unreachable_database_is_a_quick_503_not_a_500_or_a_hang() {
         .acquire_timeout(config.database.acquire_timeout)
         .connect_lazy(&database_url(&config))
         .unwrap();
-    let app = TestApp::from_state(shared::AppState::new(config, pool));
+    let app = TestApp::from_state(shared::AppState::new(config, pool)).await;
     let user = integration_tests::mint("down", None, std::time::Duration::from_secs(60));
     let started = std::time::Instant::now();
     let response = app.call(Method::GET, "/v1/workspaces", Some(&user), None).await;

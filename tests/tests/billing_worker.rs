@@ -107,7 +107,8 @@ impl Lcg {
 
 /// The lifecycle of one workspace's billing, as Stripe would send it.
 fn lifecycle(ws: Uuid, t0: i64) -> Vec<String> {
-    let first = state(ws, "incomplete", "pro_monthly");
+    // Every field derives from t0, so rounds differ only in the order of delivery.
+    let first = SubscriptionState { period_end: t0 + 2_592_000, ..state(ws, "incomplete", "pro_monthly") };
     let second = SubscriptionState {
         subscription: format!("sub2_{}", ws.simple()),
         lookup_key: "studio_monthly",

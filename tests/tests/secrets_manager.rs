@@ -54,7 +54,7 @@ async fn the_secret_supplies_credentials_and_wins_over_the_environment() {
 
     // The app built from it uses both: the database and the secret's signing key.
     let pool = shared::db::connect(&config.database).await.expect("database from the secret");
-    let app = TestApp::from_state(shared::AppState::new(config, pool));
+    let app = TestApp::from_state(shared::AppState::new(config, pool)).await;
     let token = DevToken {
         secret: "signing-key-from-the-secret",
         issuer: HS256_ISSUER,

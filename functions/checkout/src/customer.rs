@@ -1,0 +1,39 @@
+//! Exactly one Stripe customer per workspace, even under concurrent checkouts: the workspace row
+//! is locked while the customer is looked up and, if missing, created with an idempotency key
+//! derived from the workspace id (so a crash between Stripe's answer and our commit, retried,
+//! gets the same customer back from Stripe).
+
+use shared::ApiError;
+use shared::auth::Caller;
+use shared::billing::stripe_failure;
+use shared::db::TenantTx;
+use shared::stripe::{Form, StripeClient};
+use uuid::Uuid;
+
+pub async fn ensure(
+    tx: &mut TenantTx,
+    stripe: &StripeClient,
+    workspace_id: Uuid,
+    caller: &Caller,
+) -> Result<String, ApiError> {
+    let (existing, name): (Option<String>, String) =
+        sqlx::query_as("SELECT stripe_customer_id, name FROM workspaces WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(workspace_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    if let Some(customer) = existing {
+        return Ok(customer);
+    }
+    let mut form = Form::new().field("name", name).field("metadata[workspace_id]", workspace_id.to_string());
+    if let Some(email) = &caller.email {
+        form = form.field("email", email.clone());
+    }
+    let customer = stripe.create_customer(form, &format!("customer:{workspace_id}")).await.map_err(stripe_failure)?;
+    sqlx::query("UPDATE workspaces SET stripe_customer_id = $2 WHERE id = $1")
+        .bind(workspace_id)
+        .bind(&customer.id)
+        .execute(&mut **tx)
+        .await?;
+    tracing::info!(customer = %customer.id, "Stripe customer created");
+    Ok(customer.id)
+}

@@ -1,0 +1,121 @@
+//! The `checkout` function: `POST /v1/workspaces/{id}/billing/checkout` starts a Stripe Checkout
+//! Session for a paid plan. Owners and admins only. The redirect back proves nothing: the plan
+//! changes only when the subscription's webhooks arrive.
+
+mod customer;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::auth::Caller;
+use shared::billing::{BillingState, stripe_failure};
+use shared::error::FieldError;
+use shared::http::extract::{self, Path};
+use shared::plans::{self, Plan};
+use shared::stripe::Form;
+use shared::validate::Validator;
+use shared::{ApiError, AppState};
+use uuid::Uuid;
+
+pub const FUNCTION: &str = "checkout";
+
+pub fn router() -> Router<BillingState> {
+    Router::new().route("/v1/workspaces/{workspace_id}/billing/checkout", post(create))
+}
+
+pub fn app(state: BillingState) -> Router {
+    let body_limit = state.app.config.max_body_bytes;
+    shared::http::finish_with(router(), state, FUNCTION, body_limit)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckoutInput {
+    plan: String,
+    success_url: String,
+    cancel_url: String,
+}
+
+/// Subscriptions in these states are alive: changing them is the Customer Portal's job.
+const LIVE: [&str; 5] = ["active", "trialing", "past_due", "unpaid", "paused"];
+
+async fn create(
+    State(state): State<BillingState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    headers: HeaderMap,
+    extract::Json(input): extract::Json<CheckoutInput>,
+) -> Result<Json<Value>, ApiError> {
+    let mut v = Validator::default();
+    let plan = v.check(paid_plan(&input.plan));
+    let success_url = v.check(state.redirects.check("success_url", &input.success_url));
+    let cancel_url = v.check(state.redirects.check("cancel_url", &input.cancel_url));
+    let request_key = v.check(idempotency_key(&headers));
+    v.finish()?;
+    let lookup_key = plan.stripe_lookup_key.unwrap_or_default();
+
+    let app: &AppState = &state.app;
+    let (mut tx, access) = app.open_workspace(&caller, workspace_id).await?;
+    access.require_manager()?;
+    let live: Option<String> =
+        sqlx::query_scalar("SELECT status FROM subscriptions WHERE workspace_id = $1 AND status = ANY($2)")
+            .bind(workspace_id)
+            .bind(&LIVE[..])
+            .fetch_optional(&mut *tx)
+            .await?;
+    if let Some(status) = live {
+        return Err(ApiError::Conflict {
+            code: "subscription_exists",
+            detail: format!("The workspace already has a {status} subscription; change it in the billing portal."),
+        });
+    }
+    let customer = customer::ensure(&mut tx, &state.stripe, workspace_id, &caller).await?;
+    tx.commit().await?;
+
+    let price = state.stripe.price_by_lookup_key(lookup_key).await.map_err(stripe_failure)?.ok_or_else(|| {
+        tracing::error!(lookup_key, "no active Stripe price has this lookup key");
+        ApiError::Upstream { code: "billing_not_configured", detail: "This plan cannot be bought right now.".into() }
+    })?;
+    let workspace = workspace_id.to_string();
+    let form = Form::new()
+        .field("mode", "subscription")
+        .field("customer", &customer)
+        .field("client_reference_id", &workspace)
+        .field("line_items[0][price]", &price.id)
+        .field("line_items[0][quantity]", "1")
+        .field("success_url", success_url.as_str())
+        .field("cancel_url", cancel_url.as_str())
+        .field("metadata[workspace_id]", &workspace)
+        .field("subscription_data[metadata][workspace_id]", &workspace)
+        .field("allow_promotion_codes", "true");
+    let session = state
+        .stripe
+        .create_checkout_session(form, &format!("checkout:{workspace_id}:{plan_id}:{request_key}", plan_id = plan.id))
+        .await
+        .map_err(stripe_failure)?;
+    tracing::info!(session = %session.id, plan = plan.id, "checkout session created");
+    Ok(Json(json!({ "id": session.id, "url": session.url })))
+}
+
+fn paid_plan(id: &str) -> Result<Plan, FieldError> {
+    plans::CATALOG.into_iter().find(|plan| plan.id == id && plan.stripe_lookup_key.is_some()).ok_or_else(|| {
+        let paid: Vec<&str> = plans::CATALOG.iter().filter(|p| p.stripe_lookup_key.is_some()).map(|p| p.id).collect();
+        FieldError::new("plan", format!("must be one of: {}", paid.join(", ")))
+    })
+}
+
+/// The client's `Idempotency-Key` (a retried click gets the same session), or a fresh one.
+fn idempotency_key(headers: &HeaderMap) -> Result<String, FieldError> {
+    match headers.get("idempotency-key") {
+        None => Ok(Uuid::new_v4().to_string()),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .filter(|k| !k.is_empty() && k.len() <= 200 && k.bytes().all(|b| b.is_ascii_graphic()))
+            .map(str::to_owned)
+            .ok_or_else(|| FieldError::new("Idempotency-Key", "must be 1 to 200 visible ASCII characters")),
+    }
+}

@@ -1,0 +1,61 @@
+//! The `portal` function: `POST /v1/workspaces/{id}/billing/portal` opens a Stripe Customer
+//! Portal session, where owners and admins change plan, payment method or cancel.
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::ApiError;
+use shared::auth::Caller;
+use shared::billing::{BillingState, stripe_failure};
+use shared::http::extract::{self, Path};
+use shared::stripe::Form;
+use shared::validate::Validator;
+use uuid::Uuid;
+
+pub const FUNCTION: &str = "portal";
+
+pub fn router() -> Router<BillingState> {
+    Router::new().route("/v1/workspaces/{workspace_id}/billing/portal", post(create))
+}
+
+pub fn app(state: BillingState) -> Router {
+    let body_limit = state.app.config.max_body_bytes;
+    shared::http::finish_with(router(), state, FUNCTION, body_limit)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortalInput {
+    return_url: String,
+}
+
+async fn create(
+    State(state): State<BillingState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    extract::Json(input): extract::Json<PortalInput>,
+) -> Result<Json<Value>, ApiError> {
+    let mut v = Validator::default();
+    let return_url = v.check(state.redirects.check("return_url", &input.return_url));
+    v.finish()?;
+    let (mut tx, access) = state.app.open_workspace(&caller, workspace_id).await?;
+    access.require_manager()?;
+    let customer: Option<String> = sqlx::query_scalar("SELECT stripe_customer_id FROM workspaces WHERE id = $1")
+        .bind(workspace_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let customer = customer.ok_or_else(|| ApiError::Conflict {
+        code: "no_billing_account",
+        detail: "The workspace has no billing account yet; start a checkout first.".into(),
+    })?;
+    let form = Form::new().field("customer", customer).field("return_url", return_url.as_str());
+    let session = state
+        .stripe
+        .create_portal_session(form, &format!("portal:{workspace_id}:{}", Uuid::new_v4()))
+        .await
+        .map_err(stripe_failure)?;
+    Ok(Json(json!({ "url": session.url })))
+}

@@ -1,0 +1,119 @@
+//! What the Stripe-calling HTTP functions (checkout, portal) share: their state (the app state
+//! plus the Stripe client), the redirect allow-list, and the mapping of Stripe failures.
+
+use axum::extract::FromRef;
+use secrecy::SecretString;
+
+use crate::app::AppState;
+use crate::config::{ConfigError, Settings};
+use crate::error::{ApiError, FieldError};
+use crate::stripe::{StripeClient, StripeError};
+use crate::validate::HttpUrl;
+
+/// Redirect targets (Checkout success/cancel, Portal return) must be on one of these origins,
+/// so a crafted request cannot send a paying customer to someone else's site.
+#[derive(Debug, Clone)]
+pub struct RedirectPolicy {
+    origins: Vec<String>,
+}
+
+impl RedirectPolicy {
+    pub fn new(origins: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            origins: origins
+                .into_iter()
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+        }
+    }
+
+    pub fn check(&self, field: &str, url: &str) -> Result<HttpUrl, FieldError> {
+        let parsed = HttpUrl::parse(field, url)?;
+        let allowed = self.origins.iter().any(|origin| {
+            parsed
+                .as_str()
+                .strip_prefix(origin.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
+        });
+        if allowed {
+            Ok(parsed)
+        } else {
+            Err(FieldError::new(field, "must be on an allowed origin (BILLING_REDIRECT_ORIGINS)"))
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct BillingState {
+    pub app: AppState,
+    pub stripe: StripeClient,
+    pub redirects: RedirectPolicy,
+}
+
+impl FromRef<BillingState> for AppState {
+    fn from_ref(state: &BillingState) -> AppState {
+        state.app.clone()
+    }
+}
+
+impl BillingState {
+    pub fn from_settings(app: AppState, settings: &Settings) -> Result<Self, ConfigError> {
+        let key = SecretString::from(settings.require("STRIPE_SECRET_KEY")?);
+        let origins = settings.require("BILLING_REDIRECT_ORIGINS")?;
+        Ok(Self {
+            app,
+            stripe: StripeClient::new(key, settings.get("STRIPE_API_BASE")),
+            redirects: RedirectPolicy::new(origins.split(',').map(str::to_owned)),
+        })
+    }
+}
+
+/// Stripe refusing our request is our misconfiguration (502); Stripe down is 503, retryable.
+pub fn stripe_failure(error: StripeError) -> ApiError {
+    tracing::error!(%error, "Stripe request failed");
+    match error {
+        StripeError::Unavailable(_) => {
+            ApiError::ServiceUnavailable("The billing provider is unavailable; retry shortly.".into())
+        }
+        StripeError::Refused { .. } | StripeError::Unexpected(_) => ApiError::Upstream {
+            code: "billing_provider_error",
+            detail: "The billing provider refused the request; it has been logged.".into(),
+        },
+    }
+}
+
+/// Runs a Stripe-calling HTTP function on Lambda.
+pub async fn run_billing_function(
+    function: &'static str,
+    app: fn(BillingState) -> axum::Router,
+) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init(function);
+    let settings = Settings::load().await?;
+    let config = crate::config::Config::from_lookup(|name| settings.get(name))?;
+    let pool = crate::db::connect(&config.database).await?;
+    let state = BillingState::from_settings(AppState::new(config, pool), &settings)?;
+    lambda_http::run(app(state)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_urls_on_allowed_origins_pass() {
+        let policy = RedirectPolicy::new(["https://app.example.com/".to_owned(), "http://localhost:3000".to_owned()]);
+        for ok in ["https://app.example.com", "https://app.example.com/billing?done=1", "http://localhost:3000/x"] {
+            assert!(policy.check("url", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "https://app.example.com.evil.io/",
+            "https://evil.io/?https://app.example.com",
+            "http://app.example.com/",
+            "https://app.example.com@evil.io/",
+            "javascript:alert(1)",
+        ] {
+            assert!(policy.check("url", bad).is_err(), "{bad}");
+        }
+    }
+}
