@@ -9,6 +9,8 @@ pub mod app;
 pub mod auth;
 #[cfg(feature = "stripe")]
 pub mod billing;
+#[cfg(feature = "billing-sync")]
+pub mod billing_sync;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -1,5 +1,5 @@
 //! A small Stripe API client for the calls this product makes: prices by lookup key, customers,
-//! Checkout Sessions, Customer Portal sessions and subscription listing (reconciliation).
+//! Checkout Sessions, Customer Portal sessions and the event log (reconciliation).
 //!
 //! Why not async-stripe: its generated crates made a function binary about three times larger
 //! (Stripe was ~45% of an all-in binary; see ../shared/TOOLING.md) and slower to cold start and
@@ -120,26 +120,33 @@ impl StripeClient {
         self.post("/v1/billing_portal/sessions", &form, idempotency_key).await
     }
 
-    /// Every subscription (any status) created at or after `created_since` (unix seconds),
-    /// as raw JSON objects, following pagination.
-    pub async fn subscriptions_since(&self, created_since: i64) -> Result<Vec<serde_json::Value>, StripeError> {
+    /// Events of the given types created at or after `created_since` (unix seconds), oldest
+    /// first, following pagination. Stripe keeps events for 30 days.
+    pub async fn events_since(
+        &self,
+        created_since: i64,
+        types: &[&str],
+    ) -> Result<Vec<serde_json::Value>, StripeError> {
         let mut all = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let mut query = Form::new()
-                .field("status", "all")
-                .field("limit", "100")
-                .field("created[gte]", created_since.to_string());
+            let mut query = Form::new().field("limit", "100").field("created[gte]", created_since.to_string());
+            for kind in types {
+                query = query.field("types[]", *kind);
+            }
             if let Some(after) = &after {
                 query = query.field("starting_after", after.clone());
             }
-            let page: List<serde_json::Value> = self.get("/v1/subscriptions", &query).await?;
-            after = page.data.last().and_then(|s| s.get("id")).and_then(|id| id.as_str()).map(str::to_owned);
+            let page: List<serde_json::Value> = self.get("/v1/events", &query).await?;
+            after = page.data.last().and_then(|e| e.get("id")).and_then(|id| id.as_str()).map(str::to_owned);
             all.extend(page.data);
             if !page.has_more || after.is_none() {
-                return Ok(all);
+                break;
             }
         }
+        // Stripe lists newest first; applying oldest first keeps the trail in order.
+        all.sort_by_key(|event| event.get("created").and_then(serde_json::Value::as_i64).unwrap_or_default());
+        Ok(all)
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &Form) -> Result<T, StripeError> {

@@ -1,16 +1,13 @@
 //! The `billing-worker` function: drains the stripe-events SQS queue and applies each event to
-//! the database (see `apply` for exactly-once and ordering). Each message succeeds or fails on
+//! the database (see `shared::billing_sync::apply` for exactly-once and ordering). Each message succeeds or fails on
 //! its own; failures are reported as batch item failures, so a poison message is retried alone
 //! and reaches the dead-letter queue when its receives run out.
-
-pub mod apply;
-pub mod event;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::config::{DatabaseConfig, Settings, parse_or};
 
-pub use apply::{ApplyError, Outcome, Worker};
+pub use shared::billing_sync::{ApplyError, Outcome, Worker};
 
 pub const FUNCTION: &str = "billing-worker";
 

@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgPool};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::event::{StripeEvent, Subscription, id_of, invoice_subscription};
+use super::event::{StripeEvent, Subscription, id_of, invoice_subscription};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -105,7 +105,8 @@ impl Worker {
             | "customer.subscription.deleted"
             | "customer.subscription.paused"
             | "customer.subscription.resumed"
-            | "customer.subscription.trial_will_end" => self.subscription_changed(&mut tx, &event).await?,
+            | "customer.subscription.trial_will_end"
+            | "customer.subscription.pending_update_applied" => self.subscription_changed(&mut tx, &event).await?,
             "invoice.paid" | "invoice.payment_failed" => invoice(&mut tx, &event).await?,
             "customer.deleted" => customer_deleted(&mut tx, &event).await?,
             _ => (Outcome::Ignored, None),
@@ -156,7 +157,7 @@ impl Worker {
                 return Ok((Outcome::Stale, Some(workspace_id)));
             }
         }
-        let plan = match sub.lookup_key.as_deref().and_then(shared::plans::by_lookup_key) {
+        let plan = match sub.lookup_key.as_deref().and_then(crate::plans::by_lookup_key) {
             Some(plan) => plan.id.to_owned(),
             // A price we do not sell: keep the plan we knew, or record the event and stop.
             None => match &stored {
@@ -325,7 +326,7 @@ async fn record_change(
         }))
         .execute(&mut *tx)
         .await?;
-    let name = |id: &str| shared::plans::by_id(id).name;
+    let name = |id: &str| crate::plans::by_id(id).name;
     let message = if plan_before == plan_after {
         format!("Subscription is now {status_after} (plan {}).", name(plan_after))
     } else {
