@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole system locally: PostgreSQL (started or installed if needed), migrations, the
-# demo workspace, and every HTTP route of every function on one port (default 3000), through
-# the same handler code that Lambda runs. Prints a development token and example requests.
+# demo workspace, every HTTP route of every function on one port (default 3000) through the
+# same handler code that Lambda runs, and the Stripe webhook feeding the billing worker through
+# a local SQS queue (moto). Prints a development token and example requests.
 #
 #   scripts/dev.sh [--reset] [--port N]
 #   --reset   drop and recreate the local saas_dev database first (e.g. after editing a
@@ -12,6 +13,8 @@ cd "$REPO_ROOT"
 
 ensure_rust
 ensure_postgres
+ensure_python_tools
+start_moto
 admin="${TEST_DATABASE_ADMIN_URL%/postgres}"
 export MIGRATION_DATABASE_URL="${MIGRATION_DATABASE_URL:-$admin/saas_dev}"
 export LOG_FORMAT="${LOG_FORMAT:-pretty}"
@@ -24,4 +27,5 @@ for arg in "$@"; do
     args+=("$arg")
   fi
 done
-exec cargo run --quiet -p local-stack -- serve --seed "${args[@]}"
+# Not exec: the EXIT trap stops moto when the stack stops.
+cargo run --quiet -p local-stack -- serve --seed "${args[@]}"

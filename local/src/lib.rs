@@ -1,12 +1,16 @@
-//! The local stack: every HTTP function's routes on one port, plus the helpers developers need
-//! (migrations, a demo workspace, development tokens).
+//! The local stack: every HTTP function's routes on one port, the Stripe webhook feeding the
+//! billing worker through a local SQS queue (moto), plus the helpers developers need
+//! (migrations, a demo workspace, development tokens, reconciliation).
 
 pub mod demo;
+pub mod queues;
 
 use std::collections::HashMap;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use shared::AppState;
+use shared::billing::BillingState;
 
 /// Settings used when the environment does not give them, matching `scripts/dev.sh`.
 pub const DEV_DATABASE_URL: &str = "postgres://app_api:app_api@127.0.0.1:5432/saas_dev";
@@ -14,6 +18,8 @@ pub const DEV_SERVICE_DATABASE_URL: &str = "postgres://app_service:app_service@1
 pub const DEV_MIGRATION_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/saas_dev";
 /// The development HS256 secret. Publicly known: never configure it anywhere but a laptop.
 pub const DEV_HS256_SECRET: &str = "local-development-secret-never-use-in-production";
+/// The development webhook signing secret (use `stripe listen`'s own secret with the Stripe CLI).
+pub const DEV_WEBHOOK_SECRET: &str = "whsec_local_development";
 
 pub fn dev_defaults() -> HashMap<&'static str, &'static str> {
     HashMap::from([
@@ -21,11 +27,29 @@ pub fn dev_defaults() -> HashMap<&'static str, &'static str> {
         ("MIGRATION_DATABASE_URL", DEV_MIGRATION_DATABASE_URL),
         ("SERVICE_DATABASE_URL", DEV_SERVICE_DATABASE_URL),
         ("AUTH_HS256_SECRET", DEV_HS256_SECRET),
+        ("STRIPE_WEBHOOK_SECRETS", DEV_WEBHOOK_SECRET),
+        ("BILLING_REDIRECT_ORIGINS", "http://127.0.0.1:3000,http://localhost:3000"),
         ("DB_MAX_CONNECTIONS", "10"),
     ])
 }
 
-/// Every HTTP function's routes, merged, behind the same shared layers each function uses.
-pub fn app(state: AppState) -> Router {
-    shared::http::finish(workspaces::router().merge(projects::router()), state, "local")
+/// Every HTTP function's routes, merged, behind the same shared layers each function uses. Each
+/// function keeps its own state and body limit; billing and the webhook join when configured.
+pub fn app(
+    state: AppState,
+    billing: Option<BillingState>,
+    webhook: Option<(stripe_webhook::WebhookState, usize)>,
+) -> Router {
+    let api_limit = state.config.max_body_bytes;
+    let mut routes =
+        workspaces::router().merge(projects::router()).with_state(state).layer(DefaultBodyLimit::max(api_limit));
+    if let Some(billing) = billing {
+        routes = routes.merge(
+            checkout::router().merge(portal::router()).with_state(billing).layer(DefaultBodyLimit::max(api_limit)),
+        );
+    }
+    if let Some((webhook, limit)) = webhook {
+        routes = routes.merge(stripe_webhook::router().with_state(webhook).layer(DefaultBodyLimit::max(limit)));
+    }
+    shared::http::finish_with(routes, (), "local", usize::MAX)
 }

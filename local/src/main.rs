@@ -7,6 +7,7 @@
 //!                                            with their names as passwords (laptops only)
 //! local-stack seed                           create the demo workspace
 //! local-stack token [--sub S] [--email E] [--ttl-days N]   print an HS256 development token
+//! local-stack reconcile                      apply Stripe events the webhook missed (needs STRIPE_SECRET_KEY)
 //! ```
 
 use std::time::Duration;
@@ -43,7 +44,15 @@ async fn main() -> Result<()> {
             println!("{}", token(&args)?);
             Ok(())
         }
-        other => bail!("unknown command {other:?}; use serve, migrate, seed or token"),
+        "reconcile" => {
+            let settings = shared::config::Settings::load_from(setting).await?;
+            let reconciler =
+                billing_reconcile::Reconciler::from_settings(&settings).await.map_err(|e| anyhow::anyhow!(e))?;
+            let report = reconciler.run().await.map_err(|e| anyhow::anyhow!(e))?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}; use serve, migrate, seed, token or reconcile"),
     }
 }
 
@@ -117,9 +126,47 @@ async fn serve(args: &[String]) -> Result<()> {
         "  curl -s -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{port}/v1/workspaces/{}/projects\n",
         demo::WORKSPACE_ID
     );
-    let app = local_stack::app(shared::AppState::new(config, pool));
+    let state = shared::AppState::new(config, pool);
+    let settings = shared::config::Settings::load_from(setting).await?;
+    let billing = if settings.get("STRIPE_SECRET_KEY").is_some() {
+        Some(shared::billing::BillingState::from_settings(state.clone(), &settings)?)
+    } else {
+        println!("Checkout and portal are off: set STRIPE_SECRET_KEY (a test-mode key) to serve them.");
+        None
+    };
+    let webhook = match settings.get("AWS_ENDPOINT_URL") {
+        Some(endpoint) if endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost") => {
+            let queue = local_stack::queues::ensure_with_dlq("stripe-events").await?;
+            let queue_url = queue.url().to_owned();
+            let config =
+                stripe_webhook::WebhookConfig::from_settings(&shared::config::Settings::from_fn(move |name| {
+                    if name == "STRIPE_EVENTS_QUEUE_URL" { Some(queue_url.clone()) } else { setting(name) }
+                }))?;
+            let worker = billing_worker::Worker {
+                pool: service_pool().await?,
+                past_due_grace: time_days(settings.get("BILLING_PAST_DUE_GRACE_DAYS"))?,
+            };
+            tokio::spawn(local_stack::queues::feed_worker(queue.clone(), worker));
+            println!(
+                "Stripe webhook: POST http://127.0.0.1:{port}/v1/stripe/webhook -> SQS {} -> billing worker",
+                queue.url()
+            );
+            Some((stripe_webhook::WebhookState::new(&config, queue), config.max_body_bytes))
+        }
+        _ => {
+            println!(
+                "Stripe webhook is off: it needs the local SQS server (scripts/dev.sh starts moto and sets AWS_ENDPOINT_URL)."
+            );
+            None
+        }
+    };
+    let app = local_stack::app(state, billing, webhook);
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.context("serve")?;
     Ok(())
+}
+
+fn time_days(value: Option<String>) -> Result<time::Duration> {
+    Ok(time::Duration::days(value.map(|v| v.parse()).transpose()?.unwrap_or(7)))
 }
 
 async fn shutdown() {

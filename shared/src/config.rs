@@ -99,6 +99,11 @@ impl Settings {
         Ok(Self { secret, env: Box::new(env) })
     }
 
+    /// Settings read only through `env`, with no secret (local tools).
+    pub fn from_fn(env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self { secret: HashMap::new(), env: Box::new(env) }
+    }
+
     pub fn get(&self, name: &str) -> Option<String> {
         self.secret.get(name).cloned().or_else(|| (self.env)(name)).filter(|value| !value.is_empty())
     }

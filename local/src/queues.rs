@@ -1,0 +1,52 @@
+//! The local stripe-events queue (in moto): created with its dead-letter queue and redrive
+//! policy as template.yaml declares them, and drained into the billing worker as Lambda's SQS
+//! event source mapping would.
+
+use anyhow::{Context, Result};
+use aws_sdk_sqs::types::QueueAttributeName;
+use shared::queue::Queue;
+
+/// Creates (or finds) `name` and `name-dlq` with a redrive policy; returns the queue.
+pub async fn ensure_with_dlq(name: &str) -> Result<Queue> {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let client = aws_sdk_sqs::Client::new(&config);
+    let dlq =
+        client.create_queue().queue_name(format!("{name}-dlq")).send().await.context("create the dead-letter queue")?;
+    let dlq_url = dlq.queue_url().context("dead-letter queue url")?;
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .context("read the dead-letter queue's ARN")?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .context("dead-letter queue ARN")?;
+    let redrive = format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}"#);
+    let queue = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive)
+        .attributes(QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await
+        .context("create the queue")?;
+    Ok(Queue::new(client, queue.queue_url().context("queue url")?))
+}
+
+/// Feeds the billing worker forever, like the SQS event source mapping.
+pub async fn feed_worker(queue: Queue, worker: billing_worker::Worker) {
+    loop {
+        match queue.drain_once(10, |event| billing_worker::handle_batch(&worker, event)).await {
+            Ok(drained) if drained.received > 0 => {
+                tracing::info!(received = drained.received, failed = drained.failed, "billing worker drained a batch");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "could not poll the local queue; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
+        }
+    }
+}
