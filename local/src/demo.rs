@@ -54,6 +54,10 @@ pub async fn seed(pool: &PgPool, service: &PgPool) -> Result<bool, sqlx::Error> 
     .bind(WORKSPACE_ID)
     .execute(service)
     .await?;
+    sqlx::query("UPDATE workspaces SET stripe_customer_id = 'cus_demo' WHERE id = $1 AND stripe_customer_id IS NULL")
+        .bind(WORKSPACE_ID)
+        .execute(service)
+        .await?;
     let mut tx = TenantTx::begin(pool, &caller(owner_sub, owner_email)).await.map_err(into_sqlx)?;
     for (subject, email, role) in USERS {
         let user_id = caller(subject, email).user_id;
