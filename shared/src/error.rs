@@ -42,6 +42,11 @@ pub enum ApiError {
     /// The workspace's plan does not allow more of something; upgrading does.
     #[error("{0}")]
     PlanLimitReached(String),
+    /// The workspace's plan does not include a feature.
+    #[error("{0}")]
+    FeatureNotInPlan(String),
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("The request body is larger than this API accepts.")]
     PayloadTooLarge,
     #[error("No such route.")]
@@ -80,7 +85,8 @@ impl ApiError {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::PlanLimitReached(_) => StatusCode::PAYMENT_REQUIRED,
+            Self::PlanLimitReached(_) | Self::FeatureNotInPlan(_) => StatusCode::PAYMENT_REQUIRED,
+            Self::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -102,6 +108,8 @@ impl ApiError {
             Self::BadRequest { code, .. } | Self::Conflict { code, .. } | Self::Upstream { code, .. } => code,
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::PlanLimitReached(_) => "plan_limit_reached",
+            Self::FeatureNotInPlan(_) => "feature_not_in_plan",
+            Self::QuotaExceeded(_) => "quota_exceeded",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",

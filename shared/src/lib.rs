@@ -5,6 +5,8 @@
 //! Functions depend on this crate; this crate never depends on a function.
 
 pub mod access;
+#[cfg(feature = "ai")]
+pub mod ai;
 pub mod app;
 pub mod auth;
 #[cfg(feature = "stripe")]

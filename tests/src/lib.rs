@@ -4,6 +4,7 @@
 //! `TEST_DATABASE_ADMIN_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) names a
 //! superuser connection used to create the database; the app itself connects as `app_api`.
 
+pub mod ai;
 pub mod routes;
 pub mod stripe;
 
@@ -84,6 +85,10 @@ pub fn base_settings() -> Vec<(String, String)> {
         ("MAX_BODY_BYTES", "16384"),
         ("STRIPE_SECRET_KEY", stripe::SECRET_KEY),
         ("BILLING_REDIRECT_ORIGINS", "https://app.example.test,http://127.0.0.1:3000"),
+        ("AI_PROVIDER_API_KEY", ai::API_KEY),
+        ("AI_MODEL", "claude-test"),
+        ("AI_MAX_TOKENS", "300"),
+        ("AI_TIME_BUDGET_MS", "3000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -96,8 +101,11 @@ pub struct TestApp {
     projects: Router,
     checkout: Router,
     portal: Router,
+    ai_runs: Router,
     /// The local Stripe the billing functions talk to (unless a test gives its own).
     pub stripe: wiremock::MockServer,
+    /// The local AI provider (unless a test gives its own).
+    pub provider: wiremock::MockServer,
 }
 
 #[derive(Debug, Clone)]
@@ -154,24 +162,38 @@ impl TestApp {
         if !settings.iter().any(|(k, _)| k == "STRIPE_API_BASE") {
             settings.push(("STRIPE_API_BASE".into(), stripe.uri()));
         }
+        let provider = ai::start_default_provider().await;
+        if !settings.iter().any(|(k, _)| k == "AI_PROVIDER_BASE_URL") {
+            settings.push(("AI_PROVIDER_BASE_URL".into(), provider.uri()));
+        }
         let config = Config::from_lookup(|name| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("test config");
         let pool = shared::db::connect(&config.database).await.expect("connect as app_api");
-        Self::build(AppState::new(config, pool), settings, stripe).await
+        Self::build(AppState::new(config, pool), settings, stripe, provider).await
     }
 
     pub async fn from_state(state: AppState) -> Self {
         let stripe = stripe::start_default_server().await;
+        let provider = ai::start_default_provider().await;
         let mut settings = base_settings();
         settings.push(("STRIPE_API_BASE".into(), stripe.uri()));
-        Self::build(state, settings, stripe).await
+        settings.push(("AI_PROVIDER_BASE_URL".into(), provider.uri()));
+        Self::build(state, settings, stripe, provider).await
     }
 
-    async fn build(state: AppState, settings: Vec<(String, String)>, stripe: wiremock::MockServer) -> Self {
+    async fn build(
+        state: AppState,
+        settings: Vec<(String, String)>,
+        stripe: wiremock::MockServer,
+        provider: wiremock::MockServer,
+    ) -> Self {
         let lookup = move |name: &str| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let settings = shared::config::Settings::load_from(lookup).await.expect("settings");
         let billing = shared::billing::BillingState::from_settings(state.clone(), &settings).expect("billing config");
+        let ai = shared::ai::AiClient::new(shared::ai::AiConfig::from_settings(&settings).expect("AI config"));
         Self {
+            ai_runs: ai_runs::app(ai_runs::AiState { app: state.clone(), ai, usage_queue: None }),
+            provider,
             workspaces: workspaces::app(state.clone()),
             projects: projects::app(state.clone()),
             checkout: checkout::app(billing.clone()),
@@ -183,7 +205,9 @@ impl TestApp {
 
     /// The function API Gateway would route this path to.
     fn function_for(&self, path: &str) -> &Router {
-        if path.ends_with("/billing/checkout") {
+        if path.contains("/ai/runs") {
+            &self.ai_runs
+        } else if path.ends_with("/billing/checkout") {
             &self.checkout
         } else if path.ends_with("/billing/portal") {
             &self.portal

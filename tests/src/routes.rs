@@ -12,12 +12,23 @@ pub struct Ctx {
     pub tenant: Tenant,
     pub invitee: TestUser,
     pub invitee2: TestUser,
+    /// An AI run of the owner's.
+    pub run_id: uuid::Uuid,
 }
 
 impl Ctx {
     pub async fn new(app: &TestApp, label: &str) -> Self {
+        let tenant = app.tenant(label).await;
+        let run = app
+            .post(
+                &tenant.owner,
+                &format!("{}/ai/runs", tenant.path()),
+                json!({"tool": "proposal_draft", "input": {"brief": "A site"}}),
+            )
+            .await;
         Self {
-            tenant: app.tenant(label).await,
+            run_id: run.id(),
+            tenant,
             invitee: app.user(&format!("{label}-invitee")).await,
             invitee2: app.user(&format!("{label}-invitee2")).await,
         }
@@ -219,6 +230,34 @@ pub fn rows() -> Vec<Row> {
                 )
             },
             expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        // ---- ai-runs function: owners, admins and members run tools; everyone in the team reads runs
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/ai/runs",
+            request: |c| {
+                (
+                    M::POST,
+                    format!("{}/ai/runs", p(&c.tenant)),
+                    Some(json!({"tool": "project_status_summary", "project_id": c.tenant.project_id})),
+                )
+            },
+            expect: [201, 201, 201, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/ai/runs",
+            request: |c| (M::GET, format!("{}/ai/runs", p(&c.tenant)), None),
+            expect: [200, 200, 200, 200, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/ai/runs/{run_id}",
+            request: |c| (M::GET, format!("{}/ai/runs/{}", p(&c.tenant), c.run_id), None),
+            expect: [200, 200, 200, 200, 403, 404],
             fresh: false,
         },
         // ---- projects function

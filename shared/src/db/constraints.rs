@@ -25,6 +25,11 @@ const CONSTRAINTS: &[(&str, Mapper)] = &[
     ("deliverables_project_fkey", || ApiError::NotFound("project")),
     ("comments_project_fkey", || ApiError::NotFound("project")),
     ("client_contacts_client_fkey", || ApiError::NotFound("client")),
+    ("ai_runs_idempotency_key", || ApiError::Conflict {
+        code: "run_in_progress",
+        detail: "A run with this Idempotency-Key is already in progress; retry shortly to get its result.".into(),
+    }),
+    ("ai_runs_project_fkey", || ApiError::NotFound("project")),
     ("plan_limit_projects", || {
         ApiError::PlanLimitReached("Your plan's project limit is reached; upgrade the plan to add more.".into())
     }),

@@ -1,0 +1,306 @@
+//! `POST /v1/workspaces/{id}/ai/runs` and reading runs.
+//!
+//! A run is recorded (pending) and one unit of the month's quota reserved, in one transaction,
+//! before the provider is called. Success stores the output and, in the same transaction, a
+//! usage record (the billing outbox), which is then sent to the usage queue. Failure marks the
+//! run failed and gives the reservation back; nothing is billed. A run left pending by a
+//! function that died is failed and released by the sweeper.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use shared::ApiError;
+use shared::ai::ProviderError;
+use shared::auth::Caller;
+use shared::error::FieldError;
+use shared::http::extract::{self, Path, Query};
+use shared::http::pagination::{Page, PageRequest};
+use shared::plans;
+use shared::validate::Validator;
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::AiState;
+use crate::tools::{self, Tool};
+
+pub fn router() -> Router<AiState> {
+    Router::new()
+        .route("/v1/workspaces/{workspace_id}/ai/runs", get(list).post(create))
+        .route("/v1/workspaces/{workspace_id}/ai/runs/{run_id}", get(read))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunInput {
+    tool: String,
+    project_id: Option<Uuid>,
+    #[serde(default)]
+    input: Value,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct RunView {
+    id: Uuid,
+    tool: String,
+    project_id: Option<Uuid>,
+    status: String,
+    output: Option<String>,
+    error: Option<String>,
+    model: Option<String>,
+    input_tokens: Option<i32>,
+    output_tokens: Option<i32>,
+    created_by: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    finished_at: Option<OffsetDateTime>,
+    #[serde(skip)]
+    request_hash: String,
+}
+
+const SELECT_RUN: &str = "SELECT id, tool, project_id, status, output, error, model, input_tokens, output_tokens,
+        created_by, created_at, finished_at, request_hash FROM ai_runs";
+
+#[derive(Deserialize)]
+struct RunPath {
+    workspace_id: Uuid,
+    run_id: Uuid,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+async fn create(
+    State(state): State<AiState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    headers: HeaderMap,
+    extract::Json(body): extract::Json<RunInput>,
+) -> Result<Response, ApiError> {
+    let mut v = Validator::default();
+    let tool = v.check(Tool::parse(&body.tool).map(Some));
+    let key = v.check(idempotency_key(&headers));
+    v.finish()?;
+    let Some(tool) = tool else { return Err(ApiError::validation("tool", "unknown tool")) };
+    tools::validate(tool, body.project_id, &body.input)?;
+    let request_hash = hash(tool, body.project_id, &body.input);
+
+    let (mut tx, access) = state.app.open_workspace(&caller, workspace_id).await?;
+    access.require_writer()?;
+    let plan: String =
+        sqlx::query_scalar("SELECT app.effective_plan($1)").bind(workspace_id).fetch_one(&mut *tx).await?;
+    let plan = plans::by_id(&plan);
+    if !plan.features.ai_tools {
+        return Err(ApiError::FeatureNotInPlan(format!(
+            "AI tools are not part of the {} plan; upgrade to use them.",
+            plan.name
+        )));
+    }
+    if let Some(key) = &key
+        && let Some(previous) = run_by_key(&mut tx, workspace_id, key).await?
+    {
+        return replay(previous, &request_hash);
+    }
+    let prompt = tools::prompt(&mut tx, tool, workspace_id, body.project_id, &body.input).await?;
+    let period = month_of(OffsetDateTime::now_utc());
+    let reserved: bool = sqlx::query_scalar("SELECT app.reserve_ai_run($1, $2)")
+        .bind(workspace_id)
+        .bind(period)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !reserved {
+        return Err(ApiError::QuotaExceeded(format!(
+            "This workspace has used its {} AI runs for this month on the {} plan.",
+            plan.limits.ai_runs_per_month, plan.name
+        )));
+    }
+    let run_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO ai_runs (id, workspace_id, project_id, tool, input, status, idempotency_key, request_hash, quota_period, created_by)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, app.current_user_id())",
+    )
+    .bind(run_id)
+    .bind(workspace_id)
+    .bind(body.project_id)
+    .bind(tool.id())
+    .bind(&body.input)
+    .bind(&key)
+    .bind(&request_hash)
+    .bind(period)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+
+    let result = state.ai.complete(&prompt.system, &prompt.user).await;
+    let mut tx = state.app.begin(&caller).await?;
+    match result {
+        Ok(completion) => {
+            let usage_id = Uuid::now_v7();
+            sqlx::query(
+                "UPDATE ai_runs SET status = 'succeeded', output = $2, model = $3, input_tokens = $4, output_tokens = $5,
+                        finished_at = now()
+                 WHERE id = $1",
+            )
+            .bind(run_id)
+            .bind(&completion.text)
+            .bind(&completion.model)
+            .bind(completion.input_tokens as i32)
+            .bind(completion.output_tokens as i32)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO usage_records (id, workspace_id, run_id, quantity, occurred_at)
+                 SELECT $1, workspace_id, id, 1, created_at FROM ai_runs WHERE id = $2",
+            )
+            .bind(usage_id)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+            let run = find(&mut tx, workspace_id, run_id).await?.ok_or(ApiError::NotFound("run"))?;
+            tx.commit().await?;
+            enqueue_usage(&state, &caller, usage_id).await;
+            tracing::info!(%run_id, tool = tool.id(), "AI run succeeded");
+            Ok((StatusCode::CREATED, Json(run)).into_response())
+        }
+        Err(error) => {
+            sqlx::query("UPDATE ai_runs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1")
+                .bind(run_id)
+                .bind(error.reason())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("SELECT app.release_ai_run($1, $2)").bind(workspace_id).bind(period).execute(&mut *tx).await?;
+            tx.commit().await?;
+            tracing::warn!(%run_id, %error, "AI run failed; quota released, nothing billed");
+            Err(match error {
+                ProviderError::Timeout => ApiError::UpstreamTimeout(format!(
+                    "Run {run_id} failed: the AI provider did not answer in time. Nothing was billed."
+                )),
+                _ => ApiError::Upstream {
+                    code: "provider_error",
+                    detail: format!("Run {run_id} failed: the AI provider could not complete it. Nothing was billed."),
+                },
+            })
+        }
+    }
+}
+
+/// Sends a usage record to the usage queue. A failure here loses nothing: the record stays
+/// unreported in the database and the sweeper sends it again.
+async fn enqueue_usage(state: &AiState, caller: &Caller, usage_id: Uuid) {
+    let Some(queue) = &state.usage_queue else { return };
+    match queue.send(&usage_id.to_string(), &[("kind", "usage_record")]).await {
+        Ok(_) => {
+            if let Ok(mut tx) = state.app.begin(caller).await {
+                let marked = sqlx::query("UPDATE usage_records SET enqueued_at = now() WHERE id = $1")
+                    .bind(usage_id)
+                    .execute(&mut *tx)
+                    .await;
+                if marked.is_ok() {
+                    let _ = tx.commit().await;
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%usage_id, %error, "usage record not enqueued; the sweeper will resend it"),
+    }
+}
+
+/// The same key with the same request returns the first run; with another request it is refused.
+fn replay(previous: RunView, request_hash: &str) -> Result<Response, ApiError> {
+    if previous.request_hash != request_hash {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "Idempotency-Key",
+            "was already used with a different request",
+        )]));
+    }
+    if previous.status == "pending" {
+        return Err(ApiError::Conflict {
+            code: "run_in_progress",
+            detail: "A run with this Idempotency-Key is still in progress; retry shortly to get its result.".into(),
+        });
+    }
+    let mut response = (StatusCode::OK, Json(previous)).into_response();
+    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(response)
+}
+
+async fn run_by_key(tx: &mut shared::db::TenantTx, workspace_id: Uuid, key: &str) -> Result<Option<RunView>, ApiError> {
+    Ok(sqlx::query_as::<_, RunView>(sqlx::AssertSqlSafe(format!(
+        "{SELECT_RUN} WHERE workspace_id = $1 AND idempotency_key = $2"
+    )))
+    .bind(workspace_id)
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+async fn find(tx: &mut shared::db::TenantTx, workspace_id: Uuid, run_id: Uuid) -> Result<Option<RunView>, ApiError> {
+    Ok(sqlx::query_as::<_, RunView>(sqlx::AssertSqlSafe(format!("{SELECT_RUN} WHERE workspace_id = $1 AND id = $2")))
+        .bind(workspace_id)
+        .bind(run_id)
+        .fetch_optional(&mut **tx)
+        .await?)
+}
+
+async fn read(
+    State(state): State<AiState>,
+    caller: Caller,
+    Path(path): Path<RunPath>,
+) -> Result<Json<RunView>, ApiError> {
+    let (mut tx, access) = state.app.open_workspace(&caller, path.workspace_id).await?;
+    access.require_member()?;
+    let run = find(&mut tx, path.workspace_id, path.run_id).await?.ok_or(ApiError::NotFound("run"))?;
+    tx.commit().await?;
+    Ok(Json(run))
+}
+
+async fn list(
+    State(state): State<AiState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Page<RunView>>, ApiError> {
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let (mut tx, access) = state.app.open_workspace(&caller, workspace_id).await?;
+    access.require_member()?;
+    let rows = sqlx::query_as::<_, RunView>(sqlx::AssertSqlSafe(format!(
+        "{SELECT_RUN} WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+    )))
+    .bind(workspace_id)
+    .bind(page.before)
+    .bind(page.fetch_limit())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Page::from_rows(rows, &page, |r| r.id)))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, FieldError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .filter(|k| !k.is_empty() && k.len() <= 200 && k.bytes().all(|b| b.is_ascii_graphic()))
+            .map(|k| Some(k.to_owned()))
+            .ok_or_else(|| FieldError::new("Idempotency-Key", "must be 1 to 200 visible ASCII characters")),
+    }
+}
+
+/// A stable hash of what was asked (serde_json sorts object keys, so field order is irrelevant).
+fn hash(tool: Tool, project_id: Option<Uuid>, input: &Value) -> String {
+    let canonical = serde_json::json!({ "tool": tool.id(), "project_id": project_id, "input": input }).to_string();
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+fn month_of(now: OffsetDateTime) -> Date {
+    now.date().replace_day(1).unwrap_or(now.date())
+}
