@@ -1,5 +1,5 @@
 //! A small Stripe API client for the calls this product makes: prices by lookup key, customers,
-//! Checkout Sessions, Customer Portal sessions and the event log (reconciliation).
+//! Checkout Sessions, Customer Portal sessions, billing meter events and the event log.
 //!
 //! Why not async-stripe: its generated crates made a function binary about three times larger
 //! (Stripe was ~45% of an all-in binary; see ../shared/TOOLING.md) and slower to cold start and
@@ -118,6 +118,15 @@ impl StripeClient {
 
     pub async fn create_portal_session(&self, form: Form, idempotency_key: &str) -> Result<Created, StripeError> {
         self.post("/v1/billing_portal/sessions", &form, idempotency_key).await
+    }
+
+    /// Reports usage to a Billing Meter (`POST /v1/billing/meter_events`).
+    pub async fn create_meter_event(
+        &self,
+        form: Form,
+        idempotency_key: &str,
+    ) -> Result<serde_json::Value, StripeError> {
+        self.post("/v1/billing/meter_events", &form, idempotency_key).await
     }
 
     /// Events of the given types created at or after `created_since` (unix seconds), oldest

@@ -145,10 +145,10 @@ async fn create(
     match result {
         Ok(completion) => {
             let usage_id = Uuid::now_v7();
-            sqlx::query(
+            let finished = sqlx::query(
                 "UPDATE ai_runs SET status = 'succeeded', output = $2, model = $3, input_tokens = $4, output_tokens = $5,
                         finished_at = now()
-                 WHERE id = $1",
+                 WHERE id = $1 AND status = 'pending'",
             )
             .bind(run_id)
             .bind(&completion.text)
@@ -157,6 +157,13 @@ async fn create(
             .bind(completion.output_tokens as i32)
             .execute(&mut *tx)
             .await?;
+            if finished.rows_affected() == 0 {
+                // The sweeper already failed this run as abandoned (and released its quota): it stays
+                // failed and unbilled rather than being billed outside the quota.
+                return Err(ApiError::UpstreamTimeout(format!(
+                    "Run {run_id} took too long and was abandoned. Nothing was billed."
+                )));
+            }
             sqlx::query(
                 "INSERT INTO usage_records (id, workspace_id, run_id, quantity, occurred_at)
                  SELECT $1, workspace_id, id, 1, created_at FROM ai_runs WHERE id = $2",
@@ -172,7 +179,7 @@ async fn create(
             Ok((StatusCode::CREATED, Json(run)).into_response())
         }
         Err(error) => {
-            sqlx::query("UPDATE ai_runs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1")
+            sqlx::query("UPDATE ai_runs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1 AND status = 'pending'")
                 .bind(run_id)
                 .bind(error.reason())
                 .execute(&mut *tx)

@@ -1,0 +1,129 @@
+//! The `usage-worker` function: drains the usage queue (each message is a usage record id) and
+//! reports each record to Stripe as a Billing Meter Event, exactly once.
+//!
+//! Never twice: the record's row is locked while it is reported, the event's `identifier` is
+//! the record id (Stripe refuses a second event with it) and the request's idempotency key is
+//! derived from it; a record already marked reported is acknowledged without a call. Usage of a
+//! workspace without a Stripe customer stays unreported; the sweeper sends it again later.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use secrecy::SecretString;
+use shared::config::{DatabaseConfig, Settings};
+use shared::stripe::{Form, StripeClient, StripeError};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub const FUNCTION: &str = "usage-worker";
+pub const DEFAULT_METER_EVENT_NAME: &str = "ai_tool_runs";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Reported,
+    AlreadyReported,
+    /// The workspace has no Stripe customer yet; kept for later.
+    NoCustomer,
+    /// The record no longer exists (its workspace was deleted).
+    Gone,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("not a usage record id: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Stripe(#[from] StripeError),
+}
+
+pub struct UsageWorker {
+    pub pool: PgPool,
+    pub stripe: StripeClient,
+    pub event_name: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct Record {
+    quantity: i32,
+    occurred_at: OffsetDateTime,
+    reported_at: Option<OffsetDateTime>,
+    stripe_customer_id: Option<String>,
+}
+
+impl UsageWorker {
+    pub async fn from_settings(settings: &Settings) -> Result<Self, lambda_runtime::Error> {
+        let lookup = |name: &str| settings.get(name);
+        let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
+        Ok(Self {
+            pool: shared::db::connect(&database).await?,
+            stripe: StripeClient::new(
+                SecretString::from(settings.require("STRIPE_SECRET_KEY")?),
+                settings.get("STRIPE_API_BASE"),
+            ),
+            event_name: settings.get("STRIPE_METER_EVENT_NAME").unwrap_or_else(|| DEFAULT_METER_EVENT_NAME.to_owned()),
+        })
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn report(&self, record_id: &str) -> Result<Outcome, ReportError> {
+        let id: Uuid =
+            record_id.trim().parse().map_err(|_| ReportError::Malformed(record_id.chars().take(64).collect()))?;
+        let mut tx = self.pool.begin().await?;
+        let record: Option<Record> = sqlx::query_as(
+            "SELECT u.quantity, u.occurred_at, u.reported_at, w.stripe_customer_id
+             FROM usage_records u JOIN workspaces w ON w.id = u.workspace_id
+             WHERE u.id = $1 FOR UPDATE OF u",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(record) = record else { return Ok(Outcome::Gone) };
+        if record.reported_at.is_some() {
+            return Ok(Outcome::AlreadyReported);
+        }
+        let Some(customer) = record.stripe_customer_id else { return Ok(Outcome::NoCustomer) };
+        let form = Form::new()
+            .field("event_name", &self.event_name)
+            .field("payload[stripe_customer_id]", &customer)
+            .field("payload[value]", record.quantity.to_string())
+            .field("identifier", id.to_string())
+            .field("timestamp", record.occurred_at.unix_timestamp().to_string());
+        self.stripe.create_meter_event(form, &format!("meter-event:{id}")).await?;
+        sqlx::query("UPDATE usage_records SET reported_at = now(), stripe_customer_id = $2 WHERE id = $1")
+            .bind(id)
+            .bind(&customer)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Outcome::Reported)
+    }
+}
+
+/// Reports each message of a batch; the failed ones are retried by SQS and dead-lettered.
+pub async fn handle_batch(worker: &UsageWorker, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        match worker.report(record.body.as_deref().unwrap_or_default()).await {
+            Ok(outcome) => tracing::info!(%message_id, ?outcome, "usage record handled"),
+            Err(error) => {
+                tracing::error!(%message_id, %error, "usage record not reported");
+                response.add_failure(message_id);
+            }
+        }
+    }
+    response
+}
+
+/// The Lambda entry point.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init(FUNCTION);
+    let settings = Settings::load().await?;
+    let worker = UsageWorker::from_settings(&settings).await?;
+    let worker = &worker;
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
+        Ok::<_, lambda_runtime::Error>(handle_batch(worker, event.payload).await)
+    }))
+    .await
+}
