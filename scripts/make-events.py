@@ -51,6 +51,9 @@ EVENTS = [
     ("checkout-create", "POST", "/v1/workspaces/{workspace_id}/billing/checkout",
      f"/v1/workspaces/{WS}/billing/checkout", "",
      {"plan": "pro", "success_url": "http://127.0.0.1:3000/billing?ok=1", "cancel_url": "http://127.0.0.1:3000/billing"}),
+    ("ai-runs-create", "POST", "/v1/workspaces/{workspace_id}/ai/runs", f"/v1/workspaces/{WS}/ai/runs", "",
+     {"tool": "project_status_summary", "project_id": PROJECT, "input": {"focus": "risks"}}),
+    ("ai-runs-list", "GET", "/v1/workspaces/{workspace_id}/ai/runs", f"/v1/workspaces/{WS}/ai/runs", "limit=10", None),
     ("portal-create", "POST", "/v1/workspaces/{workspace_id}/billing/portal", f"/v1/workspaces/{WS}/billing/portal", "",
      {"return_url": "http://127.0.0.1:3000/settings"}),
 ]
@@ -147,8 +150,13 @@ def main():
         (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
         print(f"events/{name}.json")
     now = int(time.time())
+    usage = sqs_event(now)
+    usage["Records"][0]["body"] = "01935c00-0000-7000-8000-00000000a1a1"  # a usage record id
+    usage["Records"][0]["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:usage"
+    usage["Records"][0]["messageAttributes"] = {"kind": {"stringValue": "usage_record", "dataType": "String"}}
     for name, data in [("stripe-webhook", webhook_event(now)), ("billing-worker-sqs", sqs_event(now)),
-                       ("billing-reconcile-schedule", SCHEDULE)]:
+                       ("billing-reconcile-schedule", SCHEDULE), ("usage-worker-sqs", usage),
+                       ("ai-sweeper-schedule", SCHEDULE)]:
         (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
         print(f"events/{name}.json")
 

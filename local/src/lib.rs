@@ -34,11 +34,12 @@ pub fn dev_defaults() -> HashMap<&'static str, &'static str> {
 }
 
 /// Every HTTP function's routes, merged, behind the same shared layers each function uses. Each
-/// function keeps its own state and body limit; billing and the webhook join when configured.
+/// function keeps its own state and body limit; billing, AI and the webhook join when configured.
 pub fn app(
     state: AppState,
     billing: Option<BillingState>,
     webhook: Option<(stripe_webhook::WebhookState, usize)>,
+    ai: Option<ai_runs::AiState>,
 ) -> Router {
     let api_limit = state.config.max_body_bytes;
     let mut routes =
@@ -47,6 +48,9 @@ pub fn app(
         routes = routes.merge(
             checkout::router().merge(portal::router()).with_state(billing).layer(DefaultBodyLimit::max(api_limit)),
         );
+    }
+    if let Some(ai) = ai {
+        routes = routes.merge(ai_runs::router().with_state(ai).layer(DefaultBodyLimit::max(api_limit)));
     }
     if let Some((webhook, limit)) = webhook {
         routes = routes.merge(stripe_webhook::router().with_state(webhook).layer(DefaultBodyLimit::max(limit)));

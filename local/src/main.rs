@@ -146,7 +146,10 @@ async fn serve(args: &[String]) -> Result<()> {
                 pool: service_pool().await?,
                 past_due_grace: time_days(settings.get("BILLING_PAST_DUE_GRACE_DAYS"))?,
             };
-            tokio::spawn(local_stack::queues::feed_worker(queue.clone(), worker));
+            let worker: &'static billing_worker::Worker = Box::leak(Box::new(worker));
+            tokio::spawn(local_stack::queues::feed(queue.clone(), "billing-worker", move |event| {
+                billing_worker::handle_batch(worker, event)
+            }));
             println!(
                 "Stripe webhook: POST http://127.0.0.1:{port}/v1/stripe/webhook -> SQS {} -> billing worker",
                 queue.url()
@@ -160,8 +163,69 @@ async fn serve(args: &[String]) -> Result<()> {
             None
         }
     };
-    let app = local_stack::app(state, billing, webhook);
+    let local_aws = settings
+        .get("AWS_ENDPOINT_URL")
+        .is_some_and(|e| e.starts_with("http://127.0.0.1") || e.starts_with("http://localhost"));
+    let ai = match settings.get("AI_PROVIDER_API_KEY") {
+        Some(_) => {
+            let ai = shared::ai::AiClient::new(shared::ai::AiConfig::from_settings(&settings)?);
+            let usage_queue = if local_aws { Some(local_stack::queues::ensure_with_dlq("usage").await?) } else { None };
+            if let Some(queue) = &usage_queue {
+                start_usage_pipeline(&settings, queue.clone()).await?;
+            }
+            Some(ai_runs::AiState { app: state.clone(), ai, usage_queue })
+        }
+        None => {
+            println!("AI tools are off: set AI_PROVIDER_API_KEY (and AI_PROVIDER_BASE_URL for a local provider).");
+            None
+        }
+    };
+    let app = local_stack::app(state, billing, webhook, ai);
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.context("serve")?;
+    Ok(())
+}
+
+/// The usage worker (when Stripe is configured) and the sweeper, every minute, as on AWS.
+async fn start_usage_pipeline(settings: &shared::config::Settings, queue: shared::queue::Queue) -> Result<()> {
+    let service = service_pool().await?;
+    let sweeper = ai_sweeper::Sweeper {
+        pool: service.clone(),
+        usage_queue: queue.clone(),
+        stuck_after_secs: 120,
+        resend_after_secs: 900,
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            if let Err(error) = sweeper.sweep().await {
+                tracing::warn!(%error, "sweep failed");
+            }
+        }
+    });
+    match settings.get("STRIPE_SECRET_KEY") {
+        Some(key) => {
+            let worker: &'static usage_worker::UsageWorker = Box::leak(Box::new(usage_worker::UsageWorker {
+                pool: service,
+                stripe: shared::stripe::StripeClient::new(
+                    secrecy::SecretString::from(key),
+                    settings.get("STRIPE_API_BASE"),
+                ),
+                event_name: settings
+                    .get("STRIPE_METER_EVENT_NAME")
+                    .unwrap_or_else(|| usage_worker::DEFAULT_METER_EVENT_NAME.into()),
+            }));
+            tokio::spawn(local_stack::queues::feed(queue, "usage-worker", move |event| {
+                usage_worker::handle_batch(worker, event)
+            }));
+            println!(
+                "AI usage: usage queue -> usage worker -> Stripe meter events at {}",
+                settings.get("STRIPE_API_BASE").unwrap_or_else(|| "api.stripe.com".into())
+            );
+        }
+        None => println!(
+            "AI usage is recorded but not reported: set STRIPE_SECRET_KEY (and STRIPE_API_BASE) to run the usage worker."
+        ),
+    }
     Ok(())
 }
 

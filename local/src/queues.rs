@@ -1,8 +1,11 @@
 //! The local stripe-events queue (in moto): created with its dead-letter queue and redrive
-//! policy as template.yaml declares them, and drained into the billing worker as Lambda's SQS
-//! event source mapping would.
+//! policy as template.yaml declares them, and drained into the workers as Lambda's SQS event
+//! source mapping would.
+
+use std::future::Future;
 
 use anyhow::{Context, Result};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::QueueAttributeName;
 use shared::queue::Queue;
 
@@ -35,16 +38,20 @@ pub async fn ensure_with_dlq(name: &str) -> Result<Queue> {
     Ok(Queue::new(client, queue.queue_url().context("queue url")?))
 }
 
-/// Feeds the billing worker forever, like the SQS event source mapping.
-pub async fn feed_worker(queue: Queue, worker: billing_worker::Worker) {
+/// Feeds a worker's batch handler from the queue forever, like an SQS event source mapping.
+pub async fn feed<F, Fut>(queue: Queue, worker: &'static str, handler: F)
+where
+    F: Fn(SqsEvent) -> Fut,
+    Fut: Future<Output = SqsBatchResponse>,
+{
     loop {
-        match queue.drain_once(10, |event| billing_worker::handle_batch(&worker, event)).await {
+        match queue.drain_once(10, &handler).await {
             Ok(drained) if drained.received > 0 => {
-                tracing::info!(received = drained.received, failed = drained.failed, "billing worker drained a batch");
+                tracing::info!(worker, received = drained.received, failed = drained.failed, "drained a batch");
             }
             Ok(_) => {}
             Err(error) => {
-                tracing::warn!(%error, "could not poll the local queue; retrying");
+                tracing::warn!(worker, %error, "could not poll the local queue; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(5)).await;
             }
         }

@@ -34,7 +34,7 @@ async fn every_sample_event_is_served_by_its_function() {
     for (name, text) in events() {
         let function = name.split('-').next().unwrap();
         match function {
-            "workspaces" | "projects" | "checkout" | "portal" => {
+            "workspaces" | "projects" | "checkout" | "portal" | "ai" if !name.starts_with("ai-sweeper") => {
                 let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
                 let response = app.send(request.map(|body| Body::from(body.to_vec()))).await;
                 if name == "checkout-create" {
@@ -67,7 +67,20 @@ async fn every_sample_event_is_served_by_its_function() {
                 let response = billing_worker::handle_batch(&worker, event).await;
                 assert!(response.batch_item_failures.is_empty(), "{name}");
             }
-            "billing" => {
+            "usage" => {
+                let event: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let worker = usage_worker::UsageWorker {
+                    pool: service_pool().await,
+                    stripe: shared::stripe::StripeClient::new(
+                        SecretString::from("sk_test_unused"),
+                        Some(app.stripe.uri()),
+                    ),
+                    event_name: "ai_tool_runs".into(),
+                };
+                let response = usage_worker::handle_batch(&worker, event).await;
+                assert!(response.batch_item_failures.is_empty(), "{name}");
+            }
+            "billing" | "ai" => {
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();
                 assert_eq!(event["detail-type"], "Scheduled Event", "{name}");
             }
@@ -75,5 +88,5 @@ async fn every_sample_event_is_served_by_its_function() {
         }
         served.push(name);
     }
-    assert!(served.len() >= 17, "only {served:?}");
+    assert!(served.len() >= 21, "only {served:?}");
 }
