@@ -88,7 +88,7 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let mut v = Validator::default();
     let tool = v.check(Tool::parse(&body.tool).map(Some));
-    let key = v.check(idempotency_key(&headers));
+    let key = v.check(extract::idempotency_key(&headers));
     v.finish()?;
     let Some(tool) = tool else { return Err(ApiError::validation("tool", "unknown tool")) };
     tools::validate(tool, body.project_id, &body.input)?;
@@ -288,18 +288,6 @@ async fn list(
     .await?;
     tx.commit().await?;
     Ok(Json(Page::from_rows(rows, &page, |r| r.id)))
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, FieldError> {
-    match headers.get("idempotency-key") {
-        None => Ok(None),
-        Some(value) => value
-            .to_str()
-            .ok()
-            .filter(|k| !k.is_empty() && k.len() <= 200 && k.bytes().all(|b| b.is_ascii_graphic()))
-            .map(|k| Some(k.to_owned()))
-            .ok_or_else(|| FieldError::new("Idempotency-Key", "must be 1 to 200 visible ASCII characters")),
-    }
 }
 
 /// A stable hash of what was asked (serde_json sorts object keys, so field order is irrelevant).

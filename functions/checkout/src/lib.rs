@@ -53,7 +53,8 @@ async fn create(
     let plan = v.check(paid_plan(&input.plan));
     let success_url = v.check(state.redirects.check("success_url", &input.success_url));
     let cancel_url = v.check(state.redirects.check("cancel_url", &input.cancel_url));
-    let request_key = v.check(idempotency_key(&headers));
+    // The client's key makes a retried click get the same session; without one, a fresh key.
+    let request_key = v.check(extract::idempotency_key(&headers)).unwrap_or_else(|| Uuid::new_v4().to_string());
     v.finish()?;
     let lookup_key = plan.stripe_lookup_key.unwrap_or_default();
 
@@ -105,17 +106,4 @@ fn paid_plan(id: &str) -> Result<Plan, FieldError> {
         let paid: Vec<&str> = plans::CATALOG.iter().filter(|p| p.stripe_lookup_key.is_some()).map(|p| p.id).collect();
         FieldError::new("plan", format!("must be one of: {}", paid.join(", ")))
     })
-}
-
-/// The client's `Idempotency-Key` (a retried click gets the same session), or a fresh one.
-fn idempotency_key(headers: &HeaderMap) -> Result<String, FieldError> {
-    match headers.get("idempotency-key") {
-        None => Ok(Uuid::new_v4().to_string()),
-        Some(value) => value
-            .to_str()
-            .ok()
-            .filter(|k| !k.is_empty() && k.len() <= 200 && k.bytes().all(|b| b.is_ascii_graphic()))
-            .map(str::to_owned)
-            .ok_or_else(|| FieldError::new("Idempotency-Key", "must be 1 to 200 visible ASCII characters")),
-    }
 }

@@ -28,6 +28,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
+/// The client's `Idempotency-Key` header, if any: 1 to 200 visible ASCII characters.
+pub fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, FieldError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .filter(|k| !k.is_empty() && k.len() <= 200 && k.bytes().all(|b| b.is_ascii_graphic()))
+            .map(|k| Some(k.to_owned()))
+            .ok_or_else(|| FieldError::new("Idempotency-Key", "must be 1 to 200 visible ASCII characters")),
+    }
+}
+
 /// The raw request body, for payloads that must be verified byte for byte (webhooks).
 pub struct RawBody(pub Bytes);
 
