@@ -51,7 +51,10 @@ impl Access {
         .await?;
         match (role, contact) {
             (Some(role), _) => Ok(Access::Member(role)),
-            (None, true) => Ok(Access::ClientContact),
+            (None, true) => {
+                require_feature(tx, workspace_id, |features| features.client_portal, "The client portal").await?;
+                Ok(Access::ClientContact)
+            }
             (None, false) => Err(ApiError::NotFound("workspace")),
         }
     }
@@ -76,5 +79,25 @@ impl Access {
     pub fn require_manager(self) -> Result<Role, ApiError> {
         let role = self.require_member()?;
         if role.manages() { Ok(role) } else { Err(ApiError::Forbidden("Only owners and admins can do this.".into())) }
+    }
+}
+
+/// The workspace's current plan, or 402 `feature_not_in_plan` if it lacks the feature.
+pub async fn require_feature(
+    tx: &mut TenantTx,
+    workspace_id: Uuid,
+    has: impl Fn(&crate::plans::Features) -> bool,
+    feature: &str,
+) -> Result<crate::plans::Plan, ApiError> {
+    let plan: String =
+        sqlx::query_scalar("SELECT app.effective_plan($1)").bind(workspace_id).fetch_one(&mut **tx).await?;
+    let plan = crate::plans::by_id(&plan);
+    if has(&plan.features) {
+        Ok(plan)
+    } else {
+        Err(ApiError::FeatureNotInPlan(format!(
+            "{feature} is not part of the {} plan; the workspace owner can upgrade.",
+            plan.name
+        )))
     }
 }

@@ -145,3 +145,24 @@ async fn members_cannot_write_billing_state_by_sql() {
     let error = result.expect_err("the API role has no UPDATE on subscriptions");
     assert_eq!(error.as_database_error().and_then(|e| e.code()).as_deref(), Some("42501"));
 }
+
+#[tokio::test]
+async fn the_client_portal_is_a_paid_feature() {
+    let app = TestApp::new().await;
+    let owner = app.user("portal-free").await;
+    let ws = app.workspace(&owner, "Portal on free").await;
+    let client = app.post(&owner, &format!("/v1/workspaces/{ws}/clients"), json!({"name": "Acme"})).await.id();
+    let contact = app.user("portal-contact").await;
+    let link = app
+        .post(&owner, &format!("/v1/workspaces/{ws}/clients/{client}/contacts"), json!({"email": contact.email}))
+        .await;
+    assert_eq!(link.problem(StatusCode::PAYMENT_REQUIRED), "feature_not_in_plan");
+
+    // A paying workspace's contacts lose the portal when the subscription ends; the team does not.
+    let t = app.tenant("portal-downgrade").await;
+    app.get(&t.contact, &t.project_path()).await.expect(StatusCode::OK);
+    subscribe(t.id, "studio", "canceled").await;
+    let refused = app.get(&t.contact, &t.project_path()).await;
+    assert_eq!(refused.problem(StatusCode::PAYMENT_REQUIRED), "feature_not_in_plan");
+    app.get(&t.member, &t.project_path()).await.expect(StatusCode::OK);
+}

@@ -20,7 +20,6 @@ use shared::auth::Caller;
 use shared::error::FieldError;
 use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageRequest};
-use shared::plans;
 use shared::validate::Validator;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -96,15 +95,7 @@ async fn create(
 
     let (mut tx, access) = state.app.open_workspace(&caller, workspace_id).await?;
     access.require_writer()?;
-    let plan: String =
-        sqlx::query_scalar("SELECT app.effective_plan($1)").bind(workspace_id).fetch_one(&mut *tx).await?;
-    let plan = plans::by_id(&plan);
-    if !plan.features.ai_tools {
-        return Err(ApiError::FeatureNotInPlan(format!(
-            "AI tools are not part of the {} plan; upgrade to use them.",
-            plan.name
-        )));
-    }
+    let plan = shared::access::require_feature(&mut tx, workspace_id, |f| f.ai_tools, "AI tools").await?;
     if let Some(key) = &key
         && let Some(previous) = run_by_key(&mut tx, workspace_id, key).await?
     {
@@ -119,7 +110,7 @@ async fn create(
         .await?;
     if !reserved {
         return Err(ApiError::QuotaExceeded(format!(
-            "This workspace has used its {} AI runs for this month on the {} plan.",
+            "This workspace has used the {} AI runs of its {} plan this month; the quota renews on the 1st.",
             plan.limits.ai_runs_per_month, plan.name
         )));
     }

@@ -66,6 +66,7 @@ async fn add(
     v.finish()?;
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_manager()?;
+    shared::access::require_feature(&mut tx, path.workspace_id, |f| f.client_portal, "The client portal").await?;
     require_client(&mut tx, &path).await?;
     let user_id = user_by_email(&mut tx, path.workspace_id, &email).await?;
     let is_member: bool =
