@@ -73,6 +73,12 @@ impl ApiError {
         Self::Validation(vec![FieldError::new(field, message)])
     }
 
+    /// Row-level security re-checks the caller's role when a statement runs: a write it refused
+    /// after the handler's own checks passed means the role changed while the request ran.
+    pub fn role_changed() -> Self {
+        Self::Forbidden("Your role changed while this request ran; it no longer allows this.".into())
+    }
+
     pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Internal(error.into())
     }

@@ -19,7 +19,7 @@ use shared::ai::ProviderError;
 use shared::auth::Caller;
 use shared::error::FieldError;
 use shared::http::extract::{self, Path, Query};
-use shared::http::pagination::{Page, PageRequest};
+use shared::http::pagination::{Page, PageQuery};
 use shared::validate::Validator;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -69,13 +69,6 @@ const SELECT_RUN: &str = "SELECT id, tool, project_id, status, output, error, mo
 struct RunPath {
     workspace_id: Uuid,
     run_id: Uuid,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    limit: Option<u32>,
-    cursor: Option<String>,
 }
 
 async fn create(
@@ -264,9 +257,9 @@ async fn list(
     State(state): State<AiState>,
     caller: Caller,
     Path(workspace_id): Path<Uuid>,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<RunView>>, ApiError> {
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let page = query.page()?;
     let (mut tx, access) = state.app.open_workspace(&caller, workspace_id).await?;
     access.require_member()?;
     let rows = sqlx::query_as::<_, RunView>(sqlx::AssertSqlSafe(format!(

@@ -11,7 +11,7 @@ use shared::access::Access;
 use shared::auth::Caller;
 use shared::db::TenantTx;
 use shared::http::extract::{self, Path, Query};
-use shared::http::pagination::{Page, PageRequest};
+use shared::http::pagination::{Page, PageQuery};
 use shared::validate::{Text, Validator};
 use shared::{ApiError, AppState};
 use uuid::Uuid;
@@ -53,20 +53,13 @@ impl CommentInput {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    limit: Option<u32>,
-    cursor: Option<String>,
-}
-
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(path): Path<ProjectPath>,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<CommentView>>, ApiError> {
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let page = query.page()?;
     let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
     require_project(&mut tx, path).await?;
     let rows = sqlx::query_as::<_, CommentView>(

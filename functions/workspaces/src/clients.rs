@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use shared::auth::Caller;
 use shared::http::extract::{self, Path, Query};
-use shared::http::pagination::{Page, PageRequest};
+use shared::http::pagination::{Page, PageQuery};
 use shared::validate::{Email, Name, Text, Validator, optional};
 use shared::{ApiError, AppState};
 use uuid::Uuid;
@@ -50,13 +50,6 @@ impl ClientInput {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    limit: Option<u32>,
-    cursor: Option<String>,
-}
-
-#[derive(Deserialize)]
 pub struct ClientPath {
     pub workspace_id: Uuid,
     pub client_id: Uuid,
@@ -66,9 +59,9 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(workspace_id): Path<Uuid>,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<ClientView>>, ApiError> {
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let page = query.page()?;
     let (mut tx, _access) = state.open_workspace(&caller, workspace_id).await?;
     let rows = sqlx::query_as::<_, ClientView>(
         "SELECT id, name, email, notes, created_at, updated_at FROM clients

@@ -143,12 +143,10 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Row-level security re-checks the caller's role when the statement runs. If it refused a row
-/// the checks above allowed, the caller's role changed concurrently: refuse rather than claim
-/// a change that did not happen.
+/// Refuses rather than claim a change that row-level security did not make.
 fn require_written(rows: u64) -> Result<(), ApiError> {
     if rows == 0 {
-        return Err(ApiError::Forbidden("Your role changed while this request ran; it no longer allows this.".into()));
+        return Err(ApiError::role_changed());
     }
     Ok(())
 }

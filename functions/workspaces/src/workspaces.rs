@@ -8,7 +8,7 @@ use serde::Deserialize;
 use shared::access::Role;
 use shared::auth::Caller;
 use shared::http::extract::{self, Path, Query};
-use shared::http::pagination::{Page, PageRequest};
+use shared::http::pagination::{Page, PageQuery};
 use shared::validate::{Name, Validator};
 use shared::{ApiError, AppState};
 use uuid::Uuid;
@@ -34,13 +34,6 @@ impl WorkspaceInput {
         v.finish()?;
         Ok(name)
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    limit: Option<u32>,
-    cursor: Option<String>,
 }
 
 /// The workspace as the caller sees it (with their role), then a literal WHERE clause.
@@ -75,9 +68,9 @@ async fn create(
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<WorkspaceView>>, ApiError> {
-    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let page = query.page()?;
     let mut tx = state.begin(&caller).await?;
     let rows = sqlx::query_as::<_, WorkspaceView>(select_view!(
         " WHERE ($1::uuid IS NULL OR w.id < $1) ORDER BY w.id DESC LIMIT $2"
@@ -120,8 +113,7 @@ async fn rename(
         .execute(&mut *tx)
         .await?;
     if renamed.rows_affected() == 0 {
-        // The policy re-checked the caller's role when the statement ran; it changed meanwhile.
-        return Err(ApiError::Forbidden("Your role changed while this request ran; it no longer allows this.".into()));
+        return Err(ApiError::role_changed());
     }
     let view = sqlx::query_as::<_, WorkspaceView>(select_view!(" WHERE w.id = $1"))
         .bind(workspace_id)

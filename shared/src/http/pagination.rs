@@ -1,7 +1,7 @@
 //! Cursor pagination, newest first. Ids are UUIDv7, so id order is creation order and the cursor
 //! is simply the last id of the page (opaque to callers).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -37,6 +37,20 @@ impl PageRequest {
     /// Rows to fetch: one more than the page, to know whether another page follows.
     pub fn fetch_limit(&self) -> i64 {
         i64::from(self.limit) + 1
+    }
+}
+
+/// The query string of a list without filters: `?limit=&cursor=` and nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        PageRequest::parse(self.limit, self.cursor.as_deref())
     }
 }
 
