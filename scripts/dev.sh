@@ -5,8 +5,8 @@
 # a local SQS queue (moto). Prints a development token and example requests.
 #
 #   scripts/dev.sh [--reset] [--port N]
-#   --reset   drop and recreate the local saas_dev database first (e.g. after editing a
-#             migration that was already applied locally)
+#   --reset   drop and recreate the local saas_dev database (and the local Stripe's account)
+#             first, e.g. after editing a migration that was already applied locally
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -23,6 +23,7 @@ for arg in "$@"; do
   if [ "$arg" = "--reset" ]; then
     say "dropping the local database saas_dev"
     psql "$TEST_DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS saas_dev WITH (FORCE)" >/dev/null
+    rm -f "$REPO_ROOT/target/local-stripe.json"   # the local Stripe's account goes with it
   else
     args+=("$arg")
   fi

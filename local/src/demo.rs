@@ -13,6 +13,9 @@ pub const PROJECT_ID: Uuid = uuid!("01935c00-0000-7000-8000-000000000003");
 pub const MILESTONE_ID: Uuid = uuid!("01935c00-0000-7000-8000-000000000004");
 pub const DELIVERABLE_ID: Uuid = uuid!("01935c00-0000-7000-8000-000000000005");
 pub const COMMENT_ID: Uuid = uuid!("01935c00-0000-7000-8000-000000000006");
+/// The demo's Studio subscription and its customer, in the database and in the local Stripe.
+pub const SUBSCRIPTION_ID: &str = "sub_demo";
+pub const CUSTOMER_ID: &str = "cus_demo";
 
 /// (subject, e-mail, role in the demo workspace; None for the client contact)
 pub const USERS: [(&str, &str, Option<&str>); 4] = [
@@ -48,14 +51,17 @@ pub async fn seed(pool: &PgPool, service: &PgPool) -> Result<bool, sqlx::Error> 
     sqlx::query(
         "INSERT INTO subscriptions (workspace_id, stripe_subscription_id, stripe_customer_id, plan_id, status,
                                     current_period_end, last_event_created, last_event_id)
-         VALUES ($1, 'sub_demo', 'cus_demo', 'studio', 'active', now() + interval '30 days', now(), 'evt_demo_seed')
+         VALUES ($1, $2, $3, 'studio', 'active', now() + interval '30 days', now(), 'evt_demo_seed')
          ON CONFLICT (workspace_id) DO NOTHING",
     )
     .bind(WORKSPACE_ID)
+    .bind(SUBSCRIPTION_ID)
+    .bind(CUSTOMER_ID)
     .execute(service)
     .await?;
-    sqlx::query("UPDATE workspaces SET stripe_customer_id = 'cus_demo' WHERE id = $1 AND stripe_customer_id IS NULL")
+    sqlx::query("UPDATE workspaces SET stripe_customer_id = $2 WHERE id = $1 AND stripe_customer_id IS NULL")
         .bind(WORKSPACE_ID)
+        .bind(CUSTOMER_ID)
         .execute(service)
         .await?;
     let mut tx = TenantTx::begin(pool, &caller(owner_sub, owner_email)).await.map_err(into_sqlx)?;

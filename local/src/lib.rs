@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod queues;
+pub mod stripe;
 
 use std::collections::HashMap;
 
@@ -20,6 +21,8 @@ pub const DEV_MIGRATION_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432
 pub const DEV_HS256_SECRET: &str = "local-development-secret-never-use-in-production";
 /// The development webhook signing secret (use `stripe listen`'s own secret with the Stripe CLI).
 pub const DEV_WEBHOOK_SECRET: &str = "whsec_local_development";
+/// The key the billing functions present to the local Stripe (which accepts any).
+pub const LOCAL_STRIPE_KEY: &str = "sk_test_local_stripe";
 
 pub fn dev_defaults() -> HashMap<&'static str, &'static str> {
     HashMap::from([

@@ -13,14 +13,37 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use local_stack::{DEV_HS256_SECRET, demo, dev_defaults};
+use local_stack::{DEV_HS256_SECRET, LOCAL_STRIPE_KEY, demo, dev_defaults};
 use secrecy::ExposeSecret;
 use shared::auth::dev_token::DevToken;
 use shared::config::Config;
 use sqlx::postgres::PgPoolOptions;
 
+/// The port `serve` listens on (set once by `serve`; `PORT` or 3000 otherwise).
+static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+
+fn port() -> u16 {
+    *PORT.get_or_init(|| env("PORT").and_then(|p| p.parse().ok()).unwrap_or(3000))
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Without a Stripe key, the billing functions talk to the local Stripe that `serve` hosts.
+fn uses_local_stripe() -> bool {
+    env("STRIPE_SECRET_KEY").is_none()
+}
+
 fn setting(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).or_else(|| dev_defaults().get(name).map(|v| (*v).to_owned()))
+    if uses_local_stripe() {
+        match name {
+            "STRIPE_SECRET_KEY" => return Some(LOCAL_STRIPE_KEY.to_owned()),
+            "STRIPE_API_BASE" => return Some(format!("http://127.0.0.1:{}/_stripe", port())),
+            _ => {}
+        }
+    }
+    env(name).or_else(|| dev_defaults().get(name).map(|v| (*v).to_owned()))
 }
 
 fn flag_value(args: &[String], flag: &str) -> Option<String> {
@@ -114,8 +137,10 @@ async fn serve(args: &[String]) -> Result<()> {
     if args.iter().any(|a| a == "--seed") {
         demo::seed(&pool, &service_pool().await?).await.context("seed the demo workspace")?;
     }
-    let port: u16 =
-        flag_value(args, "--port").or_else(|| setting("PORT")).map(|p| p.parse()).transpose()?.unwrap_or(3000);
+    if let Some(port) = flag_value(args, "--port") {
+        let _ = PORT.set(port.parse().context("--port")?);
+    }
+    let port = port();
     let listener =
         tokio::net::TcpListener::bind(("127.0.0.1", port)).await.with_context(|| format!("bind port {port}"))?;
     let token = token(&["--ttl-days".into(), "1".into()])?;
@@ -128,12 +153,33 @@ async fn serve(args: &[String]) -> Result<()> {
     );
     let state = shared::AppState::new(config, pool);
     let settings = shared::config::Settings::load_from(setting).await?;
-    let billing = if settings.get("STRIPE_SECRET_KEY").is_some() {
-        Some(shared::billing::BillingState::from_settings(state.clone(), &settings)?)
+    let local_stripe = if uses_local_stripe() {
+        let secret = settings.get("STRIPE_WEBHOOK_SECRETS").unwrap_or_default();
+        let target = local_stack::stripe::WebhookTarget {
+            url: format!("http://127.0.0.1:{port}/v1/stripe/webhook"),
+            signing_secret: secret.split(',').next().unwrap_or_default().trim().to_owned(),
+        };
+        println!(
+            "Stripe: the local Stripe at http://127.0.0.1:{port}/_stripe (set STRIPE_SECRET_KEY to use Stripe's test mode)"
+        );
+        let state_file = setting("LOCAL_STRIPE_STATE").unwrap_or_else(|| "target/local-stripe.json".into());
+        let local = local_stack::stripe::LocalStripe::new(
+            format!("http://127.0.0.1:{port}/_stripe"),
+            Some(target),
+            Some(state_file.into()),
+        );
+        local.insert_active_subscription(
+            demo::SUBSCRIPTION_ID,
+            demo::CUSTOMER_ID,
+            "studio_monthly",
+            demo::WORKSPACE_ID,
+        );
+        Some(local)
     } else {
-        println!("Checkout and portal are off: set STRIPE_SECRET_KEY (a test-mode key) to serve them.");
+        println!("Stripe: {}", settings.get("STRIPE_API_BASE").unwrap_or_else(|| "api.stripe.com".into()));
         None
     };
+    let billing = Some(shared::billing::BillingState::from_settings(state.clone(), &settings)?);
     let webhook = match settings.get("AWS_ENDPOINT_URL") {
         Some(endpoint) if endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost") => {
             let queue = local_stack::queues::ensure_with_dlq("stripe-events").await?;
@@ -142,10 +188,7 @@ async fn serve(args: &[String]) -> Result<()> {
                 stripe_webhook::WebhookConfig::from_settings(&shared::config::Settings::from_fn(move |name| {
                     if name == "STRIPE_EVENTS_QUEUE_URL" { Some(queue_url.clone()) } else { setting(name) }
                 }))?;
-            let worker = billing_worker::Worker {
-                pool: service_pool().await?,
-                past_due_grace: time_days(settings.get("BILLING_PAST_DUE_GRACE_DAYS"))?,
-            };
+            let worker = billing_worker::Worker::from_settings(&settings).await?;
             let worker: &'static billing_worker::Worker = Box::leak(Box::new(worker));
             tokio::spawn(local_stack::queues::feed(queue.clone(), "billing-worker", move |event| {
                 billing_worker::handle_batch(worker, event)
@@ -180,7 +223,10 @@ async fn serve(args: &[String]) -> Result<()> {
             None
         }
     };
-    let app = local_stack::app(state, billing, webhook, ai);
+    let mut app = local_stack::app(state, billing, webhook, ai);
+    if let Some(local_stripe) = local_stripe {
+        app = app.nest("/_stripe", local_stack::stripe::router(local_stripe));
+    }
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.context("serve")?;
     Ok(())
 }
@@ -227,10 +273,6 @@ async fn start_usage_pipeline(settings: &shared::config::Settings, queue: shared
         ),
     }
     Ok(())
-}
-
-fn time_days(value: Option<String>) -> Result<time::Duration> {
-    Ok(time::Duration::days(value.map(|v| v.parse()).transpose()?.unwrap_or(7)))
 }
 
 async fn shutdown() {

@@ -104,6 +104,8 @@ pub struct TestApp {
     ai_runs: Router,
     /// The local Stripe the billing functions talk to (unless a test gives its own).
     pub stripe: wiremock::MockServer,
+    /// Stripe's state of the account behind `stripe` (what subscription reads answer).
+    pub stripe_account: stripe::StripeAccount,
     /// The local AI provider (unless a test gives its own).
     pub provider: wiremock::MockServer,
 }
@@ -157,7 +159,8 @@ impl TestApp {
             .with_test_writer()
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .try_init();
-        let stripe = stripe::start_default_server().await;
+        let stripe_account = stripe::StripeAccount::default();
+        let stripe = stripe::start_default_server(&stripe_account).await;
         let mut settings = settings;
         if !settings.iter().any(|(k, _)| k == "STRIPE_API_BASE") {
             settings.push(("STRIPE_API_BASE".into(), stripe.uri()));
@@ -169,22 +172,23 @@ impl TestApp {
         let config = Config::from_lookup(|name| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
             .expect("test config");
         let pool = shared::db::connect(&config.database).await.expect("connect as app_api");
-        Self::build(AppState::new(config, pool), settings, stripe, provider).await
+        Self::build(AppState::new(config, pool), settings, (stripe, stripe_account), provider).await
     }
 
     pub async fn from_state(state: AppState) -> Self {
-        let stripe = stripe::start_default_server().await;
+        let stripe_account = stripe::StripeAccount::default();
+        let stripe = stripe::start_default_server(&stripe_account).await;
         let provider = ai::start_default_provider().await;
         let mut settings = base_settings();
         settings.push(("STRIPE_API_BASE".into(), stripe.uri()));
         settings.push(("AI_PROVIDER_BASE_URL".into(), provider.uri()));
-        Self::build(state, settings, stripe, provider).await
+        Self::build(state, settings, (stripe, stripe_account), provider).await
     }
 
     async fn build(
         state: AppState,
         settings: Vec<(String, String)>,
-        stripe: wiremock::MockServer,
+        (stripe, stripe_account): (wiremock::MockServer, stripe::StripeAccount),
         provider: wiremock::MockServer,
     ) -> Self {
         let lookup = move |name: &str| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
@@ -199,7 +203,17 @@ impl TestApp {
             checkout: checkout::app(billing.clone()),
             portal: portal::app(billing),
             stripe,
+            stripe_account,
             state,
+        }
+    }
+
+    /// A billing worker (service role) reading Stripe's state from this app's local Stripe.
+    pub async fn billing_worker(&self, past_due_grace_days: i64) -> billing_worker::Worker {
+        billing_worker::Worker {
+            pool: service_pool().await,
+            past_due_grace: time::Duration::days(past_due_grace_days),
+            stripe: stripe::reader(&self.stripe.uri()),
         }
     }
 

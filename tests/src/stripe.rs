@@ -8,6 +8,11 @@ pub const SECRET_KEY: &str = "sk_test_integration";
 pub const WEBHOOK_SECRET: &str = "whsec_test_current";
 pub const OLD_WEBHOOK_SECRET: &str = "whsec_test_previous";
 
+/// A Stripe reader (as the billing worker builds it) pointed at a local Stripe.
+pub fn reader(base: &str) -> shared::billing_sync::StripeState {
+    shared::billing_sync::StripeState::new(&secrecy::SecretString::from(SECRET_KEY), Some(base)).expect("Stripe client")
+}
+
 /// The `Stripe-Signature` header for a payload signed at `timestamp` with `secret`.
 pub fn signature_header(secret: &str, timestamp: i64, payload: &str) -> String {
     format!("t={timestamp},v1={}", stripe_webhook::signature::sign(secret, timestamp, payload.as_bytes()))
@@ -43,18 +48,22 @@ pub struct SubscriptionState {
     pub cancel_at_period_end: bool,
 }
 
-pub fn subscription_event(id: &str, kind: &str, created: i64, state: &SubscriptionState) -> Value {
+/// The subscription object as the API returns it (and as events carry it).
+pub fn subscription_object(state: &SubscriptionState, created: i64) -> Value {
     let price = json!({
         "id": format!("price_{}", state.lookup_key), "object": "price", "active": true, "currency": "usd",
         "lookup_key": state.lookup_key, "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"},
-        "type": "recurring", "unit_amount": 2900
+        "type": "recurring", "unit_amount": 2900, "livemode": false, "metadata": {}
     });
-    let object = json!({
+    json!({
         "id": state.subscription,
         "object": "subscription",
+        "billing_cycle_anchor": state.period_end - 2_592_000,
+        "cancel_at": if state.cancel_at_period_end { json!(state.period_end) } else { Value::Null },
         "cancel_at_period_end": state.cancel_at_period_end,
+        "canceled_at": if state.status == "canceled" { json!(created + 60) } else { Value::Null },
         "collection_method": "charge_automatically",
-        "created": created - 10,
+        "created": created,
         "currency": "usd",
         "customer": state.customer,
         "items": {
@@ -62,19 +71,125 @@ pub fn subscription_event(id: &str, kind: &str, created: i64, state: &Subscripti
             "data": [{
                 "id": format!("si_{}", state.subscription),
                 "object": "subscription_item",
+                "created": created,
                 "current_period_start": state.period_end - 2_592_000,
                 "current_period_end": state.period_end,
+                "metadata": {},
                 "price": price,
                 "quantity": 1,
                 "subscription": state.subscription
             }],
-            "has_more": false
+            "has_more": false,
+            "total_count": 1,
+            "url": format!("/v1/subscription_items?subscription={}", state.subscription)
         },
         "livemode": false,
         "metadata": { "workspace_id": state.workspace_id.to_string() },
+        "start_date": created,
         "status": state.status
-    });
-    event(id, kind, created, object)
+    })
+}
+
+pub fn subscription_event(id: &str, kind: &str, created: i64, state: &SubscriptionState) -> Value {
+    event(id, kind, created, subscription_object(state, created - 10))
+}
+
+/// Stripe's side of the account: the subscriptions as Stripe holds them now. The local Stripe
+/// server answers subscription reads from it, so a test sets Stripe's truth and then delivers
+/// events (in any order, with any snapshot) as signals.
+#[derive(Clone, Default)]
+pub struct StripeAccount {
+    inner: std::sync::Arc<std::sync::Mutex<Account>>,
+}
+
+#[derive(Default)]
+struct Account {
+    subscriptions: std::collections::BTreeMap<String, Value>,
+    unavailable: bool,
+}
+
+impl StripeAccount {
+    /// Sets a subscription's current state; its creation time is kept from the first put.
+    pub fn put(&self, state: &SubscriptionState) {
+        let created = self.created_of(&state.subscription).unwrap_or_else(now);
+        self.put_created(state, created);
+    }
+
+    pub fn put_created(&self, state: &SubscriptionState, created: i64) {
+        let object = subscription_object(state, created);
+        self.lock().subscriptions.insert(state.subscription.clone(), object);
+    }
+
+    /// Changes a stored subscription in place.
+    pub fn update(&self, subscription: &str, change: impl FnOnce(&mut Value)) {
+        if let Some(object) = self.lock().subscriptions.get_mut(subscription) {
+            change(object);
+        }
+    }
+
+    /// Removes a subscription, as if it had never existed in this account.
+    pub fn remove(&self, subscription: &str) {
+        self.lock().subscriptions.remove(subscription);
+    }
+
+    pub fn get(&self, subscription: &str) -> Option<Value> {
+        self.lock().subscriptions.get(subscription).cloned()
+    }
+
+    /// While set, every read answers 503 as Stripe does during an outage.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.lock().unavailable = unavailable;
+    }
+
+    fn created_of(&self, subscription: &str) -> Option<i64> {
+        self.lock().subscriptions.get(subscription).and_then(|s| s["created"].as_i64())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Account> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn stripe_error(status: u16, kind: &str, code: Option<&str>, message: String) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(status)
+        .insert_header("request-id", format!("req_{}", Uuid::new_v4().simple()))
+        .set_body_json(json!({"error": {"type": kind, "code": code, "message": message,
+                                        "doc_url": code.map(|c| format!("https://stripe.com/docs/error-codes/{c}"))}}))
+}
+
+/// `GET /v1/subscriptions/{id}` and `GET /v1/subscriptions` (not canceled, newest first, with
+/// `limit` and `starting_after`), answered from the account.
+impl wiremock::Respond for StripeAccount {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let account = self.lock();
+        if account.unavailable {
+            return stripe_error(503, "api_error", None, "Stripe is temporarily unavailable.".into());
+        }
+        let path = request.url.path();
+        if let Some(id) = path.strip_prefix("/v1/subscriptions/") {
+            return match account.subscriptions.get(id) {
+                Some(object) => wiremock::ResponseTemplate::new(200).set_body_json(object),
+                None => stripe_error(
+                    404,
+                    "invalid_request_error",
+                    Some("resource_missing"),
+                    format!("No such subscription: '{id}'"),
+                ),
+            };
+        }
+        let query: std::collections::HashMap<String, String> = request.url.query_pairs().into_owned().collect();
+        let limit: usize = query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
+        let mut live: Vec<&Value> = account.subscriptions.values().filter(|s| s["status"] != "canceled").collect();
+        live.sort_by_key(|s| (std::cmp::Reverse(s["created"].as_i64()), std::cmp::Reverse(s["id"].as_str())));
+        let start = match query.get("starting_after") {
+            Some(after) => live.iter().position(|s| s["id"] == after.as_str()).map_or(live.len(), |i| i + 1),
+            None => 0,
+        };
+        let page: Vec<&Value> = live.iter().skip(start).take(limit).copied().collect();
+        let has_more = start + page.len() < live.len();
+        wiremock::ResponseTemplate::new(200)
+            .set_body_json(json!({"object": "list", "url": "/v1/subscriptions", "has_more": has_more, "data": page}))
+    }
 }
 
 pub fn checkout_completed_event(
@@ -142,11 +257,17 @@ pub fn price_list(lookup_key: &str) -> Value {
         "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"}}]})
 }
 
-/// A local Stripe answering every call the billing functions make, as the API documents.
-pub async fn start_default_server() -> wiremock::MockServer {
-    use wiremock::matchers::{method, path, query_param};
+/// A local Stripe answering every call the billing functions make, as the API documents, with
+/// subscription reads answered from `account`.
+pub async fn start_default_server(account: &StripeAccount) -> wiremock::MockServer {
+    use wiremock::matchers::{method, path, path_regex, query_param};
     use wiremock::{Mock, ResponseTemplate};
     let server = wiremock::MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/v1/subscriptions(/[^/]+)?$"))
+        .respond_with(account.clone())
+        .mount(&server)
+        .await;
     for key in ["pro_monthly", "studio_monthly"] {
         Mock::given(method("GET"))
             .and(path("/v1/prices"))

@@ -4,11 +4,11 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use billing_worker::{Worker, handle_batch};
+use billing_worker::handle_batch;
 use integration_tests::stripe::{
     SubscriptionState, WEBHOOK_SECRET, form_of, now, signature_header, subscription_event,
 };
-use integration_tests::{TestApp, create_queue, local_aws, service_pool};
+use integration_tests::{TestApp, create_queue, local_aws};
 use secrecy::SecretString;
 use serde_json::json;
 use shared::queue::Queue;
@@ -89,7 +89,9 @@ async fn checkout_then_webhook_then_worker_upgrades_the_workspace_and_its_limits
     );
 
     // 4. The worker drains the queue.
-    let worker = Worker { pool: service_pool().await, past_due_grace: time::Duration::days(7) };
+    // Stripe holds the subscription as the event describes it; the worker reads it from there.
+    app.stripe_account.put(&state);
+    let worker = app.billing_worker(7).await;
     let drained = queue.drain_once(1, |batch| handle_batch(&worker, batch)).await.unwrap();
     assert_eq!((drained.received, drained.failed), (1, 0));
 

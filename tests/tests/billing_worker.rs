@@ -1,17 +1,17 @@
-//! The billing worker: every event applied exactly once, deliveries in any order converging on
-//! Stripe's latest state, entitlements following, poison messages failing alone.
+//! The billing worker: every event applied exactly once, as a signal to read the subscription's
+//! current state from Stripe (a local Stripe here), so deliveries in any order, duplicates and
+//! same-second ties converge on Stripe's state; Stripe unavailable means retried, never applied
+//! from a stale snapshot; events that named no workspace yet are applied once it is linked.
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::QueueAttributeName;
 use axum::http::StatusCode;
-use billing_worker::{Outcome, Worker, handle_batch};
+use billing_worker::{Outcome, handle_batch};
 use integration_tests::stripe::{SubscriptionState, checkout_completed_event, invoice_event, now, subscription_event};
-use integration_tests::{TestApp, service_pool};
+use integration_tests::{TestApp, create_queue, local_aws, service_pool};
 use serde_json::{Value, json};
+use shared::queue::Queue;
 use uuid::Uuid;
-
-async fn worker(grace_days: i64) -> Worker {
-    Worker { pool: service_pool().await, past_due_grace: time::Duration::days(grace_days) }
-}
 
 fn state(workspace_id: Uuid, status: &'static str, lookup_key: &'static str) -> SubscriptionState {
     let tag = workspace_id.simple().to_string();
@@ -33,7 +33,8 @@ fn evt(label: &str) -> String {
 async fn subscription_row(workspace_id: Uuid) -> Value {
     let row: Option<Value> = sqlx::query_scalar(
         "SELECT json_build_object('subscription', stripe_subscription_id, 'plan', plan_id, 'status', status,
-                                  'cancel_at_period_end', cancel_at_period_end, 'period_end', current_period_end,
+                                  'cancel_at_period_end', cancel_at_period_end,
+                                  'period_end', extract(epoch FROM current_period_end)::bigint,
                                   'grace', grace_until IS NOT NULL, 'effective', app.effective_plan(workspace_id))
          FROM subscriptions WHERE workspace_id = $1",
     )
@@ -48,30 +49,39 @@ async fn count_where(table: &str, workspace_id: Uuid) -> i64 {
     integration_tests::count(&service_pool().await, table, workspace_id).await
 }
 
+async fn subscription_reads(app: &TestApp) -> usize {
+    let requests = app.stripe.received_requests().await.unwrap();
+    requests.iter().filter(|r| r.method.as_str() == "GET" && r.url.path().starts_with("/v1/subscriptions/")).count()
+}
+
 #[tokio::test]
 async fn a_subscription_event_grants_the_plan_and_leaves_a_trail() {
     let app = TestApp::new().await;
     let owner = app.user("sub").await;
     let ws = app.workspace(&owner, "Sub").await;
-    let worker = worker(7).await;
-    let event = subscription_event(
-        &evt("created"),
-        "customer.subscription.created",
-        now(),
-        &state(ws, "active", "pro_monthly"),
-    );
+    let worker = app.billing_worker(7).await;
+    let active = state(ws, "active", "pro_monthly");
+    app.stripe_account.put(&active);
+    let event = subscription_event(&evt("created"), "customer.subscription.created", now(), &active);
     assert_eq!(worker.apply(&event.to_string()).await.unwrap(), Outcome::Applied);
     let billing = app.get(&owner, &format!("/v1/workspaces/{ws}/billing")).await;
     assert_eq!((billing.body["plan"].as_str(), billing.body["status"].as_str()), (Some("pro"), Some("active")));
     assert_eq!(count_where("audit_log", ws).await, 1);
     assert_eq!(count_where("activity", ws).await, 1);
+    // One read of the subscription, with the secret key and the pinned API version.
+    let reads: Vec<_> = app.stripe.received_requests().await.unwrap();
+    let read = reads.iter().find(|r| r.url.path() == format!("/v1/subscriptions/{}", active.subscription)).unwrap();
+    assert_eq!(read.method.as_str(), "GET");
+    assert_eq!(read.headers.get("authorization").unwrap(), "Bearer sk_test_integration");
+    assert_eq!(read.headers.get("stripe-version").unwrap(), "2026-09-30.endive");
+    assert_eq!(subscription_reads(&app).await, 1);
     // The customer is linked to the workspace.
     let customer: Option<String> = sqlx::query_scalar("SELECT stripe_customer_id FROM workspaces WHERE id = $1")
         .bind(ws)
         .fetch_one(&service_pool().await)
         .await
         .unwrap();
-    assert_eq!(customer, Some(format!("cus_{}", ws.simple())));
+    assert_eq!(customer, Some(active.customer.clone()));
     // Limits follow: a fourth project is now allowed.
     for i in 0..4 {
         app.post(&owner, &format!("/v1/workspaces/{ws}/projects"), json!({"name": format!("P{i}")}))
@@ -85,15 +95,57 @@ async fn a_duplicate_delivery_is_applied_once() {
     let app = TestApp::new().await;
     let owner = app.user("dup").await;
     let ws = app.workspace(&owner, "Dup").await;
-    let worker = worker(7).await;
-    let event =
-        subscription_event(&evt("dup"), "customer.subscription.created", now(), &state(ws, "active", "pro_monthly"))
-            .to_string();
+    let worker = app.billing_worker(7).await;
+    let active = state(ws, "active", "pro_monthly");
+    app.stripe_account.put(&active);
+    let event = subscription_event(&evt("dup"), "customer.subscription.created", now(), &active).to_string();
     assert_eq!(worker.apply(&event).await.unwrap(), Outcome::Applied);
     assert_eq!(worker.apply(&event).await.unwrap(), Outcome::Duplicate);
     let (concurrent_a, concurrent_b) = tokio::join!(worker.apply(&event), worker.apply(&event));
     assert_eq!((concurrent_a.unwrap(), concurrent_b.unwrap()), (Outcome::Duplicate, Outcome::Duplicate));
     assert_eq!(count_where("audit_log", ws).await, 1);
+    assert_eq!(subscription_reads(&app).await, 1, "a duplicate does not read Stripe again");
+}
+
+/// The issue's reproduction: `customer.subscription.created` (incomplete) and `.updated`
+/// (active) share one `created` second; every delivery order and every order of their ids ends
+/// on what Stripe holds: active, pro.
+#[tokio::test]
+async fn same_second_created_and_updated_converge_on_active_in_every_order() {
+    let app = TestApp::new().await;
+    let owner = app.user("tie").await;
+    let worker = app.billing_worker(7).await;
+    let second = now();
+    for updated_first in [true, false] {
+        for created_id_sorts_last in [true, false] {
+            let ws = app.workspace(&owner, &format!("Tie {updated_first} {created_id_sorts_last}")).await;
+            let active = state(ws, "active", "pro_monthly");
+            app.stripe_account.put(&active);
+            let tag = ws.simple();
+            let (created_id, updated_id) = if created_id_sorts_last {
+                (format!("evt_1ZZZ{tag}"), format!("evt_1AAA{tag}"))
+            } else {
+                (format!("evt_1AAA{tag}"), format!("evt_1ZZZ{tag}"))
+            };
+            let created = subscription_event(
+                &created_id,
+                "customer.subscription.created",
+                second,
+                &SubscriptionState { status: "incomplete", ..active.clone() },
+            );
+            let updated = subscription_event(&updated_id, "customer.subscription.updated", second, &active);
+            let deliveries = if updated_first { [updated, created] } else { [created, updated] };
+            for event in deliveries {
+                assert_eq!(worker.apply(&event.to_string()).await.unwrap(), Outcome::Applied);
+            }
+            let billing = app.get(&owner, &format!("/v1/workspaces/{ws}/billing")).await;
+            assert_eq!(
+                (billing.body["plan"].as_str(), billing.body["status"].as_str()),
+                (Some("pro"), Some("active")),
+                "updated first: {updated_first}, created id sorts last: {created_id_sorts_last}"
+            );
+        }
+    }
 }
 
 /// A tiny deterministic generator, so a failing order can be replayed from its seed.
@@ -105,9 +157,15 @@ impl Lcg {
     }
 }
 
-/// The lifecycle of one workspace's billing, as Stripe would send it.
-fn lifecycle(ws: Uuid, t0: i64) -> Vec<String> {
-    // Every field derives from t0, so rounds differ only in the order of delivery.
+/// One step of a workspace's billing life: Stripe's state changes, and Stripe sends events
+/// (carrying snapshots of that moment) about it.
+struct Step {
+    state: SubscriptionState,
+    events: Vec<String>,
+}
+
+/// The lifecycle of one workspace's billing, as Stripe lives it. Several steps share one second.
+fn lifecycle(ws: Uuid, t0: i64) -> Vec<Step> {
     let first = SubscriptionState { period_end: t0 + 2_592_000, ..state(ws, "incomplete", "pro_monthly") };
     let second = SubscriptionState {
         subscription: format!("sub2_{}", ws.simple()),
@@ -115,72 +173,264 @@ fn lifecycle(ws: Uuid, t0: i64) -> Vec<String> {
         ..first.clone()
     };
     let with = |s: &SubscriptionState, status: &'static str| SubscriptionState { status, ..s.clone() };
+    let sub_event = |label: &str, kind: &str, at: i64, s: &SubscriptionState| {
+        subscription_event(&evt(label), kind, at, s).to_string()
+    };
+    let step = |state: SubscriptionState, events: Vec<String>| Step { state, events };
     vec![
-        checkout_completed_event(&evt("checkout"), t0, ws, &first.customer, &first.subscription),
-        subscription_event(&evt("created"), "customer.subscription.created", t0, &first),
-        subscription_event(&evt("active"), "customer.subscription.updated", t0 + 1, &with(&first, "active")),
-        invoice_event(&evt("paid"), "invoice.paid", t0 + 1, &first.customer, &first.subscription),
-        invoice_event(&evt("failed"), "invoice.payment_failed", t0 + 100, &first.customer, &first.subscription),
-        subscription_event(&evt("past_due"), "customer.subscription.updated", t0 + 100, &with(&first, "past_due")),
-        subscription_event(&evt("recovered"), "customer.subscription.updated", t0 + 200, &with(&first, "active")),
-        subscription_event(&evt("deleted"), "customer.subscription.deleted", t0 + 300, &with(&first, "canceled")),
-        subscription_event(&evt("upgraded"), "customer.subscription.created", t0 + 400, &with(&second, "active")),
-        subscription_event(
-            &evt("cancelling"),
-            "customer.subscription.updated",
-            t0 + 500,
-            &SubscriptionState { cancel_at_period_end: true, ..with(&second, "active") },
+        step(first.clone(), vec![sub_event("created", "customer.subscription.created", t0, &first)]),
+        step(
+            with(&first, "active"),
+            vec![
+                checkout_completed_event(&evt("checkout"), t0, ws, &first.customer, &first.subscription).to_string(),
+                sub_event("active", "customer.subscription.updated", t0, &with(&first, "active")),
+                invoice_event(&evt("paid"), "invoice.paid", t0, &first.customer, &first.subscription).to_string(),
+            ],
         ),
-        json!({"id": evt("unknown"), "object": "event", "type": "radar.early_fraud_warning.created", "created": t0, "data": {"object": {}}}),
+        step(
+            with(&first, "past_due"),
+            vec![
+                invoice_event(&evt("failed"), "invoice.payment_failed", t0 + 100, &first.customer, &first.subscription)
+                    .to_string(),
+                sub_event("past_due", "customer.subscription.updated", t0 + 100, &with(&first, "past_due")),
+            ],
+        ),
+        step(
+            with(&first, "active"),
+            vec![sub_event("recovered", "customer.subscription.updated", t0 + 200, &with(&first, "active"))],
+        ),
+        step(
+            with(&first, "canceled"),
+            vec![sub_event("deleted", "customer.subscription.deleted", t0 + 300, &with(&first, "canceled"))],
+        ),
+        step(
+            with(&second, "active"),
+            vec![sub_event("upgraded", "customer.subscription.created", t0 + 300, &with(&second, "active"))],
+        ),
+        step(
+            SubscriptionState { cancel_at_period_end: true, ..with(&second, "active") },
+            vec![
+                sub_event(
+                    "cancelling",
+                    "customer.subscription.updated",
+                    t0 + 300,
+                    &SubscriptionState { cancel_at_period_end: true, ..with(&second, "active") },
+                ),
+                json!({"id": evt("unknown"), "object": "event", "type": "radar.early_fraud_warning.created",
+                       "created": t0, "data": {"object": {}}})
+                .to_string(),
+            ],
+        ),
     ]
-    .into_iter()
-    .map(|event| event.to_string())
-    .collect()
 }
 
+/// Several hundred deliveries for many workspaces: Stripe's state moves on while earlier events
+/// are still in flight, 30% of deliveries are duplicated, everything is shuffled, and each
+/// workspace still ends exactly on Stripe's final state.
 #[tokio::test]
-async fn deliveries_with_duplicates_in_any_order_converge_on_the_same_state() {
+async fn a_shuffled_replay_of_hundreds_of_events_converges_on_stripes_final_state() {
     let app = TestApp::new().await;
-    let worker = worker(7).await;
-    let t0 = now() - 1000;
-    // In order first: the reference.
     let owner = app.user("order").await;
-    let reference_ws = app.workspace(&owner, "In order").await;
-    for event in lifecycle(reference_ws, t0) {
-        worker.apply(&event).await.unwrap();
-    }
-    let mut expected = subscription_row(reference_ws).await;
-    assert_eq!(expected["status"], "active");
-    assert_eq!(expected["plan"], "studio");
-    assert_eq!(expected["cancel_at_period_end"], true);
-    expected.as_object_mut().unwrap().remove("subscription");
-
+    let worker = app.billing_worker(7).await;
+    let t0 = now() - 1000;
     let mut rng = Lcg(0x5eed);
-    for round in 0..12 {
-        let ws = app.workspace(&owner, &format!("Shuffled {round}")).await;
-        let mut events = lifecycle(ws, t0);
-        // Duplicate a few deliveries, then shuffle (Fisher-Yates).
-        for _ in 0..4 {
-            let pick = events[rng.next(events.len())].clone();
-            events.push(pick);
+    let mut workspaces = Vec::new();
+    let mut steps = Vec::new();
+    for i in 0..30 {
+        let ws = app.workspace(&owner, &format!("Shuffled {i}")).await;
+        workspaces.push(ws);
+        steps.push(lifecycle(ws, t0).into_iter());
+    }
+    let mut in_flight: Vec<String> = Vec::new();
+    let mut delivered = 0;
+    let mut distinct: Vec<String> = Vec::new();
+    loop {
+        // Either Stripe moves one workspace on (emitting its events), or one in-flight event is
+        // delivered; until every workspace has lived its whole life.
+        let pending: Vec<usize> = (0..steps.len()).filter(|i| steps[*i].len() > 0).collect();
+        if pending.is_empty() {
+            break;
         }
-        for i in (1..events.len()).rev() {
-            events.swap(i, rng.next(i + 1));
+        if in_flight.is_empty() || rng.next(3) > 0 {
+            let i = pending[rng.next(pending.len())];
+            let step = steps[i].next().unwrap();
+            // Created one second after the first subscription, as Stripe would.
+            let created = if step.state.subscription.starts_with("sub2_") { t0 + 300 } else { t0 };
+            app.stripe_account.put_created(&step.state, created);
+            for event in step.events {
+                distinct.push(serde_json::from_str::<Value>(&event).unwrap()["id"].as_str().unwrap().to_owned());
+                if rng.next(10) < 3 {
+                    in_flight.push(event.clone());
+                }
+                in_flight.push(event);
+            }
+        } else {
+            let event = in_flight.swap_remove(rng.next(in_flight.len()));
+            worker.apply(&event).await.unwrap();
+            delivered += 1;
         }
-        for event in &events {
-            worker.apply(event).await.unwrap();
-        }
-        let mut got = subscription_row(ws).await;
-        got.as_object_mut().unwrap().remove("subscription");
-        assert_eq!(got, expected, "round {round} diverged");
-        let applied: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM stripe_events WHERE workspace_id = $1 OR id LIKE 'evt_unknown%'")
+    }
+    while !in_flight.is_empty() {
+        let event = in_flight.swap_remove(rng.next(in_flight.len()));
+        worker.apply(&event).await.unwrap();
+        delivered += 1;
+    }
+    assert!(delivered >= 300, "several hundred deliveries, got {delivered}");
+    for ws in workspaces {
+        let row = subscription_row(ws).await;
+        let stripe = app.stripe_account.get(&format!("sub2_{}", ws.simple())).unwrap();
+        let expected = json!({
+            "subscription": stripe["id"], "plan": "studio", "status": stripe["status"],
+            "cancel_at_period_end": stripe["cancel_at_period_end"],
+            "period_end": stripe["items"]["data"][0]["current_period_end"],
+            "grace": false, "effective": "studio",
+        });
+        assert_eq!(row, expected, "workspace {ws} diverged from Stripe");
+        assert_eq!(expected["cancel_at_period_end"], true);
+        // Every distinct event of this workspace is recorded exactly once, the unknown type too.
+        let recorded: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM stripe_events WHERE workspace_id = $1 AND outcome <> 'ignored'")
                 .bind(ws)
                 .fetch_one(&service_pool().await)
                 .await
                 .unwrap();
-        assert!(applied >= 10, "round {round}: every distinct event is recorded once");
+        assert_eq!(recorded, 10, "workspace {ws}: its 10 billing events, each recorded once");
     }
+    let recorded_total: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_events WHERE id = ANY($1)")
+        .bind(&distinct)
+        .fetch_one(&service_pool().await)
+        .await
+        .unwrap();
+    assert_eq!(recorded_total as usize, distinct.len(), "every event recorded once, duplicates nothing more");
+}
+
+#[tokio::test]
+async fn stripe_unavailable_applies_nothing_and_the_message_is_retried_through_sqs() {
+    let app = TestApp::new().await;
+    let owner = app.user("down").await;
+    let ws = app.workspace(&owner, "Stripe down").await;
+    let worker = app.billing_worker(7).await;
+    let active = state(ws, "active", "pro_monthly");
+    app.stripe_account.put(&active);
+    app.stripe_account.set_unavailable(true);
+    let event = subscription_event(&evt("down"), "customer.subscription.created", now(), &active).to_string();
+
+    let queue_url = create_queue("billing-down", &[(QueueAttributeName::VisibilityTimeout, "1".into())]).await;
+    let client = aws_sdk_sqs::Client::new(&local_aws().await);
+    client.send_message().queue_url(&queue_url).message_body(&event).send().await.unwrap();
+    let queue = Queue::new(client, &queue_url);
+    let drained = queue.drain_once(1, |batch| handle_batch(&worker, batch)).await.unwrap();
+    assert_eq!((drained.received, drained.failed), (1, 1), "the message failed and stays on the queue");
+    assert_eq!(subscription_row(ws).await, Value::Null, "nothing applied from the event's snapshot");
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_events WHERE id = $1")
+        .bind(serde_json::from_str::<Value>(&event).unwrap()["id"].as_str())
+        .fetch_one(&service_pool().await)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 0, "the event is not recorded as seen, so its retry applies it");
+    assert!(subscription_reads(&app).await >= 1, "Stripe was asked");
+
+    app.stripe_account.set_unavailable(false);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let mut applied = None;
+    for _ in 0..5 {
+        let drained = queue.drain_once(1, |batch| handle_batch(&worker, batch)).await.unwrap();
+        if drained.received > 0 {
+            applied = Some(drained);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let drained = applied.expect("SQS redelivered the message");
+    assert_eq!((drained.received, drained.failed), (1, 0));
+    assert_eq!(subscription_row(ws).await["effective"], "pro", "the retry applied Stripe's state");
+}
+
+#[tokio::test]
+async fn a_subscription_stripe_does_not_have_ends_the_stored_one() {
+    let app = TestApp::new().await;
+    let owner = app.user("missing").await;
+    let ws = app.workspace(&owner, "Missing").await;
+    let worker = app.billing_worker(7).await;
+    let active = state(ws, "active", "pro_monthly");
+    app.stripe_account.put(&active);
+    worker
+        .apply(&subscription_event(&evt("a"), "customer.subscription.created", now(), &active).to_string())
+        .await
+        .unwrap();
+    assert_eq!(subscription_row(ws).await["effective"], "pro");
+    app.stripe_account.remove(&active.subscription);
+    let outcome = worker
+        .apply(&subscription_event(&evt("b"), "customer.subscription.updated", now(), &active).to_string())
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Applied);
+    assert_eq!(
+        (subscription_row(ws).await["status"].as_str(), subscription_row(ws).await["effective"].as_str()),
+        (Some("canceled"), Some("free"))
+    );
+    // A signal about a subscription Stripe never had changes nothing.
+    let stranger = SubscriptionState { subscription: format!("sub_never_{}", ws.simple()), ..active.clone() };
+    let outcome = worker
+        .apply(&subscription_event(&evt("c"), "customer.subscription.updated", now(), &stranger).to_string())
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Missing);
+}
+
+#[tokio::test]
+async fn events_that_waited_for_their_customer_apply_once_it_is_linked() {
+    let app = TestApp::new().await;
+    let owner = app.user("waiting").await;
+    let ws = app.workspace(&owner, "Waiting").await;
+    let worker = app.billing_worker(7).await;
+    // A subscription made outside our checkout: no workspace in its metadata, customer unknown.
+    let active = state(ws, "active", "pro_monthly");
+    app.stripe_account.put(&active);
+    app.stripe_account.update(&active.subscription, |object| object["metadata"] = json!({}));
+    let mut created = subscription_event(&evt("early"), "customer.subscription.created", now() - 5, &active);
+    created["data"]["object"]["metadata"] = json!({});
+    let failed =
+        invoice_event(&evt("early_fail"), "invoice.payment_failed", now() - 4, &active.customer, &active.subscription);
+    assert_eq!(worker.apply(&created.to_string()).await.unwrap(), Outcome::Unlinked);
+    assert_eq!(worker.apply(&failed.to_string()).await.unwrap(), Outcome::Unlinked);
+    assert_eq!(subscription_row(ws).await, Value::Null);
+
+    // Checkout completes for that customer (without naming the subscription): it links the
+    // customer, and the two waiting events are applied in the same transaction.
+    let mut checkout = checkout_completed_event(&evt("link"), now(), ws, &active.customer, &active.subscription);
+    checkout["data"]["object"]["subscription"] = Value::Null;
+    assert_eq!(worker.apply(&checkout.to_string()).await.unwrap(), Outcome::Applied);
+    assert_eq!(subscription_row(ws).await["effective"], "pro");
+    let outcomes: Vec<(String, Option<Uuid>)> =
+        sqlx::query_as("SELECT outcome, workspace_id FROM stripe_events WHERE id IN ($1, $2) ORDER BY created")
+            .bind(created["id"].as_str())
+            .bind(failed["id"].as_str())
+            .fetch_all(&service_pool().await)
+            .await
+            .unwrap();
+    assert_eq!(outcomes, [("applied".to_owned(), Some(ws)), ("applied".to_owned(), Some(ws))]);
+    let failure_notes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM activity WHERE workspace_id = $1 AND message LIKE 'A payment failed%'",
+    )
+    .bind(ws)
+    .fetch_one(&service_pool().await)
+    .await
+    .unwrap();
+    assert_eq!(failure_notes, 1, "the waiting invoice event was applied, once");
+    // Applying another event later does not apply them again.
+    worker
+        .apply(&subscription_event(&evt("later"), "customer.subscription.updated", now(), &active).to_string())
+        .await
+        .unwrap();
+    let failure_notes_after: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM activity WHERE workspace_id = $1 AND message LIKE 'A payment failed%'",
+    )
+    .bind(ws)
+    .fetch_one(&service_pool().await)
+    .await
+    .unwrap();
+    assert_eq!(failure_notes_after, 1);
 }
 
 #[tokio::test]
@@ -188,7 +438,8 @@ async fn past_due_keeps_the_plan_for_the_grace_period_only() {
     let app = TestApp::new().await;
     let owner = app.user("grace").await;
     let ws = app.workspace(&owner, "Grace").await;
-    let with_grace = worker(7).await;
+    let with_grace = app.billing_worker(7).await;
+    app.stripe_account.put(&state(ws, "past_due", "pro_monthly"));
     with_grace
         .apply(
             &subscription_event(
@@ -242,7 +493,8 @@ async fn past_due_keeps_the_plan_for_the_grace_period_only() {
     assert_eq!(grace_before, grace_after);
 
     let ws2 = app.workspace(&owner, "No grace").await;
-    let no_grace = worker(0).await;
+    let no_grace = app.billing_worker(0).await;
+    app.stripe_account.put(&state(ws2, "past_due", "pro_monthly"));
     no_grace
         .apply(
             &subscription_event(
@@ -263,7 +515,8 @@ async fn unknown_events_unknown_workspaces_and_unknown_prices_are_recorded_and_a
     let app = TestApp::new().await;
     let owner = app.user("unknown").await;
     let ws = app.workspace(&owner, "Unknown").await;
-    let worker = worker(7).await;
+    let worker = app.billing_worker(7).await;
+    app.stripe_account.put(&state(ws, "active", "legacy_2019"));
     let unknown_type =
         json!({"id": evt("x"), "type": "payout.paid", "created": now(), "data": {"object": {"id": "po_1"}}});
     assert_eq!(worker.apply(&unknown_type.to_string()).await.unwrap(), Outcome::Ignored);
@@ -290,7 +543,8 @@ async fn a_poison_message_fails_only_itself() {
     let app = TestApp::new().await;
     let owner = app.user("poison").await;
     let ws = app.workspace(&owner, "Poison").await;
-    let worker = worker(7).await;
+    let worker = app.billing_worker(7).await;
+    app.stripe_account.put(&state(ws, "active", "pro_monthly"));
     let good =
         subscription_event(&evt("good"), "customer.subscription.created", now(), &state(ws, "active", "pro_monthly"));
     let bodies = [Some(good.to_string()), Some("{not json".to_owned()), Some(json!({"id": evt("shape"), "type": "customer.subscription.updated", "created": now(), "data": {"object": {"id": 5}}}).to_string()), None];
@@ -316,8 +570,9 @@ async fn a_deleted_customer_is_unlinked_from_its_workspace() {
     let app = TestApp::new().await;
     let owner = app.user("cusdel").await;
     let ws = app.workspace(&owner, "Customer deleted").await;
-    let worker = worker(7).await;
+    let worker = app.billing_worker(7).await;
     let s = state(ws, "active", "pro_monthly");
+    app.stripe_account.put(&s);
     worker
         .apply(&checkout_completed_event(&evt("co"), now(), ws, &s.customer, &s.subscription).to_string())
         .await

@@ -4,6 +4,7 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use axum::body::Body;
 use axum::http::StatusCode;
+use integration_tests::stripe::{SubscriptionState, now};
 use integration_tests::{TestApp, base_settings, create_queue, local_aws, service_pool};
 use secrecy::SecretString;
 use shared::queue::Queue;
@@ -29,6 +30,16 @@ async fn every_sample_event_is_served_by_its_function() {
     settings.push(("BILLING_REDIRECT_ORIGINS".into(), "http://127.0.0.1:3000".into()));
     let app = TestApp::with_settings(settings).await;
     local_stack::demo::seed(&app.state.pool, &service_pool().await).await.expect("seed the demo workspace");
+    // Stripe holds the demo workspace's subscription as the seed records it.
+    app.stripe_account.put(&SubscriptionState {
+        subscription: "sub_demo".into(),
+        customer: "cus_demo".into(),
+        workspace_id: local_stack::demo::WORKSPACE_ID,
+        status: "active",
+        lookup_key: "studio_monthly",
+        period_end: now() + 2_592_000,
+        cancel_at_period_end: false,
+    });
 
     let mut served = Vec::new();
     for (name, text) in events() {
@@ -62,10 +73,15 @@ async fn every_sample_event_is_served_by_its_function() {
             }
             "billing" if name.starts_with("billing-worker") => {
                 let event: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-                let worker =
-                    billing_worker::Worker { pool: service_pool().await, past_due_grace: time::Duration::days(7) };
+                let worker = app.billing_worker(7).await;
                 let response = billing_worker::handle_batch(&worker, event).await;
                 assert!(response.batch_item_failures.is_empty(), "{name}");
+                let outcome: String =
+                    sqlx::query_scalar("SELECT outcome FROM stripe_events WHERE id = 'evt_demo_subscription_updated'")
+                        .fetch_one(&service_pool().await)
+                        .await
+                        .unwrap();
+                assert_eq!(outcome, "applied", "{name}");
             }
             "usage" => {
                 let event: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -7,12 +7,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine;
-use billing_worker::{Worker, handle_batch};
+use billing_worker::handle_batch;
 use http_body_util::BodyExt;
 use integration_tests::stripe::{
     OLD_WEBHOOK_SECRET, SubscriptionState, WEBHOOK_SECRET, now, signature_header, subscription_event,
 };
-use integration_tests::{TestApp, create_queue, local_aws, service_pool};
+use integration_tests::{TestApp, create_queue, local_aws};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use shared::queue::Queue;
@@ -188,22 +188,19 @@ async fn webhook_to_queue_to_worker_changes_entitlements_and_poison_reaches_the_
     let ws = app_http.workspace(&owner, "End to end").await;
     let webhook = webhook(&queue_url).await;
 
-    let good = subscription_event(
-        "evt_e2e_good",
-        "customer.subscription.created",
-        now(),
-        &SubscriptionState {
-            subscription: format!("sub_{}", ws.simple()),
-            customer: format!("cus_{}", ws.simple()),
-            workspace_id: ws,
-            status: "active",
-            lookup_key: "studio_monthly",
-            period_end: now() + 2_592_000,
-            cancel_at_period_end: false,
-        },
-    )
-    .to_string()
-    .replace("evt_e2e_good", &format!("evt_good_{}", ws.simple()));
+    let subscription = SubscriptionState {
+        subscription: format!("sub_{}", ws.simple()),
+        customer: format!("cus_{}", ws.simple()),
+        workspace_id: ws,
+        status: "active",
+        lookup_key: "studio_monthly",
+        period_end: now() + 2_592_000,
+        cancel_at_period_end: false,
+    };
+    app_http.stripe_account.put(&subscription);
+    let good = subscription_event("evt_e2e_good", "customer.subscription.created", now(), &subscription)
+        .to_string()
+        .replace("evt_e2e_good", &format!("evt_good_{}", ws.simple()));
     // Signed by Stripe but unusable: a subscription event whose object has no subscription.
     let poison = json!({"id": format!("evt_poison_{}", ws.simple()), "type": "customer.subscription.updated", "created": now(), "data": {"object": {"id": 42}}}).to_string();
     for payload in [&good, &poison] {
@@ -211,7 +208,7 @@ async fn webhook_to_queue_to_worker_changes_entitlements_and_poison_reaches_the_
         assert_eq!(status, StatusCode::OK);
     }
 
-    let worker = Worker { pool: service_pool().await, past_due_grace: time::Duration::days(7) };
+    let worker = app_http.billing_worker(7).await;
     let queue = Queue::new(client.clone(), &queue_url);
     let mut failures = 0;
     for _ in 0..8 {

@@ -1,52 +1,47 @@
-//! The `billing-reconcile` function, run on a schedule (and by `local-stack reconcile`): lists the
-//! last days of Stripe's billing events and applies any the webhook path never delivered, with
-//! the billing worker's own exactly-once rules. Reports what it repaired.
+//! The `billing-reconcile` function, run on a schedule (and by `local-stack reconcile`): applies
+//! Stripe events the webhook path never delivered or that waited for their customer, and compares
+//! every live subscription with Stripe's state, repairing and reporting each difference (see
+//! `shared::billing_sync::reconcile`).
 
-use secrecy::SecretString;
-use shared::billing_sync::{HANDLED_EVENT_TYPES, ReconcileReport, Worker, reconcile};
-use shared::config::{DatabaseConfig, Settings, parse_or};
-use shared::stripe::StripeClient;
+use shared::billing_sync::{ReconcileReport, Reconciliation, StripeState, Worker};
+use shared::config::{Settings, parse_or};
 
 pub const FUNCTION: &str = "billing-reconcile";
 
 pub struct Reconciler {
+    /// The billing worker's own apply path (its Stripe reader is the one reconciliation lists with).
     pub worker: Worker,
-    pub stripe: StripeClient,
-    /// How far back to look; Stripe keeps events for 30 days.
+    /// How far back to look for events; Stripe keeps events for 30 days.
     pub lookback: time::Duration,
 }
 
 impl Reconciler {
     pub async fn from_settings(settings: &Settings) -> Result<Self, lambda_runtime::Error> {
-        let lookup = |name: &str| settings.get(name);
-        let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
-        let grace_days: i64 = parse_or(&lookup, "BILLING_PAST_DUE_GRACE_DAYS", 7)?;
-        let lookback_days: i64 = parse_or(&lookup, "RECONCILE_LOOKBACK_DAYS", 30)?;
+        let lookback_days: i64 = parse_or(&|name: &str| settings.get(name), "RECONCILE_LOOKBACK_DAYS", 30)?;
         Ok(Self {
-            worker: Worker {
-                pool: shared::db::connect(&database).await?,
-                past_due_grace: time::Duration::days(grace_days),
-            },
-            stripe: StripeClient::new(
-                SecretString::from(settings.require("STRIPE_SECRET_KEY")?),
-                settings.get("STRIPE_API_BASE"),
-            ),
+            worker: Worker::from_settings(settings).await?,
             lookback: time::Duration::days(lookback_days.clamp(1, 30)),
         })
     }
 
+    pub fn stripe(&self) -> &StripeState {
+        &self.worker.stripe
+    }
+
     pub async fn run(&self) -> Result<ReconcileReport, lambda_runtime::Error> {
-        let since = (time::OffsetDateTime::now_utc() - self.lookback).unix_timestamp();
-        let events = self.stripe.events_since(since, &HANDLED_EVENT_TYPES).await?;
-        let report = reconcile(&self.worker, events).await?;
+        let reconciliation = Reconciliation { worker: &self.worker, stripe: self.stripe(), lookback: self.lookback };
+        let report = reconciliation.run().await?;
         tracing::info!(
-            checked = report.checked,
-            repaired = report.repaired.len(),
+            events_checked = report.events_checked,
+            missed_events = report.missed_events.len(),
+            waiting_events = report.waiting_events.len(),
+            subscriptions_checked = report.subscriptions_checked,
+            drift = report.drift.len(),
             failed = report.failed.len(),
             "reconciled"
         );
-        for repair in &report.repaired {
-            tracing::warn!(event_id = %repair.event_id, event_type = %repair.event_type, outcome = repair.outcome, "applied a missed event");
+        for repair in report.missed_events.iter().chain(&report.waiting_events) {
+            tracing::warn!(event_id = %repair.event_id, event_type = %repair.event_type, outcome = repair.outcome, "applied an event late");
         }
         Ok(report)
     }

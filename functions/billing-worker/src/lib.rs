@@ -1,13 +1,15 @@
 //! The `billing-worker` function: drains the stripe-events SQS queue and applies each event to
-//! the database (see `shared::billing_sync::apply` for exactly-once and ordering). Each message succeeds or fails on
-//! its own; failures are reported as batch item failures, so a poison message is retried alone
-//! and reaches the dead-letter queue when its receives run out.
+//! the database, reading the subscription's current state from Stripe (see
+//! `shared::billing_sync::apply` for exactly-once and why events are only signals). Each message
+//! succeeds or fails on its own; failures are reported as batch item failures, so a poison
+//! message or one that met Stripe unavailable is retried alone, and reaches the dead-letter queue
+//! when its receives run out.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::config::{DatabaseConfig, Settings, parse_or};
+use shared::config::Settings;
 
-pub use shared::billing_sync::{ApplyError, Outcome, Worker};
+pub use shared::billing_sync::{ApplyError, Outcome, StripeState, Worker};
 
 pub const FUNCTION: &str = "billing-worker";
 
@@ -33,11 +35,7 @@ pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse 
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init(FUNCTION);
     let settings = Settings::load().await?;
-    let lookup = |name: &str| settings.get(name);
-    let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
-    let grace_days: i64 = parse_or(&lookup, "BILLING_PAST_DUE_GRACE_DAYS", 7)?;
-    let worker =
-        Worker { pool: shared::db::connect(&database).await?, past_due_grace: time::Duration::days(grace_days) };
+    let worker = Worker::from_settings(&settings).await?;
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, lambda_runtime::Error>(handle_batch(worker, event.payload).await)

@@ -1,19 +1,25 @@
 //! Applies one Stripe event to the database, exactly once: the event id is recorded in the same
 //! transaction as the change it causes, so a redelivery finds it and changes nothing.
 //!
-//! Order: Stripe may deliver events in any order. A subscription's row keeps the (created, id)
-//! of the newest event applied to it, and an older event for the same subscription is recorded
-//! but changes nothing, so any order converges on the state of the newest event. An event for a
-//! different subscription of the same workspace replaces the row only if it is live while the
-//! stored one has ended, or both are in the same state of life and it is newer. (Canceled is
-//! final in Stripe, so this cannot flip-flop.) Entitlements come only from this row.
+//! Truth: an event is a signal, not the state. For subscription, invoice and checkout events the
+//! worker locks the workspace, reads the subscription from Stripe (one GET) and stores what
+//! Stripe holds now. Deliveries in any order, duplicates and events created in the same second
+//! therefore converge on Stripe's state; no ordering of events by time or id is needed. When
+//! Stripe cannot be read, nothing is applied and the message is retried (never applied from the
+//! event's stale snapshot, never dropped).
+//!
+//! One workspace has one subscription row. Another subscription of the same workspace replaces
+//! it only if it is live while the stored one has ended, or both are in the same state of life
+//! and it was created later. Entitlements come only from this row.
 
-use serde_json::json;
+use serde::Serialize;
+use serde_json::{Value, json};
 use sqlx::{PgConnection, PgPool};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::event::{StripeEvent, Subscription, id_of, invoice_subscription};
+use super::event::{StripeEvent, Subscription, customer_of, id_of, invoice_subscription, workspace_id_in_metadata};
+use super::stripe_state::{StripeReadError, StripeState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -23,11 +29,14 @@ pub enum ApplyError {
     /// A failure worth retrying (database unavailable, conflict).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// Stripe's current state could not be read: retry, apply nothing now.
+    #[error(transparent)]
+    Stripe(#[from] StripeReadError),
 }
 
 impl ApplyError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ApplyError::Database(_))
+        matches!(self, ApplyError::Database(_) | ApplyError::Stripe(_))
     }
 }
 
@@ -37,12 +46,14 @@ pub enum Outcome {
     Applied,
     /// Already recorded: a redelivery.
     Duplicate,
-    /// Older than what the subscription's row already reflects.
+    /// Its subscription is not the workspace's (another live or newer one is).
     Stale,
-    /// Names no workspace we know (yet); reconciliation can repair it.
+    /// Names no workspace we know (yet); applied once its customer is linked.
     Unlinked,
     /// A subscription whose price has no lookup key in the plan catalog.
     UnknownPrice,
+    /// Stripe has no such subscription (a stored row naming it was ended).
+    Missing,
     /// An event type this worker does not act on.
     Ignored,
 }
@@ -55,71 +66,121 @@ impl Outcome {
             Outcome::Stale => "stale",
             Outcome::Unlinked => "unlinked",
             Outcome::UnknownPrice => "unknown_price",
+            Outcome::Missing => "missing",
             Outcome::Ignored => "ignored",
         }
     }
 }
 
-/// The subscription row as stored before this event.
-#[derive(sqlx::FromRow)]
-struct Stored {
-    stripe_subscription_id: String,
-    plan_id: String,
-    status: String,
-    grace_until: Option<OffsetDateTime>,
-    last_event_created: OffsetDateTime,
-    last_event_id: String,
+/// One field of a workspace's subscription that differed from Stripe and was changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    pub field: &'static str,
+    pub stored: Value,
+    pub stripe: Value,
 }
+
+/// The result of syncing one subscription into its workspace's row.
+#[derive(Debug)]
+pub struct Synced {
+    pub outcome: Outcome,
+    pub differences: Vec<Difference>,
+}
+
+impl Synced {
+    fn only(outcome: Outcome) -> Self {
+        Self { outcome, differences: Vec::new() }
+    }
+}
+
+/// What caused a sync: an event (kept on the row for the trail) or reconciliation.
+#[derive(Debug, Clone, Copy)]
+pub struct Cause<'a> {
+    pub event: Option<(&'a str, &'a str)>,
+    /// When the state was observed; a past_due grace period starts here.
+    pub at: OffsetDateTime,
+}
+
+impl<'a> Cause<'a> {
+    fn of(event: &'a StripeEvent) -> Self {
+        Self { event: Some((&event.id, &event.kind)), at: event.created_at() }
+    }
+
+    pub fn reconciliation() -> Self {
+        Self { event: None, at: OffsetDateTime::now_utc() }
+    }
+}
+
+/// A workspace's subscription row as stored.
+#[derive(sqlx::FromRow)]
+pub(super) struct Stored {
+    pub workspace_id: Uuid,
+    pub stripe_subscription_id: String,
+    pub plan_id: String,
+    pub status: String,
+    pub current_period_end: Option<OffsetDateTime>,
+    pub cancel_at_period_end: bool,
+    pub grace_until: Option<OffsetDateTime>,
+    pub stripe_created: Option<OffsetDateTime>,
+}
+
+/// Unlinked events re-applied per event that links their customer; the rest wait for the next.
+const WAITING_BATCH: i64 = 50;
 
 pub struct Worker {
     pub pool: PgPool,
     /// How long a past_due subscription keeps its plan.
     pub past_due_grace: Duration,
+    /// Where the current state of a subscription is read.
+    pub stripe: StripeState,
 }
 
 impl Worker {
     #[tracing::instrument(skip_all)]
     pub async fn apply(&self, payload: &str) -> Result<Outcome, ApplyError> {
         let event: StripeEvent = serde_json::from_str(payload).map_err(|e| ApplyError::Malformed(e.to_string()))?;
-        let payload: serde_json::Value =
-            serde_json::from_str(payload).map_err(|e| ApplyError::Malformed(e.to_string()))?;
+        let payload: Value = serde_json::from_str(payload).map_err(|e| ApplyError::Malformed(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         let recorded = sqlx::query(
-            "INSERT INTO stripe_events (id, type, created, payload, outcome) VALUES ($1, $2, $3, $4, 'pending')
+            "INSERT INTO stripe_events (id, type, created, payload, outcome, stripe_customer_id)
+             VALUES ($1, $2, $3, $4, 'pending', $5)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(&event.id)
         .bind(&event.kind)
         .bind(event.created_at())
         .bind(&payload)
+        .bind(customer_of(&event.kind, &event.data.object))
         .execute(&mut *tx)
         .await?;
         if recorded.rows_affected() == 0 {
             tracing::info!(event_id = %event.id, "duplicate delivery ignored");
             return Ok(Outcome::Duplicate);
         }
-        let (outcome, workspace_id) = match event.kind.as_str() {
-            "checkout.session.completed" => checkout_completed(&mut tx, &event).await?,
+        let (outcome, workspace_id) = self.handle(&mut tx, &event).await?;
+        record_outcome(&mut tx, &event.id, outcome, workspace_id).await?;
+        if let Some(workspace_id) = workspace_id {
+            self.apply_waiting(&mut tx, workspace_id).await?;
+        }
+        tx.commit().await?;
+        tracing::info!(event_id = %event.id, event_type = %event.kind, outcome = outcome.as_str(), ?workspace_id, "event applied");
+        Ok(outcome)
+    }
+
+    async fn handle(&self, tx: &mut PgConnection, event: &StripeEvent) -> Result<(Outcome, Option<Uuid>), ApplyError> {
+        match event.kind.as_str() {
+            "checkout.session.completed" => self.checkout_completed(tx, event).await,
             "customer.subscription.created"
             | "customer.subscription.updated"
             | "customer.subscription.deleted"
             | "customer.subscription.paused"
             | "customer.subscription.resumed"
             | "customer.subscription.trial_will_end"
-            | "customer.subscription.pending_update_applied" => self.subscription_changed(&mut tx, &event).await?,
-            "invoice.paid" | "invoice.payment_failed" => invoice(&mut tx, &event).await?,
-            "customer.deleted" => customer_deleted(&mut tx, &event).await?,
-            _ => (Outcome::Ignored, None),
-        };
-        sqlx::query("UPDATE stripe_events SET outcome = $2, workspace_id = $3 WHERE id = $1")
-            .bind(&event.id)
-            .bind(outcome.as_str())
-            .bind(workspace_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        tracing::info!(event_id = %event.id, event_type = %event.kind, outcome = outcome.as_str(), ?workspace_id, "event applied");
-        Ok(outcome)
+            | "customer.subscription.pending_update_applied" => self.subscription_changed(tx, event).await,
+            "invoice.paid" | "invoice.payment_failed" => self.invoice(tx, event).await,
+            "customer.deleted" => customer_deleted(tx, event).await,
+            _ => Ok((Outcome::Ignored, None)),
+        }
     }
 
     async fn subscription_changed(
@@ -127,68 +188,135 @@ impl Worker {
         tx: &mut PgConnection,
         event: &StripeEvent,
     ) -> Result<(Outcome, Option<Uuid>), ApplyError> {
-        let sub = Subscription::from_object(&event.data.object)
+        let signal = Subscription::from_object(&event.data.object)
             .ok_or_else(|| ApplyError::Malformed(format!("{} carries no subscription", event.id)))?;
-        let Some(workspace_id) = resolve_workspace(tx, sub.workspace_id, Some(&sub.customer), Some(&sub.id)).await?
+        let Some(workspace_id) =
+            resolve_workspace(tx, signal.workspace_id, Some(&signal.customer), Some(&signal.id)).await?
         else {
             return Ok((Outcome::Unlinked, None));
         };
-        if !lock_workspace(tx, workspace_id).await? {
+        let synced = self.sync(tx, workspace_id, &signal.id, Cause::of(event)).await?;
+        Ok((synced.outcome, Some(workspace_id)))
+    }
+
+    /// Links the Checkout's customer to the workspace named in `client_reference_id`, then
+    /// syncs the subscription it started.
+    async fn checkout_completed(
+        &self,
+        tx: &mut PgConnection,
+        event: &StripeEvent,
+    ) -> Result<(Outcome, Option<Uuid>), ApplyError> {
+        let object = &event.data.object;
+        let reference = object.get("client_reference_id").and_then(Value::as_str).and_then(|id| id.parse().ok());
+        let customer = object.get("customer").and_then(id_of);
+        let Some(workspace_id) = resolve_workspace(tx, reference, customer.as_deref(), None).await? else {
             return Ok((Outcome::Unlinked, None));
+        };
+        if let Some(customer) = &customer {
+            link_customer(tx, workspace_id, customer).await?;
+        }
+        add_activity(tx, workspace_id, "billing", "Checkout completed.").await?;
+        if let Some(subscription) = object.get("subscription").and_then(id_of) {
+            self.sync(tx, workspace_id, &subscription, Cause::of(event)).await?;
+        }
+        Ok((Outcome::Applied, Some(workspace_id)))
+    }
+
+    /// Records the payment on the activity trail and syncs the invoice's subscription, whose
+    /// status a payment changes (incomplete → active, active → past_due).
+    async fn invoice(&self, tx: &mut PgConnection, event: &StripeEvent) -> Result<(Outcome, Option<Uuid>), ApplyError> {
+        let object = &event.data.object;
+        let customer = object.get("customer").and_then(id_of);
+        let subscription = invoice_subscription(object);
+        let mut workspace_id = resolve_workspace(tx, None, customer.as_deref(), subscription.as_deref()).await?;
+        if workspace_id.is_none()
+            && let Some(subscription) = &subscription
+        {
+            // An invoice names no workspace; its subscription's metadata in Stripe may.
+            let named = self.stripe.subscription(subscription).await?.as_ref().and_then(workspace_id_in_metadata);
+            workspace_id = resolve_workspace(tx, named, None, None).await?;
+        }
+        let Some(workspace_id) = workspace_id else {
+            return Ok((Outcome::Unlinked, None));
+        };
+        let message = if event.kind == "invoice.paid" {
+            "Payment received."
+        } else {
+            "A payment failed; Stripe will retry it. Update the payment method in the billing portal."
+        };
+        add_activity(tx, workspace_id, "billing", message).await?;
+        if let Some(subscription) = &subscription {
+            self.sync(tx, workspace_id, subscription, Cause::of(event)).await?;
+        }
+        Ok((Outcome::Applied, Some(workspace_id)))
+    }
+
+    /// Makes the workspace's subscription row match Stripe's current state of `subscription_id`.
+    /// The workspace row is locked before Stripe is read, so two syncs of one workspace run one
+    /// after the other and the later one stores the later state.
+    pub async fn sync(
+        &self,
+        tx: &mut PgConnection,
+        workspace_id: Uuid,
+        subscription_id: &str,
+        cause: Cause<'_>,
+    ) -> Result<Synced, ApplyError> {
+        if !lock_workspace(tx, workspace_id).await? {
+            return Ok(Synced::only(Outcome::Unlinked));
         }
         let stored: Option<Stored> = sqlx::query_as(
-            "SELECT stripe_subscription_id, plan_id, status, grace_until, last_event_created, last_event_id
+            "SELECT workspace_id, stripe_subscription_id, plan_id, status, current_period_end,
+                    cancel_at_period_end, grace_until, stripe_created
              FROM subscriptions WHERE workspace_id = $1",
         )
         .bind(workspace_id)
         .fetch_optional(&mut *tx)
         .await?;
-        let created = event.created_at();
-        if let Some(stored) = &stored {
-            let newer = (created, event.id.as_str()) > (stored.last_event_created, stored.last_event_id.as_str());
-            let replaces = if stored.stripe_subscription_id == sub.id {
-                newer
-            } else {
-                let live = !Subscription::has_ended(&sub.status);
-                let stored_live = !Subscription::has_ended(&stored.status);
-                (live && !stored_live) || (live == stored_live && newer)
-            };
-            if !replaces {
-                return Ok((Outcome::Stale, Some(workspace_id)));
-            }
+        let Some(object) = self.stripe.subscription(subscription_id).await? else {
+            return self.subscription_missing(tx, workspace_id, stored, subscription_id, cause).await;
+        };
+        let sub = Subscription::from_object(&object).ok_or_else(|| {
+            StripeReadError::Unexpected(format!("subscription {subscription_id} lacks id, customer or status"))
+        })?;
+        if let Some(stored) = &stored
+            && stored.stripe_subscription_id != sub.id
+            && !replaces(&sub, stored)
+        {
+            return Ok(Synced::only(Outcome::Stale));
         }
         let plan = match sub.lookup_key.as_deref().and_then(crate::plans::by_lookup_key) {
             Some(plan) => plan.id.to_owned(),
-            // A price we do not sell: keep the plan we knew, or record the event and stop.
+            // A price we do not sell: keep the plan we knew, or grant nothing.
             None => match &stored {
                 Some(stored) if stored.stripe_subscription_id == sub.id => stored.plan_id.clone(),
-                _ => return Ok((Outcome::UnknownPrice, Some(workspace_id))),
+                _ => return Ok(Synced::only(Outcome::UnknownPrice)),
             },
         };
-        // Past due: the grace period runs from when it first became past due, not from each event.
+        // Past due: the grace period runs from when it was first seen past due, not from each sync.
         let grace_until = match &stored {
             _ if sub.status != "past_due" => None,
             Some(stored) if stored.stripe_subscription_id == sub.id && stored.status == "past_due" => {
-                stored.grace_until.or(Some(created + self.past_due_grace))
+                stored.grace_until.or(Some(cause.at + self.past_due_grace))
             }
-            _ => Some(created + self.past_due_grace),
+            _ => Some(cause.at + self.past_due_grace),
         };
+        let differences = differences(stored.as_ref(), &sub, &plan);
         let before: String =
             sqlx::query_scalar("SELECT app.effective_plan($1)").bind(workspace_id).fetch_one(&mut *tx).await?;
         sqlx::query(
             "INSERT INTO subscriptions (workspace_id, stripe_subscription_id, stripe_customer_id, plan_id, status,
-                                        current_period_end, cancel_at_period_end, grace_until,
-                                        last_event_created, last_event_id, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
+                                        current_period_end, cancel_at_period_end, grace_until, stripe_created,
+                                        last_event_created, last_event_id, synced_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), now())
              ON CONFLICT (workspace_id) DO UPDATE SET
                  stripe_subscription_id = excluded.stripe_subscription_id,
                  stripe_customer_id = excluded.stripe_customer_id,
                  plan_id = excluded.plan_id, status = excluded.status,
                  current_period_end = excluded.current_period_end,
                  cancel_at_period_end = excluded.cancel_at_period_end,
-                 grace_until = excluded.grace_until,
+                 grace_until = excluded.grace_until, stripe_created = excluded.stripe_created,
                  last_event_created = excluded.last_event_created, last_event_id = excluded.last_event_id,
-                 updated_at = now()",
+                 synced_at = now(), updated_at = now()",
         )
         .bind(workspace_id)
         .bind(&sub.id)
@@ -198,8 +326,9 @@ impl Worker {
         .bind(sub.current_period_end)
         .bind(sub.cancel_at_period_end)
         .bind(grace_until)
-        .bind(created)
-        .bind(&event.id)
+        .bind(sub.created)
+        .bind(cause.event.map(|_| cause.at))
+        .bind(cause.event.map(|(id, _)| id))
         .execute(&mut *tx)
         .await?;
         link_customer(tx, workspace_id, &sub.customer).await?;
@@ -207,43 +336,148 @@ impl Worker {
             sqlx::query_scalar("SELECT app.effective_plan($1)").bind(workspace_id).fetch_one(&mut *tx).await?;
         let status_before = stored.as_ref().map_or("none", |s| s.status.as_str());
         if before != after || status_before != sub.status {
-            record_change(tx, workspace_id, event, &before, &after, status_before, &sub.status).await?;
+            record_change(tx, workspace_id, cause, (&before, &after), (status_before, &sub.status)).await?;
         }
-        Ok((Outcome::Applied, Some(workspace_id)))
+        Ok(Synced { outcome: Outcome::Applied, differences })
     }
-}
 
-/// Links the Checkout's customer to the workspace named in `client_reference_id`. The plan
-/// itself changes only with the subscription's own events.
-async fn checkout_completed(tx: &mut PgConnection, event: &StripeEvent) -> Result<(Outcome, Option<Uuid>), ApplyError> {
-    let object = &event.data.object;
-    let reference = object.get("client_reference_id").and_then(|v| v.as_str()).and_then(|id| id.parse().ok());
-    let customer = object.get("customer").and_then(id_of);
-    let Some(workspace_id) = resolve_workspace(tx, reference, customer.as_deref(), None).await? else {
-        return Ok((Outcome::Unlinked, None));
-    };
-    if let Some(customer) = &customer {
-        link_customer(tx, workspace_id, customer).await?;
-    }
-    add_activity(tx, workspace_id, "billing", "Checkout completed; the subscription starts once Stripe confirms it.")
+    /// Stripe has no such subscription. If the workspace's row names it, the row is wrong
+    /// (a deleted test object, another account's id): it ends, and the plan with it.
+    async fn subscription_missing(
+        &self,
+        tx: &mut PgConnection,
+        workspace_id: Uuid,
+        stored: Option<Stored>,
+        subscription_id: &str,
+        cause: Cause<'_>,
+    ) -> Result<Synced, ApplyError> {
+        let Some(stored) = stored.filter(|s| s.stripe_subscription_id == subscription_id) else {
+            return Ok(Synced::only(Outcome::Missing));
+        };
+        if Subscription::has_ended(&stored.status) {
+            return Ok(Synced::only(Outcome::Missing));
+        }
+        let before: String =
+            sqlx::query_scalar("SELECT app.effective_plan($1)").bind(workspace_id).fetch_one(&mut *tx).await?;
+        sqlx::query(
+            "UPDATE subscriptions SET status = 'canceled', cancel_at_period_end = false, grace_until = NULL,
+                                      synced_at = now(), updated_at = now()
+             WHERE workspace_id = $1",
+        )
+        .bind(workspace_id)
+        .execute(&mut *tx)
         .await?;
-    Ok((Outcome::Applied, Some(workspace_id)))
+        tracing::warn!(%workspace_id, subscription_id, "stored subscription does not exist in Stripe; ended it");
+        let after: String =
+            sqlx::query_scalar("SELECT app.effective_plan($1)").bind(workspace_id).fetch_one(&mut *tx).await?;
+        record_change(tx, workspace_id, cause, (&before, &after), (&stored.status, "canceled")).await?;
+        let differences =
+            vec![Difference { field: "status", stored: json!(stored.status), stripe: json!("missing in Stripe") }];
+        Ok(Synced { outcome: Outcome::Applied, differences })
+    }
+
+    /// Re-applies the events that named the workspace's customer before it was linked, now that
+    /// it is. They are re-handled in this transaction and their outcome updated, so each is
+    /// applied once; locking them (SKIP LOCKED) keeps two workers from taking the same one.
+    async fn apply_waiting(&self, tx: &mut PgConnection, workspace_id: Uuid) -> Result<(), ApplyError> {
+        let waiting: Vec<(String, Value)> = sqlx::query_as(
+            "SELECT e.id, e.payload FROM stripe_events e
+             JOIN workspaces w ON w.stripe_customer_id = e.stripe_customer_id
+             WHERE w.id = $1 AND e.outcome = 'unlinked'
+             ORDER BY e.created, e.id
+             LIMIT $2
+             FOR UPDATE OF e SKIP LOCKED",
+        )
+        .bind(workspace_id)
+        .bind(WAITING_BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (id, payload) in waiting {
+            let Ok(event) = serde_json::from_value::<StripeEvent>(payload) else { continue };
+            let (outcome, linked) = self.handle(tx, &event).await?;
+            record_outcome(tx, &id, outcome, linked).await?;
+            tracing::info!(event_id = %id, outcome = outcome.as_str(), "applied an event that waited for its customer");
+        }
+        Ok(())
+    }
+
+    /// Events that found no workspace, oldest first: reconciliation retries them, in case their
+    /// customer was linked by something other than an event (checkout creates the customer).
+    pub async fn unlinked_since(&self, since: OffsetDateTime) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT payload::text FROM stripe_events WHERE outcome = 'unlinked' AND created >= $1 ORDER BY created, id",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// Re-handles a recorded unlinked event (see `unlinked_since`); its outcome is updated in the
+    /// same transaction. An event no longer unlinked (applied meanwhile) is left alone.
+    pub async fn retry_unlinked(&self, payload: &str) -> Result<Outcome, ApplyError> {
+        let event: StripeEvent = serde_json::from_str(payload).map_err(|e| ApplyError::Malformed(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
+        let still_unlinked: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM stripe_events WHERE id = $1 AND outcome = 'unlinked' FOR UPDATE SKIP LOCKED",
+        )
+        .bind(&event.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if still_unlinked.is_none() {
+            return Ok(Outcome::Duplicate);
+        }
+        let (outcome, workspace_id) = self.handle(&mut tx, &event).await?;
+        record_outcome(&mut tx, &event.id, outcome, workspace_id).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
 }
 
-async fn invoice(tx: &mut PgConnection, event: &StripeEvent) -> Result<(Outcome, Option<Uuid>), ApplyError> {
-    let object = &event.data.object;
-    let customer = object.get("customer").and_then(id_of);
-    let subscription = invoice_subscription(object);
-    let Some(workspace_id) = resolve_workspace(tx, None, customer.as_deref(), subscription.as_deref()).await? else {
-        return Ok((Outcome::Unlinked, None));
-    };
-    let message = if event.kind == "invoice.paid" {
-        "Payment received."
-    } else {
-        "A payment failed; Stripe will retry it. Update the payment method in the billing portal."
-    };
-    add_activity(tx, workspace_id, "billing", message).await?;
-    Ok((Outcome::Applied, Some(workspace_id)))
+/// Whether `candidate`, another subscription of the workspace, takes the stored one's place.
+fn replaces(candidate: &Subscription, stored: &Stored) -> bool {
+    let live = !Subscription::has_ended(&candidate.status);
+    let stored_live = !Subscription::has_ended(&stored.status);
+    if live != stored_live {
+        return live;
+    }
+    // Same state of life: the newer subscription wins (an unknown creation time is older).
+    (candidate.created, candidate.id.as_str()) > (stored.stripe_created, stored.stripe_subscription_id.as_str())
+}
+
+/// The fields in which the stored row differs from Stripe's subscription (with its plan).
+pub(super) fn differences(stored: Option<&Stored>, sub: &Subscription, plan: &str) -> Vec<Difference> {
+    let stored_field = |f: fn(&Stored) -> Value| stored.map_or(Value::Null, f);
+    let timestamp = |t: Option<OffsetDateTime>| json!(t.map(OffsetDateTime::unix_timestamp));
+    [
+        ("subscription", stored_field(|s| json!(s.stripe_subscription_id)), json!(sub.id)),
+        ("status", stored_field(|s| json!(s.status)), json!(sub.status)),
+        ("plan", stored_field(|s| json!(s.plan_id)), json!(plan)),
+        (
+            "current_period_end",
+            stored_field(|s| json!(s.current_period_end.map(OffsetDateTime::unix_timestamp))),
+            timestamp(sub.current_period_end),
+        ),
+        ("cancel_at_period_end", stored_field(|s| json!(s.cancel_at_period_end)), json!(sub.cancel_at_period_end)),
+    ]
+    .into_iter()
+    .filter(|(_, stored, stripe)| stored != stripe)
+    .map(|(field, stored, stripe)| Difference { field, stored, stripe })
+    .collect()
+}
+
+async fn record_outcome(
+    tx: &mut PgConnection,
+    event_id: &str,
+    outcome: Outcome,
+    workspace_id: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE stripe_events SET outcome = $2, workspace_id = $3 WHERE id = $1")
+        .bind(event_id)
+        .bind(outcome.as_str())
+        .bind(workspace_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 async fn customer_deleted(tx: &mut PgConnection, event: &StripeEvent) -> Result<(Outcome, Option<Uuid>), ApplyError> {
@@ -261,7 +495,7 @@ async fn customer_deleted(tx: &mut PgConnection, event: &StripeEvent) -> Result<
 
 /// The workspace an event belongs to: the id it carries (metadata or client_reference_id) if
 /// that workspace exists, else the one linked to its customer or subscription.
-async fn resolve_workspace(
+pub async fn resolve_workspace(
     tx: &mut PgConnection,
     named: Option<Uuid>,
     customer: Option<&str>,
@@ -311,21 +545,26 @@ async fn add_activity(tx: &mut PgConnection, workspace_id: Uuid, kind: &str, mes
 async fn record_change(
     tx: &mut PgConnection,
     workspace_id: Uuid,
-    event: &StripeEvent,
-    plan_before: &str,
-    plan_after: &str,
-    status_before: &str,
-    status_after: &str,
+    cause: Cause<'_>,
+    (plan_before, plan_after): (&str, &str),
+    (status_before, status_after): (&str, &str),
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO audit_log (workspace_id, actor, action, details) VALUES ($1, 'stripe', 'subscription.changed', $2)")
-        .bind(workspace_id)
-        .bind(json!({
-            "event_id": event.id, "event_type": event.kind,
-            "plan": {"from": plan_before, "to": plan_after},
-            "status": {"from": status_before, "to": status_after},
-        }))
-        .execute(&mut *tx)
-        .await?;
+    let (actor, event_id, event_type) = match cause.event {
+        Some((id, kind)) => ("stripe", Some(id), Some(kind)),
+        None => ("reconciliation", None, None),
+    };
+    sqlx::query(
+        "INSERT INTO audit_log (workspace_id, actor, action, details) VALUES ($1, $2, 'subscription.changed', $3)",
+    )
+    .bind(workspace_id)
+    .bind(actor)
+    .bind(json!({
+        "event_id": event_id, "event_type": event_type,
+        "plan": {"from": plan_before, "to": plan_after},
+        "status": {"from": status_before, "to": status_after},
+    }))
+    .execute(&mut *tx)
+    .await?;
     let name = |id: &str| crate::plans::by_id(id).name;
     let message = if plan_before == plan_after {
         format!("Subscription is now {status_after} (plan {}).", name(plan_after))

@@ -50,6 +50,8 @@ pub struct Subscription {
     pub lookup_key: Option<String>,
     pub current_period_end: Option<OffsetDateTime>,
     pub cancel_at_period_end: bool,
+    /// When Stripe created the subscription.
+    pub created: Option<OffsetDateTime>,
 }
 
 impl Subscription {
@@ -71,6 +73,10 @@ impl Subscription {
                 .map(str::to_owned),
             current_period_end: period_end.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()),
             cancel_at_period_end: object.get("cancel_at_period_end").and_then(Value::as_bool).unwrap_or(false),
+            created: object
+                .get("created")
+                .and_then(Value::as_i64)
+                .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()),
         })
     }
 
@@ -78,6 +84,14 @@ impl Subscription {
     pub fn has_ended(status: &str) -> bool {
         matches!(status, "canceled" | "incomplete_expired")
     }
+}
+
+/// The customer an event is about: the object's `customer`, or the customer object itself.
+pub fn customer_of(kind: &str, object: &Value) -> Option<String> {
+    if kind.starts_with("customer.") && !kind.starts_with("customer.subscription.") {
+        return object.get("id").and_then(id_of);
+    }
+    object.get("customer").and_then(id_of)
 }
 
 /// The subscription an invoice belongs to, where older and newer API versions put it.

@@ -1,0 +1,577 @@
+//! A local Stripe for development, so checkout, the portal, the webhook, the billing worker,
+//! reconciliation and metered usage all work with no Stripe account. Served by `local-stack`
+//! under `/_stripe` on its own port; `STRIPE_API_BASE` points the functions at it. It is never
+//! part of a Lambda binary.
+//!
+//! It speaks the parts of Stripe's API the product calls (prices by lookup key, customers,
+//! Checkout Sessions, portal sessions, subscriptions, the event log, meter events), hosts a
+//! checkout page and a portal page, and sends every change to the webhook as Stripe does:
+//! signed events, several in one second, in no guaranteed order. Subscription changes are also
+//! possible through the API (`POST /v1/subscriptions`, `POST`/`DELETE /v1/subscriptions/{id}`).
+//! State is kept in a JSON file (`target/local-stripe.json` by default), so subscriptions
+//! outlive a restart as they would in Stripe; `scripts/dev.sh --reset` deletes it with the
+//! database.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const MONTH_SECS: i64 = 30 * 86_400;
+
+/// Where the local Stripe sends its events.
+#[derive(Clone)]
+pub struct WebhookTarget {
+    pub url: String,
+    pub signing_secret: String,
+}
+
+pub struct LocalStripe {
+    account: Mutex<Account>,
+    /// Where the account is saved after every change.
+    state_file: Option<std::path::PathBuf>,
+    /// The base of the hosted pages, e.g. `http://127.0.0.1:3000/_stripe`.
+    public_base: String,
+    webhook: Option<WebhookTarget>,
+    http: reqwest::Client,
+}
+
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+struct Account {
+    customers: BTreeMap<String, Value>,
+    checkout_sessions: BTreeMap<String, Value>,
+    portal_sessions: BTreeMap<String, Value>,
+    subscriptions: BTreeMap<String, Value>,
+    /// Newest last.
+    events: Vec<Value>,
+    meter_events: Vec<Value>,
+}
+
+type Form = Vec<(String, String)>;
+
+fn field<'a>(form: &'a Form, name: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn metadata(form: &Form, prefix: &str) -> Value {
+    let fields = form.iter().filter_map(|(k, v)| {
+        k.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('['))
+            .and_then(|rest| rest.strip_suffix(']'))
+            .map(|key| (key.to_owned(), json!(v)))
+    });
+    Value::Object(fields.collect())
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", Uuid::new_v4().simple())
+}
+
+/// A Stripe-shaped error.
+fn error(status: StatusCode, code: Option<&str>, message: String) -> Response {
+    let kind = if status.is_server_error() { "api_error" } else { "invalid_request_error" };
+    (status, axum::Json(json!({"error": {"type": kind, "code": code, "message": message}}))).into_response()
+}
+
+fn missing(what: &str, id: &str) -> Response {
+    error(StatusCode::NOT_FOUND, Some("resource_missing"), format!("No such {what}: '{id}'"))
+}
+
+fn list(url: &str, data: Vec<Value>, has_more: bool) -> Response {
+    axum::Json(json!({"object": "list", "url": url, "has_more": has_more, "data": data})).into_response()
+}
+
+/// The price sold under a lookup key of the plan catalog.
+fn price(lookup_key: &str) -> Option<Value> {
+    let plan = shared::plans::by_lookup_key(lookup_key)?;
+    let unit_amount = if plan.id == "studio" { 9900 } else { 2900 };
+    Some(json!({
+        "id": format!("price_local_{lookup_key}"), "object": "price", "active": true, "currency": "usd",
+        "livemode": false, "lookup_key": lookup_key, "metadata": {}, "nickname": plan.name,
+        "product": format!("prod_local_{}", plan.id), "type": "recurring", "unit_amount": unit_amount,
+        "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"}
+    }))
+}
+
+/// A price id (`price_local_<lookup key>`) or a lookup key, as a price.
+fn price_of(reference: &str) -> Option<Value> {
+    price(reference.strip_prefix("price_local_").unwrap_or(reference))
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{0}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto}}button{{margin:.2rem}}</style>\
+         </head><body><p><em>Local Stripe (development stand-in)</em></p><h1>{0}</h1>{1}</body></html>",
+        escape(title),
+        body
+    ))
+}
+
+impl LocalStripe {
+    /// `state_file`: load the account from it if it exists, and save every change to it.
+    pub fn new(
+        public_base: String,
+        webhook: Option<WebhookTarget>,
+        state_file: Option<std::path::PathBuf>,
+    ) -> Arc<Self> {
+        let account = state_file
+            .as_deref()
+            .and_then(|path| std::fs::read(path).ok())
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        Arc::new(Self { account: Mutex::new(account), state_file, public_base, webhook, http: reqwest::Client::new() })
+    }
+
+    /// Writes the account to the state file (best effort: a development convenience).
+    fn save(&self) {
+        let Some(path) = &self.state_file else { return };
+        let json = match serde_json::to_vec(&*self.account()) {
+            Ok(json) => json,
+            Err(_) => return,
+        };
+        if let Err(error) = std::fs::write(path, json) {
+            tracing::warn!(%error, path = %path.display(), "local Stripe: cannot save its state");
+        }
+    }
+
+    /// Puts an active subscription into the account without sending events: what the demo
+    /// workspace's seeded subscription is in Stripe.
+    pub fn insert_active_subscription(&self, id: &str, customer: &str, lookup_key: &str, workspace_id: Uuid) {
+        let mut subscription = self.new_subscription(
+            customer,
+            price(lookup_key).unwrap_or_default(),
+            json!({"workspace_id": workspace_id.to_string()}),
+            "active",
+        );
+        subscription["id"] = json!(id);
+        subscription["items"]["data"][0]["subscription"] = json!(id);
+        self.account().subscriptions.insert(id.to_owned(), subscription);
+        self.save();
+    }
+
+    fn account(&self) -> MutexGuard<'_, Account> {
+        self.account.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records events (one second, in the order given) and sends them to the webhook, signed.
+    fn emit(self: &Arc<Self>, events: Vec<(&str, Value)>) {
+        let created = now();
+        let events: Vec<Value> = events
+            .into_iter()
+            .map(|(kind, object)| {
+                json!({"id": new_id("evt"), "object": "event", "api_version": shared::stripe::API_VERSION,
+                       "created": created, "data": {"object": object}, "livemode": false, "pending_webhooks": 1,
+                       "request": {"id": null, "idempotency_key": null}, "type": kind})
+            })
+            .collect();
+        self.account().events.extend(events.iter().cloned());
+        self.save();
+        let Some(target) = self.webhook.clone() else { return };
+        let http = self.http.clone();
+        tokio::spawn(async move {
+            for event in events {
+                let payload = event.to_string();
+                let timestamp = now();
+                let signature = stripe_webhook::signature::sign(&target.signing_secret, timestamp, payload.as_bytes());
+                let sent = http
+                    .post(&target.url)
+                    .header("content-type", "application/json")
+                    .header("stripe-signature", format!("t={timestamp},v1={signature}"))
+                    .body(payload)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status().is_success() => {}
+                    Ok(response) => {
+                        tracing::warn!(status = %response.status(), event = %event["id"], "local Stripe: webhook refused an event")
+                    }
+                    Err(e) => tracing::warn!(error = %e, event = %event["id"], "local Stripe: webhook unreachable"),
+                }
+            }
+        });
+    }
+
+    fn new_subscription(&self, customer: &str, price: Value, metadata: Value, status: &str) -> Value {
+        let created = now();
+        let id = new_id("sub");
+        json!({
+            "id": id, "object": "subscription", "billing_cycle_anchor": created, "cancel_at": null,
+            "cancel_at_period_end": false, "canceled_at": null, "collection_method": "charge_automatically",
+            "created": created, "currency": "usd", "customer": customer, "livemode": false,
+            "metadata": metadata, "start_date": created, "status": status,
+            "items": {"object": "list", "has_more": false, "total_count": 1,
+                      "url": format!("/v1/subscription_items?subscription={id}"),
+                      "data": [{"id": new_id("si"), "object": "subscription_item", "created": created,
+                                "current_period_start": created, "current_period_end": created + MONTH_SECS,
+                                "metadata": {}, "price": price, "quantity": 1, "subscription": id}]}
+        })
+    }
+
+    /// Starts a subscription the way a paid checkout does: created `incomplete`, then `active`
+    /// once its first invoice is paid. Returns the events to emit (all in one second) and the
+    /// subscription; `around` adds the caller's own events given the new subscription's id.
+    fn start_subscription(
+        self: &Arc<Self>,
+        customer: &str,
+        price: Value,
+        metadata: Value,
+        around: impl FnOnce(&str) -> Vec<(&'static str, Value)>,
+    ) -> Value {
+        let incomplete = self.new_subscription(customer, price, metadata, "incomplete");
+        let id = incomplete["id"].as_str().unwrap_or_default().to_owned();
+        let mut active = incomplete.clone();
+        active["status"] = json!("active");
+        self.account().subscriptions.insert(id.clone(), active.clone());
+        let invoice = json!({"id": new_id("in"), "object": "invoice", "customer": customer, "status": "paid",
+                             "parent": {"type": "subscription_details", "subscription_details": {"subscription": id}}});
+        let mut events = vec![("customer.subscription.created", incomplete)];
+        events.extend(around(&id));
+        events.extend([("invoice.paid", invoice), ("customer.subscription.updated", active.clone())]);
+        self.emit(events);
+        active
+    }
+
+    /// Applies a change to a subscription and emits its event; `None` if there is no such one.
+    fn change(self: &Arc<Self>, id: &str, change: impl FnOnce(&mut Value)) -> Option<Value> {
+        let updated = {
+            let mut account = self.account();
+            let subscription = account.subscriptions.get_mut(id)?;
+            change(subscription);
+            subscription.clone()
+        };
+        let kind = if updated["status"] == "canceled" {
+            "customer.subscription.deleted"
+        } else {
+            "customer.subscription.updated"
+        };
+        self.emit(vec![(kind, updated.clone())]);
+        Some(updated)
+    }
+}
+
+fn cancel_now(subscription: &mut Value) {
+    subscription["status"] = json!("canceled");
+    subscription["canceled_at"] = json!(now());
+    subscription["cancel_at_period_end"] = json!(false);
+}
+
+fn set_cancel_at_period_end(subscription: &mut Value, cancel: bool) {
+    subscription["cancel_at_period_end"] = json!(cancel);
+    subscription["cancel_at"] =
+        if cancel { subscription["items"]["data"][0]["current_period_end"].clone() } else { Value::Null };
+}
+
+fn set_price(subscription: &mut Value, price: Value) {
+    subscription["items"]["data"][0]["price"] = price;
+}
+
+pub fn router(stripe: Arc<LocalStripe>) -> Router {
+    Router::new()
+        .route("/v1/prices", get(list_prices))
+        .route("/v1/customers", post(create_customer))
+        .route("/v1/checkout/sessions", post(create_checkout_session))
+        .route("/v1/billing_portal/sessions", post(create_portal_session))
+        .route("/v1/subscriptions", get(list_subscriptions).post(create_subscription))
+        .route("/v1/subscriptions/{id}", get(read_subscription).post(update_subscription).delete(delete_subscription))
+        .route("/v1/events", get(list_events))
+        .route("/v1/billing/meter_events", post(create_meter_event))
+        .route("/checkout/{id}", get(checkout_page))
+        .route("/checkout/{id}/pay", post(pay_checkout))
+        .route("/portal/{id}", get(portal_page))
+        .route("/portal/{id}/{subscription}/{action}", post(portal_action))
+        .with_state(stripe)
+}
+
+fn query_pairs(query: Option<String>) -> Form {
+    serde_urlencoded::from_str(&query.unwrap_or_default()).unwrap_or_default()
+}
+
+fn form_of(body: &Bytes) -> Form {
+    serde_urlencoded::from_bytes(body).unwrap_or_default()
+}
+
+async fn list_prices(RawQuery(query): RawQuery) -> Response {
+    let query = query_pairs(query);
+    let prices: Vec<Value> =
+        query.iter().filter(|(k, _)| k.starts_with("lookup_keys[")).filter_map(|(_, key)| price(key)).collect();
+    list("/v1/prices", prices, false)
+}
+
+async fn create_customer(State(stripe): State<Arc<LocalStripe>>, body: Bytes) -> Response {
+    let form = form_of(&body);
+    let customer = json!({"id": new_id("cus"), "object": "customer", "created": now(), "livemode": false,
+                          "email": field(&form, "email"), "name": field(&form, "name"), "metadata": metadata(&form, "metadata")});
+    stripe.account().customers.insert(customer["id"].as_str().unwrap_or_default().to_owned(), customer.clone());
+    stripe.save();
+    axum::Json(customer).into_response()
+}
+
+async fn create_checkout_session(State(stripe): State<Arc<LocalStripe>>, body: Bytes) -> Response {
+    let form = form_of(&body);
+    let Some(price) = field(&form, "line_items[0][price]").and_then(price_of) else {
+        return error(StatusCode::BAD_REQUEST, Some("resource_missing"), "No such price".into());
+    };
+    let id = new_id("cs_test");
+    let session = json!({
+        "id": id, "object": "checkout.session", "mode": "subscription", "status": "open", "payment_status": "unpaid",
+        "customer": field(&form, "customer"), "client_reference_id": field(&form, "client_reference_id"),
+        "success_url": field(&form, "success_url"), "cancel_url": field(&form, "cancel_url"),
+        "metadata": metadata(&form, "metadata"), "subscription": null, "livemode": false, "created": now(),
+        "url": format!("{}/checkout/{id}", stripe.public_base),
+        "line_items": {"data": [{"price": price, "quantity": 1}]},
+        "subscription_data": {"metadata": metadata(&form, "subscription_data[metadata]")},
+    });
+    stripe.account().checkout_sessions.insert(id, session.clone());
+    stripe.save();
+    axum::Json(session).into_response()
+}
+
+async fn checkout_page(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>) -> Response {
+    let Some(session) = stripe.account().checkout_sessions.get(&id).cloned() else {
+        return missing("checkout session", &id);
+    };
+    let price = &session["line_items"]["data"][0]["price"];
+    let amount = price["unit_amount"].as_i64().unwrap_or_default() as f64 / 100.0;
+    let body = if session["status"] == "open" {
+        format!(
+            "<p>{} — ${amount:.2} per month</p><form method=\"post\" action=\"{}/checkout/{}/pay\">\
+             <button type=\"submit\">Pay with a test card</button></form><p><a href=\"{}\">Cancel</a></p>",
+            escape(price["nickname"].as_str().unwrap_or_default()),
+            escape(&stripe.public_base),
+            escape(&id),
+            escape(session["cancel_url"].as_str().unwrap_or_default()),
+        )
+    } else {
+        "<p>This checkout is complete.</p>".to_owned()
+    };
+    page("Checkout", &body).into_response()
+}
+
+async fn pay_checkout(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>) -> Response {
+    let Some(mut session) = stripe.account().checkout_sessions.get(&id).cloned() else {
+        return missing("checkout session", &id);
+    };
+    if session["status"] != "open" {
+        return Redirect::to(session["success_url"].as_str().unwrap_or("/")).into_response();
+    }
+    let customer = session["customer"].as_str().map(str::to_owned).unwrap_or_else(|| new_id("cus"));
+    let price = session["line_items"]["data"][0]["price"].clone();
+    let metadata = session["subscription_data"]["metadata"].clone();
+    session["status"] = json!("complete");
+    session["payment_status"] = json!("paid");
+    session["customer"] = json!(customer);
+    let success_url = session["success_url"].as_str().unwrap_or("/").to_owned();
+    stripe.start_subscription(&customer, price, metadata, |subscription| {
+        session["subscription"] = json!(subscription);
+        stripe.account().checkout_sessions.insert(id, session.clone());
+        stripe.save();
+        vec![("checkout.session.completed", session)]
+    });
+    Redirect::to(&success_url).into_response()
+}
+
+async fn create_portal_session(State(stripe): State<Arc<LocalStripe>>, body: Bytes) -> Response {
+    let form = form_of(&body);
+    let Some(customer) = field(&form, "customer") else {
+        return error(StatusCode::BAD_REQUEST, Some("parameter_missing"), "Missing required param: customer.".into());
+    };
+    let id = new_id("bps");
+    let session = json!({"id": id, "object": "billing_portal.session", "customer": customer, "livemode": false,
+                         "created": now(), "return_url": field(&form, "return_url"),
+                         "url": format!("{}/portal/{id}", stripe.public_base)});
+    stripe.account().portal_sessions.insert(id, session.clone());
+    stripe.save();
+    axum::Json(session).into_response()
+}
+
+async fn portal_page(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>) -> Response {
+    let account = stripe.account();
+    let Some(session) = account.portal_sessions.get(&id) else { return missing("portal session", &id) };
+    let customer = session["customer"].as_str().unwrap_or_default();
+    let mut body = String::new();
+    for subscription in account.subscriptions.values().filter(|s| s["customer"] == customer) {
+        let sub_id = subscription["id"].as_str().unwrap_or_default();
+        let price = &subscription["items"]["data"][0]["price"];
+        body.push_str(&format!(
+            "<h2>{} — {}{}</h2>",
+            escape(price["nickname"].as_str().unwrap_or_default()),
+            escape(subscription["status"].as_str().unwrap_or_default()),
+            if subscription["cancel_at_period_end"] == true { " (cancels at period end)" } else { "" }
+        ));
+        if subscription["status"] == "canceled" {
+            continue;
+        }
+        let mut actions = vec![
+            ("switch-pro", "Switch to Pro"),
+            ("switch-studio", "Switch to Studio"),
+            ("past-due", "Simulate a failed payment"),
+            ("cancel", "Cancel now"),
+        ];
+        actions.push(if subscription["cancel_at_period_end"] == true {
+            ("resume", "Don't cancel")
+        } else {
+            ("cancel-at-period-end", "Cancel at period end")
+        });
+        for (action, label) in actions {
+            body.push_str(&format!(
+                "<form method=\"post\" action=\"{}/portal/{}/{}/{action}\" style=\"display:inline\"><button>{label}</button></form>",
+                escape(&stripe.public_base),
+                escape(&id),
+                escape(sub_id)
+            ));
+        }
+    }
+    if body.is_empty() {
+        body.push_str("<p>No subscriptions.</p>");
+    }
+    body.push_str(&format!("<p><a href=\"{}\">Return</a></p>", escape(session["return_url"].as_str().unwrap_or("/"))));
+    page("Billing portal", &body).into_response()
+}
+
+async fn portal_action(
+    State(stripe): State<Arc<LocalStripe>>,
+    Path((id, subscription, action)): Path<(String, String, String)>,
+) -> Response {
+    let customer = match stripe.account().portal_sessions.get(&id) {
+        Some(session) => session["customer"].clone(),
+        None => return missing("portal session", &id),
+    };
+    if stripe.account().subscriptions.get(&subscription).is_none_or(|s| s["customer"] != customer) {
+        return missing("subscription", &subscription);
+    }
+    let changed = match action.as_str() {
+        "switch-pro" | "switch-studio" => {
+            let key = if action == "switch-pro" { "pro_monthly" } else { "studio_monthly" };
+            stripe.change(&subscription, |s| set_price(s, price(key).unwrap_or_default()))
+        }
+        "past-due" => stripe.change(&subscription, |s| s["status"] = json!("past_due")),
+        "cancel" => stripe.change(&subscription, cancel_now),
+        "cancel-at-period-end" => stripe.change(&subscription, |s| set_cancel_at_period_end(s, true)),
+        "resume" => stripe.change(&subscription, |s| set_cancel_at_period_end(s, false)),
+        _ => return error(StatusCode::NOT_FOUND, None, format!("Unknown action '{action}'")),
+    };
+    if changed.is_none() {
+        return missing("subscription", &subscription);
+    }
+    Redirect::to(&format!("{}/portal/{id}", stripe.public_base)).into_response()
+}
+
+async fn read_subscription(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>) -> Response {
+    match stripe.account().subscriptions.get(&id) {
+        Some(subscription) => axum::Json(subscription.clone()).into_response(),
+        None => missing("subscription", &id),
+    }
+}
+
+/// Pages of `items`, newest first, after the `starting_after` id, `limit` long (default 10).
+fn paginate(items: Vec<Value>, query: &Form) -> (Vec<Value>, bool) {
+    let limit: usize = field(query, "limit").and_then(|l| l.parse().ok()).unwrap_or(10).clamp(1, 100);
+    let start = match field(query, "starting_after") {
+        Some(after) => items.iter().position(|item| item["id"] == after).map_or(items.len(), |i| i + 1),
+        None => 0,
+    };
+    let page: Vec<Value> = items.iter().skip(start).take(limit).cloned().collect();
+    let has_more = start + page.len() < items.len();
+    (page, has_more)
+}
+
+/// Not-canceled subscriptions (Stripe's default), or those of `status` (`all` for every one).
+async fn list_subscriptions(State(stripe): State<Arc<LocalStripe>>, RawQuery(query): RawQuery) -> Response {
+    let query = query_pairs(query);
+    let status = field(&query, "status");
+    let mut subscriptions: Vec<Value> = stripe
+        .account()
+        .subscriptions
+        .values()
+        .filter(|s| match status {
+            None => s["status"] != "canceled",
+            Some("all") => true,
+            Some(status) => s["status"] == status,
+        })
+        .filter(|s| field(&query, "customer").is_none_or(|c| s["customer"] == c))
+        .cloned()
+        .collect();
+    subscriptions.sort_by_key(|s| std::cmp::Reverse((s["created"].as_i64(), s["id"].as_str().map(str::to_owned))));
+    let (page, has_more) = paginate(subscriptions, &query);
+    list("/v1/subscriptions", page, has_more)
+}
+
+/// `customer`, `items[0][price]` (a price id or lookup key) and `metadata[...]`: the subscription
+/// starts as a paid one would (incomplete, then active).
+async fn create_subscription(State(stripe): State<Arc<LocalStripe>>, body: Bytes) -> Response {
+    let form = form_of(&body);
+    let (Some(customer), Some(price)) = (field(&form, "customer"), field(&form, "items[0][price]").and_then(price_of))
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("parameter_missing"),
+            "customer and items[0][price] are required".into(),
+        );
+    };
+    axum::Json(stripe.start_subscription(customer, price, metadata(&form, "metadata"), |_| Vec::new())).into_response()
+}
+
+/// `cancel_at_period_end` and `items[0][price]`.
+async fn update_subscription(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>, body: Bytes) -> Response {
+    let form = form_of(&body);
+    let cancel = field(&form, "cancel_at_period_end").map(|v| v == "true");
+    let price = field(&form, "items[0][price]").and_then(price_of);
+    let changed = stripe.change(&id, |s| {
+        if let Some(cancel) = cancel {
+            set_cancel_at_period_end(s, cancel);
+        }
+        if let Some(price) = price {
+            set_price(s, price);
+        }
+    });
+    changed.map_or_else(|| missing("subscription", &id), |s| axum::Json(s).into_response())
+}
+
+async fn delete_subscription(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>) -> Response {
+    stripe.change(&id, cancel_now).map_or_else(|| missing("subscription", &id), |s| axum::Json(s).into_response())
+}
+
+async fn list_events(State(stripe): State<Arc<LocalStripe>>, RawQuery(query): RawQuery) -> Response {
+    let query = query_pairs(query);
+    let since: i64 = field(&query, "created[gte]").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let types: Vec<&str> = query.iter().filter(|(k, _)| k.starts_with("types[")).map(|(_, v)| v.as_str()).collect();
+    let events: Vec<Value> = stripe
+        .account()
+        .events
+        .iter()
+        .rev()
+        .filter(|e| e["created"].as_i64().unwrap_or_default() >= since)
+        .filter(|e| types.is_empty() || types.iter().any(|t| e["type"] == *t))
+        .cloned()
+        .collect();
+    let (page, has_more) = paginate(events, &query);
+    list("/v1/events", page, has_more)
+}
+
+async fn create_meter_event(State(stripe): State<Arc<LocalStripe>>, body: Bytes) -> Response {
+    let form = form_of(&body);
+    let event = json!({"object": "billing.meter_event", "created": now(), "livemode": false,
+                       "event_name": field(&form, "event_name"), "identifier": field(&form, "identifier"),
+                       "payload": metadata(&form, "payload"),
+                       "timestamp": field(&form, "timestamp").and_then(|t| t.parse::<i64>().ok())});
+    stripe.account().meter_events.push(event.clone());
+    stripe.save();
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], event.to_string()).into_response()
+}

@@ -1,0 +1,146 @@
+//! Stripe's current billing state, read through async-stripe: one subscription, every live
+//! subscription, and the event log. Events are signals; these reads are the truth the worker
+//! and reconciliation apply.
+//!
+//! Requests are built by async-stripe's typed request builders, but responses are read as JSON
+//! and handed to the same tolerant reader the webhook events go through (`event::Subscription`),
+//! so a field Stripe adds or moves never turns into a dropped update.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use stripe::{RequestStrategy, StripeError, StripeRequest};
+use stripe_billing::subscription::{ListSubscription, RetrieveSubscription};
+use stripe_core::event::ListEvent;
+
+pub const DEFAULT_API_BASE: &str = "https://api.stripe.com/";
+/// Per-attempt limit; a worker retries through SQS, so an attempt need not wait long.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per read (reads are safe to repeat), with async-stripe's exponential backoff.
+const ATTEMPTS: u32 = 3;
+const PAGE_SIZE: i64 = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StripeReadError {
+    /// Stripe could not be reached, timed out, or answered 429/5xx after every attempt, or
+    /// refused our credentials: the caller retries later and applies nothing now.
+    #[error("Stripe is unavailable: {0}")]
+    Unavailable(String),
+    /// Stripe answered with something that is not the JSON object it documents.
+    #[error("unexpected Stripe response: {0}")]
+    Unexpected(String),
+}
+
+/// A reader of Stripe's billing state, built once per execution environment.
+#[derive(Clone)]
+pub struct StripeState {
+    client: stripe::Client,
+}
+
+impl StripeState {
+    /// `api_base` replaces `https://api.stripe.com/` (a local Stripe in tests and development).
+    pub fn new(secret_key: &SecretString, api_base: Option<&str>) -> Result<Self, StripeReadError> {
+        let base = api_base.unwrap_or(DEFAULT_API_BASE);
+        // async-stripe appends `v1/...` to the base as is.
+        let base = if base.ends_with('/') { base.to_owned() } else { format!("{base}/") };
+        let client = stripe::ClientBuilder::new(secret_key.expose_secret())
+            .url(base)
+            .request_strategy(RequestStrategy::ExponentialBackoff(ATTEMPTS))
+            .timeout(ATTEMPT_TIMEOUT)
+            .build()
+            .map_err(|e| StripeReadError::Unavailable(format!("cannot build the Stripe client: {e}")))?;
+        Ok(Self { client })
+    }
+
+    /// The subscription as Stripe holds it now (with its items and their prices), or `None`
+    /// when Stripe has no such subscription.
+    #[tracing::instrument(skip(self))]
+    pub async fn subscription(&self, id: &str) -> Result<Option<Value>, StripeReadError> {
+        match self.send(RetrieveSubscription::new(id)).await {
+            Ok(object) => Ok(Some(object)),
+            Err(StripeError::Stripe(error, 404))
+                if error.code.as_ref().is_none_or(|c| c.as_str() == "resource_missing") =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    /// Every subscription that is not canceled (Stripe's default list), following pagination.
+    pub async fn live_subscriptions(&self) -> Result<Vec<Value>, StripeReadError> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut request = ListSubscription::new().limit(PAGE_SIZE);
+            if let Some(after) = &after {
+                request = request.starting_after(after.clone());
+            }
+            let page = self.send(request).await.map_err(unavailable)?;
+            let (data, has_more) = list_page(page)?;
+            after = data.last().and_then(|s| s.get("id")).and_then(Value::as_str).map(str::to_owned);
+            all.extend(data);
+            if !has_more || after.is_none() {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Events of the given types created at or after `created_since` (unix seconds), oldest
+    /// first, following pagination. Stripe keeps events for 30 days.
+    pub async fn events_since(&self, created_since: i64, types: &[&str]) -> Result<Vec<Value>, StripeReadError> {
+        let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut request = ListEvent::new()
+                .limit(PAGE_SIZE)
+                .created(stripe_types::RangeQueryTs::gte(created_since))
+                .types(types.clone());
+            if let Some(after) = &after {
+                request = request.starting_after(after.clone());
+            }
+            let page = self.send(request).await.map_err(unavailable)?;
+            let (data, has_more) = list_page(page)?;
+            after = data.last().and_then(|e| e.get("id")).and_then(Value::as_str).map(str::to_owned);
+            all.extend(data);
+            if !has_more || after.is_none() {
+                break;
+            }
+        }
+        // Stripe lists newest first; applying oldest first keeps the trails in order.
+        all.sort_by_key(|event| event.get("created").and_then(Value::as_i64).unwrap_or_default());
+        Ok(all)
+    }
+
+    /// Sends a typed request and reads the answer as JSON (not as async-stripe's typed object,
+    /// which would reject a shape it does not know).
+    async fn send(&self, request: impl StripeRequest) -> Result<Value, StripeError> {
+        let raw: miniserde::json::Value = request.build().customize().send(&self.client).await?;
+        serde_json::from_str(&miniserde::json::to_string(&raw)).map_err(|e| StripeError::JSONDeserialize(e.to_string()))
+    }
+}
+
+fn list_page(page: Value) -> Result<(Vec<Value>, bool), StripeReadError> {
+    let has_more = page.get("has_more").and_then(Value::as_bool).unwrap_or(false);
+    match page {
+        Value::Object(mut object) => match object.remove("data") {
+            Some(Value::Array(data)) => Ok((data, has_more)),
+            _ => Err(StripeReadError::Unexpected("a list without `data`".into())),
+        },
+        _ => Err(StripeReadError::Unexpected("a list that is not an object".into())),
+    }
+}
+
+fn unavailable(error: StripeError) -> StripeReadError {
+    match error {
+        StripeError::JSONDeserialize(reason) => StripeReadError::Unexpected(reason),
+        StripeError::Stripe(error, status) => StripeReadError::Unavailable(format!(
+            "HTTP {status} {}: {}",
+            error.code.map(|c| c.as_str().to_owned()).unwrap_or_default(),
+            error.message.unwrap_or_default()
+        )),
+        other => StripeReadError::Unavailable(other.to_string()),
+    }
+}

@@ -1,0 +1,95 @@
+//! The local Stripe that `scripts/dev.sh` runs in place of Stripe: the product's own clients
+//! (checkout, portal, the billing worker's async-stripe reads, reconciliation) work against it,
+//! and the events it sends, applied in any order, end on its state.
+
+use billing_reconcile::Reconciler;
+use integration_tests::{TestApp, base_settings};
+use local_stack::stripe::LocalStripe;
+use serde_json::{Value, json};
+
+/// Serves a local Stripe (no webhook: the test applies its event log itself) on a free port.
+async fn start_local_stripe() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stripe = LocalStripe::new(base.clone(), None, None);
+    tokio::spawn(async move { axum::serve(listener, local_stack::stripe::router(stripe)).await });
+    base
+}
+
+async fn events(base: &str) -> Vec<Value> {
+    let list: Value = reqwest::get(format!("{base}/v1/events?limit=100")).await.unwrap().json().await.unwrap();
+    list["data"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe() {
+    let base = start_local_stripe().await;
+    let mut settings = base_settings();
+    settings.push(("STRIPE_API_BASE".into(), base.clone()));
+    let app = TestApp::with_settings(settings).await;
+    let owner = app.user("local-stripe").await;
+    let ws = app.workspace(&owner, "Local Stripe").await;
+    let worker =
+        billing_worker::Worker { stripe: integration_tests::stripe::reader(&base), ..app.billing_worker(7).await };
+
+    // Checkout: the checkout function creates the customer and session in the local Stripe.
+    let session = app
+        .post(
+            &owner,
+            &format!("/v1/workspaces/{ws}/billing/checkout"),
+            json!({"plan": "pro", "success_url": "https://app.example.test/ok", "cancel_url": "https://app.example.test/no"}),
+        )
+        .await;
+    let url = session.expect(axum::http::StatusCode::OK)["url"].as_str().unwrap().to_owned();
+    let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    assert!(page.contains("Pay with a test card") && page.contains("Pro"), "{page}");
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let paid = client.post(format!("{url}/pay")).send().await.unwrap();
+    assert_eq!(paid.status(), 303);
+    assert_eq!(paid.headers()["location"], "https://app.example.test/ok");
+
+    // The events it sent share one second; applied newest first (the worst order), they still
+    // end on the local Stripe's state.
+    let sent = events(&base).await;
+    let kinds: Vec<&str> = sent.iter().rev().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "customer.subscription.created",
+            "checkout.session.completed",
+            "invoice.paid",
+            "customer.subscription.updated"
+        ]
+    );
+    assert_eq!(sent[3]["data"]["object"]["status"], "incomplete");
+    for event in &sent {
+        worker.apply(&event.to_string()).await.unwrap();
+    }
+    let billing = app.get(&owner, &format!("/v1/workspaces/{ws}/billing")).await;
+    assert_eq!((billing.body["plan"].as_str(), billing.body["status"].as_str()), (Some("pro"), Some("active")));
+
+    // The portal: the portal function opens a session; cancelling there sends the deletion.
+    let portal = app
+        .post(
+            &owner,
+            &format!("/v1/workspaces/{ws}/billing/portal"),
+            json!({"return_url": "https://app.example.test/"}),
+        )
+        .await;
+    let portal_url = portal.expect(axum::http::StatusCode::OK)["url"].as_str().unwrap().to_owned();
+    let subscription = sent[0]["data"]["object"]["id"].as_str().unwrap().to_owned();
+    assert!(reqwest::get(&portal_url).await.unwrap().text().await.unwrap().contains("Cancel at period end"));
+    let canceled = client.post(format!("{portal_url}/{subscription}/cancel")).send().await.unwrap();
+    assert_eq!(canceled.status(), 303);
+    let deleted = events(&base).await.into_iter().next().unwrap();
+    assert_eq!(deleted["type"], "customer.subscription.deleted");
+    worker.apply(&deleted.to_string()).await.unwrap();
+    let billing = app.get(&owner, &format!("/v1/workspaces/{ws}/billing")).await;
+    assert_eq!((billing.body["plan"].as_str(), billing.body["status"].as_str()), (Some("free"), Some("canceled")));
+
+    // Reconciliation reads the same account: every event already applied, nothing drifted here.
+    let report = Reconciler { worker, lookback: time::Duration::days(30) }.run().await.unwrap();
+    assert_eq!(report.events_checked, 5);
+    assert!(report.missed_events.is_empty(), "{report:?}");
+    assert!(!report.drift.iter().any(|d| d.workspace_id == ws), "{report:?}");
+}
