@@ -330,6 +330,28 @@ async fn stripe_unavailable_applies_nothing_and_the_message_is_retried_through_s
     assert_eq!(recorded, 0, "the event is not recorded as seen, so its retry applies it");
     assert!(subscription_reads(&app).await >= 1, "Stripe was asked");
 
+    // In a batch, the first message that meets the outage hands the rest back unasked.
+    let reads_before = subscription_reads(&app).await;
+    let others: Vec<SubscriptionState> = (0..3)
+        .map(|i| SubscriptionState { subscription: format!("sub_down{i}_{}", ws.simple()), ..active.clone() })
+        .collect();
+    let mut batch = SqsEvent::default();
+    batch.records = others
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut record = SqsMessage::default();
+            record.message_id = Some(format!("down{i}"));
+            record.body =
+                Some(subscription_event(&evt("down_batch"), "customer.subscription.updated", now(), s).to_string());
+            record
+        })
+        .collect();
+    let response = handle_batch(&worker, batch).await;
+    assert_eq!(response.batch_item_failures.len(), 3);
+    let asked = subscription_reads(&app).await - reads_before;
+    assert!((1..=3).contains(&asked), "only the first message's attempts reached Stripe, got {asked} reads");
+
     app.stripe_account.set_unavailable(false);
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let mut applied = None;

@@ -2,8 +2,10 @@
 //! the database, reading the subscription's current state from Stripe (see
 //! `shared::billing_sync::apply` for exactly-once and why events are only signals). Each message
 //! succeeds or fails on its own; failures are reported as batch item failures, so a poison
-//! message or one that met Stripe unavailable is retried alone, and reaches the dead-letter queue
-//! when its receives run out.
+//! message is retried alone and reaches the dead-letter queue when its receives run out. Once
+//! Stripe proves unavailable, the rest of the batch is handed back without asking it again:
+//! each read may take its retries and timeouts, and a batch must not outlive the function's
+//! timeout waiting on an outage.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -16,13 +18,19 @@ pub const FUNCTION: &str = "billing-worker";
 /// Applies each message of a batch; the failed ones are reported for redelivery.
 pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
+    let mut stripe_down = false;
     for record in event.records {
         let message_id = record.message_id.clone().unwrap_or_default();
+        if stripe_down {
+            response.add_failure(message_id);
+            continue;
+        }
         let result = match record.body.as_deref() {
             Some(body) => worker.apply(body).await,
             None => Err(ApplyError::Malformed("empty message".into())),
         };
         if let Err(error) = result {
+            stripe_down = matches!(error, ApplyError::Stripe(_));
             let receives = record.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or("?");
             tracing::error!(%message_id, %error, retryable = error.is_retryable(), receives, "event not applied");
             response.add_failure(message_id);
