@@ -1,10 +1,8 @@
-//! A small Stripe API client for the calls this product makes: prices by lookup key, customers,
-//! Checkout Sessions, Customer Portal sessions, billing meter events and the event log.
-//!
-//! Why not async-stripe: its generated crates made a function binary about three times larger
-//! (Stripe was ~45% of an all-in binary; see ../shared/TOOLING.md) and slower to cold start and
-//! to build, and its strict typed parsing rejects objects of newer API versions. Five endpoints
-//! over the HTTP client every function already links, read tolerantly, cost far less.
+//! A small Stripe API client for the writes checkout, portal and the usage worker make: prices
+//! by lookup key, customers, Checkout Sessions, Customer Portal sessions and billing meter
+//! events. Reads of billing state go through async-stripe (`billing_sync::stripe_state`); these
+//! calls are to move there too, once its cost in binary size and cold start is measured per
+//! function (BENCHMARKS.md).
 //!
 //! Every POST carries an `Idempotency-Key`, so retrying one (after a timeout, 429 or 5xx) can
 //! never create a second object; GETs are retried freely.
@@ -75,8 +73,6 @@ pub struct Created {
 #[derive(Deserialize)]
 struct List<T> {
     data: Vec<T>,
-    #[serde(default)]
-    has_more: bool,
 }
 
 #[derive(Deserialize)]
@@ -127,35 +123,6 @@ impl StripeClient {
         idempotency_key: &str,
     ) -> Result<serde_json::Value, StripeError> {
         self.post("/v1/billing/meter_events", &form, idempotency_key).await
-    }
-
-    /// Events of the given types created at or after `created_since` (unix seconds), oldest
-    /// first, following pagination. Stripe keeps events for 30 days.
-    pub async fn events_since(
-        &self,
-        created_since: i64,
-        types: &[&str],
-    ) -> Result<Vec<serde_json::Value>, StripeError> {
-        let mut all = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let mut query = Form::new().field("limit", "100").field("created[gte]", created_since.to_string());
-            for kind in types {
-                query = query.field("types[]", *kind);
-            }
-            if let Some(after) = &after {
-                query = query.field("starting_after", after.clone());
-            }
-            let page: List<serde_json::Value> = self.get("/v1/events", &query).await?;
-            after = page.data.last().and_then(|e| e.get("id")).and_then(|id| id.as_str()).map(str::to_owned);
-            all.extend(page.data);
-            if !page.has_more || after.is_none() {
-                break;
-            }
-        }
-        // Stripe lists newest first; applying oldest first keeps the trail in order.
-        all.sort_by_key(|event| event.get("created").and_then(serde_json::Value::as_i64).unwrap_or_default());
-        Ok(all)
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, query: &Form) -> Result<T, StripeError> {
