@@ -220,10 +220,29 @@ mod tests {
         assert!(matches!(parse("<html>", "m"), Err(ProviderError::Malformed(_))));
     }
 
+    /// Full jitter: every wait within [0, cap], spread over the whole range (a constant or a
+    /// zero backoff fails), and the range doubling with each attempt. 4,000 draws per attempt
+    /// make a false failure astronomically unlikely (the bounds are > 10 standard errors wide).
     #[test]
-    fn backoff_stays_within_its_cap() {
+    fn backoff_is_full_jitter_that_doubles_per_attempt() {
+        let mut previous_mean = 0.0;
         for attempt in 0..4 {
-            assert!(backoff(attempt) <= Duration::from_millis(200 * 2u64.pow(attempt)));
+            let cap = 200.0 * f64::from(2u32.pow(attempt));
+            let draws: Vec<f64> = (0..4000).map(|_| backoff(attempt).as_secs_f64() * 1000.0).collect();
+            let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+            let (min, max) = draws.iter().fold((f64::MAX, 0.0f64), |(lo, hi), d| (lo.min(*d), hi.max(*d)));
+            assert!(max <= cap, "attempt {attempt}: {max} ms over the cap {cap}");
+            assert!(min < cap * 0.05 && max > cap * 0.95, "attempt {attempt}: draws span only {min}..{max} ms");
+            assert!(
+                (mean - cap / 2.0).abs() < cap * 0.05,
+                "attempt {attempt}: mean {mean} ms, expected ~{}",
+                cap / 2.0
+            );
+            if attempt > 0 {
+                let growth = mean / previous_mean;
+                assert!((1.7..2.3).contains(&growth), "attempt {attempt}: the mean grew {growth}x, not ~2x");
+            }
+            previous_mean = mean;
         }
     }
 }

@@ -2,7 +2,7 @@
 //! exact form fields, metadata and idempotency keys sent, one customer per workspace under
 //! concurrency, and nothing trusted from a redirect.
 
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use integration_tests::stripe::{Creates, SECRET_KEY, form_of, price_list};
 use integration_tests::{TestApp, TestUser, base_settings, service_pool, subscribe};
 use serde_json::{Value, json};
@@ -228,5 +228,4 @@ async fn the_portal_opens_for_the_workspaces_customer_only() {
     assert_eq!(form["customer"], customer_of(ws).await.unwrap());
     assert_eq!(form["return_url"], "https://app.example.test/settings");
     assert!(sessions[0].headers.get("idempotency-key").is_some());
-    let _ = Method::POST;
 }

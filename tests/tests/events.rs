@@ -5,10 +5,14 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use axum::body::Body;
 use axum::http::StatusCode;
 use integration_tests::stripe::{SubscriptionState, now};
-use integration_tests::{TestApp, base_settings, create_queue, local_aws, service_pool};
+use integration_tests::{TestApp, base_settings, create_queue, local_aws, owner_pool, service_pool};
+use lambda_runtime::{Context, LambdaEvent};
 use secrecy::SecretString;
 use shared::queue::Queue;
 use tower::ServiceExt;
+use uuid::Uuid;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
 
 fn events() -> Vec<(String, String)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
@@ -21,6 +25,72 @@ fn events() -> Vec<(String, String)> {
         .collect();
     files.sort();
     files
+}
+
+/// The usage record `events/usage-worker-sqs.json` names, and a run the sweeper must fail.
+const SAMPLE_USAGE_RECORD: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000a1a1");
+const ABANDONED_RUN: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000a1a2");
+
+/// Gives each scheduled and queued sample event something to do: a succeeded run whose usage
+/// record was never reported, a run abandoned while pending, and a demo subscription that
+/// drifted from the local Stripe's.
+async fn arrange_scheduled_work(app: &TestApp) {
+    let owner = owner_pool().await;
+    let demo = local_stack::demo::WORKSPACE_ID;
+    let succeeded = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO ai_runs (id, workspace_id, tool, input, status, request_hash, quota_period, created_at, finished_at)
+         VALUES ($1, $3, 'proposal_draft', '{}', 'succeeded', 'h1', date_trunc('month', now())::date,
+                 now() - interval '10 minutes', now() - interval '10 minutes'),
+                ($2, $3, 'proposal_draft', '{}', 'pending', 'h2', date_trunc('month', now())::date,
+                 now() - interval '1 hour', NULL)",
+    )
+    .bind(succeeded)
+    .bind(ABANDONED_RUN)
+    .bind(demo)
+    .execute(&owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO ai_quota_usage (workspace_id, period, reserved) VALUES ($1, date_trunc('month', now())::date, 2)
+         ON CONFLICT (workspace_id, period) DO UPDATE SET reserved = ai_quota_usage.reserved + 2",
+    )
+    .bind(demo)
+    .execute(&owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO usage_records (id, workspace_id, run_id, quantity, occurred_at, created_at)
+         VALUES ($1, $2, $3, 1, now() - interval '10 minutes', now() - interval '10 minutes')",
+    )
+    .bind(SAMPLE_USAGE_RECORD)
+    .bind(demo)
+    .bind(succeeded)
+    .execute(&owner)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE subscriptions SET plan_id = 'pro', cancel_at_period_end = true WHERE workspace_id = $1")
+        .bind(demo)
+        .execute(&owner)
+        .await
+        .unwrap();
+    Mock::given(method("POST"))
+        .and(path("/v1/billing/meter_events"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"object": "billing.meter_event"})))
+        .mount(&app.stripe)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/events"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"object": "list", "data": [], "has_more": false})),
+        )
+        .mount(&app.stripe)
+        .await;
+}
+
+async fn requests_to(server: &wiremock::MockServer, to: &str) -> Vec<wiremock::Request> {
+    server.received_requests().await.unwrap().into_iter().filter(|r| r.url.path() == to).collect()
 }
 
 #[tokio::test]
@@ -40,6 +110,8 @@ async fn every_sample_event_is_served_by_its_function() {
         period_end: now() + 2_592_000,
         cancel_at_period_end: false,
     });
+
+    arrange_scheduled_work(&app).await;
 
     let mut served = Vec::new();
     for (name, text) in events() {
@@ -95,10 +167,69 @@ async fn every_sample_event_is_served_by_its_function() {
                 };
                 let response = usage_worker::handle_batch(&worker, event).await;
                 assert!(response.batch_item_failures.is_empty(), "{name}");
+                // The record the event names (seeded above) was reported as one meter event.
+                let sent = requests_to(&app.stripe, "/v1/billing/meter_events").await;
+                assert_eq!(sent.len(), 1, "{name}");
+                let form: std::collections::HashMap<String, String> =
+                    serde_urlencoded::from_bytes(&sent[0].body).unwrap();
+                assert_eq!(form["identifier"], SAMPLE_USAGE_RECORD.to_string(), "{name}");
+                assert_eq!(form["payload[stripe_customer_id]"], "cus_demo", "{name}");
+                assert_eq!(form["payload[value]"], "1", "{name}");
+                let reported: bool =
+                    sqlx::query_scalar("SELECT reported_at IS NOT NULL FROM usage_records WHERE id = $1")
+                        .bind(SAMPLE_USAGE_RECORD)
+                        .fetch_one(&service_pool().await)
+                        .await
+                        .unwrap();
+                assert!(reported, "{name}");
             }
-            "billing" | "ai" => {
+            "ai" if name == "ai-sweeper-schedule" => {
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();
                 assert_eq!(event["detail-type"], "Scheduled Event", "{name}");
+                let usage_queue_url = create_queue("events-usage", &[]).await;
+                let client = aws_sdk_sqs::Client::new(&local_aws().await);
+                let sweeper = ai_sweeper::Sweeper {
+                    pool: service_pool().await,
+                    usage_queue: Queue::new(client.clone(), &usage_queue_url),
+                    stuck_after_secs: 120,
+                    resend_after_secs: 900,
+                };
+                let report = ai_sweeper::handle(&sweeper, LambdaEvent::new(event, Context::default())).await.unwrap();
+                assert_eq!(report, serde_json::json!({"abandoned_runs": 1, "usage_resent": 1}), "{name}");
+                let status: String = sqlx::query_scalar("SELECT status FROM ai_runs WHERE id = $1")
+                    .bind(ABANDONED_RUN)
+                    .fetch_one(&service_pool().await)
+                    .await
+                    .unwrap();
+                assert_eq!(status, "failed", "{name}");
+                let sent = client.receive_message().queue_url(&usage_queue_url).send().await.unwrap();
+                assert_eq!(sent.messages()[0].body(), Some(SAMPLE_USAGE_RECORD.to_string().as_str()), "{name}");
+            }
+            "billing" if name == "billing-reconcile-schedule" => {
+                let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(event["detail-type"], "Scheduled Event", "{name}");
+                let reconciler = billing_reconcile::Reconciler {
+                    worker: app.billing_worker(7).await,
+                    lookback: time::Duration::days(30),
+                };
+                let report =
+                    billing_reconcile::handle(&reconciler, LambdaEvent::new(event, Context::default())).await.unwrap();
+                // The drift injected above is found and repaired.
+                assert_eq!(report["drift"][0]["workspace_id"], local_stack::demo::WORKSPACE_ID.to_string(), "{name}");
+                let fields: Vec<&str> = report["drift"][0]["differences"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|d| d["field"].as_str())
+                    .collect();
+                assert!(fields.contains(&"plan") && fields.contains(&"cancel_at_period_end"), "{name}: {report}");
+                let (plan, cancelling): (String, bool) =
+                    sqlx::query_as("SELECT plan_id, cancel_at_period_end FROM subscriptions WHERE workspace_id = $1")
+                        .bind(local_stack::demo::WORKSPACE_ID)
+                        .fetch_one(&service_pool().await)
+                        .await
+                        .unwrap();
+                assert_eq!((plan.as_str(), cancelling), ("studio", false), "{name}");
             }
             other => panic!("{name}: no function {other}"),
         }

@@ -5,7 +5,6 @@
 use aws_sdk_sqs::Client as SqsClient;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use integration_tests::ai::ok;
 use integration_tests::stripe::{SECRET_KEY, form_of};
 use integration_tests::{Tenant, TestApp, create_queue, local_aws, service_pool};
 use secrecy::SecretString;
@@ -265,7 +264,6 @@ async fn a_failed_run_leaves_nothing_to_bill() {
         .await;
     assert_eq!(response.status, StatusCode::BAD_GATEWAY);
     assert_eq!(integration_tests::count(&service_pool().await, "usage_records", t.id).await, 0);
-    let _ = ok();
 }
 
 #[tokio::test]

@@ -89,16 +89,20 @@ impl Sweeper {
     }
 }
 
-/// The Lambda entry point: the schedule's event is ignored; the answer is the report.
+/// One scheduled invocation: the schedule's event says nothing the sweep needs; the answer is
+/// the report.
+pub async fn handle(
+    sweeper: &Sweeper,
+    _event: lambda_runtime::LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, lambda_runtime::Error> {
+    Ok(serde_json::to_value(sweeper.sweep().await?)?)
+}
+
+/// The Lambda entry point.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init(FUNCTION);
     let settings = Settings::load().await?;
     let sweeper = Sweeper::from_settings(&settings).await?;
     let sweeper = &sweeper;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |_: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            Ok::<_, lambda_runtime::Error>(serde_json::to_value(sweeper.sweep().await?)?)
-        },
-    ))
-    .await
+    lambda_runtime::run(lambda_runtime::service_fn(move |event| handle(sweeper, event))).await
 }

@@ -47,17 +47,20 @@ impl Reconciler {
     }
 }
 
-/// The Lambda entry point: the schedule's event is ignored; the answer is the report.
+/// One scheduled invocation: the schedule's event says nothing reconciliation needs; the answer
+/// is the report.
+pub async fn handle(
+    reconciler: &Reconciler,
+    _event: lambda_runtime::LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, lambda_runtime::Error> {
+    Ok(serde_json::to_value(reconciler.run().await?)?)
+}
+
+/// The Lambda entry point.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init(FUNCTION);
     let settings = Settings::load().await?;
     let reconciler = Reconciler::from_settings(&settings).await?;
     let reconciler = &reconciler;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |_: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            let report = reconciler.run().await?;
-            Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
-        },
-    ))
-    .await
+    lambda_runtime::run(lambda_runtime::service_fn(move |event| handle(reconciler, event))).await
 }
