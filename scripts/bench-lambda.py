@@ -11,8 +11,10 @@ spawns the binary, hands it an event and times:
 It excludes what only AWS adds (downloading the code, starting the microVM, the Secrets Manager
 round trip). Needs the local database with the demo workspace: run scripts/dev.sh once.
 
-usage: scripts/bench-lambda.py BINARY EVENT [--cold N] [--warm M]
+usage: scripts/bench-lambda.py BINARY EVENT [--cold N] [--warm M] [--unique TEXT]
 e.g.:  scripts/bench-lambda.py target/release/projects events/projects-list.json
+--unique TEXT makes every invocation's event different (TEXT becomes TEXT_<random>), e.g. a
+Stripe event id, so a worker applies each one instead of recognising a duplicate.
 """
 import argparse
 import json
@@ -21,6 +23,7 @@ import statistics
 import subprocess
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PREFIX = "/2018-06-01/runtime"
@@ -40,8 +43,9 @@ ENV = {
 class Runtime:
     """Hands out `count` copies of the event and records when each step happened."""
 
-    def __init__(self, event, count):
+    def __init__(self, event, count, unique=None):
         self.event = event
+        self.unique = unique
         self.remaining = count
         self.first_next = None
         self.sent = {}
@@ -78,6 +82,8 @@ class Runtime:
                 runtime.proceed.wait()
                 runtime.proceed.clear()
                 body = runtime.event
+                if runtime.unique:
+                    body = body.replace(runtime.unique, runtime.unique + b"_" + uuid.uuid4().hex.encode())
                 self.send_response(200)
                 self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
                 self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 28_000))
@@ -105,8 +111,8 @@ class Runtime:
         return Handler
 
 
-def run_once(binary, event, invocations):
-    runtime = Runtime(event, invocations)
+def run_once(binary, event, invocations, unique=None):
+    runtime = Runtime(event, invocations, unique)
     runtime.proceed = threading.Event()
     runtime.proceed.set()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Runtime.handler(runtime))
@@ -127,7 +133,10 @@ def run_once(binary, event, invocations):
         raise SystemExit(f"invocation errors: {runtime.errors[:3]}")
     order = sorted(runtime.sent, key=runtime.sent.get)
     latencies = [(runtime.done[r][0] - runtime.sent[r]) * 1000 for r in order]
-    status_code = json.loads(runtime.done[order[0]][1]).get("statusCode")
+    response = json.loads(runtime.done[order[0]][1])
+    status_code = response.get("statusCode") if isinstance(response, dict) else None
+    if isinstance(response, dict) and response.get("batchItemFailures"):
+        raise SystemExit(f"the worker failed its message: {response}")
     return {
         "init_ms": (runtime.first_next - started) * 1000,
         "first_ms": latencies[0],
@@ -148,11 +157,13 @@ def main():
     parser.add_argument("event")
     parser.add_argument("--cold", type=int, default=15, help="cold starts to measure")
     parser.add_argument("--warm", type=int, default=300, help="warm invocations after one cold start")
+    parser.add_argument("--unique", help="text replaced by a fresh value in each invocation's event")
     args = parser.parse_args()
     event = open(args.event, "rb").read()
+    unique = args.unique.encode() if args.unique else None
 
-    colds = [run_once(args.binary, event, 1) for _ in range(args.cold)]
-    warm = run_once(args.binary, event, args.warm + 1)
+    colds = [run_once(args.binary, event, 1, unique) for _ in range(args.cold)]
+    warm = run_once(args.binary, event, args.warm + 1, unique)
     statuses = {c["status"] for c in colds} | {warm["status"]}
     size = os.path.getsize(args.binary) / (1024 * 1024)
     print(f"binary      {args.binary} ({size:.1f} MiB), event {os.path.basename(args.event)}, status {sorted(statuses)}")

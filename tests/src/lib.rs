@@ -24,6 +24,11 @@ use sqlx::{ConnectOptions, PgPool};
 use tower::ServiceExt;
 use uuid::Uuid;
 
+/// What the agency wrote about the fixture's client for itself: a client contact must never
+/// receive either (the role matrix searches every answer a contact gets for them).
+pub const INTERNAL_CLIENT_NOTES: &str = "INTERNAL-NOTE: negotiates hard, pays late";
+pub const INTERNAL_CLIENT_EMAIL: &str = "accounts-internal@acme.test";
+
 pub const HS256_SECRET: &str = "integration-test-hs256-secret";
 pub const HS256_ISSUER: &str = "saas-local";
 pub const AUDIENCE: &str = "saas-local";
@@ -309,7 +314,9 @@ impl TestApp {
                 .expect(StatusCode::CREATED);
             members.push(user);
         }
-        let client_id = self.post(&owner, &format!("{ws}/clients"), json!({ "name": "Acme" })).await.id();
+        let client = json!({ "name": "Acme", "email": INTERNAL_CLIENT_EMAIL, "notes": INTERNAL_CLIENT_NOTES,
+                             "portal_note": "Welcome to your project portal" });
+        let client_id = self.post(&owner, &format!("{ws}/clients"), client).await.id();
         let contact = self.user(&format!("{label}-contact")).await;
         self.post(&owner, &format!("{ws}/clients/{client_id}/contacts"), json!({ "email": contact.email }))
             .await

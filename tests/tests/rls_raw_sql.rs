@@ -221,6 +221,15 @@ async fn a_client_contact_sees_only_its_clients_shared_items_by_sql() {
     assert_eq!(members, 0, "a contact does not see the team");
     let milestones: i64 = sqlx::query_scalar("SELECT count(*) FROM milestones").fetch_one(&mut *tx).await.unwrap();
     assert_eq!(milestones, 1);
+    // Its client only through the portal view: no internal columns, no other client.
+    let clients: i64 = sqlx::query_scalar("SELECT count(*) FROM clients").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(clients, 0, "a contact reads no row of the clients table itself");
+    let portal: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT id, name FROM client_portal").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(portal, vec![(a.client_id, "Acme".to_owned())]);
+    let internal = sqlx::query("SELECT notes FROM client_portal").fetch_all(&mut *tx).await;
+    assert!(internal.is_err(), "the portal view has no notes column");
+    let mut tx = as_user(&pool, &a.contact).await;
     // May comment on its project, but only client-visibly, and only as itself.
     let hidden = sqlx::query(
         "INSERT INTO comments (id, workspace_id, project_id, author_id, body, client_visible) VALUES ($1, $2, $3, $4, 'x', false)",
@@ -262,6 +271,21 @@ async fn a_client_contact_sees_only_its_clients_shared_items_by_sql() {
     .execute(&mut *tx)
     .await;
     assert_rls_violation(internal.map(|_| ()), "contact commented on a project not of its client");
+}
+
+#[tokio::test]
+async fn the_portal_view_shows_members_nothing_and_contacts_only_their_client() {
+    let app = TestApp::new().await;
+    let (a, b) = (app.tenant("a").await, app.tenant("b").await);
+    let pool = api_pool().await;
+    let mut tx = as_user(&pool, &a.owner).await;
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM client_portal").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(seen, 0, "the portal view is for contacts; the team reads clients");
+    let mut tx = as_user(&pool, &b.contact).await;
+    let theirs: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM client_portal").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(theirs, vec![b.client_id]);
+    let written = sqlx::query("UPDATE client_portal SET name = 'x'").execute(&mut *tx).await;
+    assert!(written.is_err(), "the portal view is read-only");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! The role matrix: every route × owner, admin, member, viewer, client contact, outsider.
 
-use integration_tests::TestApp;
 use integration_tests::routes::{Ctx, ROLES, actor, rows};
+use integration_tests::{INTERNAL_CLIENT_EMAIL, INTERNAL_CLIENT_NOTES, TestApp};
 
 #[tokio::test]
 async fn every_route_answers_each_role_as_the_matrix_says() {
@@ -31,8 +31,43 @@ async fn every_route_answers_each_role_as_the_matrix_says() {
             } else if response.status.is_client_error() {
                 // Refusals are problem+json with a code, never an empty or plain-text body.
                 response.problem(response.status);
+            } else if *role_name == "contact" {
+                // Fields, not only statuses: nothing the agency keeps for itself reaches a contact.
+                let body = response.body.to_string();
+                for internal in [INTERNAL_CLIENT_NOTES, INTERNAL_CLIENT_EMAIL] {
+                    if body.contains(internal) {
+                        mismatches.push(format!("contact {method} {} received {internal:?}: {body}", row.pattern));
+                    }
+                }
             }
         }
     }
     assert!(mismatches.is_empty(), "role matrix mismatches:\n{}", mismatches.join("\n"));
+}
+
+#[tokio::test]
+async fn a_client_contact_gets_the_portal_view_of_its_client_and_members_the_whole_client() {
+    let app = TestApp::new().await;
+    let t = app.tenant("portal-view").await;
+    let clients = format!("{}/clients", t.path());
+    let one = format!("{clients}/{}", t.client_id);
+    let keys = |body: &serde_json::Value| -> Vec<String> {
+        let mut keys: Vec<String> = body.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    let portal = app.get(&t.contact, &one).await;
+    let portal = portal.expect(axum::http::StatusCode::OK);
+    assert_eq!(keys(portal), ["id", "name", "portal_note"]);
+    assert_eq!(portal["portal_note"], "Welcome to your project portal");
+    let listed = app.get(&t.contact, &clients).await;
+    let items = listed.expect(axum::http::StatusCode::OK)["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1);
+    assert_eq!(keys(&items[0]), ["id", "name", "portal_note"]);
+    for member in [&t.owner, &t.admin, &t.member, &t.viewer] {
+        let team = app.get(member, &one).await;
+        let team = team.expect(axum::http::StatusCode::OK);
+        assert_eq!(keys(team), ["created_at", "email", "id", "name", "notes", "portal_note", "updated_at"]);
+        assert_eq!(team["notes"], INTERNAL_CLIENT_NOTES);
+    }
 }

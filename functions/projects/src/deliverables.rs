@@ -6,7 +6,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use shared::auth::Caller;
-use shared::http::extract::{self, Path};
+use shared::http::extract::{self, Path, Query};
+use shared::http::pagination::{Page, PageQuery};
 use shared::validate::{HttpUrl, Name, Text, Validator, optional};
 use shared::{ApiError, AppState};
 use uuid::Uuid;
@@ -60,19 +61,24 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(path): Path<ProjectPath>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<DeliverableView>>, ApiError> {
+    let page = query.page()?;
     let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
     require_project(&mut tx, path).await?;
-    let items = sqlx::query_as::<_, DeliverableView>(
+    let rows = sqlx::query_as::<_, DeliverableView>(
         "SELECT id, project_id, milestone_id, title, description, url, status, client_visible, created_at, updated_at
-         FROM deliverables WHERE workspace_id = $1 AND project_id = $2 ORDER BY id",
+         FROM deliverables WHERE workspace_id = $1 AND project_id = $2 AND ($3::uuid IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4",
     )
     .bind(path.workspace_id)
     .bind(path.project_id)
+    .bind(page.before)
+    .bind(page.fetch_limit())
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Json(serde_json::json!({ "items": items })))
+    Ok(Json(Page::from_rows(rows, &page, |d| d.id)))
 }
 
 async fn create(

@@ -7,7 +7,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use shared::auth::Caller;
-use shared::http::extract::{self, Path};
+use shared::http::extract::{self, Path, Query};
+use shared::http::pagination::{Page, PageQuery};
 use shared::validate::{Name, Text, Validator};
 use shared::{ApiError, AppState};
 use time::Date;
@@ -48,20 +49,24 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(path): Path<ProjectPath>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<MilestoneView>>, ApiError> {
+    let page = query.page()?;
     let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
     require_project(&mut tx, path).await?;
-    let items = sqlx::query_as::<_, MilestoneView>(
+    let rows = sqlx::query_as::<_, MilestoneView>(
         "SELECT id, project_id, title, description, status, due_date, created_at, updated_at
-         FROM milestones WHERE workspace_id = $1 AND project_id = $2
-         ORDER BY due_date NULLS LAST, id",
+         FROM milestones WHERE workspace_id = $1 AND project_id = $2 AND ($3::uuid IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4",
     )
     .bind(path.workspace_id)
     .bind(path.project_id)
+    .bind(page.before)
+    .bind(page.fetch_limit())
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Json(serde_json::json!({ "items": items })))
+    Ok(Json(Page::from_rows(rows, &page, |m| m.id)))
 }
 
 async fn create(

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+use shared::access::Access;
 use shared::auth::Caller;
 use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageQuery};
@@ -13,7 +14,7 @@ use shared::validate::{Email, Name, Text, Validator, optional};
 use shared::{ApiError, AppState};
 use uuid::Uuid;
 
-use crate::views::ClientView;
+use crate::views::{ClientBody, ClientPortalView, ClientView};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -28,12 +29,15 @@ struct ClientInput {
     email: Option<String>,
     #[serde(default)]
     notes: String,
+    #[serde(default)]
+    portal_note: String,
 }
 
 struct ValidClient {
     name: Name,
     email: Option<Email>,
     notes: Text,
+    portal_note: Text,
 }
 
 impl ClientInput {
@@ -43,6 +47,7 @@ impl ClientInput {
             name: v.check(Name::parse("name", &self.name)),
             email: v.check(optional(self.email.as_deref(), |e| Email::parse("email", e))),
             notes: v.check(Text::parse("notes", &self.notes)),
+            portal_note: v.check(Text::parse("portal_note", &self.portal_note)),
         };
         v.finish()?;
         Ok(client)
@@ -55,25 +60,46 @@ pub struct ClientPath {
     pub client_id: Uuid,
 }
 
+/// Members get the team's view; a client contact gets its own client's portal view, read from
+/// `client_portal` (the database gives contacts nothing else of the clients table).
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(workspace_id): Path<Uuid>,
     Query(query): Query<PageQuery>,
-) -> Result<Json<Page<ClientView>>, ApiError> {
+) -> Result<Json<Page<ClientBody>>, ApiError> {
     let page = query.page()?;
-    let (mut tx, _access) = state.open_workspace(&caller, workspace_id).await?;
-    let rows = sqlx::query_as::<_, ClientView>(
-        "SELECT id, name, email, notes, created_at, updated_at FROM clients
-         WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
-    )
-    .bind(workspace_id)
-    .bind(page.before)
-    .bind(page.fetch_limit())
-    .fetch_all(&mut *tx)
-    .await?;
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    let rows: Vec<(Uuid, ClientBody)> = if access == Access::ClientContact {
+        sqlx::query_as::<_, ClientPortalView>(
+            "SELECT id, name, portal_note FROM client_portal
+             WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+        )
+        .bind(workspace_id)
+        .bind(page.before)
+        .bind(page.fetch_limit())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, ClientBody::Portal(c)))
+        .collect()
+    } else {
+        sqlx::query_as::<_, ClientView>(
+            "SELECT id, name, email, notes, portal_note, created_at, updated_at FROM clients
+             WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+        )
+        .bind(workspace_id)
+        .bind(page.before)
+        .bind(page.fetch_limit())
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|c| (c.id, ClientBody::Team(c)))
+        .collect()
+    };
     tx.commit().await?;
-    Ok(Json(Page::from_rows(rows, &page, |c| c.id)))
+    let page = Page::from_rows(rows, &page, |(id, _)| *id);
+    Ok(Json(Page { items: page.items.into_iter().map(|(_, body)| body).collect(), next_cursor: page.next_cursor }))
 }
 
 async fn create(
@@ -86,14 +112,15 @@ async fn create(
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_manager()?;
     let view = sqlx::query_as::<_, ClientView>(
-        "INSERT INTO clients (id, workspace_id, name, email, notes) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id, name, email, notes, created_at, updated_at",
+        "INSERT INTO clients (id, workspace_id, name, email, notes, portal_note) VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING id, name, email, notes, portal_note, created_at, updated_at",
     )
     .bind(Uuid::now_v7())
     .bind(workspace_id)
     .bind(client.name.as_str())
     .bind(client.email.as_ref().map(Email::as_str))
     .bind(client.notes.as_str())
+    .bind(client.portal_note.as_str())
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -104,18 +131,30 @@ async fn read(
     State(state): State<AppState>,
     caller: Caller,
     Path(path): Path<ClientPath>,
-) -> Result<Json<ClientView>, ApiError> {
-    let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
-    let view = sqlx::query_as::<_, ClientView>(
-        "SELECT id, name, email, notes, created_at, updated_at FROM clients WHERE workspace_id = $1 AND id = $2",
-    )
-    .bind(path.workspace_id)
-    .bind(path.client_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(ApiError::NotFound("client"))?;
+) -> Result<Json<ClientBody>, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    let view = if access == Access::ClientContact {
+        sqlx::query_as::<_, ClientPortalView>(
+            "SELECT id, name, portal_note FROM client_portal WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(path.workspace_id)
+        .bind(path.client_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(ClientBody::Portal)
+    } else {
+        sqlx::query_as::<_, ClientView>(
+            "SELECT id, name, email, notes, portal_note, created_at, updated_at FROM clients
+             WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(path.workspace_id)
+        .bind(path.client_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(ClientBody::Team)
+    };
     tx.commit().await?;
-    Ok(Json(view))
+    Ok(Json(view.ok_or(ApiError::NotFound("client"))?))
 }
 
 async fn replace(
@@ -128,15 +167,16 @@ async fn replace(
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_manager()?;
     let view = sqlx::query_as::<_, ClientView>(
-        "UPDATE clients SET name = $3, email = $4, notes = $5, updated_at = now()
+        "UPDATE clients SET name = $3, email = $4, notes = $5, portal_note = $6, updated_at = now()
          WHERE workspace_id = $1 AND id = $2
-         RETURNING id, name, email, notes, created_at, updated_at",
+         RETURNING id, name, email, notes, portal_note, created_at, updated_at",
     )
     .bind(path.workspace_id)
     .bind(path.client_id)
     .bind(client.name.as_str())
     .bind(client.email.as_ref().map(Email::as_str))
     .bind(client.notes.as_str())
+    .bind(client.portal_note.as_str())
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("client"))?;

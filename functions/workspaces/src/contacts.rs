@@ -6,7 +6,8 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Deserialize;
 use shared::auth::Caller;
-use shared::http::extract::{self, Path};
+use shared::http::extract::{self, Path, Query};
+use shared::http::pagination::{Page, PageQuery};
 use shared::validate::{Email, Validator};
 use shared::{ApiError, AppState};
 use uuid::Uuid;
@@ -38,21 +39,26 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(path): Path<ClientPath>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<ContactView>>, ApiError> {
+    let page = query.page()?;
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_member()?;
     require_client(&mut tx, &path).await?;
-    let contacts = sqlx::query_as::<_, ContactView>(
+    let rows = sqlx::query_as::<_, ContactView>(
         "SELECT c.user_id, u.email, c.created_at AS linked_at
          FROM client_contacts c JOIN users u ON u.id = c.user_id
-         WHERE c.workspace_id = $1 AND c.client_id = $2 ORDER BY c.created_at, c.user_id",
+         WHERE c.workspace_id = $1 AND c.client_id = $2 AND ($3::uuid IS NULL OR c.user_id < $3)
+         ORDER BY c.user_id DESC LIMIT $4",
     )
     .bind(path.workspace_id)
     .bind(path.client_id)
+    .bind(page.before)
+    .bind(page.fetch_limit())
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Json(serde_json::json!({ "items": contacts })))
+    Ok(Json(Page::from_rows(rows, &page, |c| c.user_id)))
 }
 
 async fn add(

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use shared::access::Role;
 use shared::auth::Caller;
 use shared::db::TenantTx;
-use shared::http::extract::{self, Path};
+use shared::http::extract::{self, Path, Query};
+use shared::http::pagination::{Page, PageQuery};
 use shared::validate::{Email, Validator};
 use shared::{ApiError, AppState};
 use uuid::Uuid;
@@ -49,19 +50,25 @@ async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(workspace_id): Path<Uuid>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<MemberView>>, ApiError> {
+    let page = query.page()?;
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_member()?;
-    let members = sqlx::query_as::<_, MemberView>(
+    // User ids are not time-ordered (UUIDv5): the order is stable, not by joining date.
+    let rows = sqlx::query_as::<_, MemberView>(
         "SELECT m.user_id, u.email, m.role, m.created_at AS joined_at
          FROM workspace_members m JOIN users u ON u.id = m.user_id
-         WHERE m.workspace_id = $1 ORDER BY m.created_at, m.user_id",
+         WHERE m.workspace_id = $1 AND ($2::uuid IS NULL OR m.user_id < $2)
+         ORDER BY m.user_id DESC LIMIT $3",
     )
     .bind(workspace_id)
+    .bind(page.before)
+    .bind(page.fetch_limit())
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(Json(serde_json::json!({ "items": members })))
+    Ok(Json(Page::from_rows(rows, &page, |m| m.user_id)))
 }
 
 async fn add(

@@ -24,16 +24,36 @@ pub struct MemberView {
     pub joined_at: OffsetDateTime,
 }
 
+/// A client as the team sees it.
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct ClientView {
     pub id: Uuid,
     pub name: String,
     pub email: Option<String>,
+    /// Internal: never shown to the client's contacts.
     pub notes: String,
+    /// Shown to the client's contacts in the portal.
+    pub portal_note: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// A client as its own contacts see it in the portal (read from the `client_portal` view).
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct ClientPortalView {
+    pub id: Uuid,
+    pub name: String,
+    pub portal_note: String,
+}
+
+/// What a client route answers: the team's view, or the portal's.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ClientBody {
+    Team(ClientView),
+    Portal(ClientPortalView),
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
