@@ -334,6 +334,7 @@ async fn create_checkout_session(State(stripe): State<Arc<LocalStripe>>, body: B
         "customer": field(&form, "customer"), "client_reference_id": field(&form, "client_reference_id"),
         "success_url": field(&form, "success_url"), "cancel_url": field(&form, "cancel_url"),
         "metadata": metadata(&form, "metadata"), "subscription": null, "livemode": false, "created": now(),
+        "expires_at": now() + 86_400,
         "url": format!("{}/checkout/{id}", stripe.public_base),
         "line_items": {"data": [{"price": price, "quantity": 1}]},
         "subscription_data": {"metadata": metadata(&form, "subscription_data[metadata]")},

@@ -68,6 +68,9 @@ pub struct Created {
     pub id: String,
     #[serde(default)]
     pub url: Option<String>,
+    /// Unix seconds; Checkout Sessions expire (24 hours after creation by default).
+    #[serde(default)]
+    pub expires_at: Option<i64>,
 }
 
 #[derive(Deserialize)]

@@ -241,7 +241,7 @@ impl wiremock::Respond for Creates {
         let body = match self.0 {
             "cus" => json!({"id": id, "object": "customer", "created": now(), "livemode": false, "metadata": {}}),
             "cs_test" => json!({"id": id, "object": "checkout.session", "mode": "subscription", "status": "open",
-                                "url": format!("https://checkout.stripe.com/c/pay/{id}")}),
+                                "expires_at": now() + 86_400, "url": format!("https://checkout.stripe.com/c/pay/{id}")}),
             _ => {
                 json!({"id": id, "object": "billing_portal.session", "url": format!("https://billing.stripe.com/p/session/{id}")})
             }

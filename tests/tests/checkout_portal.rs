@@ -82,11 +82,12 @@ async fn checkout_sends_stripe_exactly_what_links_the_subscription_to_the_worksp
 }
 
 #[tokio::test]
-async fn twenty_concurrent_checkouts_for_a_new_workspace_create_exactly_one_customer() {
+async fn twenty_concurrent_checkouts_create_one_customer_and_converge_on_one_session() {
     let app = TestApp::new().await;
     let (owner, ws) = owner_with_workspace(&app, "twenty").await;
     let path = format!("/v1/workspaces/{ws}/billing/checkout");
     let body = checkout_body("studio");
+    // No Idempotency-Key: twenty independent clicks.
     let responses = futures::future::join_all((0..20).map(|_| app.post(&owner, &path, body.clone()))).await;
     assert!(
         responses.iter().all(|r| r.status == StatusCode::OK),
@@ -94,19 +95,54 @@ async fn twenty_concurrent_checkouts_for_a_new_workspace_create_exactly_one_cust
         responses.iter().map(|r| &r.body).collect::<Vec<_>>()
     );
     assert_eq!(requests_to(&app.stripe, "/v1/customers").await.len(), 1);
-    let used: std::collections::HashSet<String> = requests_to(&app.stripe, "/v1/checkout/sessions")
-        .await
-        .iter()
-        .map(|r| form_of(r)["customer"].clone())
-        .collect();
-    assert_eq!(used.len(), 1, "every session names the one customer");
-    assert_eq!(customer_of(ws).await, used.into_iter().next());
+    let sessions = requests_to(&app.stripe, "/v1/checkout/sessions").await;
+    assert_eq!(sessions.len(), 1, "one session for one workspace and plan, so only one can be paid");
+    let urls: std::collections::HashSet<&str> = responses.iter().map(|r| r.body["url"].as_str().unwrap()).collect();
+    assert_eq!(urls.len(), 1, "every click got the same session");
+    assert_eq!(customer_of(ws).await.as_deref(), Some(form_of(&sessions[0])["customer"].as_str()));
 }
 
 #[tokio::test]
-async fn a_retried_checkout_reuses_the_clients_idempotency_key() {
+async fn a_new_session_only_for_another_plan_or_once_the_open_one_is_used_or_expiring() {
+    let app = TestApp::new().await;
+    let (owner, ws) = owner_with_workspace(&app, "sessions").await;
+    let path = format!("/v1/workspaces/{ws}/billing/checkout");
+    let url = |r: &integration_tests::TestResponse| r.body["url"].as_str().unwrap().to_owned();
+    let pro = app.post(&owner, &path, checkout_body("pro")).await;
+    assert_eq!(url(&app.post(&owner, &path, checkout_body("pro")).await), url(&pro), "reused while open");
+    let studio = app.post(&owner, &path, checkout_body("studio")).await;
+    assert_ne!(url(&studio), url(&pro), "another plan is another session");
+    // About to expire: a fresh one, so nobody is sent to a page that dies under them.
+    sqlx::query("UPDATE checkout_sessions SET expires_at = now() + interval '5 minutes' WHERE url = $1")
+        .bind(url(&pro))
+        .execute(&service_pool().await)
+        .await
+        .unwrap();
+    let fresh = app.post(&owner, &path, checkout_body("pro")).await;
+    assert_ne!(url(&fresh), url(&pro));
+    // Completed (the worker marks it on checkout.session.completed): a fresh one too.
+    let session_id = fresh.body["id"].as_str().unwrap().to_owned();
+    let worker = app.billing_worker(7).await;
+    let completed = integration_tests::stripe::checkout_completed_event(
+        &format!("evt_done_{}", ws.simple()),
+        integration_tests::stripe::now(),
+        ws,
+        "cus_sessions",
+        "sub_sessions_missing",
+    );
+    let mut completed = completed;
+    completed["data"]["object"]["id"] = json!(session_id);
+    worker.apply(&completed.to_string()).await.unwrap();
+    let after = app.post(&owner, &path, checkout_body("pro")).await;
+    assert_ne!(url(&after), url(&fresh));
+    assert_eq!(requests_to(&app.stripe, "/v1/checkout/sessions").await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_retried_checkout_gets_the_same_session_and_stripe_the_clients_idempotency_key() {
     let app = TestApp::new().await;
     let (owner, ws) = owner_with_workspace(&app, "retry").await;
+    let mut urls = Vec::new();
     for _ in 0..2 {
         let response = app
             .send(
@@ -118,14 +154,15 @@ async fn a_retried_checkout_reuses_the_clients_idempotency_key() {
                     .unwrap(),
             )
             .await;
-        response.expect(StatusCode::OK);
+        urls.push(response.expect(StatusCode::OK)["url"].clone());
     }
+    assert_eq!(urls[0], urls[1]);
     let keys: Vec<String> = requests_to(&app.stripe, "/v1/checkout/sessions")
         .await
         .iter()
         .map(|r| r.headers.get("idempotency-key").unwrap().to_str().unwrap().to_owned())
         .collect();
-    assert_eq!(keys, vec![format!("checkout:{ws}:pro:click-42"); 2]);
+    assert_eq!(keys, vec![format!("checkout:{ws}:pro:click-42")], "the retry is answered from the open session");
 }
 
 #[tokio::test]

@@ -41,6 +41,8 @@ async fn fill_every_table(tenant: &Tenant) {
         "INSERT INTO activity (workspace_id, kind, message) VALUES ($1, 'test', 'fixture')",
         "INSERT INTO stripe_events (id, type, created, workspace_id, outcome, payload)
          VALUES ('evt_' || replace($2::text, '-', ''), 'fixture', now(), $1, 'applied', '{}')",
+        "INSERT INTO checkout_sessions (stripe_session_id, workspace_id, plan_id, url, expires_at)
+         VALUES ('cs_' || replace($2::text, '-', ''), $1, 'pro', 'https://checkout.stripe.com/x', now() + interval '1 day')",
     ];
     for statement in statements {
         sqlx::query(statement).bind(tenant.id).bind(run).execute(&owner).await.expect(statement);

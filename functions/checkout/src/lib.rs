@@ -1,6 +1,12 @@
 //! The `checkout` function: `POST /v1/workspaces/{id}/billing/checkout` starts a Stripe Checkout
 //! Session for a paid plan. Owners and admins only. The redirect back proves nothing: the plan
 //! changes only when the subscription's webhooks arrive.
+//!
+//! One open session per workspace and plan: while a session is open (not completed, not about to
+//! expire), every checkout for that plan answers it, even concurrent ones without an
+//! `Idempotency-Key` (they wait on the workspace row's lock), so two people clicking "Upgrade"
+//! at once cannot both pay. Different plans still get different sessions; the billing worker
+//! cancels and refunds a second live subscription if both are paid.
 
 mod customer;
 
@@ -76,6 +82,28 @@ async fn create(
     let customer = customer::ensure(&mut tx, &state.stripe, workspace_id, &caller).await?;
     tx.commit().await?;
 
+    // The workspace row stays locked from here to the commit, so a concurrent checkout waits
+    // and then finds this session instead of creating its own.
+    let (mut tx, _) = app.open_workspace(&caller, workspace_id).await?;
+    sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(workspace_id)
+        .execute(&mut *tx)
+        .await?;
+    let open: Option<(String, String)> = sqlx::query_as(
+        "SELECT stripe_session_id, url FROM checkout_sessions
+         WHERE workspace_id = $1 AND plan_id = $2 AND completed_at IS NULL AND expires_at > now() + interval '10 minutes'
+         ORDER BY expires_at DESC LIMIT 1",
+    )
+    .bind(workspace_id)
+    .bind(plan.id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((id, url)) = open {
+        tx.commit().await?;
+        tracing::info!(session = %id, plan = plan.id, "open checkout session reused");
+        return Ok(Json(json!({ "id": id, "url": url })));
+    }
+
     let price = state.stripe.price_by_lookup_key(lookup_key).await.map_err(stripe_failure)?.ok_or_else(|| {
         tracing::error!(lookup_key, "no active Stripe price has this lookup key");
         ApiError::Upstream { code: "billing_not_configured", detail: "This plan cannot be bought right now.".into() }
@@ -97,8 +125,27 @@ async fn create(
         .create_checkout_session(form, &format!("checkout:{workspace_id}:{plan_id}:{request_key}", plan_id = plan.id))
         .await
         .map_err(stripe_failure)?;
+    let url = session.url.clone().ok_or_else(|| ApiError::Upstream {
+        code: "billing_provider_error",
+        detail: "Stripe answered without a checkout URL.".into(),
+    })?;
+    // Stripe's default lifetime when it does not say: 24 hours.
+    let expires_at = session.expires_at.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp() + 86_400);
+    sqlx::query(
+        "INSERT INTO checkout_sessions (stripe_session_id, workspace_id, plan_id, url, expires_at, created_by)
+         VALUES ($1, $2, $3, $4, to_timestamp($5), $6)",
+    )
+    .bind(&session.id)
+    .bind(workspace_id)
+    .bind(plan.id)
+    .bind(&url)
+    .bind(expires_at as f64)
+    .bind(caller.user_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
     tracing::info!(session = %session.id, plan = plan.id, "checkout session created");
-    Ok(Json(json!({ "id": session.id, "url": session.url })))
+    Ok(Json(json!({ "id": session.id, "url": url })))
 }
 
 fn paid_plan(id: &str) -> Result<Plan, FieldError> {

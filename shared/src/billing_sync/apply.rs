@@ -215,6 +215,13 @@ impl Worker {
         if let Some(customer) = &customer {
             link_customer(tx, workspace_id, customer).await?;
         }
+        // The session is used up: the next checkout for this plan gets a new one.
+        sqlx::query(
+            "UPDATE checkout_sessions SET completed_at = now() WHERE stripe_session_id = $1 AND completed_at IS NULL",
+        )
+        .bind(object.get("id").and_then(Value::as_str))
+        .execute(&mut *tx)
+        .await?;
         add_activity(tx, workspace_id, "billing", "Checkout completed.").await?;
         if let Some(subscription) = object.get("subscription").and_then(id_of) {
             self.sync(tx, workspace_id, &subscription, Cause::of(event)).await?;
