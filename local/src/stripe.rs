@@ -53,6 +53,7 @@ struct Account {
     /// Newest last.
     events: Vec<Value>,
     meter_events: Vec<Value>,
+    refunds: Vec<Value>,
 }
 
 type Form = Vec<(String, String)>;
@@ -215,6 +216,7 @@ impl LocalStripe {
             "id": id, "object": "subscription", "billing_cycle_anchor": created, "cancel_at": null,
             "cancel_at_period_end": false, "canceled_at": null, "collection_method": "charge_automatically",
             "created": created, "currency": "usd", "customer": customer, "livemode": false,
+            "latest_invoice": format!("in_{id}"),
             "metadata": metadata, "start_date": created, "status": status,
             "items": {"object": "list", "has_more": false, "total_count": 1,
                       "url": format!("/v1/subscription_items?subscription={id}"),
@@ -291,6 +293,8 @@ pub fn router(stripe: Arc<LocalStripe>) -> Router {
         .route("/v1/subscriptions", get(list_subscriptions).post(create_subscription))
         .route("/v1/subscriptions/{id}", get(read_subscription).post(update_subscription).delete(delete_subscription))
         .route("/v1/events", get(list_events))
+        .route("/v1/invoices/{id}", get(read_invoice))
+        .route("/v1/refunds", post(create_refund))
         .route("/v1/billing/meter_events", post(create_meter_event))
         .route("/checkout/{id}", get(checkout_page))
         .route("/checkout/{id}/pay", post(pay_checkout))
@@ -547,6 +551,34 @@ async fn update_subscription(State(stripe): State<Arc<LocalStripe>>, Path(id): P
 
 async fn delete_subscription(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>) -> Response {
     stripe.change(&id, cancel_now).map_or_else(|| missing("subscription", &id), |s| axum::Json(s).into_response())
+}
+
+/// A subscription's latest invoice (`in_<subscription id>`): paid, with its payment.
+async fn read_invoice(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>) -> Response {
+    let subscription_id = id.strip_prefix("in_").unwrap_or(&id);
+    let Some(subscription) = stripe.account().subscriptions.get(subscription_id).cloned() else {
+        return missing("invoice", &id);
+    };
+    let amount = subscription["items"]["data"][0]["price"]["unit_amount"].as_i64().unwrap_or_default();
+    axum::Json(json!({
+        "id": id, "object": "invoice", "amount_paid": amount, "currency": "usd", "livemode": false,
+        "customer": subscription["customer"], "status": "paid",
+        "parent": {"type": "subscription_details", "subscription_details": {"subscription": subscription_id}},
+        "payments": {"object": "list", "has_more": false, "data": [{
+            "id": format!("inpay_{subscription_id}"), "object": "invoice_payment", "amount_paid": amount,
+            "status": "paid", "payment": {"type": "payment_intent", "payment_intent": format!("pi_{subscription_id}")}}]}
+    }))
+    .into_response()
+}
+
+async fn create_refund(State(stripe): State<Arc<LocalStripe>>, body: Bytes) -> Response {
+    let form = form_of(&body);
+    let refund = json!({"id": new_id("re"), "object": "refund", "created": now(), "currency": "usd", "status": "succeeded",
+                        "payment_intent": field(&form, "payment_intent"), "reason": field(&form, "reason"),
+                        "amount": field(&form, "amount").and_then(|a| a.parse::<i64>().ok())});
+    stripe.account().refunds.push(refund.clone());
+    stripe.save();
+    axum::Json(refund).into_response()
 }
 
 async fn list_events(State(stripe): State<Arc<LocalStripe>>, RawQuery(query): RawQuery) -> Response {

@@ -83,6 +83,7 @@ pub fn subscription_object(state: &SubscriptionState, created: i64) -> Value {
             "total_count": 1,
             "url": format!("/v1/subscription_items?subscription={}", state.subscription)
         },
+        "latest_invoice": format!("in_{}", state.subscription),
         "livemode": false,
         "metadata": { "workspace_id": state.workspace_id.to_string() },
         "start_date": created,
@@ -157,15 +158,63 @@ fn stripe_error(status: u16, kind: &str, code: Option<&str>, message: String) ->
                                         "doc_url": code.map(|c| format!("https://stripe.com/docs/error-codes/{c}"))}}))
 }
 
-/// `GET /v1/subscriptions/{id}` and `GET /v1/subscriptions` (not canceled, newest first, with
-/// `limit` and `starting_after`), answered from the account.
+/// `GET /v1/subscriptions/{id}`, `GET /v1/subscriptions` (not canceled, newest first, with
+/// `limit` and `starting_after`), `DELETE /v1/subscriptions/{id}` (cancels), `GET
+/// /v1/invoices/{id}` (a subscription's paid first invoice, with its payments) and
+/// `POST /v1/refunds`, answered from the account.
 impl wiremock::Respond for StripeAccount {
     fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
-        let account = self.lock();
+        let mut account = self.lock();
         if account.unavailable {
             return stripe_error(503, "api_error", None, "Stripe is temporarily unavailable.".into());
         }
         let path = request.url.path();
+        let method = request.method.as_str();
+        if method == "DELETE"
+            && let Some(id) = path.strip_prefix("/v1/subscriptions/")
+        {
+            return match account.subscriptions.get_mut(id) {
+                Some(object) => {
+                    object["status"] = json!("canceled");
+                    object["canceled_at"] = json!(now());
+                    wiremock::ResponseTemplate::new(200).set_body_json(&*object)
+                }
+                None => stripe_error(
+                    404,
+                    "invalid_request_error",
+                    Some("resource_missing"),
+                    format!("No such subscription: '{id}'"),
+                ),
+            };
+        }
+        if let Some(id) = path.strip_prefix("/v1/invoices/") {
+            let subscription = id.strip_prefix("in_").unwrap_or(id);
+            let Some(object) = account.subscriptions.get(subscription) else {
+                return stripe_error(
+                    404,
+                    "invalid_request_error",
+                    Some("resource_missing"),
+                    format!("No such invoice: '{id}'"),
+                );
+            };
+            return wiremock::ResponseTemplate::new(200).set_body_json(json!({
+                "id": id, "object": "invoice", "amount_paid": 2900, "currency": "usd", "customer": object["customer"],
+                "status": "paid", "livemode": false,
+                "parent": {"type": "subscription_details", "subscription_details": {"subscription": subscription}},
+                "payments": {"object": "list", "has_more": false, "data": [{
+                    "id": format!("inpay_{subscription}"), "object": "invoice_payment", "amount_paid": 2900,
+                    "currency": "usd", "is_default": true, "status": "paid", "invoice": id,
+                    "payment": {"type": "payment_intent", "payment_intent": format!("pi_{subscription}")}}]}
+            }));
+        }
+        if path == "/v1/refunds" {
+            let form: std::collections::HashMap<String, String> =
+                serde_urlencoded::from_bytes(&request.body).unwrap_or_default();
+            return wiremock::ResponseTemplate::new(200).set_body_json(json!({
+                "id": format!("re_{}", Uuid::new_v4().simple()), "object": "refund", "amount": 2900, "currency": "usd",
+                "payment_intent": form.get("payment_intent"), "reason": form.get("reason"), "status": "succeeded"
+            }));
+        }
         if let Some(id) = path.strip_prefix("/v1/subscriptions/") {
             return match account.subscriptions.get(id) {
                 Some(object) => wiremock::ResponseTemplate::new(200).set_body_json(object),
@@ -264,10 +313,16 @@ pub async fn start_default_server(account: &StripeAccount) -> wiremock::MockServ
     use wiremock::{Mock, ResponseTemplate};
     let server = wiremock::MockServer::start().await;
     Mock::given(method("GET"))
-        .and(path_regex(r"^/v1/subscriptions(/[^/]+)?$"))
+        .and(path_regex(r"^/v1/(subscriptions(/[^/]+)?|invoices/[^/]+)$"))
         .respond_with(account.clone())
         .mount(&server)
         .await;
+    Mock::given(method("DELETE"))
+        .and(path_regex(r"^/v1/subscriptions/[^/]+$"))
+        .respond_with(account.clone())
+        .mount(&server)
+        .await;
+    Mock::given(method("POST")).and(path("/v1/refunds")).respond_with(account.clone()).mount(&server).await;
     for key in ["pro_monthly", "studio_monthly"] {
         Mock::given(method("GET"))
             .and(path("/v1/prices"))

@@ -608,3 +608,137 @@ async fn a_deleted_customer_is_unlinked_from_its_workspace() {
         .unwrap();
     assert_eq!(customer, None);
 }
+
+async fn requests(app: &TestApp, method: &str, path: &str) -> Vec<wiremock::Request> {
+    let all = app.stripe.received_requests().await.unwrap();
+    all.into_iter().filter(|r| r.method.as_str() == method && r.url.path() == path).collect()
+}
+
+fn second(ws: Uuid, lookup_key: &'static str) -> SubscriptionState {
+    SubscriptionState { subscription: format!("sub_second_{}", ws.simple()), ..state(ws, "active", lookup_key) }
+}
+
+#[tokio::test]
+async fn a_second_live_subscription_is_canceled_and_refunded_once() {
+    let app = TestApp::new().await;
+    let owner = app.user("double").await;
+    let ws = app.workspace(&owner, "Double").await;
+    let worker = app.billing_worker(7).await;
+    let (first, second) = (state(ws, "active", "pro_monthly"), second(ws, "studio_monthly"));
+    app.stripe_account.put_created(&first, now() - 120);
+    app.stripe_account.put_created(&second, now() - 60);
+    let first_event = subscription_event(&evt("first"), "customer.subscription.created", now() - 120, &first);
+    assert_eq!(worker.apply(&first_event.to_string()).await.unwrap(), Outcome::Applied);
+    let second_event = subscription_event(&evt("second"), "customer.subscription.created", now() - 60, &second);
+    assert_eq!(worker.apply(&second_event.to_string()).await.unwrap(), Outcome::DuplicateCanceled);
+
+    // Stripe was told exactly this, once: cancel the newer one now, refund what it charged.
+    let canceled = requests(&app, "DELETE", &format!("/v1/subscriptions/{}", second.subscription)).await;
+    assert_eq!(canceled.len(), 1);
+    assert_eq!(
+        canceled[0].headers.get("idempotency-key").unwrap(),
+        format!("cancel-duplicate:{}", second.subscription).as_str()
+    );
+    let cancel_form: std::collections::HashMap<String, String> =
+        serde_urlencoded::from_bytes(&canceled[0].body).unwrap();
+    assert_eq!((cancel_form["prorate"].as_str(), cancel_form["invoice_now"].as_str()), ("false", "false"));
+    let refunds = requests(&app, "POST", "/v1/refunds").await;
+    assert_eq!(refunds.len(), 1);
+    let refund_form: std::collections::HashMap<String, String> =
+        serde_urlencoded::from_bytes(&refunds[0].body).unwrap();
+    assert_eq!(refund_form["payment_intent"], format!("pi_{}", second.subscription));
+    assert_eq!(refund_form["reason"], "duplicate");
+    assert_eq!(
+        refunds[0].headers.get("idempotency-key").unwrap(),
+        format!("refund-duplicate:{}", second.subscription).as_str()
+    );
+    assert_eq!(app.stripe_account.get(&second.subscription).unwrap()["status"], "canceled");
+
+    // The workspace keeps the first subscription, and the trails say what happened.
+    let row = subscription_row(ws).await;
+    assert_eq!(
+        (row["subscription"].as_str(), row["effective"].as_str()),
+        (Some(first.subscription.as_str()), Some("pro"))
+    );
+    let audit: Value = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE workspace_id = $1 AND action = 'subscription.duplicate_canceled'",
+    )
+    .bind(ws)
+    .fetch_one(&service_pool().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        (audit["kept"].as_str(), audit["canceled"].as_str()),
+        (Some(first.subscription.as_str()), Some(second.subscription.as_str()))
+    );
+    assert_eq!(audit["refund"]["amount"], 2900);
+    let note: String = sqlx::query_scalar(
+        "SELECT message FROM activity WHERE workspace_id = $1 AND message LIKE 'A second subscription%'",
+    )
+    .bind(ws)
+    .fetch_one(&service_pool().await)
+    .await
+    .unwrap();
+    assert!(note.contains("Studio") && note.contains("Pro") && note.contains("refunded"), "{note}");
+
+    // Redelivery, and the cancellation's own event, change nothing and cancel nothing again.
+    assert_eq!(worker.apply(&second_event.to_string()).await.unwrap(), Outcome::Duplicate);
+    let deleted = subscription_event(
+        &evt("second_deleted"),
+        "customer.subscription.deleted",
+        now(),
+        &SubscriptionState { status: "canceled", ..second.clone() },
+    );
+    assert_eq!(worker.apply(&deleted.to_string()).await.unwrap(), Outcome::Stale);
+    assert_eq!(requests(&app, "DELETE", &format!("/v1/subscriptions/{}", second.subscription)).await.len(), 1);
+    assert_eq!(requests(&app, "POST", "/v1/refunds").await.len(), 1);
+    assert_eq!(subscription_row(ws).await["effective"], "pro");
+}
+
+#[tokio::test]
+async fn the_older_of_two_live_subscriptions_wins_whichever_event_comes_first() {
+    let app = TestApp::new().await;
+    let owner = app.user("double-late").await;
+    let ws = app.workspace(&owner, "Double, newer first").await;
+    let worker = app.billing_worker(7).await;
+    let (first, second) = (state(ws, "active", "pro_monthly"), second(ws, "studio_monthly"));
+    app.stripe_account.put_created(&first, now() - 120);
+    app.stripe_account.put_created(&second, now() - 60);
+    // The newer subscription's event arrives first and is stored; then the older one's.
+    worker
+        .apply(&subscription_event(&evt("newer"), "customer.subscription.created", now(), &second).to_string())
+        .await
+        .unwrap();
+    assert_eq!(subscription_row(ws).await["plan"], "studio");
+    let older = subscription_event(&evt("older"), "customer.subscription.created", now(), &first);
+    assert_eq!(worker.apply(&older.to_string()).await.unwrap(), Outcome::Applied);
+    let row = subscription_row(ws).await;
+    assert_eq!((row["subscription"].as_str(), row["plan"].as_str()), (Some(first.subscription.as_str()), Some("pro")));
+    assert_eq!(requests(&app, "DELETE", &format!("/v1/subscriptions/{}", second.subscription)).await.len(), 1);
+    assert!(requests(&app, "DELETE", &format!("/v1/subscriptions/{}", first.subscription)).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_new_subscription_after_a_cancellation_whose_event_is_late_is_no_duplicate() {
+    let app = TestApp::new().await;
+    let owner = app.user("resubscribe").await;
+    let ws = app.workspace(&owner, "Resubscribed").await;
+    let worker = app.billing_worker(7).await;
+    let (first, second) = (state(ws, "active", "pro_monthly"), second(ws, "studio_monthly"));
+    app.stripe_account.put_created(&first, now() - 120);
+    worker
+        .apply(&subscription_event(&evt("first"), "customer.subscription.created", now(), &first).to_string())
+        .await
+        .unwrap();
+    // Stripe canceled the first (its event is late), then the customer subscribed again.
+    app.stripe_account.put(&SubscriptionState { status: "canceled", ..first.clone() });
+    app.stripe_account.put_created(&second, now() - 10);
+    let outcome = worker
+        .apply(&subscription_event(&evt("second"), "customer.subscription.created", now(), &second).to_string())
+        .await
+        .unwrap();
+    assert_eq!(outcome, Outcome::Applied);
+    assert_eq!(subscription_row(ws).await["plan"], "studio");
+    assert!(requests(&app, "DELETE", &format!("/v1/subscriptions/{}", second.subscription)).await.is_empty());
+    assert!(requests(&app, "POST", "/v1/refunds").await.is_empty());
+}

@@ -9,8 +9,10 @@
 //! event's stale snapshot, never dropped).
 //!
 //! One workspace has one subscription row. Another subscription of the same workspace replaces
-//! it only if it is live while the stored one has ended, or both are in the same state of life
-//! and it was created later. Entitlements come only from this row.
+//! it if it is live while the stored one has ended, or both have ended and it was created later.
+//! Two live subscriptions are a double charge (two checkouts paid): once Stripe confirms both
+//! are live, the older one is kept and the newer one is canceled and its payment refunded,
+//! recorded in the audit and activity trails. Entitlements come only from this row.
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -54,6 +56,8 @@ pub enum Outcome {
     UnknownPrice,
     /// Stripe has no such subscription (a stored row naming it was ended).
     Missing,
+    /// A second live subscription of the workspace: canceled and refunded in Stripe.
+    DuplicateCanceled,
     /// An event type this worker does not act on.
     Ignored,
 }
@@ -67,6 +71,7 @@ impl Outcome {
             Outcome::Unlinked => "unlinked",
             Outcome::UnknownPrice => "unknown_price",
             Outcome::Missing => "missing",
+            Outcome::DuplicateCanceled => "duplicate_canceled",
             Outcome::Ignored => "ignored",
         }
     }
@@ -287,9 +292,12 @@ impl Worker {
         })?;
         if let Some(stored) = &stored
             && stored.stripe_subscription_id != sub.id
-            && !replaces(&sub, stored)
         {
-            return Ok(Synced::only(Outcome::Stale));
+            match self.rival(tx, workspace_id, &sub, stored, cause).await? {
+                Rival::TakesItsPlace => {}
+                Rival::Loses => return Ok(Synced::only(Outcome::Stale)),
+                Rival::WasADuplicate => return Ok(Synced::only(Outcome::DuplicateCanceled)),
+            }
         }
         let plan = match sub.lookup_key.as_deref().and_then(crate::plans::by_lookup_key) {
             Some(plan) => plan.id.to_owned(),
@@ -346,6 +354,40 @@ impl Worker {
             record_change(tx, workspace_id, cause, (&before, &after), (status_before, &sub.status)).await?;
         }
         Ok(Synced { outcome: Outcome::Applied, differences })
+    }
+
+    /// Decides between the stored subscription and another one of the same workspace. Two live
+    /// ones are confirmed with Stripe first (the stored row may be behind), then the newer is
+    /// ended in Stripe as a duplicate.
+    async fn rival(
+        &self,
+        tx: &mut PgConnection,
+        workspace_id: Uuid,
+        candidate: &Subscription,
+        stored: &Stored,
+        cause: Cause<'_>,
+    ) -> Result<Rival, ApplyError> {
+        let both_live = !Subscription::has_ended(&candidate.status) && !Subscription::has_ended(&stored.status);
+        if !both_live {
+            return Ok(if replaces(candidate, stored) { Rival::TakesItsPlace } else { Rival::Loses });
+        }
+        let stored_now = self
+            .stripe
+            .subscription(&stored.stripe_subscription_id)
+            .await?
+            .and_then(|object| Subscription::from_object(&object))
+            .filter(|s| !Subscription::has_ended(&s.status));
+        let Some(stored_now) = stored_now else {
+            // The stored one has ended (its event is still on its way): no duplicate.
+            return Ok(Rival::TakesItsPlace);
+        };
+        let candidate_is_newer =
+            (candidate.created, candidate.id.as_str()) > (stored_now.created, stored_now.id.as_str());
+        let (kept, duplicate) = if candidate_is_newer { (&stored_now, candidate) } else { (candidate, &stored_now) };
+        let refund = self.stripe.end_duplicate(&duplicate.id).await?;
+        tracing::warn!(%workspace_id, kept = %kept.id, canceled = %duplicate.id, ?refund, "ended a duplicate subscription");
+        record_duplicate(tx, workspace_id, cause, kept, duplicate, refund).await?;
+        Ok(if candidate_is_newer { Rival::WasADuplicate } else { Rival::TakesItsPlace })
     }
 
     /// Stripe has no such subscription. If the workspace's row names it, the row is wrong
@@ -440,14 +482,23 @@ impl Worker {
     }
 }
 
-/// Whether `candidate`, another subscription of the workspace, takes the stored one's place.
+/// What becomes of another subscription of a workspace than the stored one.
+enum Rival {
+    TakesItsPlace,
+    Loses,
+    /// It was the newer of two live ones, and has been ended in Stripe.
+    WasADuplicate,
+}
+
+/// Whether `candidate`, another subscription of the workspace, takes the stored one's place when
+/// they are not both live.
 fn replaces(candidate: &Subscription, stored: &Stored) -> bool {
     let live = !Subscription::has_ended(&candidate.status);
     let stored_live = !Subscription::has_ended(&stored.status);
     if live != stored_live {
         return live;
     }
-    // Same state of life: the newer subscription wins (an unknown creation time is older).
+    // Both ended: the newer one is the workspace's history (an unknown creation time is older).
     (candidate.created, candidate.id.as_str()) > (stored.stripe_created, stored.stripe_subscription_id.as_str())
 }
 
@@ -547,6 +598,39 @@ async fn add_activity(tx: &mut PgConnection, workspace_id: Uuid, kind: &str, mes
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+async fn record_duplicate(
+    tx: &mut PgConnection,
+    workspace_id: Uuid,
+    cause: Cause<'_>,
+    kept: &Subscription,
+    canceled: &Subscription,
+    refund: Option<(String, i64)>,
+) -> Result<(), sqlx::Error> {
+    let actor = if cause.event.is_some() { "stripe" } else { "reconciliation" };
+    let plan_name = |s: &Subscription| {
+        s.lookup_key.as_deref().and_then(crate::plans::by_lookup_key).map_or("an unknown plan", |p| p.name)
+    };
+    sqlx::query(
+        "INSERT INTO audit_log (workspace_id, actor, action, details) VALUES ($1, $2, 'subscription.duplicate_canceled', $3)",
+    )
+    .bind(workspace_id)
+    .bind(actor)
+    .bind(json!({
+        "event_id": cause.event.map(|(id, _)| id),
+        "kept": kept.id, "canceled": canceled.id,
+        "refund": refund.as_ref().map(|(id, amount)| json!({"id": id, "amount": amount})),
+    }))
+    .execute(&mut *tx)
+    .await?;
+    let refunded = if refund.is_some() { " and its payment refunded" } else { "" };
+    let message = format!(
+        "A second subscription ({}) was started while {} was active; it was canceled{refunded}.",
+        plan_name(canceled),
+        plan_name(kept)
+    );
+    add_activity(tx, workspace_id, "billing", &message).await
 }
 
 async fn record_change(

@@ -1,6 +1,7 @@
 //! Stripe's current billing state, read through async-stripe: one subscription, every live
 //! subscription, and the event log. Events are signals; these reads are the truth the worker
-//! and reconciliation apply.
+//! and reconciliation apply. One write lives here too: ending a duplicate subscription (cancel
+//! it, refund what it charged), the only change the worker ever makes in Stripe.
 //!
 //! Requests are built by async-stripe's typed request builders, but responses are read as JSON
 //! and handed to the same tolerant reader the webhook events go through (`event::Subscription`),
@@ -10,9 +11,11 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use stripe::{RequestStrategy, StripeError, StripeRequest};
-use stripe_billing::subscription::{ListSubscription, RetrieveSubscription};
+use stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
+use stripe_billing::invoice::RetrieveInvoice;
+use stripe_billing::subscription::{CancelSubscription, ListSubscription, RetrieveSubscription};
 use stripe_core::event::ListEvent;
+use stripe_core::refund::{CreateRefund, CreateRefundReason};
 
 pub const DEFAULT_API_BASE: &str = "https://api.stripe.com/";
 /// Per-attempt limit; a worker retries through SQS, so an attempt need not wait long.
@@ -114,12 +117,62 @@ impl StripeState {
         Ok(all)
     }
 
+    /// Cancels a duplicate subscription now (no proration, no final invoice) and refunds the
+    /// payment of its latest invoice. Both carry idempotency keys derived from the subscription,
+    /// so a retried message cancels and refunds once. Returns the refund's id and amount, if
+    /// anything had been paid.
+    #[tracing::instrument(skip(self))]
+    pub async fn end_duplicate(&self, id: &str) -> Result<Option<(String, i64)>, StripeReadError> {
+        let cancel = CancelSubscription::new(id).prorate(false).invoice_now(false);
+        let canceled = match self.send_once(cancel, &format!("cancel-duplicate:{id}")).await {
+            Ok(object) => object,
+            // Already gone from Stripe: nothing left to cancel or to refund.
+            Err(StripeError::Stripe(error, 404))
+                if error.code.as_ref().is_none_or(|c| c.as_str() == "resource_missing") =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(unavailable(error)),
+        };
+        let Some(invoice_id) = canceled.get("latest_invoice").and_then(super::event::id_of) else { return Ok(None) };
+        let invoice = self
+            .send(RetrieveInvoice::new(invoice_id.as_str()).expand(vec!["payments".to_owned()]))
+            .await
+            .map_err(unavailable)?;
+        let paid = invoice.get("amount_paid").and_then(Value::as_i64).unwrap_or(0);
+        let Some(payment_intent) = paid_payment_intent(&invoice).filter(|_| paid > 0) else { return Ok(None) };
+        let refund = CreateRefund::new().payment_intent(payment_intent).reason(CreateRefundReason::Duplicate);
+        let refund = self.send_once(refund, &format!("refund-duplicate:{id}")).await.map_err(unavailable)?;
+        let refund_id = refund.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        Ok(Some((refund_id, refund.get("amount").and_then(Value::as_i64).unwrap_or(paid))))
+    }
+
+    /// A POST, sent once with an idempotency key (a retry of the message sends the same key).
+    async fn send_once(&self, request: impl StripeRequest, key: &str) -> Result<Value, StripeError> {
+        let key = IdempotencyKey::new(key).map_err(|e| StripeError::ClientError(e.to_string()))?;
+        let raw: miniserde::json::Value =
+            request.build().customize().request_strategy(RequestStrategy::Idempotent(key)).send(&self.client).await?;
+        serde_json::from_str(&miniserde::json::to_string(&raw)).map_err(|e| StripeError::JSONDeserialize(e.to_string()))
+    }
+
     /// Sends a typed request and reads the answer as JSON (not as async-stripe's typed object,
     /// which would reject a shape it does not know).
     async fn send(&self, request: impl StripeRequest) -> Result<Value, StripeError> {
         let raw: miniserde::json::Value = request.build().customize().send(&self.client).await?;
         serde_json::from_str(&miniserde::json::to_string(&raw)).map_err(|e| StripeError::JSONDeserialize(e.to_string()))
     }
+}
+
+/// The payment intent that paid an invoice: in its `payments` list (API versions from 2025 on),
+/// or the invoice's own `payment_intent` (older ones).
+fn paid_payment_intent(invoice: &Value) -> Option<String> {
+    let from_payments = invoice.pointer("/payments/data").and_then(Value::as_array).and_then(|payments| {
+        payments
+            .iter()
+            .filter(|p| p.get("status").and_then(Value::as_str).is_none_or(|s| s == "paid"))
+            .find_map(|p| p.pointer("/payment/payment_intent").and_then(super::event::id_of))
+    });
+    from_payments.or_else(|| invoice.get("payment_intent").and_then(super::event::id_of))
 }
 
 fn list_page(page: Value) -> Result<(Vec<Value>, bool), StripeReadError> {
