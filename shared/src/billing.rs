@@ -90,7 +90,7 @@ pub async fn run_billing_function(
 ) -> Result<(), lambda_http::Error> {
     crate::telemetry::init(function);
     let settings = Settings::load().await?;
-    let config = crate::config::Config::from_lookup(|name| settings.get(name))?;
+    let config = crate::config::Config::from_settings(&settings)?;
     let pool = crate::db::connect(&config.database).await?;
     let state = BillingState::from_settings(AppState::new(config, pool), &settings)?;
     lambda_http::run(app(state)).await

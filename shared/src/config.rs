@@ -92,11 +92,23 @@ impl Settings {
 
     /// As `load`, with the variables read through `env` (the tests pass their own).
     pub async fn load_from(env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Result<Self, ConfigError> {
-        let secret = match env("APP_SECRET_ID").filter(|id| !id.is_empty()) {
-            Some(id) => secrets::fetch_json_secret(&id).await?,
-            None => HashMap::new(),
-        };
+        let ids = secret_ids(&env);
+        let secret = secrets::fetch_json_secrets(&ids).await?;
         Ok(Self { secret, env: Box::new(env) })
+    }
+
+    /// Refuses to run with any of `names` in the secrets: a function that must never hold a
+    /// credential (an API function and the service role's) stops at its cold start, loudly,
+    /// rather than running with more power than it needs.
+    pub fn refuse_in_secrets(&self, names: &[&'static str]) -> Result<(), ConfigError> {
+        match names.iter().find(|name| self.secret.contains_key(**name)) {
+            Some(name) => Err(ConfigError::Invalid {
+                name,
+                reason: "this function's secrets must not hold it (least privilege: see the README's secrets layout)"
+                    .into(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Settings read only through `env`, with no secret (local tools).
@@ -113,16 +125,29 @@ impl Settings {
     }
 }
 
+/// The secrets to read: `APP_SECRET_IDS` (comma-separated), or the single `APP_SECRET_ID`.
+fn secret_ids(env: &impl Fn(&str) -> Option<String>) -> Vec<String> {
+    let ids = list(env("APP_SECRET_IDS"));
+    if ids.is_empty() { list(env("APP_SECRET_ID")) } else { ids }
+}
+
+/// Credentials no API function may hold: the service role's database login sees every tenant.
+pub const SERVICE_ONLY_SECRETS: [&str; 1] = ["SERVICE_DATABASE_URL"];
+
 impl Config {
-    /// The configuration of an HTTP function, from the environment and the application secret.
+    /// The configuration of an HTTP function, from the environment and its secrets.
     pub async fn load() -> Result<Self, ConfigError> {
-        let settings = Settings::load().await?;
-        Self::from_lookup(|name| settings.get(name))
+        Self::load_from(|name| std::env::var(name).ok()).await
     }
 
     /// As `load`, with the variables read through `env` (the tests pass their own).
     pub async fn load_from(env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Result<Self, ConfigError> {
-        let settings = Settings::load_from(env).await?;
+        Self::from_settings(&Settings::load_from(env).await?)
+    }
+
+    /// An HTTP function's configuration from its loaded settings; refuses service credentials.
+    pub fn from_settings(settings: &Settings) -> Result<Self, ConfigError> {
+        settings.refuse_in_secrets(&SERVICE_ONLY_SECRETS)?;
         Self::from_lookup(|name| settings.get(name))
     }
 

@@ -86,3 +86,48 @@ async fn a_secret_that_is_not_a_json_object_is_refused_without_echoing_it() {
     assert!(matches!(error, ConfigError::Secret(SecretsError::Format { .. })), "{error:?}");
     assert!(!error.to_string().contains("hunter2"));
 }
+
+#[tokio::test]
+async fn several_secrets_are_read_in_one_call_and_merged() {
+    let client = local_secrets_manager().await;
+    let with_database =
+        create_secret(&client, &serde_json::json!({"DATABASE_URL": database().api_url}).to_string()).await;
+    let signing =
+        create_secret(&client, &serde_json::json!({"AUTH_HS256_SECRET": "from-the-second-secret"}).to_string()).await;
+    let config = Config::load_from(env_with(vec![("APP_SECRET_IDS", format!("{with_database}, {signing}"))]))
+        .await
+        .expect("config from two secrets");
+    assert_eq!(config.database.url.expose_secret(), database().api_url);
+    assert_eq!(config.auth.hs256.as_ref().unwrap().secret.expose_secret(), "from-the-second-secret");
+}
+
+#[tokio::test]
+async fn a_setting_in_two_secrets_is_refused() {
+    let client = local_secrets_manager().await;
+    let one = create_secret(&client, &serde_json::json!({"DATABASE_URL": "postgres://a@h/db"}).to_string()).await;
+    let two = create_secret(&client, &serde_json::json!({"DATABASE_URL": "postgres://b@h/db"}).to_string()).await;
+    let error = Config::load_from(env_with(vec![("APP_SECRET_IDS", format!("{one},{two}"))])).await.unwrap_err();
+    assert!(
+        matches!(&error, ConfigError::Secret(SecretsError::Duplicate { key, .. }) if key == "DATABASE_URL"),
+        "{error:?}"
+    );
+    assert!(!error.to_string().contains("postgres://"), "the values are not echoed: {error}");
+}
+
+#[tokio::test]
+async fn an_api_function_refuses_a_secret_holding_the_service_roles_credentials() {
+    let client = local_secrets_manager().await;
+    let secret = serde_json::json!({
+        "DATABASE_URL": database().api_url,
+        "SERVICE_DATABASE_URL": database().service_url,
+        "AUTH_HS256_SECRET": "k"
+    });
+    let id = create_secret(&client, &secret.to_string()).await;
+    let error = Config::load_from(env_with(vec![("APP_SECRET_ID", id.clone())])).await.unwrap_err();
+    assert!(matches!(error, ConfigError::Invalid { name: "SERVICE_DATABASE_URL", .. }), "{error:?}");
+    assert!(!error.to_string().contains("app_service:"), "the value is not echoed: {error}");
+    // The same variable in the environment of local tools is not a secret and is allowed.
+    let settings =
+        shared::config::Settings::load_from(env_with(vec![("SERVICE_DATABASE_URL", "x".into())])).await.unwrap();
+    settings.refuse_in_secrets(&shared::config::SERVICE_ONLY_SECRETS).expect("only secrets are checked");
+}

@@ -41,7 +41,7 @@ pub fn app(state: AiState) -> Router {
 pub async fn run() -> Result<(), lambda_http::Error> {
     shared::telemetry::init(FUNCTION);
     let settings = Settings::load().await?;
-    let config = Config::from_lookup(|name| settings.get(name))?;
+    let config = Config::from_settings(&settings)?;
     let ai = AiClient::new(AiConfig::from_settings(&settings)?);
     let usage_queue = match settings.get("USAGE_QUEUE_URL") {
         Some(url) => Some(Queue::connect(url).await),

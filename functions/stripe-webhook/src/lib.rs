@@ -119,6 +119,13 @@ async fn receive(
 pub async fn run() -> Result<(), lambda_http::Error> {
     shared::telemetry::init(FUNCTION);
     let settings = config::Settings::load().await?;
+    // The webhook verifies and enqueues: no database, Stripe or AI credential belongs here.
+    settings.refuse_in_secrets(&[
+        "SERVICE_DATABASE_URL",
+        "DATABASE_URL",
+        "STRIPE_SECRET_KEY",
+        "AI_PROVIDER_API_KEY",
+    ])?;
     let config = WebhookConfig::from_settings(&settings)?;
     let queue = Queue::connect(config.queue_url.clone()).await;
     lambda_http::run(app(WebhookState::new(&config, queue), &config)).await
