@@ -68,7 +68,7 @@ async fn main() -> Result<()> {
             Ok(())
         }
         "reconcile" => {
-            let settings = shared::config::Settings::load_from(setting).await?;
+            let settings = shared::config::Settings::load_from(worker_setting("app_billing")).await?;
             let reconciler =
                 billing_reconcile::Reconciler::from_settings(&settings).await.map_err(|e| anyhow::anyhow!(e))?;
             let report = reconciler.run().await.map_err(|e| anyhow::anyhow!(e))?;
@@ -100,6 +100,25 @@ fn config() -> Result<Config> {
 
 async fn api_pool() -> Result<sqlx::PgPool> {
     shared::db::connect(&config()?.database).await.context("connect as the API role")
+}
+
+/// A worker's own database login locally: the service URL with the worker's role, which
+/// `migrate --dev-logins` lets log in with its name as password (as each worker's secret holds
+/// its own role's login on AWS).
+fn worker_setting(role: &'static str) -> impl Fn(&str) -> Option<String> + Send + Sync + 'static {
+    move |name| {
+        let value = setting(name)?;
+        Some(if name == "SERVICE_DATABASE_URL" {
+            value.replace("app_service:app_service@", &format!("{role}:{role}@"))
+        } else {
+            value
+        })
+    }
+}
+
+async fn worker_pool(role: &'static str) -> Result<sqlx::PgPool> {
+    let url = worker_setting(role)("SERVICE_DATABASE_URL").context("SERVICE_DATABASE_URL")?;
+    PgPoolOptions::new().max_connections(2).connect(&url).await.with_context(|| format!("connect as {role}"))
 }
 
 async fn service_pool() -> Result<sqlx::PgPool> {
@@ -188,7 +207,8 @@ async fn serve(args: &[String]) -> Result<()> {
                 stripe_webhook::WebhookConfig::from_settings(&shared::config::Settings::from_fn(move |name| {
                     if name == "STRIPE_EVENTS_QUEUE_URL" { Some(queue_url.clone()) } else { setting(name) }
                 }))?;
-            let worker = billing_worker::Worker::from_settings(&settings).await?;
+            let worker_settings = shared::config::Settings::load_from(worker_setting("app_billing")).await?;
+            let worker = billing_worker::Worker::from_settings(&worker_settings).await?;
             let worker: &'static billing_worker::Worker = Box::leak(Box::new(worker));
             tokio::spawn(local_stack::queues::feed(queue.clone(), "billing-worker", move |event| {
                 billing_worker::handle_batch(worker, event)
@@ -233,9 +253,8 @@ async fn serve(args: &[String]) -> Result<()> {
 
 /// The usage worker (when Stripe is configured) and the sweeper, every minute, as on AWS.
 async fn start_usage_pipeline(settings: &shared::config::Settings, queue: shared::queue::Queue) -> Result<()> {
-    let service = service_pool().await?;
     let sweeper = ai_sweeper::Sweeper {
-        pool: service.clone(),
+        pool: worker_pool("app_sweeper").await?,
         usage_queue: queue.clone(),
         stuck_after_secs: 120,
         resend_after_secs: 900,
@@ -251,7 +270,7 @@ async fn start_usage_pipeline(settings: &shared::config::Settings, queue: shared
     match settings.get("STRIPE_SECRET_KEY") {
         Some(key) => {
             let worker: &'static usage_worker::UsageWorker = Box::leak(Box::new(usage_worker::UsageWorker {
-                pool: service,
+                pool: worker_pool("app_usage").await?,
                 stripe: shared::stripe::StripeClient::new(
                     secrecy::SecretString::from(key),
                     settings.get("STRIPE_API_BASE"),

@@ -152,8 +152,8 @@ impl LocalStripe {
         }
     }
 
-    /// Puts an active subscription into the account without sending events: what the demo
-    /// workspace's seeded subscription is in Stripe.
+    /// Puts an active subscription into the account, unless it is there already, without
+    /// sending events: what the demo workspace's seeded subscription is in Stripe.
     pub fn insert_active_subscription(&self, id: &str, customer: &str, lookup_key: &str, workspace_id: Uuid) {
         let mut subscription = self.new_subscription(
             customer,
@@ -163,7 +163,9 @@ impl LocalStripe {
         );
         subscription["id"] = json!(id);
         subscription["items"]["data"][0]["subscription"] = json!(id);
-        self.account().subscriptions.insert(id.to_owned(), subscription);
+        subscription["latest_invoice"] = json!(format!("in_{id}"));
+        // Kept as it is when the account already has it (a restart keeps its state).
+        self.account().subscriptions.entry(id.to_owned()).or_insert(subscription);
         self.save();
     }
 

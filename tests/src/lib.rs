@@ -39,6 +39,13 @@ pub struct TestDatabase {
     pub service_url: String,
 }
 
+impl TestDatabase {
+    /// A login of one of the worker roles (`app_billing`, `app_usage`, `app_sweeper`).
+    pub fn worker_url(&self, role: &str) -> String {
+        self.service_url.replace("app_service:app_service", &format!("{role}:{role}"))
+    }
+}
+
 /// The database of this test binary, created and migrated on first use. Its creation runs on a
 /// thread of its own because every `#[tokio::test]` has its own runtime, and pools must not
 /// outlive the runtime that made them: tests only share URLs, never pools.
@@ -216,7 +223,7 @@ impl TestApp {
     /// A billing worker (service role) reading Stripe's state from this app's local Stripe.
     pub async fn billing_worker(&self, past_due_grace_days: i64) -> billing_worker::Worker {
         billing_worker::Worker {
-            pool: service_pool().await,
+            pool: worker_pool("app_billing").await,
             past_due_grace: time::Duration::days(past_due_grace_days),
             stripe: stripe::reader(&self.stripe.uri()),
         }
@@ -398,6 +405,15 @@ pub fn mint(subject: &str, email: Option<&str>, ttl: Duration) -> String {
 }
 
 /// A pool as the worker (service) role, which sees every tenant: for asserting what was written.
+/// A pool as one worker's own role, as that worker runs on Lambda.
+pub async fn worker_pool(role: &str) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&database().worker_url(role))
+        .await
+        .expect("connect as a worker role")
+}
+
 pub async fn service_pool() -> PgPool {
     PgPoolOptions::new().max_connections(2).connect(&database().service_url).await.expect("connect as app_service")
 }

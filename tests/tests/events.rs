@@ -158,7 +158,7 @@ async fn every_sample_event_is_served_by_its_function() {
             "usage" => {
                 let event: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
                 let worker = usage_worker::UsageWorker {
-                    pool: service_pool().await,
+                    pool: integration_tests::worker_pool("app_usage").await,
                     stripe: shared::stripe::StripeClient::new(
                         SecretString::from("sk_test_unused"),
                         Some(app.stripe.uri()),
@@ -189,7 +189,7 @@ async fn every_sample_event_is_served_by_its_function() {
                 let usage_queue_url = create_queue("events-usage", &[]).await;
                 let client = aws_sdk_sqs::Client::new(&local_aws().await);
                 let sweeper = ai_sweeper::Sweeper {
-                    pool: service_pool().await,
+                    pool: integration_tests::worker_pool("app_sweeper").await,
                     usage_queue: Queue::new(client.clone(), &usage_queue_url),
                     stuck_after_secs: 120,
                     resend_after_secs: 900,

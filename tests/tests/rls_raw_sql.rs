@@ -343,3 +343,47 @@ fn assert_rls_violation(result: Result<(), sqlx::Error>, what: &str) {
         other => panic!("{what}: expected a row-level security violation, got {other:?}"),
     }
 }
+
+/// Each worker's role reaches only its own tables: what it has no grant on is refused outright,
+/// and the API's tenant data (projects, comments, members, clients) is out of every worker's
+/// reach.
+#[tokio::test]
+async fn each_worker_role_reaches_only_the_tables_it_works_on() {
+    let app = TestApp::new().await;
+    let a = app.tenant("a").await;
+    fill_every_table(&a).await;
+    let reach: [(&str, &[&str]); 3] = [
+        ("app_billing", &["workspaces", "subscriptions", "stripe_events", "checkout_sessions", "plans"]),
+        ("app_usage", &["usage_records", "workspaces"]),
+        ("app_sweeper", &["ai_runs", "ai_quota_usage", "usage_records", "workspaces"]),
+    ];
+    let mut tables = tenant_tables().await.into_iter().map(|(table, _)| table).collect::<Vec<_>>();
+    tables.extend(["users".to_owned(), "plans".to_owned()]);
+    for (role, readable) in reach {
+        let pool = integration_tests::worker_pool(role).await;
+        for table in &tables {
+            let read =
+                sqlx::query_scalar::<_, i64>(sql(format!("SELECT count(*) FROM {table}"))).fetch_one(&pool).await;
+            if readable.contains(&table.as_str()) {
+                assert!(read.unwrap() > 0, "{role} should read {table}");
+            } else {
+                match read {
+                    Err(error) => assert_denied(&error, &format!("{role} reading {table}")),
+                    Ok(n) => panic!("{role} read {n} rows of {table}"),
+                }
+            }
+        }
+        // No worker deletes tenant data or touches a project.
+        let deleted = sqlx::query("DELETE FROM workspaces WHERE id = $1").bind(a.id).execute(&pool).await;
+        assert_denied(&deleted.unwrap_err(), &format!("{role} deleting a workspace"));
+    }
+    // The billing worker appends to the trails but cannot read or rewrite them.
+    let billing = integration_tests::worker_pool("app_billing").await;
+    sqlx::query("INSERT INTO audit_log (workspace_id, actor, action) VALUES ($1, 'stripe', 'test')")
+        .bind(a.id)
+        .execute(&billing)
+        .await
+        .expect("billing appends to the audit log");
+    let rewritten = sqlx::query("UPDATE audit_log SET action = 'forged'").execute(&billing).await;
+    assert_denied(&rewritten.unwrap_err(), "billing rewriting the audit log");
+}

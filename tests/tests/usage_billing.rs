@@ -31,7 +31,7 @@ async fn stripe() -> MockServer {
 
 async fn worker(stripe: &MockServer) -> UsageWorker {
     UsageWorker {
-        pool: service_pool().await,
+        pool: integration_tests::worker_pool("app_usage").await,
         stripe: StripeClient::new(SecretString::from(SECRET_KEY), Some(stripe.uri())),
         event_name: "ai_tool_runs".into(),
     }
@@ -153,7 +153,7 @@ async fn usage_without_a_customer_is_kept_and_reported_once_one_exists() {
     assert_eq!(worker.report(&record.to_string()).await.unwrap(), Outcome::NoCustomer);
     assert!(meter_events_for(&stripe, record).await.is_empty());
     let sweeper = ai_sweeper::Sweeper {
-        pool: pool.clone(),
+        pool: integration_tests::worker_pool("app_sweeper").await,
         usage_queue: queue.clone(),
         stuck_after_secs: 120,
         resend_after_secs: 900,
@@ -227,7 +227,7 @@ async fn usage_whose_enqueue_failed_is_recovered_by_the_sweeper() {
         .unwrap();
     let queue = Queue::new(sqs, &good_url);
     let sweeper = ai_sweeper::Sweeper {
-        pool: service_pool().await,
+        pool: integration_tests::worker_pool("app_sweeper").await,
         usage_queue: queue.clone(),
         stuck_after_secs: 120,
         resend_after_secs: 900,
@@ -292,8 +292,12 @@ async fn abandoned_pending_runs_are_failed_and_their_quota_released() {
         .await
         .unwrap();
     let queue = Queue::new(SqsClient::new(&local_aws().await), create_queue("usage", &[]).await);
-    let sweeper =
-        ai_sweeper::Sweeper { pool: pool.clone(), usage_queue: queue, stuck_after_secs: 120, resend_after_secs: 900 };
+    let sweeper = ai_sweeper::Sweeper {
+        pool: integration_tests::worker_pool("app_sweeper").await,
+        usage_queue: queue,
+        stuck_after_secs: 120,
+        resend_after_secs: 900,
+    };
     assert!(sweeper.sweep().await.unwrap().abandoned_runs >= 1);
     let statuses: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT id, status FROM ai_runs WHERE workspace_id = $1 AND id IN ($2, $3) ORDER BY id")

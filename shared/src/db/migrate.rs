@@ -10,15 +10,20 @@ pub async fn run(owner_pool: &PgPool) -> Result<(), MigrateError> {
     MIGRATOR.run(owner_pool).await
 }
 
-/// Lets the API and service roles log in with a password. Local development and tests only:
-/// deployments grant these roles to their own login users instead (see the README).
+/// The worker roles, each limited to the tables its worker uses.
+pub const WORKER_ROLES: [&str; 3] = ["app_billing", "app_usage", "app_sweeper"];
+
+/// Lets the API, service and worker roles log in with a password (the worker roles' password is
+/// their name). Local development and tests only: deployments grant these roles to their own
+/// login users instead (see the README).
 pub async fn enable_local_logins(
     owner_pool: &PgPool,
     api_password: &str,
     service_password: &str,
 ) -> Result<(), sqlx::Error> {
+    let workers = WORKER_ROLES.map(|role| (role, role));
     // ALTER ROLE takes no bind parameters; the passwords are quoted as literals by PostgreSQL.
-    for (role, password) in [("app_api", api_password), ("app_service", service_password)] {
+    for (role, password) in [("app_api", api_password), ("app_service", service_password)].into_iter().chain(workers) {
         let quoted: String =
             sqlx::query_scalar("SELECT quote_literal($1)").bind(password).fetch_one(owner_pool).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!("ALTER ROLE {role} WITH LOGIN PASSWORD {quoted}")))
