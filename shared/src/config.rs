@@ -1,12 +1,13 @@
 //! Typed configuration, read once per cold start.
 //!
-//! Every setting is an environment variable. When `APP_SECRET_ID` names a Secrets Manager
-//! secret, that secret is a JSON object whose keys are the same variable names; a key present in
-//! the secret wins over the environment, so credentials can live only in the secret.
+//! Every setting is an environment variable. `APP_SECRET_IDS` (or one `APP_SECRET_ID`) names the
+//! Secrets Manager secrets a function reads: JSON objects whose keys are the same variable
+//! names; a key present in a secret wins over the environment, so credentials can live only in
+//! secrets, each function holding only those it needs.
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `APP_SECRET_ID` | unset | name or ARN of the JSON application secret |
+//! | `APP_SECRET_IDS` | unset | comma-separated names or ARNs of the function's JSON secrets |
 //! | `DATABASE_URL` | required | PostgreSQL URL of the API role (`app_api`) |
 //! | `DB_MAX_CONNECTIONS` | 2 | pool size per execution environment |
 //! | `DB_ACQUIRE_TIMEOUT_MS` | 3000 | wait for a pooled connection before answering 503 |
@@ -85,7 +86,7 @@ pub struct Settings {
 type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 impl Settings {
-    /// Reads the environment and, when `APP_SECRET_ID` is set, the application secret.
+    /// Reads the environment and the secrets `APP_SECRET_IDS` names.
     pub async fn load() -> Result<Self, ConfigError> {
         Self::load_from(|name| std::env::var(name).ok()).await
     }

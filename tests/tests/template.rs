@@ -1,0 +1,148 @@
+//! `template.yaml` as deployed: least-privilege secrets (no function reachable from the
+//! internet can read a worker's database login; each function reads exactly the secrets it is
+//! told to read) and one identity provider for the gateway and the functions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_norway::Value;
+
+fn template() -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+    serde_norway::from_str(&std::fs::read_to_string(path).expect("template.yaml")).expect("template.yaml is YAML")
+}
+
+fn resources(template: &Value) -> BTreeMap<String, Value> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap().to_owned(), v.clone()))
+        .collect()
+}
+
+/// The logical id a `!Ref X` names.
+fn reference(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => tagged.value.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+fn references(value: &Value) -> Vec<String> {
+    match value {
+        Value::Sequence(items) => items.iter().flat_map(references).collect(),
+        Value::Tagged(tagged) if tagged.tag == "Join" => references(&tagged.value[1]),
+        other => reference(other).into_iter().collect(),
+    }
+}
+
+/// Each secret's configuration keys, from the JSON object it is created with.
+fn secret_keys(resources: &BTreeMap<String, Value>) -> BTreeMap<String, BTreeSet<String>> {
+    resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::SecretsManager::Secret")
+        .map(|(id, r)| {
+            let json: serde_json::Value = serde_json::from_str(
+                r["Properties"]["SecretString"].as_str().unwrap_or_else(|| panic!("{id} declares its keys")),
+            )
+            .unwrap();
+            (id.clone(), json.as_object().unwrap().keys().cloned().collect())
+        })
+        .collect()
+}
+
+struct Function {
+    /// Reachable from the internet: an HTTP API route or a Function URL.
+    public: bool,
+    /// Secrets its IAM policy lets it read.
+    readable: BTreeSet<String>,
+    /// Secrets its configuration tells it to read (`APP_SECRET_IDS`).
+    configured: BTreeSet<String>,
+}
+
+fn functions(resources: &BTreeMap<String, Value>) -> BTreeMap<String, Function> {
+    resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(id, r)| {
+            let properties = &r["Properties"];
+            let public = properties.get("FunctionUrlConfig").is_some()
+                || properties["Events"]
+                    .as_mapping()
+                    .is_some_and(|events| events.values().any(|e| e["Type"] == "HttpApi" || e["Type"] == "Api"));
+            let mut readable = BTreeSet::new();
+            for policy in properties["Policies"].as_sequence().into_iter().flatten() {
+                for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                    let actions: Vec<&str> = match &statement["Action"] {
+                        Value::Sequence(actions) => actions.iter().filter_map(Value::as_str).collect(),
+                        action => action.as_str().into_iter().collect(),
+                    };
+                    if actions.iter().any(|a| *a == "secretsmanager:GetSecretValue" || *a == "secretsmanager:*") {
+                        let resource = &statement["Resource"];
+                        assert_ne!(resource.as_str(), Some("*"), "{id} may read every secret");
+                        readable.extend(references(resource));
+                    }
+                }
+            }
+            let configured =
+                properties["Environment"]["Variables"].get("APP_SECRET_IDS").map(references).unwrap_or_default();
+            (id.clone(), Function { public, readable, configured: configured.into_iter().collect() })
+        })
+        .collect()
+}
+
+#[test]
+fn no_public_function_can_read_a_secret_holding_a_workers_database_login() {
+    let resources = resources(&template());
+    let keys = secret_keys(&resources);
+    let functions = functions(&resources);
+    assert!(functions.values().filter(|f| f.public).count() >= 6, "expected the HTTP functions and the webhook");
+    for (id, function) in &functions {
+        for secret in &function.readable {
+            let held = keys.get(secret).unwrap_or_else(|| panic!("{id} reads {secret}, which is not a secret here"));
+            if function.public {
+                assert!(
+                    !held.contains("SERVICE_DATABASE_URL"),
+                    "{id} is reachable from the internet and can read {secret}, which holds SERVICE_DATABASE_URL"
+                );
+            }
+        }
+    }
+    // The webhook holds nothing but its signing secrets.
+    let webhook: BTreeSet<&String> =
+        functions["StripeWebhookFunction"].readable.iter().flat_map(|s| keys[s].iter()).collect();
+    assert_eq!(webhook.into_iter().cloned().collect::<Vec<_>>(), ["STRIPE_WEBHOOK_SECRETS"]);
+}
+
+#[test]
+fn each_function_reads_exactly_the_secrets_it_is_configured_with() {
+    let resources = resources(&template());
+    let keys = secret_keys(&resources);
+    for (id, function) in functions(&resources) {
+        assert!(!function.configured.is_empty(), "{id} reads no secret");
+        assert_eq!(function.readable, function.configured, "{id}: IAM access and APP_SECRET_IDS differ");
+        // Each setting in exactly one of its secrets (the loader refuses duplicates).
+        let mut seen = BTreeSet::new();
+        for secret in &function.configured {
+            for key in &keys[secret] {
+                assert!(seen.insert(key), "{id}: {key} is in two of its secrets");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_gateway_and_the_functions_accept_the_same_single_issuer_and_audience() {
+    let template = template();
+    let authorizer = &template["Resources"]["HttpApi"]["Properties"]["Auth"]["Authorizers"]["OidcAuthorizer"];
+    let variables = &template["Globals"]["Function"]["Environment"]["Variables"];
+    // An HTTP API JWT authorizer takes one issuer; the functions are given that same one.
+    assert_eq!(authorizer["JwtConfiguration"]["issuer"], variables["AUTH_OIDC_ISSUERS"]);
+    let audiences = authorizer["JwtConfiguration"]["audience"].as_sequence().unwrap();
+    assert_eq!(audiences.len(), 1);
+    assert_eq!(audiences[0], variables["AUTH_AUDIENCES"]);
+    // And no secret can widen it behind the gateway's back.
+    for (id, held) in secret_keys(&resources(&template)) {
+        assert!(!held.iter().any(|k| k.starts_with("AUTH_")), "{id} would override the issuer the gateway checks");
+    }
+}
