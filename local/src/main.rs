@@ -210,6 +210,15 @@ async fn serve(args: &[String]) -> Result<()> {
             let worker_settings = shared::config::Settings::load_from(worker_setting("app_billing")).await?;
             let worker = billing_worker::Worker::from_settings(&worker_settings).await?;
             let worker: &'static billing_worker::Worker = Box::leak(Box::new(worker));
+            // As the frequent schedule on AWS: deleted workspaces' subscriptions are canceled.
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                    if let Err(error) = worker.send_pending_cancellations().await {
+                        tracing::warn!(%error, "sending cancellations failed");
+                    }
+                }
+            });
             tokio::spawn(local_stack::queues::feed(queue.clone(), "billing-worker", move |event| {
                 billing_worker::handle_batch(worker, event)
             }));

@@ -742,3 +742,50 @@ async fn a_new_subscription_after_a_cancellation_whose_event_is_late_is_no_dupli
     assert!(requests(&app, "DELETE", &format!("/v1/subscriptions/{}", second.subscription)).await.is_empty());
     assert!(requests(&app, "POST", "/v1/refunds").await.is_empty());
 }
+
+#[tokio::test]
+async fn deleting_a_workspace_cancels_its_stripe_subscription_once() {
+    let app = TestApp::new().await;
+    let owner = app.user("deleting").await;
+    let ws = app.workspace(&owner, "Deleted").await;
+    let free_ws = app.workspace(&owner, "Deleted, never paid").await;
+    let worker = app.billing_worker(7).await;
+    let paid = state(ws, "active", "pro_monthly");
+    app.stripe_account.put(&paid);
+    worker
+        .apply(&subscription_event(&evt("paid"), "customer.subscription.created", now(), &paid).to_string())
+        .await
+        .unwrap();
+
+    // Stripe is down at first: the cancellation waits, and is retried.
+    app.stripe_account.set_unavailable(true);
+    for id in [ws, free_ws] {
+        app.delete(&owner, &format!("/v1/workspaces/{id}")).await.expect(StatusCode::NO_CONTENT);
+    }
+    let first = worker.send_pending_cancellations().await.unwrap();
+    assert!(first.canceled.is_empty());
+    assert_eq!(first.failed.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), [paid.subscription.as_str()]);
+    assert_eq!(app.stripe_account.get(&paid.subscription).unwrap()["status"], "active", "Stripe still charges");
+
+    app.stripe_account.set_unavailable(false);
+    let second = worker.send_pending_cancellations().await.unwrap();
+    assert_eq!(second.canceled, vec![paid.subscription.clone()], "only the paying workspace had something to cancel");
+    assert_eq!(app.stripe_account.get(&paid.subscription).unwrap()["status"], "canceled");
+    let sent = requests(&app, "DELETE", &format!("/v1/subscriptions/{}", paid.subscription)).await;
+    assert_eq!(sent.len(), 2, "one attempt while Stripe was down, one that went through");
+    assert!(sent.iter().all(|r| r.headers.get("idempotency-key").unwrap()
+        == format!("cancel-deleted-workspace:{}", paid.subscription).as_str()));
+    let (attempts, canceled): (i32, bool) = sqlx::query_as(
+        "SELECT attempts, canceled_at IS NOT NULL FROM subscription_cancellations WHERE stripe_subscription_id = $1",
+    )
+    .bind(&paid.subscription)
+    .fetch_one(&service_pool().await)
+    .await
+    .unwrap();
+    assert_eq!((attempts, canceled), (2, true));
+
+    // Nothing is sent twice.
+    let third = worker.send_pending_cancellations().await.unwrap();
+    assert!(third.canceled.is_empty() && third.failed.is_empty());
+    assert_eq!(requests(&app, "DELETE", &format!("/v1/subscriptions/{}", paid.subscription)).await.len(), 2);
+}

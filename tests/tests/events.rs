@@ -29,6 +29,8 @@ fn events() -> Vec<(String, String)> {
 
 /// The usage record `events/usage-worker-sqs.json` names, and a run the sweeper must fail.
 const SAMPLE_USAGE_RECORD: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000a1a1");
+/// A deleted workspace's subscription waiting to be canceled (Stripe no longer has it: done).
+const PENDING_CANCELLATION: &str = "sub_of_a_deleted_workspace";
 const ABANDONED_RUN: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000a1a2");
 
 /// Gives each scheduled and queued sample event something to do: a succeeded run whose usage
@@ -66,6 +68,14 @@ async fn arrange_scheduled_work(app: &TestApp) {
     .bind(SAMPLE_USAGE_RECORD)
     .bind(demo)
     .bind(succeeded)
+    .execute(&owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO subscription_cancellations (stripe_subscription_id, workspace_id, stripe_customer_id, reason)
+         VALUES ($1, gen_random_uuid(), 'cus_gone', 'workspace deleted')",
+    )
+    .bind(PENDING_CANCELLATION)
     .execute(&owner)
     .await
     .unwrap();
@@ -204,6 +214,18 @@ async fn every_sample_event_is_served_by_its_function() {
                 assert_eq!(status, "failed", "{name}");
                 let sent = client.receive_message().queue_url(&usage_queue_url).send().await.unwrap();
                 assert_eq!(sent.messages()[0].body(), Some(SAMPLE_USAGE_RECORD.to_string().as_str()), "{name}");
+            }
+            "billing" if name == "billing-reconcile-cancellations" => {
+                let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let reconciler = billing_reconcile::Reconciler {
+                    worker: app.billing_worker(7).await,
+                    lookback: time::Duration::days(30),
+                };
+                let report =
+                    billing_reconcile::handle(&reconciler, LambdaEvent::new(event, Context::default())).await.unwrap();
+                // Only the cancellation arranged above is sent; no reconciliation runs.
+                assert_eq!(report["canceled"], serde_json::json!([PENDING_CANCELLATION]), "{name}: {report}");
+                assert!(report.get("drift").is_none(), "{name}: {report}");
             }
             "billing" if name == "billing-reconcile-schedule" => {
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();

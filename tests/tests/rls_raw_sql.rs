@@ -41,6 +41,8 @@ async fn fill_every_table(tenant: &Tenant) {
         "INSERT INTO activity (workspace_id, kind, message) VALUES ($1, 'test', 'fixture')",
         "INSERT INTO stripe_events (id, type, created, workspace_id, outcome, payload)
          VALUES ('evt_' || replace($2::text, '-', ''), 'fixture', now(), $1, 'applied', '{}')",
+        "INSERT INTO subscription_cancellations (stripe_subscription_id, workspace_id, stripe_customer_id, reason)
+         VALUES ('sub_' || replace($2::text, '-', ''), $1, 'cus_x', 'fixture')",
         "INSERT INTO checkout_sessions (stripe_session_id, workspace_id, plan_id, url, expires_at)
          VALUES ('cs_' || replace($2::text, '-', ''), $1, 'pro', 'https://checkout.stripe.com/x', now() + interval '1 day')",
     ];
@@ -325,7 +327,7 @@ async fn the_identity_does_not_outlive_its_transaction() {
 }
 
 /// Tables an owner has no reason to read through the API role (the billing worker's own).
-const NOT_READ_BY_OWNERS: [&str; 1] = ["stripe_events"];
+const NOT_READ_BY_OWNERS: [&str; 2] = ["stripe_events", "subscription_cancellations"];
 
 /// Refused by row-level security or by privileges: both are SQLSTATE 42501.
 #[track_caller]
@@ -353,7 +355,17 @@ async fn each_worker_role_reaches_only_the_tables_it_works_on() {
     let a = app.tenant("a").await;
     fill_every_table(&a).await;
     let reach: [(&str, &[&str]); 3] = [
-        ("app_billing", &["workspaces", "subscriptions", "stripe_events", "checkout_sessions", "plans"]),
+        (
+            "app_billing",
+            &[
+                "workspaces",
+                "subscriptions",
+                "stripe_events",
+                "checkout_sessions",
+                "subscription_cancellations",
+                "plans",
+            ],
+        ),
         ("app_usage", &["usage_records", "workspaces"]),
         ("app_sweeper", &["ai_runs", "ai_quota_usage", "usage_records", "workspaces"]),
     ];

@@ -47,12 +47,16 @@ impl Reconciler {
     }
 }
 
-/// One scheduled invocation: the schedule's event says nothing reconciliation needs; the answer
-/// is the report.
+/// One scheduled invocation. `{"task": "cancellations"}` (the frequent schedule) only sends the
+/// pending cancellations of deleted workspaces' subscriptions; anything else (the reconcile
+/// schedule) runs the whole reconciliation, cancellations included. The answer is the report.
 pub async fn handle(
     reconciler: &Reconciler,
-    _event: lambda_runtime::LambdaEvent<serde_json::Value>,
+    event: lambda_runtime::LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, lambda_runtime::Error> {
+    if event.payload.get("task").and_then(serde_json::Value::as_str) == Some("cancellations") {
+        return Ok(serde_json::to_value(reconciler.worker.send_pending_cancellations().await?)?);
+    }
     Ok(serde_json::to_value(reconciler.run().await?)?)
 }
 

@@ -3,12 +3,14 @@
 //! missed events and drifted state through the same path.
 
 pub mod apply;
+pub mod cancellations;
 pub mod event;
 pub mod reconcile;
 mod setup;
 pub mod stripe_state;
 
 pub use apply::{ApplyError, Cause, Difference, Outcome, Synced, Worker};
+pub use cancellations::CancellationReport;
 pub use reconcile::{Drift, ReconcileReport, Reconciliation, Repair};
 pub use setup::SetupError;
 pub use stripe_state::{StripeReadError, StripeState};

@@ -10,6 +10,9 @@
 //!    exists). Each difference is repaired through the worker's own sync, which locks the
 //!    workspace and reads Stripe again, and is reported field by field.
 //!
+//! 4. Cancellations: subscriptions of deleted workspaces are canceled in Stripe (also run on
+//!    their own, every few minutes: `run_cancellations`).
+//!
 //! Cost: one list request per 100 live subscriptions, plus one GET per drifted or ended row.
 
 use std::collections::{HashMap, HashSet};
@@ -20,6 +23,7 @@ use uuid::Uuid;
 
 use super::HANDLED_EVENT_TYPES;
 use super::apply::{ApplyError, Cause, Difference, Outcome, Stored, Worker, differences, resolve_workspace};
+use super::cancellations::CancellationReport;
 use super::event::Subscription;
 use super::stripe_state::StripeState;
 
@@ -53,6 +57,8 @@ pub struct ReconcileReport {
     pub drift: Vec<Drift>,
     /// Events that could not be applied (malformed); retried on the next run.
     pub failed: Vec<String>,
+    /// Subscriptions of deleted workspaces sent to Stripe for cancellation.
+    pub cancellations: CancellationReport,
 }
 
 pub struct Reconciliation<'a> {
@@ -68,6 +74,7 @@ impl Reconciliation<'_> {
         self.replay_missed_events(since.unix_timestamp(), &mut report).await?;
         self.retry_waiting_events(since, &mut report).await?;
         self.compare_state(&mut report).await?;
+        report.cancellations = self.worker.send_pending_cancellations().await?;
         Ok(report)
     }
 

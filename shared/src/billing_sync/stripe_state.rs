@@ -123,17 +123,8 @@ impl StripeState {
     /// anything had been paid.
     #[tracing::instrument(skip(self))]
     pub async fn end_duplicate(&self, id: &str) -> Result<Option<(String, i64)>, StripeReadError> {
-        let cancel = CancelSubscription::new(id).prorate(false).invoice_now(false);
-        let canceled = match self.send_once(cancel, &format!("cancel-duplicate:{id}")).await {
-            Ok(object) => object,
-            // Already gone from Stripe: nothing left to cancel or to refund.
-            Err(StripeError::Stripe(error, 404))
-                if error.code.as_ref().is_none_or(|c| c.as_str() == "resource_missing") =>
-            {
-                return Ok(None);
-            }
-            Err(error) => return Err(unavailable(error)),
-        };
+        // Already gone from Stripe: nothing left to cancel or to refund.
+        let Some(canceled) = self.cancel_now(id, &format!("cancel-duplicate:{id}")).await? else { return Ok(None) };
         let Some(invoice_id) = canceled.get("latest_invoice").and_then(super::event::id_of) else { return Ok(None) };
         let invoice = self
             .send(RetrieveInvoice::new(invoice_id.as_str()).expand(vec!["payments".to_owned()]))
@@ -145,6 +136,21 @@ impl StripeState {
         let refund = self.send_once(refund, &format!("refund-duplicate:{id}")).await.map_err(unavailable)?;
         let refund_id = refund.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
         Ok(Some((refund_id, refund.get("amount").and_then(Value::as_i64).unwrap_or(paid))))
+    }
+
+    /// Cancels a subscription now, without proration or a final invoice; `None` if Stripe has no
+    /// such subscription. `key` makes a retry cancel once.
+    pub async fn cancel_now(&self, id: &str, key: &str) -> Result<Option<Value>, StripeReadError> {
+        let cancel = CancelSubscription::new(id).prorate(false).invoice_now(false);
+        match self.send_once(cancel, key).await {
+            Ok(object) => Ok(Some(object)),
+            Err(StripeError::Stripe(error, 404))
+                if error.code.as_ref().is_none_or(|c| c.as_str() == "resource_missing") =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(unavailable(error)),
+        }
     }
 
     /// A POST, sent once with an idempotency key (a retry of the message sends the same key).
