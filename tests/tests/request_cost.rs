@@ -1,0 +1,56 @@
+//! What a request costs the database: a read by a known user writes nothing (no transaction id,
+//! so no WAL and no row lock that one user's concurrent requests would queue on).
+
+use integration_tests::{TestApp, TestUser, api_pool};
+use shared::access::Access;
+use shared::auth::Caller;
+use shared::db::TenantTx;
+use sqlx::PgPool;
+
+fn caller(user: &TestUser, email: Option<&str>) -> Caller {
+    Caller::new(integration_tests::HS256_ISSUER.to_owned(), user.subject.clone(), email.map(str::to_owned))
+}
+
+/// Runs what a projects-list request runs (identity, access check, the list query) and answers
+/// whether the transaction was assigned a transaction id by its end.
+async fn list_projects_assigns_an_xid(pool: &PgPool, caller: &Caller, workspace_id: uuid::Uuid) -> bool {
+    let mut tx = TenantTx::begin(pool, caller).await.unwrap();
+    Access::load(&mut tx, workspace_id).await.unwrap();
+    let _: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM projects WHERE workspace_id = $1 ORDER BY id DESC LIMIT 26")
+            .bind(workspace_id)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    let xid: Option<String> =
+        sqlx::query_scalar("SELECT pg_current_xact_id_if_assigned()::text").fetch_one(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    xid.is_some()
+}
+
+#[tokio::test]
+async fn a_read_by_a_known_unchanged_user_assigns_no_transaction_id() {
+    let app = TestApp::new().await;
+    let t = app.tenant("cost").await;
+    let pool = api_pool().await;
+    let known = caller(&t.member, Some(&t.member.email));
+    assert!(!list_projects_assigns_an_xid(&pool, &known, t.id).await, "a read by a known user wrote");
+    // A token without an e-mail keeps the stored one, and writes nothing either.
+    assert!(!list_projects_assigns_an_xid(&pool, &caller(&t.member, None), t.id).await);
+}
+
+#[tokio::test]
+async fn a_new_user_or_a_changed_e_mail_is_written_once() {
+    let app = TestApp::new().await;
+    let t = app.tenant("cost-write").await;
+    let pool = api_pool().await;
+    let changed = caller(&t.viewer, Some("viewer-renamed@example.test"));
+    assert!(list_projects_assigns_an_xid(&pool, &changed, t.id).await, "the new e-mail is stored");
+    assert!(!list_projects_assigns_an_xid(&pool, &changed, t.id).await, "and then nothing is written");
+    let mut tx = TenantTx::begin(&pool, &changed).await.unwrap();
+    let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = app.current_user_id()")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(email.as_deref(), Some("viewer-renamed@example.test"));
+}
