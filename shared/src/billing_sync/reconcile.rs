@@ -82,18 +82,8 @@ impl Reconciliation<'_> {
         let events = self.stripe.events_since(since, &HANDLED_EVENT_TYPES).await?;
         report.events_checked = events.len();
         for event in events {
-            let (id, kind) = id_and_type(&event);
-            match self.worker.apply(&event.to_string()).await {
-                Ok(Outcome::Duplicate) => {}
-                Ok(outcome) => {
-                    report.missed_events.push(Repair { event_id: id, event_type: kind, outcome: outcome.as_str() })
-                }
-                Err(ApplyError::Malformed(reason)) => {
-                    tracing::error!(event_id = %id, %reason, "event cannot be applied");
-                    report.failed.push(id);
-                }
-                Err(error) => return Err(error),
-            }
+            let result = self.worker.apply(&event.to_string()).await;
+            file(result, &event, &[Outcome::Duplicate], &mut report.missed_events, &mut report.failed)?;
         }
         Ok(())
     }
@@ -105,18 +95,9 @@ impl Reconciliation<'_> {
     ) -> Result<(), ApplyError> {
         for payload in self.worker.unlinked_since(since).await? {
             let event: Value = serde_json::from_str(&payload).unwrap_or_default();
-            let (id, kind) = id_and_type(&event);
-            match self.worker.retry_unlinked(&payload).await {
-                Ok(Outcome::Unlinked | Outcome::Duplicate) => {}
-                Ok(outcome) => {
-                    report.waiting_events.push(Repair { event_id: id, event_type: kind, outcome: outcome.as_str() })
-                }
-                Err(ApplyError::Malformed(reason)) => {
-                    tracing::error!(event_id = %id, %reason, "event cannot be applied");
-                    report.failed.push(id);
-                }
-                Err(error) => return Err(error),
-            }
+            let result = self.worker.retry_unlinked(&payload).await;
+            let still_waiting = [Outcome::Unlinked, Outcome::Duplicate];
+            file(result, &event, &still_waiting, &mut report.waiting_events, &mut report.failed)?;
         }
         Ok(())
     }
@@ -192,6 +173,28 @@ impl Reconciliation<'_> {
         }
         Ok(())
     }
+}
+
+/// Files one event's result: a change in `repairs`, a malformed event in `failed` (retried on
+/// the next run); `unremarkable` outcomes changed nothing. Other errors stop the run.
+fn file(
+    result: Result<Outcome, ApplyError>,
+    event: &Value,
+    unremarkable: &[Outcome],
+    repairs: &mut Vec<Repair>,
+    failed: &mut Vec<String>,
+) -> Result<(), ApplyError> {
+    let (event_id, event_type) = id_and_type(event);
+    match result {
+        Ok(outcome) if unremarkable.contains(&outcome) => {}
+        Ok(outcome) => repairs.push(Repair { event_id, event_type, outcome: outcome.as_str() }),
+        Err(ApplyError::Malformed(reason)) => {
+            tracing::error!(%event_id, %reason, "event cannot be applied");
+            failed.push(event_id);
+        }
+        Err(error) => return Err(error),
+    }
+    Ok(())
 }
 
 fn id_and_type(event: &Value) -> (String, String) {

@@ -73,45 +73,32 @@ impl StripeState {
 
     /// Every subscription that is not canceled (Stripe's default list), following pagination.
     pub async fn live_subscriptions(&self) -> Result<Vec<Value>, StripeReadError> {
-        let mut all = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let mut request = ListSubscription::new().limit(PAGE_SIZE);
-            if let Some(after) = &after {
-                request = request.starting_after(after.clone());
+        self.every_page(|after| {
+            let request = ListSubscription::new().limit(PAGE_SIZE);
+            match after {
+                Some(after) => request.starting_after(after),
+                None => request,
             }
-            let page = self.send(request).await.map_err(unavailable)?;
-            let (data, has_more) = list_page(page)?;
-            after = data.last().and_then(|s| s.get("id")).and_then(Value::as_str).map(str::to_owned);
-            all.extend(data);
-            if !has_more || after.is_none() {
-                return Ok(all);
-            }
-        }
+        })
+        .await
     }
 
     /// Events of the given types created at or after `created_since` (unix seconds), oldest
     /// first, following pagination. Stripe keeps events for 30 days.
     pub async fn events_since(&self, created_since: i64, types: &[&str]) -> Result<Vec<Value>, StripeReadError> {
         let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
-        let mut all = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let mut request = ListEvent::new()
-                .limit(PAGE_SIZE)
-                .created(stripe_types::RangeQueryTs::gte(created_since))
-                .types(types.clone());
-            if let Some(after) = &after {
-                request = request.starting_after(after.clone());
-            }
-            let page = self.send(request).await.map_err(unavailable)?;
-            let (data, has_more) = list_page(page)?;
-            after = data.last().and_then(|e| e.get("id")).and_then(Value::as_str).map(str::to_owned);
-            all.extend(data);
-            if !has_more || after.is_none() {
-                break;
-            }
-        }
+        let mut all = self
+            .every_page(|after| {
+                let request = ListEvent::new()
+                    .limit(PAGE_SIZE)
+                    .created(stripe_types::RangeQueryTs::gte(created_since))
+                    .types(types.clone());
+                match after {
+                    Some(after) => request.starting_after(after),
+                    None => request,
+                }
+            })
+            .await?;
         // Stripe lists newest first; applying oldest first keeps the trails in order.
         all.sort_by_key(|event| event.get("created").and_then(Value::as_i64).unwrap_or_default());
         Ok(all)
@@ -136,6 +123,23 @@ impl StripeState {
         let refund = self.send_once(refund, &format!("refund-duplicate:{id}")).await.map_err(unavailable)?;
         let refund_id = refund.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
         Ok(Some((refund_id, refund.get("amount").and_then(Value::as_i64).unwrap_or(paid))))
+    }
+
+    /// Follows a list's pages: `page` builds the request for the page after the given id.
+    async fn every_page<R: StripeRequest>(
+        &self,
+        page: impl Fn(Option<String>) -> R,
+    ) -> Result<Vec<Value>, StripeReadError> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (data, has_more) = list_page(self.send(page(after.take())).await.map_err(unavailable)?)?;
+            after = data.last().and_then(|item| item.get("id")).and_then(Value::as_str).map(str::to_owned);
+            all.extend(data);
+            if !has_more || after.is_none() {
+                return Ok(all);
+            }
+        }
     }
 
     /// Cancels a subscription now, without proration or a final invoice; `None` if Stripe has no
