@@ -27,7 +27,18 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
         .min_connections(0)
         .acquire_timeout(config.acquire_timeout)
         .idle_timeout(std::time::Duration::from_secs(240))
-        .test_before_acquire(true)
+        // A connection idle for a while (a frozen Lambda environment, a database failover) is
+        // checked before use; a warm request skips that extra round trip.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > std::time::Duration::from_secs(10) {
+                    use sqlx::Connection as _;
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         // Opening the first connection during init shortens the first request.
         .connect_with(options)
         .await
@@ -40,22 +51,39 @@ pub struct TenantTx {
 }
 
 impl TenantTx {
+    /// One round trip: BEGIN, the caller's identity, and their user row (written only when it is
+    /// missing or the e-mail changed), sent together as one simple-protocol batch.
     #[tracing::instrument(name = "db.begin", skip_all)]
     pub async fn begin(pool: &PgPool, caller: &Caller) -> Result<Self, ApiError> {
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT set_config('app.user_id', $1::text, true), app.ensure_user($1, $2, $3, $4)")
-            .bind(caller.user_id)
-            .bind(&caller.issuer)
-            .bind(&caller.subject)
-            .bind(caller.email.as_deref())
-            .execute(&mut *tx)
-            .await?;
+        let tx = pool.begin_with(sqlx::AssertSqlSafe(begin_as(caller))).await?;
         Ok(Self { tx })
     }
 
     pub async fn commit(self) -> Result<(), ApiError> {
         self.tx.commit().await.map_err(ApiError::from)
     }
+}
+
+/// The statements that open a caller's transaction. The simple protocol takes no bind
+/// parameters, so every value is written as a literal that cannot carry SQL: the user id as a
+/// UUID (hex digits and dashes), the strings from the token as hex-encoded UTF-8.
+fn begin_as(caller: &Caller) -> String {
+    let text = |value: &str| format!("convert_from(decode('{}', 'hex'), 'UTF8')", hex(value.as_bytes()));
+    let email = caller.email.as_deref().map_or_else(|| "NULL".to_owned(), text);
+    format!(
+        "BEGIN; SELECT set_config('app.user_id', '{id}', true), app.ensure_user('{id}'::uuid, {issuer}, {subject}, {email})",
+        id = caller.user_id.hyphenated(),
+        issuer = text(&caller.issuer),
+        subject = text(&caller.subject),
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+        let _ = write!(out, "{byte:02x}");
+        out
+    })
 }
 
 impl Deref for TenantTx {
@@ -68,5 +96,26 @@ impl Deref for TenantTx {
 impl DerefMut for TenantTx {
     fn deref_mut(&mut self) -> &mut PgConnection {
         &mut self.tx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identity_batch_carries_only_a_uuid_and_hex() {
+        let caller = Caller::new("https://issuer.example/".into(), "sub'); DROP TABLE users; --".into(), None);
+        let sql = begin_as(&caller);
+        assert!(!sql.contains("DROP TABLE"), "{sql}");
+        assert!(sql.contains(&caller.user_id.hyphenated().to_string()));
+        assert!(sql.ends_with("NULL)"), "no e-mail is NULL: {sql}");
+        // Everything between the quotes is a UUID or hex digits.
+        for (i, literal) in sql.split('\'').enumerate().filter(|(i, _)| i % 2 == 1) {
+            assert!(
+                literal.chars().all(|c| c.is_ascii_hexdigit() || c == '-') || ["app.user_id", "hex", "UTF8"].contains(&literal),
+                "literal {i}: {literal}"
+            );
+        }
     }
 }
