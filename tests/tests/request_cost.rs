@@ -54,3 +54,55 @@ async fn a_new_user_or_a_changed_e_mail_is_written_once() {
         .unwrap();
     assert_eq!(email.as_deref(), Some("viewer-renamed@example.test"));
 }
+
+/// The plan of a list page walks an index in the page's order and stops at the page, in a
+/// tenant big enough that a scan of the tenant and a sort would show, under row-level security,
+/// both as a one-off (custom) plan and as the generic plan a prepared statement settles on.
+#[tokio::test]
+async fn a_list_page_in_a_large_tenant_is_an_ordered_index_scan_with_a_limit() {
+    let app = TestApp::new().await;
+    let t = app.tenant("large").await;
+    let owner_pool = integration_tests::owner_pool().await;
+    // Seeded directly, without the per-row plan-limit trigger (a superuser's replica session).
+    let mut seed = owner_pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *seed).await.unwrap();
+    sqlx::query(
+        "INSERT INTO projects (id, workspace_id, name)
+         SELECT gen_random_uuid(), $1, 'Project ' || n FROM generate_series(1, 20000) n",
+    )
+    .bind(t.id)
+    .execute(&mut *seed)
+    .await
+    .unwrap();
+    seed.commit().await.unwrap();
+    sqlx::query("ANALYZE projects").execute(&owner_pool).await.unwrap();
+    let pool = api_pool().await;
+    let mut tx = TenantTx::begin(&pool, &caller(&t.member, Some(&t.member.email))).await.unwrap();
+    let list =
+        "SELECT id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at
+                FROM projects WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT 26";
+    sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE list_page(uuid, uuid) AS {list}")))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL plan_cache_mode = {mode}")))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let plan: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN (FORMAT JSON) EXECUTE list_page('{}', NULL)",
+            t.id
+        )))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        let top = &plan[0]["Plan"];
+        assert_eq!(top["Node Type"], "Limit", "{mode}: {plan}");
+        let scan = &top["Plans"].as_array().unwrap().iter().find(|p| p["Parent Relationship"] == "Outer").unwrap();
+        assert!(
+            scan["Node Type"].as_str().is_some_and(|n| n.starts_with("Index")) && scan["Relation Name"] == "projects",
+            "{mode}: the page is not read in index order: {plan}"
+        );
+    }
+}

@@ -113,7 +113,8 @@ mod tests {
         // Everything between the quotes is a UUID or hex digits.
         for (i, literal) in sql.split('\'').enumerate().filter(|(i, _)| i % 2 == 1) {
             assert!(
-                literal.chars().all(|c| c.is_ascii_hexdigit() || c == '-') || ["app.user_id", "hex", "UTF8"].contains(&literal),
+                literal.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+                    || ["app.user_id", "hex", "UTF8"].contains(&literal),
                 "literal {i}: {literal}"
             );
         }

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Row-level security at scale: seeds a many-tenant database (saas_bench; see
+# scripts/bench-rls/seed.sql) and runs, side by side in one run, each query shape the handlers
+# run under RLS as app_api (identity, access check, query, as TenantTx does) against the same
+# query with explicit filters and no RLS (as a superuser). Prints transactions per second and
+# their ratio. Not part of the test suite.
+#
+#   scripts/bench-rls.sh [--reseed] [--seconds N] [--clients N]
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+seconds=15 clients=4 reseed=false
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --reseed) reseed=true ;;
+    --seconds) seconds="$2"; shift ;;
+    --clients) clients="$2"; shift ;;
+    *) die "unknown option $1" ;;
+  esac
+  shift
+done
+
+ensure_postgres
+command -v pgbench >/dev/null 2>&1 || die "pgbench is required (apt-get install postgresql-contrib)"
+admin="${TEST_DATABASE_ADMIN_URL%/postgres}"
+owner_url="$admin/saas_bench"
+api_url="postgres://app_api:app_api@$PG_HOST:$PG_PORT/saas_bench"
+exists="$(psql "$TEST_DATABASE_ADMIN_URL" -qAtc "SELECT 1 FROM pg_database WHERE datname = 'saas_bench'")"
+if $reseed || [ "$exists" != 1 ]; then
+  say "creating and seeding saas_bench (2,000 workspaces, 1,000,000 comments; a few minutes)"
+  psql "$TEST_DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS saas_bench WITH (FORCE)" >/dev/null
+  MIGRATION_DATABASE_URL="$owner_url" cargo run -q -p local-stack -- migrate --dev-logins
+  psql "$owner_url" -q -v ON_ERROR_STOP=1 -f scripts/bench-rls/seed.sql
+fi
+
+run() { # url, script, clients -> tps
+  pgbench -n -M prepared -c "$3" -j "$(( $3 < 2 ? 1 : 2 ))" -T "$seconds" -f "scripts/bench-rls/$2" "$1" 2>/dev/null |
+    awk '/^tps = / { printf "%.0f", $3 }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+
+printf '%-26s %12s %12s %8s\n' "shape ($clients clients, ${seconds}s)" "RLS tps" "plain tps" "ratio"
+for shape in list big-list project contact-comments insert-comment; do
+  rls="$(run "$api_url" "$shape.rls.sql" "$clients")"
+  plain="$(run "$owner_url" "$shape.plain.sql" "$clients")"
+  printf '%-26s %12s %12s %8s\n' "$shape" "$rls" "$plain" "$(ratio "$rls" "$plain")"
+done
+one="$(run "$api_url" one-user-list.rls.sql "$clients")"
+many="$(run "$api_url" list.rls.sql "$clients")"
+printf '%-26s %12s %12s %8s\n' "one user vs $clients users" "$one" "$many" "$(ratio "$one" "$many")"

@@ -1,0 +1,7 @@
+-- the same page, explicit filters, no row-level security
+\set w random(2, 2000)
+\set u :w
+\set p 20001 + (:w - 2) * 40 + random(0, 39)
+BEGIN;
+SELECT id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at FROM projects WHERE workspace_id = bench_uuid(2, :w) ORDER BY id DESC LIMIT 26;
+COMMIT;
