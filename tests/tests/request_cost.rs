@@ -100,9 +100,15 @@ async fn a_list_page_in_a_large_tenant_is_an_ordered_index_scan_with_a_limit() {
         let top = &plan[0]["Plan"];
         assert_eq!(top["Node Type"], "Limit", "{mode}: {plan}");
         let scan = &top["Plans"].as_array().unwrap().iter().find(|p| p["Parent Relationship"] == "Outer").unwrap();
+        // An index that seeks to the tenant and yields its rows in page order: no sort, and no
+        // walk of other tenants' rows (a backward scan of the primary key would be "ordered" too).
         assert!(
             scan["Node Type"].as_str().is_some_and(|n| n.starts_with("Index")) && scan["Relation Name"] == "projects",
             "{mode}: the page is not read in index order: {plan}"
+        );
+        assert!(
+            scan["Index Cond"].as_str().is_some_and(|c| c.contains("workspace_id")),
+            "{mode}: the index scan does not seek to the workspace: {plan}"
         );
     }
 }
