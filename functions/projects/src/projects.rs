@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+use shared::access::Access;
 use shared::auth::Caller;
 use shared::db::TenantTx;
 use shared::http::extract::{self, Path, Query};
@@ -63,6 +64,9 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
+/// A page of projects, newest first. A client contact's page is read through its clients'
+/// index (the same rows row-level security allows, said to the planner), so its cost follows
+/// the contact's projects, not the size of the agency's workspace.
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -70,23 +74,34 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Page<ProjectView>>, ApiError> {
     let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
-    let (mut tx, _access) = state.open_workspace(&caller, workspace_id).await?;
-    let rows = sqlx::query_as::<_, ProjectView>(
-        "SELECT id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at
-         FROM projects
-         WHERE workspace_id = $1
-           AND ($2::project_status IS NULL OR status = $2)
-           AND ($3::uuid IS NULL OR client_id = $3)
-           AND ($4::uuid IS NULL OR id < $4)
-         ORDER BY id DESC LIMIT $5",
-    )
-    .bind(workspace_id)
-    .bind(query.status)
-    .bind(query.client_id)
-    .bind(page.before)
-    .bind(page.fetch_limit())
-    .fetch_all(&mut *tx)
-    .await?;
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    macro_rules! list_page {
+        ($contact_filter:literal) => {
+            concat!(
+                "SELECT id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at
+                 FROM projects
+                 WHERE workspace_id = $1
+                   AND ($2::project_status IS NULL OR status = $2)
+                   AND ($3::uuid IS NULL OR client_id = $3)
+                   AND ($4::uuid IS NULL OR id < $4)",
+                $contact_filter,
+                " ORDER BY id DESC LIMIT $5"
+            )
+        };
+    }
+    let sql = if access == Access::ClientContact {
+        list_page!(" AND client_id = ANY ((SELECT app.contact_client_ids())::uuid[])")
+    } else {
+        list_page!("")
+    };
+    let rows = sqlx::query_as::<_, ProjectView>(sql)
+        .bind(workspace_id)
+        .bind(query.status)
+        .bind(query.client_id)
+        .bind(page.before)
+        .bind(page.fetch_limit())
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(Json(Page::from_rows(rows, &page, |p| p.id)))
 }
