@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The release-mode local stack under wrk, on the benchmark database of scripts/bench-rls.sh:
+# projects-list and projects-create, by one user on 4 connections and by 4 users, beside the
+# pgbench rate of the same list statement without row-level security (the ceiling on this
+# machine). Not part of the test suite.
+#
+#   scripts/bench-http.sh [--seconds N]     (run scripts/bench-rls.sh once first: it seeds saas_bench)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+seconds=15
+[ "${1:-}" = --seconds ] && seconds="$2"
+ensure_postgres
+command -v wrk >/dev/null 2>&1 || die "wrk is required (apt-get install wrk)"
+admin="${TEST_DATABASE_ADMIN_URL%/postgres}"
+owner_url="$admin/saas_bench"
+[ "$(psql "$TEST_DATABASE_ADMIN_URL" -qAtc "SELECT 1 FROM pg_database WHERE datname = 'saas_bench'")" = 1 ] ||
+  die "no saas_bench database: run scripts/bench-rls.sh first"
+
+say "building the local stack in release mode"
+cargo build -q --release -p local-stack
+port="$(free_port)"
+export DATABASE_URL="postgres://app_api:app_api@$PG_HOST:$PG_PORT/saas_bench"
+export SERVICE_DATABASE_URL="postgres://app_service:app_service@$PG_HOST:$PG_PORT/saas_bench"
+export MIGRATION_DATABASE_URL="$owner_url" LOG_FORMAT=json RUST_LOG=error DB_MAX_CONNECTIONS=8
+target/release/local-stack serve --port "$port" >"$REPO_ROOT/target/bench-http.log" 2>&1 &
+stack=$!
+trap 'kill "$stack" 2>/dev/null || true' EXIT
+for _ in $(seq 1 150); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/workspaces" || true)" = 401 ] && break
+  kill -0 "$stack" 2>/dev/null || die "the local stack exited; see target/bench-http.log"
+  sleep 0.2
+done
+
+# Four users, each with a workspace of 50 projects on the top plan.
+base="http://127.0.0.1:$port/v1/workspaces"
+tokens=() paths=()
+for i in 1 2 3 4; do
+  token="$(target/release/local-stack token --sub "bench-http-$i" --email "bench-http-$i@bench.test")"
+  ws="$(curl -sf -X POST -H "Authorization: Bearer $token" -H 'content-type: application/json' -d "{\"name\":\"HTTP $i\"}" "$base" |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')"
+  psql "$owner_url" -q -c "INSERT INTO subscriptions (workspace_id, stripe_subscription_id, stripe_customer_id, plan_id, status, current_period_end)
+                           VALUES ('$ws', 'sub_http_$i', 'cus_http_$i', 'studio', 'active', now() + interval '30 days')" \
+                        -c "INSERT INTO projects (id, workspace_id, name) SELECT gen_random_uuid(), '$ws', 'P' || n FROM generate_series(1, 50) n"
+  tokens+=("$token") paths+=("/v1/workspaces/$ws/projects")
+done
+
+lua="$REPO_ROOT/target/bench-http.lua"
+cat >"$lua" <<LUA
+-- Each connection is one of the users (or always the first, with ONE_USER set).
+local tokens = { "${tokens[0]}", "${tokens[1]}", "${tokens[2]}", "${tokens[3]}" }
+local paths = { "${paths[0]}", "${paths[1]}", "${paths[2]}", "${paths[3]}" }
+local n = 0
+function setup(thread) n = n + 1; thread:set("id", n) end
+function init(args)
+  method = args[1]; one_user = args[2] == "one"
+  counter = 0
+end
+function request()
+  counter = counter + 1
+  local i = one_user and 1 or ((id + counter) % 4) + 1
+  local headers = { ["Authorization"] = "Bearer " .. tokens[i], ["Content-Type"] = "application/json" }
+  if method == "POST" then
+    return wrk.format("POST", paths[i], headers, '{"name":"From wrk"}')
+  end
+  return wrk.format("GET", paths[i] .. "?limit=25", headers)
+end
+LUA
+
+rate() { wrk -t2 -c4 -d"${seconds}s" -s "$lua" "http://127.0.0.1:$port" -- "$1" "$2" | awk '/Requests\/sec/ { printf "%.0f", $2 }'; }
+ceiling="$(pgbench -n -M prepared -c 4 -j 2 -T "$seconds" -f scripts/bench-rls/list.plain.sql "$owner_url" 2>/dev/null | awk '/^tps = / { printf "%.0f", $3 }')"
+list_many="$(rate GET many)"
+list_one="$(rate GET one)"
+create_many="$(rate POST many)"
+create_one="$(rate POST one)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+printf '%-44s %10s\n' "what (4 connections, ${seconds}s)" "per second"
+printf '%-44s %10s\n' "pgbench: list statement, no RLS (ceiling)" "$ceiling"
+printf '%-44s %10s   %s of the ceiling\n' "HTTP projects-list, 4 users" "$list_many" "$(ratio "$list_many" "$ceiling")"
+printf '%-44s %10s   %s of 4 users\n' "HTTP projects-list, one user" "$list_one" "$(ratio "$list_one" "$list_many")"
+printf '%-44s %10s\n' "HTTP projects-create, 4 users" "$create_many"
+printf '%-44s %10s   %s of 4 users\n' "HTTP projects-create, one user" "$create_one" "$(ratio "$create_one" "$create_many")"
