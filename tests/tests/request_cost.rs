@@ -112,3 +112,79 @@ async fn a_list_page_in_a_large_tenant_is_an_ordered_index_scan_with_a_limit() {
         );
     }
 }
+
+/// A client contact's page of a project's comments, in a workspace where its client has
+/// thousands of projects: the page index seeks to the project and stops at the page, and the
+/// contact's access is a probe per row read, not an array of all its client's projects.
+#[tokio::test]
+async fn a_contacts_comment_page_costs_the_page_not_its_clients_projects() {
+    let app = TestApp::new().await;
+    let t = app.tenant("contact-large").await;
+    let owner_pool = integration_tests::owner_pool().await;
+    let mut seed = owner_pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *seed).await.unwrap();
+    sqlx::query(
+        "INSERT INTO projects (id, workspace_id, client_id, name)
+         SELECT gen_random_uuid(), $1, $2, 'Client project ' || n FROM generate_series(1, 5000) n",
+    )
+    .bind(t.id)
+    .bind(t.client_id)
+    .execute(&mut *seed)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO comments (id, workspace_id, project_id, author_id, body, client_visible)
+         SELECT gen_random_uuid(), p.workspace_id, p.id, $2, 'c', n % 2 = 0
+         FROM projects p, generate_series(1, 4) n WHERE p.workspace_id = $1",
+    )
+    .bind(t.id)
+    .bind(t.owner.id)
+    .execute(&mut *seed)
+    .await
+    .unwrap();
+    seed.commit().await.unwrap();
+    sqlx::query("ANALYZE projects, comments").execute(&owner_pool).await.unwrap();
+
+    let pool = api_pool().await;
+    let mut tx = TenantTx::begin(&pool, &caller(&t.contact, Some(&t.contact.email))).await.unwrap();
+    sqlx::query(
+        "PREPARE comment_page(uuid, uuid, uuid, bigint) AS
+         SELECT id, project_id, author_id, body, client_visible, created_at, updated_at
+         FROM comments
+         WHERE workspace_id = $1 AND project_id = $2 AND ($3::uuid IS NULL OR id < $3)
+         ORDER BY id DESC LIMIT $4",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL plan_cache_mode = {mode}")))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let plan: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN (FORMAT JSON) EXECUTE comment_page('{}', '{}', NULL, 26)",
+            t.id, t.project_id
+        )))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        let top = &plan[0]["Plan"];
+        assert_eq!(top["Node Type"], "Limit", "{mode}: {plan}");
+        let scan = top["Plans"].as_array().unwrap().iter().find(|p| p["Parent Relationship"] == "Outer").unwrap();
+        assert_eq!(scan["Index Name"], "comments_page_idx", "{mode}: {plan}");
+        let cond = scan["Index Cond"].as_str().unwrap_or_default();
+        assert!(cond.contains("workspace_id") && cond.contains("project_id"), "{mode}: {plan}");
+        // Nothing builds the list of the contact's projects: the old policy's helper is gone.
+        assert!(!plan.to_string().contains("contact_project_ids"), "{mode}: {plan}");
+    }
+    // And the page itself is right: the client-visible comments of that project only.
+    let visible: Vec<bool> =
+        sqlx::query_scalar("SELECT client_visible FROM comments WHERE workspace_id = $1 AND project_id = $2")
+            .bind(t.id)
+            .bind(t.project_id)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    assert!(!visible.is_empty() && visible.iter().all(|v| *v));
+}
