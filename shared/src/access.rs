@@ -41,22 +41,42 @@ pub enum Access {
 impl Access {
     /// The caller's access to a workspace; a workspace they cannot see is 404.
     pub async fn load(tx: &mut TenantTx, workspace_id: Uuid) -> Result<Self, ApiError> {
+        Ok(Self::load_with_project(tx, workspace_id, None).await?.0)
+    }
+
+    /// As `load`, and in the same statement (one round trip) whether the caller can see the
+    /// workspace's `project` (always true without one). A contact's plan is read there too.
+    pub async fn load_with_project(
+        tx: &mut TenantTx,
+        workspace_id: Uuid,
+        project: Option<Uuid>,
+    ) -> Result<(Self, bool), ApiError> {
         tracing::Span::current().record("workspace_id", tracing::field::display(workspace_id));
-        let (role, contact): (Option<Role>, bool) = sqlx::query_as(
-            "SELECT (SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = app.current_user_id()),
-                    EXISTS (SELECT 1 FROM client_contacts WHERE workspace_id = $1 AND user_id = app.current_user_id())",
+        let (role, contact, contact_plan, project_visible): (Option<Role>, bool, Option<String>, bool) = sqlx::query_as(
+            "WITH caller AS (
+                 SELECT (SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = app.current_user_id()) AS role,
+                        EXISTS (SELECT 1 FROM client_contacts WHERE workspace_id = $1 AND user_id = app.current_user_id()) AS contact)
+             SELECT role, contact,
+                    CASE WHEN role IS NULL AND contact THEN app.effective_plan($1) END,
+                    $2::uuid IS NULL OR EXISTS (SELECT 1 FROM projects WHERE workspace_id = $1 AND id = $2)
+             FROM caller",
         )
         .bind(workspace_id)
+        .bind(project)
         .fetch_one(&mut **tx)
         .await?;
-        match (role, contact) {
-            (Some(role), _) => Ok(Access::Member(role)),
+        let access = match (role, contact) {
+            (Some(role), _) => Access::Member(role),
             (None, true) => {
-                require_feature(tx, workspace_id, |features| features.client_portal, "The client portal").await?;
-                Ok(Access::ClientContact)
+                let plan = crate::plans::by_id(contact_plan.as_deref().unwrap_or("free"));
+                if !plan.features.client_portal {
+                    return Err(feature_not_in_plan("The client portal", plan));
+                }
+                Access::ClientContact
             }
-            (None, false) => Err(ApiError::NotFound("workspace")),
-        }
+            (None, false) => return Err(ApiError::NotFound("workspace")),
+        };
+        Ok((access, project_visible))
     }
 
     pub fn role(self) -> Option<Role> {
@@ -92,12 +112,12 @@ pub async fn require_feature(
     let plan: String =
         sqlx::query_scalar("SELECT app.effective_plan($1)").bind(workspace_id).fetch_one(&mut **tx).await?;
     let plan = crate::plans::by_id(&plan);
-    if has(&plan.features) {
-        Ok(plan)
-    } else {
-        Err(ApiError::FeatureNotInPlan(format!(
-            "{feature} is not part of the {} plan; the workspace owner can upgrade.",
-            plan.name
-        )))
-    }
+    if has(&plan.features) { Ok(plan) } else { Err(feature_not_in_plan(feature, plan)) }
+}
+
+fn feature_not_in_plan(feature: &str, plan: crate::plans::Plan) -> ApiError {
+    ApiError::FeatureNotInPlan(format!(
+        "{feature} is not part of the {} plan; the workspace owner can upgrade.",
+        plan.name
+    ))
 }

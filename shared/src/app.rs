@@ -47,6 +47,19 @@ impl AppState {
         let access = Access::load(&mut tx, workspace_id).await?;
         Ok((tx, access))
     }
+
+    /// As `open_workspace`, and whether the caller can see `project_id` in it, learned in the
+    /// same round trip; the handler decides which refusal comes first.
+    pub async fn open_project(
+        &self,
+        caller: &Caller,
+        workspace_id: Uuid,
+        project_id: Uuid,
+    ) -> Result<(TenantTx, Access, bool), ApiError> {
+        let mut tx = self.begin(caller).await?;
+        let (access, project_visible) = Access::load_with_project(&mut tx, workspace_id, Some(project_id)).await?;
+        Ok((tx, access, project_visible))
+    }
 }
 
 /// Runs an HTTP function on Lambda: telemetry, configuration (and secret), pool, then the

@@ -17,7 +17,7 @@ use shared::{ApiError, AppState};
 use uuid::Uuid;
 
 use crate::model::{CommentView, ItemPath, ProjectPath};
-use crate::projects::{find_item, require_project};
+use crate::projects::{find_item, project_found, require_project};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/workspaces/{workspace_id}/projects/{project_id}/comments", get(list).post(create)).route(
@@ -60,8 +60,8 @@ async fn list(
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<CommentView>>, ApiError> {
     let page = query.page()?;
-    let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
-    require_project(&mut tx, path).await?;
+    let (mut tx, _access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
+    project_found(project)?;
     let rows = sqlx::query_as::<_, CommentView>(
         "SELECT id, project_id, author_id, body, client_visible, created_at, updated_at
          FROM comments
@@ -85,9 +85,9 @@ async fn create(
     extract::Json(input): extract::Json<CommentInput>,
 ) -> Result<(StatusCode, Json<CommentView>), ApiError> {
     let body = input.parse()?;
-    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    let (mut tx, access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
     let client_visible = input.visibility(access)?;
-    require_project(&mut tx, path).await?;
+    project_found(project)?;
     let comment = sqlx::query_as::<_, CommentView>(
         "INSERT INTO comments (id, workspace_id, project_id, author_id, body, client_visible)
          VALUES ($1, $2, $3, app.current_user_id(), $4, $5)

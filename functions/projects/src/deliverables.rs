@@ -13,7 +13,7 @@ use shared::{ApiError, AppState};
 use uuid::Uuid;
 
 use crate::model::{DeliverableStatus, DeliverableView, ItemPath, ProjectPath};
-use crate::projects::{delete_item, find_item, require_project};
+use crate::projects::{delete_item, find_item, project_found};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -64,8 +64,8 @@ async fn list(
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<DeliverableView>>, ApiError> {
     let page = query.page()?;
-    let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
-    require_project(&mut tx, path).await?;
+    let (mut tx, _access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
+    project_found(project)?;
     let rows = sqlx::query_as::<_, DeliverableView>(
         "SELECT id, project_id, milestone_id, title, description, url, status, client_visible, created_at, updated_at
          FROM deliverables WHERE workspace_id = $1 AND project_id = $2 AND ($3::uuid IS NULL OR id < $3)
@@ -88,9 +88,9 @@ async fn create(
     extract::Json(input): extract::Json<DeliverableInput>,
 ) -> Result<(StatusCode, Json<DeliverableView>), ApiError> {
     let valid = input.parse()?;
-    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    let (mut tx, access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
     access.require_writer()?;
-    require_project(&mut tx, path).await?;
+    project_found(project)?;
     let deliverable = sqlx::query_as::<_, DeliverableView>(
         "INSERT INTO deliverables
              (id, workspace_id, project_id, milestone_id, title, description, url, status, client_visible)

@@ -15,7 +15,7 @@ use time::Date;
 use uuid::Uuid;
 
 use crate::model::{ItemPath, MilestoneStatus, MilestoneView, ProjectPath};
-use crate::projects::{delete_item, find_item, require_project};
+use crate::projects::{delete_item, find_item, project_found};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/workspaces/{workspace_id}/projects/{project_id}/milestones", get(list).post(create)).route(
@@ -52,8 +52,8 @@ async fn list(
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<MilestoneView>>, ApiError> {
     let page = query.page()?;
-    let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
-    require_project(&mut tx, path).await?;
+    let (mut tx, _access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
+    project_found(project)?;
     let rows = sqlx::query_as::<_, MilestoneView>(
         "SELECT id, project_id, title, description, status, due_date, created_at, updated_at
          FROM milestones WHERE workspace_id = $1 AND project_id = $2 AND ($3::uuid IS NULL OR id < $3)
@@ -76,9 +76,9 @@ async fn create(
     extract::Json(input): extract::Json<MilestoneInput>,
 ) -> Result<(StatusCode, Json<MilestoneView>), ApiError> {
     let (title, description) = input.parse()?;
-    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    let (mut tx, access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
     access.require_writer()?;
-    require_project(&mut tx, path).await?;
+    project_found(project)?;
     let milestone = sqlx::query_as::<_, MilestoneView>(
         "INSERT INTO milestones (id, workspace_id, project_id, title, description, status, due_date)
          VALUES ($1, $2, $3, $4, $5, $6, $7)

@@ -201,6 +201,11 @@ async fn remove(
 }
 
 /// 404 unless the caller can see the project (for the routes nested under it).
+/// The refusal for a project the caller cannot see (learned by `AppState::open_project`).
+pub fn project_found(visible: bool) -> Result<(), ApiError> {
+    if visible { Ok(()) } else { Err(ApiError::NotFound("project")) }
+}
+
 pub async fn require_project(tx: &mut TenantTx, path: ProjectPath) -> Result<(), ApiError> {
     let visible: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects WHERE workspace_id = $1 AND id = $2)")
