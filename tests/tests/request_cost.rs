@@ -55,6 +55,36 @@ async fn a_new_user_or_a_changed_e_mail_is_written_once() {
     assert_eq!(email.as_deref(), Some("viewer-renamed@example.test"));
 }
 
+/// A superuser session that seeds without the per-row plan-limit trigger (replica mode).
+async fn seeding_session(owner_pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut seed = owner_pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *seed).await.unwrap();
+    seed
+}
+
+/// The plan of `execute` (an EXECUTE of a prepared statement) as a one-off (custom) plan and as
+/// the generic plan a prepared statement settles on, with the node that feeds its top Limit.
+async fn page_plans(tx: &mut TenantTx, execute: &str) -> Vec<(&'static str, serde_json::Value, serde_json::Value)> {
+    let mut plans = Vec::new();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL plan_cache_mode = {mode}")))
+            .execute(&mut **tx)
+            .await
+            .unwrap();
+        let plan: serde_json::Value =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN (FORMAT JSON) {execute}")))
+                .fetch_one(&mut **tx)
+                .await
+                .unwrap();
+        let top = &plan[0]["Plan"];
+        assert_eq!(top["Node Type"], "Limit", "{mode}: {plan}");
+        let scan =
+            top["Plans"].as_array().unwrap().iter().find(|p| p["Parent Relationship"] == "Outer").unwrap().clone();
+        plans.push((mode, plan, scan));
+    }
+    plans
+}
+
 /// The plan of a list page walks an index in the page's order and stops at the page, in a
 /// tenant big enough that a scan of the tenant and a sort would show, under row-level security,
 /// both as a one-off (custom) plan and as the generic plan a prepared statement settles on.
@@ -63,9 +93,7 @@ async fn a_list_page_in_a_large_tenant_is_an_ordered_index_scan_with_a_limit() {
     let app = TestApp::new().await;
     let t = app.tenant("large").await;
     let owner_pool = integration_tests::owner_pool().await;
-    // Seeded directly, without the per-row plan-limit trigger (a superuser's replica session).
-    let mut seed = owner_pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *seed).await.unwrap();
+    let mut seed = seeding_session(&owner_pool).await;
     sqlx::query(
         "INSERT INTO projects (id, workspace_id, name)
          SELECT gen_random_uuid(), $1, 'Project ' || n FROM generate_series(1, 20000) n",
@@ -85,21 +113,7 @@ async fn a_list_page_in_a_large_tenant_is_an_ordered_index_scan_with_a_limit() {
         .execute(&mut *tx)
         .await
         .unwrap();
-    for mode in ["force_custom_plan", "force_generic_plan"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL plan_cache_mode = {mode}")))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        let plan: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN (FORMAT JSON) EXECUTE list_page('{}', NULL)",
-            t.id
-        )))
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-        let top = &plan[0]["Plan"];
-        assert_eq!(top["Node Type"], "Limit", "{mode}: {plan}");
-        let scan = &top["Plans"].as_array().unwrap().iter().find(|p| p["Parent Relationship"] == "Outer").unwrap();
+    for (mode, plan, scan) in page_plans(&mut tx, &format!("EXECUTE list_page('{}', NULL)", t.id)).await {
         // An index that seeks to the tenant and yields its rows in page order: no sort, and no
         // walk of other tenants' rows (a backward scan of the primary key would be "ordered" too).
         assert!(
@@ -121,8 +135,7 @@ async fn a_contacts_comment_page_costs_the_page_not_its_clients_projects() {
     let app = TestApp::new().await;
     let t = app.tenant("contact-large").await;
     let owner_pool = integration_tests::owner_pool().await;
-    let mut seed = owner_pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *seed).await.unwrap();
+    let mut seed = seeding_session(&owner_pool).await;
     sqlx::query(
         "INSERT INTO projects (id, workspace_id, client_id, name)
          SELECT gen_random_uuid(), $1, $2, 'Client project ' || n FROM generate_series(1, 5000) n",
@@ -157,21 +170,8 @@ async fn a_contacts_comment_page_costs_the_page_not_its_clients_projects() {
     .execute(&mut *tx)
     .await
     .unwrap();
-    for mode in ["force_custom_plan", "force_generic_plan"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("SET LOCAL plan_cache_mode = {mode}")))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        let plan: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN (FORMAT JSON) EXECUTE comment_page('{}', '{}', NULL, 26)",
-            t.id, t.project_id
-        )))
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-        let top = &plan[0]["Plan"];
-        assert_eq!(top["Node Type"], "Limit", "{mode}: {plan}");
-        let scan = top["Plans"].as_array().unwrap().iter().find(|p| p["Parent Relationship"] == "Outer").unwrap();
+    let execute = format!("EXECUTE comment_page('{}', '{}', NULL, 26)", t.id, t.project_id);
+    for (mode, plan, scan) in page_plans(&mut tx, &execute).await {
         assert_eq!(scan["Index Name"], "comments_page_idx", "{mode}: {plan}");
         let cond = scan["Index Cond"].as_str().unwrap_or_default();
         assert!(cond.contains("workspace_id") && cond.contains("project_id"), "{mode}: {plan}");

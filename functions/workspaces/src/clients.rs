@@ -70,8 +70,8 @@ async fn list(
 ) -> Result<Json<Page<ClientBody>>, ApiError> {
     let page = query.page()?;
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
-    let rows: Vec<(Uuid, ClientBody)> = if access == Access::ClientContact {
-        sqlx::query_as::<_, ClientPortalView>(
+    let body = if access == Access::ClientContact {
+        let rows = sqlx::query_as::<_, ClientPortalView>(
             "SELECT id, name, portal_note FROM client_portal
              WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
         )
@@ -79,12 +79,10 @@ async fn list(
         .bind(page.before)
         .bind(page.fetch_limit())
         .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|c| (c.id, ClientBody::Portal(c)))
-        .collect()
+        .await?;
+        Page::from_rows(rows, &page, |c| c.id).map(ClientBody::Portal)
     } else {
-        sqlx::query_as::<_, ClientView>(
+        let rows = sqlx::query_as::<_, ClientView>(
             "SELECT id, name, email, notes, portal_note, created_at, updated_at FROM clients
              WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
         )
@@ -92,14 +90,11 @@ async fn list(
         .bind(page.before)
         .bind(page.fetch_limit())
         .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|c| (c.id, ClientBody::Team(c)))
-        .collect()
+        .await?;
+        Page::from_rows(rows, &page, |c| c.id).map(ClientBody::Team)
     };
     tx.commit().await?;
-    let page = Page::from_rows(rows, &page, |(id, _)| *id);
-    Ok(Json(Page { items: page.items.into_iter().map(|(_, body)| body).collect(), next_cursor: page.next_cursor }))
+    Ok(Json(body))
 }
 
 async fn create(

@@ -68,6 +68,11 @@ impl<T> Page<T> {
         let next_cursor = if more { rows.last().map(|row| id(row).simple().to_string()) } else { None };
         Self { items: rows, next_cursor }
     }
+
+    /// The same page with each item turned into another type.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page { items: self.items.into_iter().map(f).collect(), next_cursor: self.next_cursor }
+    }
 }
 
 #[cfg(test)]
