@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Row-level security at scale: seeds a many-tenant database (saas_bench; see
 # scripts/bench-rls/seed.sql) and runs, side by side in one run, each query shape the handlers
-# run under RLS as app_api (identity, access check, query, as TenantTx does) against the same
+# run under RLS as app_api (BEGIN with app.begin_request, then the query, as TenantTx does) against the same
 # query with explicit filters and no RLS (as a superuser). Prints transactions per second and
 # their ratio. Not part of the test suite.
 #
@@ -35,7 +35,10 @@ if $reseed || [ "$exists" != 1 ]; then
 fi
 
 run() { # url, script, clients -> tps
-  pgbench -n -M prepared -c "$3" -j "$(( $3 < 2 ? 1 : 2 ))" -T "$seconds" -f "scripts/bench-rls/$2" "$1" 2>/dev/null |
+  # The API role's side runs with generic plans, as shared::db::connect sets for the functions.
+  local options=""
+  [ "$1" = "$api_url" ] && options="-c plan_cache_mode=force_generic_plan"
+  PGOPTIONS="$options" pgbench -n -M prepared -c "$3" -j "$(( $3 < 2 ? 1 : 2 ))" -T "$seconds" -f "scripts/bench-rls/$2" "$1" 2>/dev/null |
     awk '/^tps = / { printf "%.0f", $3 }'
 }
 

@@ -4,11 +4,11 @@
 \set p 1 + 3 * random(0, 6665)
 -- The ids as uuid parameters, as the handlers bind them (not an expression a generic plan cannot see through).
 SELECT bench_uuid(1, :u) AS uid, bench_uuid(2, :w) AS ws, bench_uuid(4, :p) AS pid \gset
--- BEGIN and the identity go together, as TenantTx sends them (one round trip).
+-- BEGIN and the request's first statement (identity, user row, the workspace entered and the
+-- caller's access) go together, as TenantTx sends them: one round trip.
 \startpipeline
 BEGIN;
-SELECT set_config('app.user_id', CAST(:uid AS text), true), app.ensure_user(:uid, 'bench', 'u' || :u, 'u' || :u || '@bench.test');
+SELECT member_role, is_contact, contact_plan, project_visible FROM app.begin_request(:uid, 'bench', 'u' || :u, 'u' || :u || '@bench.test', :ws, :pid);
 \endpipeline
-WITH caller AS (SELECT (SELECT role FROM workspace_members WHERE workspace_id = :ws AND user_id = app.current_user_id()) AS role, EXISTS (SELECT 1 FROM client_contacts WHERE workspace_id = :ws AND user_id = app.current_user_id()) AS contact) SELECT role, contact, CASE WHEN role IS NULL AND contact THEN app.effective_plan(:ws) END, CAST(:pid AS uuid) IS NULL OR EXISTS (SELECT 1 FROM projects WHERE workspace_id = :ws AND id = CAST(:pid AS uuid)) FROM caller;
 SELECT id, project_id, author_id, body, client_visible, created_at, updated_at FROM comments WHERE workspace_id = :ws AND project_id = :pid ORDER BY id DESC LIMIT 26;
 COMMIT;

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::db::TenantTx;
+use crate::db::{Entry, TenantTx};
 use crate::error::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
@@ -20,6 +20,16 @@ pub enum Role {
 }
 
 impl Role {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "owner" => Role::Owner,
+            "admin" => Role::Admin,
+            "member" => Role::Member,
+            "viewer" => Role::Viewer,
+            _ => return None,
+        })
+    }
+
     /// Owners and admins manage members, clients and billing.
     pub fn manages(self) -> bool {
         matches!(self, Role::Owner | Role::Admin)
@@ -39,36 +49,20 @@ pub enum Access {
 }
 
 impl Access {
-    /// The caller's access to a workspace; a workspace they cannot see is 404.
-    pub async fn load(tx: &mut TenantTx, workspace_id: Uuid) -> Result<Self, ApiError> {
-        Ok(Self::load_with_project(tx, workspace_id, None).await?.0)
-    }
-
-    /// As `load`, and in the same statement (one round trip) whether the caller can see the
-    /// workspace's `project` (always true without one). A contact's plan is read there too.
-    pub async fn load_with_project(
-        tx: &mut TenantTx,
-        workspace_id: Uuid,
-        project: Option<Uuid>,
-    ) -> Result<(Self, bool), ApiError> {
-        tracing::Span::current().record("workspace_id", tracing::field::display(workspace_id));
-        let (role, contact, contact_plan, project_visible): (Option<Role>, bool, Option<String>, bool) = sqlx::query_as(
-            "WITH caller AS (
-                 SELECT (SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = app.current_user_id()) AS role,
-                        EXISTS (SELECT 1 FROM client_contacts WHERE workspace_id = $1 AND user_id = app.current_user_id()) AS contact)
-             SELECT role, contact,
-                    CASE WHEN role IS NULL AND contact THEN app.effective_plan($1) END,
-                    $2::uuid IS NULL OR EXISTS (SELECT 1 FROM projects WHERE workspace_id = $1 AND id = $2)
-             FROM caller",
-        )
-        .bind(workspace_id)
-        .bind(project)
-        .fetch_one(&mut **tx)
-        .await?;
-        let access = match (role, contact) {
+    /// The caller's access to the workspace their transaction entered (`TenantTx::enter`): a
+    /// workspace they cannot see is 404, the portal on a plan without it 402. Also answers
+    /// whether they can see the project asked about.
+    pub fn from_entry(entry: &Entry) -> Result<(Self, bool), ApiError> {
+        let role = match entry.member_role.as_deref() {
+            Some(role) => Some(
+                Role::parse(role).ok_or_else(|| ApiError::Internal(format!("unknown member role {role:?}").into()))?,
+            ),
+            None => None,
+        };
+        let access = match (role, entry.is_contact) {
             (Some(role), _) => Access::Member(role),
             (None, true) => {
-                let plan = crate::plans::by_id(contact_plan.as_deref().unwrap_or("free"));
+                let plan = crate::plans::by_id(entry.contact_plan.as_deref().unwrap_or("free"));
                 if !plan.features.client_portal {
                     return Err(feature_not_in_plan("The client portal", plan));
                 }
@@ -76,7 +70,7 @@ impl Access {
             }
             (None, false) => return Err(ApiError::NotFound("workspace")),
         };
-        Ok((access, project_visible))
+        Ok((access, entry.project_visible))
     }
 
     pub fn role(self) -> Option<Role> {

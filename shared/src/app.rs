@@ -41,11 +41,12 @@ impl AppState {
         TenantTx::begin(&self.pool, caller).await
     }
 
-    /// Opens the caller's transaction and loads their access to the workspace (404 if none).
+    /// Opens the caller's transaction inside the workspace and answers their access to it (404 if
+    /// none), in one round trip.
     pub async fn open_workspace(&self, caller: &Caller, workspace_id: Uuid) -> Result<(TenantTx, Access), ApiError> {
-        let mut tx = self.begin(caller).await?;
-        let access = Access::load(&mut tx, workspace_id).await?;
-        Ok((tx, access))
+        let (tx, entry) = TenantTx::enter(&self.pool, caller, workspace_id, None).await?;
+        tracing::Span::current().record("workspace_id", tracing::field::display(workspace_id));
+        Ok((tx, Access::from_entry(&entry)?.0))
     }
 
     /// As `open_workspace`, and whether the caller can see `project_id` in it, learned in the
@@ -56,8 +57,9 @@ impl AppState {
         workspace_id: Uuid,
         project_id: Uuid,
     ) -> Result<(TenantTx, Access, bool), ApiError> {
-        let mut tx = self.begin(caller).await?;
-        let (access, project_visible) = Access::load_with_project(&mut tx, workspace_id, Some(project_id)).await?;
+        let (tx, entry) = TenantTx::enter(&self.pool, caller, workspace_id, Some(project_id)).await?;
+        tracing::Span::current().record("workspace_id", tracing::field::display(workspace_id));
+        let (access, project_visible) = Access::from_entry(&entry)?;
         Ok((tx, access, project_visible))
     }
 }

@@ -14,8 +14,8 @@ fn caller(user: &TestUser, email: Option<&str>) -> Caller {
 /// Runs what a projects-list request runs (identity, access check, the list query) and answers
 /// whether the transaction was assigned a transaction id by its end.
 async fn list_projects_assigns_an_xid(pool: &PgPool, caller: &Caller, workspace_id: uuid::Uuid) -> bool {
-    let mut tx = TenantTx::begin(pool, caller).await.unwrap();
-    Access::load(&mut tx, workspace_id).await.unwrap();
+    let (mut tx, entry) = TenantTx::enter(pool, caller, workspace_id, None).await.unwrap();
+    Access::from_entry(&entry).unwrap();
     let _: Vec<uuid::Uuid> =
         sqlx::query_scalar("SELECT id FROM projects WHERE workspace_id = $1 ORDER BY id DESC LIMIT 26")
             .bind(workspace_id)
@@ -105,7 +105,8 @@ async fn a_list_page_in_a_large_tenant_is_an_ordered_index_scan_with_a_limit() {
     seed.commit().await.unwrap();
     sqlx::query("ANALYZE projects").execute(&owner_pool).await.unwrap();
     let pool = api_pool().await;
-    let mut tx = TenantTx::begin(&pool, &caller(&t.member, Some(&t.member.email))).await.unwrap();
+    // Entered as the handlers enter it: the policies read the access the first statement learned.
+    let (mut tx, _) = TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, None).await.unwrap();
     let list =
         "SELECT id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at
                 FROM projects WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT 26";
@@ -159,7 +160,8 @@ async fn a_contacts_comment_page_costs_the_page_not_its_clients_projects() {
     sqlx::query("ANALYZE projects, comments").execute(&owner_pool).await.unwrap();
 
     let pool = api_pool().await;
-    let mut tx = TenantTx::begin(&pool, &caller(&t.contact, Some(&t.contact.email))).await.unwrap();
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &caller(&t.contact, Some(&t.contact.email)), t.id, Some(t.project_id)).await.unwrap();
     sqlx::query(
         "PREPARE comment_page(uuid, uuid, uuid, bigint) AS
          SELECT id, project_id, author_id, body, client_visible, created_at, updated_at

@@ -399,3 +399,195 @@ async fn each_worker_role_reaches_only_the_tables_it_works_on() {
     let rewritten = sqlx::query("UPDATE audit_log SET action = 'forged'").execute(&billing).await;
     assert_denied(&rewritten.unwrap_err(), "billing rewriting the audit log");
 }
+
+/// A transaction as the HTTP functions open one for a workspace route: the identity and the
+/// workspace entered in the first statement, the policies reading what entering learned.
+async fn entered(pool: &PgPool, user: &TestUser, workspace: Uuid) -> TenantTx {
+    TenantTx::enter(pool, &caller(user), workspace, None).await.expect("enter as user").0
+}
+
+/// Entering narrows: a user who belongs to two workspaces, entered in one, reaches nothing of the
+/// other by any statement (so a handler that forgot its workspace filter still cannot).
+#[tokio::test]
+async fn entered_in_one_workspace_nothing_of_another_is_reached_even_ones_own() {
+    let app = TestApp::new().await;
+    let (a, b) = (app.tenant("a").await, app.tenant("b").await);
+    fill_every_table(&a).await;
+    fill_every_table(&b).await;
+    sqlx::query("INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, 'owner')")
+        .bind(b.id)
+        .bind(a.owner.id)
+        .execute(&owner_pool().await)
+        .await
+        .unwrap();
+    let before = snapshot(&b).await;
+    let pool = api_pool().await;
+    for (table, column) in tenant_tables().await {
+        let mut tx = entered(&pool, &a.owner, a.id).await;
+        let seen: Result<(i64, i64), _> = sqlx::query_as(sql(format!(
+            "SELECT count(*) FILTER (WHERE {column} = $1), count(*) FILTER (WHERE {column} <> $1) FROM {table}"
+        )))
+        .bind(a.id)
+        .fetch_one(&mut *tx)
+        .await;
+        match seen {
+            Ok((mine, others)) => {
+                assert!(mine > 0 || NOT_READ_BY_OWNERS.contains(&table.as_str()), "{table}: own rows hidden");
+                assert_eq!(others, 0, "{table}: rows of the caller's other workspace are visible");
+            }
+            Err(error) => assert_denied(&error, &table),
+        }
+        for statement in [
+            format!("UPDATE {table} SET {column} = {column} WHERE {column} = $1"),
+            format!("DELETE FROM {table} WHERE {column} = $1"),
+        ] {
+            let mut tx = entered(&pool, &a.owner, a.id).await;
+            match sqlx::query(sql(statement.clone())).bind(b.id).execute(&mut *tx).await {
+                Ok(done) => assert_eq!(done.rows_affected(), 0, "{statement}: reached the other workspace"),
+                Err(error) => assert_denied(&error, &statement),
+            }
+            tx.commit().await.unwrap();
+        }
+    }
+    let mut tx = entered(&pool, &a.owner, a.id).await;
+    let insert = sqlx::query("INSERT INTO projects (id, workspace_id, name) VALUES ($1, $2, 'x')")
+        .bind(Uuid::now_v7())
+        .bind(b.id)
+        .execute(&mut *tx)
+        .await;
+    assert_rls_violation(insert.map(|_| ()), "entered in A, inserted into B");
+    assert_eq!(snapshot(&b).await, before);
+    // Without entering (the workspace list), the same user sees both of their workspaces.
+    let mut tx = as_user(&pool, &a.owner).await;
+    let both: i64 = sqlx::query_scalar("SELECT count(*) FROM workspaces").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(both, 2);
+}
+
+#[tokio::test]
+async fn entered_a_viewer_reads_and_a_contact_sees_only_its_clients_shared_items() {
+    let app = TestApp::new().await;
+    let a = app.tenant("a").await;
+    let pool = api_pool().await;
+    let mut tx = entered(&pool, &a.viewer, a.id).await;
+    let projects: i64 = sqlx::query_scalar("SELECT count(*) FROM projects").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(projects, 2);
+    for table in ["projects", "milestones", "deliverables", "comments", "clients", "workspace_members", "workspaces"] {
+        let column = if table == "workspaces" { "id" } else { "workspace_id" };
+        let updated =
+            sqlx::query(sql(format!("UPDATE {table} SET {column} = {column}"))).execute(&mut *tx).await.unwrap();
+        assert_eq!(updated.rows_affected(), 0, "viewer updated {table}");
+    }
+    let insert = sqlx::query("INSERT INTO projects (id, workspace_id, name) VALUES ($1, $2, 'x')")
+        .bind(Uuid::now_v7())
+        .bind(a.id)
+        .execute(&mut *tx)
+        .await;
+    assert_rls_violation(insert.map(|_| ()), "viewer inserted a project");
+
+    let mut tx = entered(&pool, &a.contact, a.id).await;
+    let projects: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM projects").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(projects, vec![a.project_id], "only the client's project, not the internal one");
+    let deliverables: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM deliverables").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(deliverables, vec![a.visible_deliverable_id]);
+    let comments: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM comments").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(comments, vec![a.visible_comment_id]);
+    let members: i64 = sqlx::query_scalar("SELECT count(*) FROM workspace_members").fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(members, 0, "a contact does not see the team");
+    let hidden = sqlx::query(
+        "INSERT INTO comments (id, workspace_id, project_id, author_id, body, client_visible) VALUES ($1, $2, $3, $4, 'x', false)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(a.id)
+    .bind(a.project_id)
+    .bind(a.contact.id)
+    .execute(&mut *tx)
+    .await;
+    assert_rls_violation(hidden.map(|_| ()), "contact wrote a team-only comment");
+}
+
+/// What entering learned counts only for the identity it was entered for: changing
+/// `app.user_id` afterwards leaves the new identity with its own stored memberships, and settings
+/// written for another user count for nobody.
+#[tokio::test]
+async fn entered_access_counts_only_for_the_user_it_was_entered_for() {
+    let app = TestApp::new().await;
+    let (a, b) = (app.tenant("a").await, app.tenant("b").await);
+    let pool = api_pool().await;
+    let mut tx = entered(&pool, &a.owner, a.id).await;
+    sqlx::query("SELECT set_config('app.user_id', $1, true)")
+        .bind(b.owner.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let seen: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM workspaces").fetch_all(&mut *tx).await.unwrap();
+    assert_eq!(seen, vec![b.id], "the entered access of A's owner followed a changed identity");
+
+    // A user who is nobody in A enters nothing: their transaction reads nothing of A.
+    let (mut tx, entry) = TenantTx::enter(&pool, &caller(&b.owner), a.id, None).await.unwrap();
+    assert!(entry.member_role.is_none() && !entry.is_contact);
+    for table in ["workspaces", "projects", "comments", "clients"] {
+        let column = if table == "workspaces" { "id" } else { "workspace_id" };
+        let n: i64 = sqlx::query_scalar(sql(format!("SELECT count(*) FROM {table} WHERE {column} = $1")))
+            .bind(a.id)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{table} of A visible to an outsider who tried to enter it");
+    }
+}
+
+/// The transaction is opened by hand (BEGIN and the first statement in one round trip), so what
+/// sqlx's own transaction guarantees is proven here: dropping it rolls back, even mid-query, and
+/// the connection goes back to the pool clean, with no identity or entered workspace left on it.
+#[tokio::test]
+async fn a_dropped_or_cancelled_transaction_rolls_back_and_leaves_its_connection_clean() {
+    let app = TestApp::new().await;
+    let a = app.tenant("a").await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&integration_tests::database().api_url)
+        .await
+        .unwrap();
+    let project = Uuid::now_v7();
+    {
+        let mut tx = entered(&pool, &a.owner, a.id).await;
+        sqlx::query("INSERT INTO projects (id, workspace_id, name) VALUES ($1, $2, 'dropped')")
+            .bind(project)
+            .bind(a.id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    let mut tx = entered(&pool, &a.owner, a.id).await;
+    let kept: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM projects WHERE id = $1").bind(project).fetch_one(&mut *tx).await.unwrap();
+    assert_eq!(kept, 0, "a dropped transaction's insert was kept");
+    // Cancelled while a statement runs: the future is dropped mid-query.
+    let slow = sqlx::query("SELECT pg_sleep(0.3)").execute(&mut *tx);
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(50), slow).await.is_err());
+    drop(tx);
+    let mut conn = pool.acquire().await.unwrap();
+    let settings: (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT nullif(current_setting('app.user_id', true), ''), nullif(current_setting('app.entered_workspace', true), '')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(settings, (None, None), "the connection came back with the old transaction's settings");
+    // A savepoint needs an open transaction block: refused here means the old one was ended.
+    match sqlx::raw_sql("SAVEPOINT probe").execute(&mut *conn).await {
+        Err(sqlx::Error::Database(db)) => assert_eq!(db.code().as_deref(), Some("25P01"), "{db}"),
+        other => panic!("the connection came back inside the old transaction: {other:?}"),
+    }
+    drop(conn);
+    // And a committed one is kept.
+    let mut tx = entered(&pool, &a.owner, a.id).await;
+    sqlx::query("INSERT INTO projects (id, workspace_id, name) VALUES ($1, $2, 'kept')")
+        .bind(project)
+        .bind(a.id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(count(&service_pool().await, "projects", a.id).await, 3);
+}

@@ -73,7 +73,7 @@ async fn the_api_role_connects_as_itself_in_the_test_setup() {
 }
 
 #[tokio::test]
-async fn policy_helpers_are_stable_security_definers_with_a_pinned_search_path() {
+async fn policy_helpers_are_inlinable_and_every_definer_pins_its_search_path() {
     let pool = owner_pool().await;
     let helpers: Vec<(String, String, bool, Option<Vec<String>>)> = sqlx::query_as(
         "SELECT p.proname::text, p.provolatile::text, p.prosecdef, p.proconfig
@@ -83,16 +83,32 @@ async fn policy_helpers_are_stable_security_definers_with_a_pinned_search_path()
     .fetch_all(&pool)
     .await
     .unwrap();
-    let policy_helpers = ["member_workspace_ids", "workspaces_with_role", "contact_client_ids", "contact_project_ids"];
+    let find = |name: &str| helpers.iter().find(|h| h.0 == name).unwrap_or_else(|| panic!("{name} missing"));
+    // What the policies call reads the entered workspace's settings: plain STABLE SQL that
+    // PostgreSQL inlines (no SECURITY DEFINER, no SET clause), run once per statement.
+    let policy_helpers = [
+        "current_user_id",
+        "entered_workspace",
+        "member_workspace_ids",
+        "workspaces_with_role",
+        "contact_client_ids",
+        "contact_workspace_ids",
+    ];
     for name in policy_helpers {
-        let (_, volatility, definer, _) =
-            helpers.iter().find(|h| h.0 == name).unwrap_or_else(|| panic!("{name} missing"));
+        let (_, volatility, definer, config) = find(name);
         assert_eq!(volatility, "s", "{name} must be STABLE so it can run once per query");
+        assert!(!definer && config.is_none(), "{name} must be inlinable: no SECURITY DEFINER, no SET");
+    }
+    // Without an entered workspace they fall back to these, which read membership tables
+    // without recursing into their policies.
+    for name in ["stored_member_workspace_ids", "stored_workspaces_with_role", "stored_contact_client_ids"] {
+        let (_, volatility, definer, _) = find(name);
+        assert_eq!(volatility, "s", "{name} must be STABLE");
         assert!(definer, "{name} reads membership tables without recursing into their policies");
     }
-    for (name, _, _, config) in &helpers {
+    for (name, _, definer, config) in &helpers {
         let pinned = config.as_ref().is_some_and(|c| c.iter().any(|s| s.starts_with("search_path=")));
-        assert!(pinned, "{name} must pin search_path");
+        assert!(!definer || pinned, "{name} is SECURITY DEFINER and must pin search_path");
     }
     let public_exec: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

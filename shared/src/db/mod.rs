@@ -9,7 +9,9 @@ use std::ops::{Deref, DerefMut};
 
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, PgPool, Postgres, Row as _};
+use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::config::DatabaseConfig;
@@ -21,7 +23,13 @@ use crate::error::ApiError;
 pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = config.url.expose_secret().parse()?;
     let statement_timeout = config.statement_timeout.as_millis().to_string();
-    let options = options.application_name("saas-backend").options([("statement_timeout", statement_timeout.as_str())]);
+    // Generic plans: the statements are prepared once per connection and their custom plans
+    // would be rebuilt on every execution, because row-level security's filters make the
+    // planner's estimate of a generic plan look worse than it is. Planning cost about as much as
+    // running a list page; the generic plans walk the same indexes.
+    let options = options
+        .application_name("saas-backend")
+        .options([("statement_timeout", statement_timeout.as_str()), ("plan_cache_mode", "force_generic_plan")]);
     PgPoolOptions::new()
         .max_connections(config.max_connections)
         .min_connections(0)
@@ -46,35 +54,114 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
 
 /// A transaction scoped to one caller: `app.user_id` is set (transaction-local) before any other
 /// statement, and the caller's user row exists. Dropping it without `commit` rolls back.
+///
+/// The transaction is opened by hand, not with sqlx's `Transaction`, because sqlx's `begin`
+/// discards the rows of its statement, and the request's first statement answers the caller's
+/// access: BEGIN and that statement go in one round trip. What `Transaction` does on drop is
+/// done here too: a rollback, run before the connection is returned to the pool.
 pub struct TenantTx {
-    tx: Transaction<'static, Postgres>,
+    /// Present until `commit` or drop.
+    conn: Option<PoolConnection<Postgres>>,
+}
+
+/// What the request's first statement learned about the caller in the workspace it entered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// `owner`, `admin`, `member` or `viewer` for a member.
+    pub member_role: Option<String>,
+    pub is_contact: bool,
+    /// The workspace's plan, answered for a contact who is not also a member.
+    pub contact_plan: Option<String>,
+    /// Whether the caller can see the project asked about (true when none was).
+    pub project_visible: bool,
 }
 
 impl TenantTx {
-    /// One round trip: BEGIN, the caller's identity, and their user row (written only when it is
-    /// missing or the e-mail changed), sent together as one simple-protocol batch.
+    /// One round trip: BEGIN, the caller's identity and their user row (written only when it is
+    /// missing or the e-mail changed).
     #[tracing::instrument(name = "db.begin", skip_all)]
     pub async fn begin(pool: &PgPool, caller: &Caller) -> Result<Self, ApiError> {
-        let tx = pool.begin_with(sqlx::AssertSqlSafe(begin_as(caller))).await?;
-        Ok(Self { tx })
+        Ok(Self::open(pool, caller, None).await?.0)
     }
 
-    pub async fn commit(self) -> Result<(), ApiError> {
-        self.tx.commit().await.map_err(ApiError::from)
+    /// As `begin`, and in the same round trip enters `workspace` for the rest of the transaction
+    /// (the row-level security policies read what entering learned) and answers the caller's
+    /// access to it and to `project`. A caller without access enters nothing.
+    #[tracing::instrument(name = "db.enter", skip_all)]
+    pub async fn enter(
+        pool: &PgPool,
+        caller: &Caller,
+        workspace: Uuid,
+        project: Option<Uuid>,
+    ) -> Result<(Self, Entry), ApiError> {
+        let (tx, entry) = Self::open(pool, caller, Some((workspace, project))).await?;
+        let entry = entry.ok_or_else(|| ApiError::Internal("app.begin_request answered no access row".into()))?;
+        Ok((tx, entry))
+    }
+
+    async fn open(
+        pool: &PgPool,
+        caller: &Caller,
+        scope: Option<(Uuid, Option<Uuid>)>,
+    ) -> Result<(Self, Option<Entry>), ApiError> {
+        // Held by the transaction before BEGIN is sent: if this future is dropped or the batch
+        // fails, the drop below rolls back whatever was opened.
+        let mut tx = Self { conn: Some(pool.acquire().await?) };
+        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(begin_as(caller, scope))).fetch_all(&mut *tx).await?;
+        let entry = match rows.last() {
+            Some(row) => Some(Entry {
+                member_role: row.try_get(0)?,
+                is_contact: row.try_get(1)?,
+                contact_plan: row.try_get(2)?,
+                project_visible: row.try_get(3)?,
+            }),
+            None => None,
+        };
+        Ok((tx, entry))
+    }
+
+    pub async fn commit(mut self) -> Result<(), ApiError> {
+        let committed = sqlx::raw_sql("COMMIT").execute(&mut *self).await;
+        // Committed or failed, the transaction is over (a failed COMMIT rolls back); the
+        // connection goes back to the pool as it is.
+        self.conn.take();
+        committed.map(|_| ()).map_err(ApiError::from)
+    }
+}
+
+impl Drop for TenantTx {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(error) = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await {
+                        tracing::warn!(%error, "rollback failed; closing the connection");
+                        conn.close_on_drop();
+                    }
+                });
+            }
+            // No runtime to roll back on: the connection is closed, which ends the transaction.
+            Err(_) => conn.close_on_drop(),
+        }
     }
 }
 
 /// The statements that open a caller's transaction. The simple protocol takes no bind
-/// parameters, so every value is written as a literal that cannot carry SQL: the user id as a
-/// UUID (hex digits and dashes), the strings from the token as hex-encoded UTF-8.
-fn begin_as(caller: &Caller) -> String {
+/// parameters, so every value is written as a literal that cannot carry SQL: ids as UUIDs (hex
+/// digits and dashes), the strings from the token as hex-encoded UTF-8.
+fn begin_as(caller: &Caller, scope: Option<(Uuid, Option<Uuid>)>) -> String {
     let text = |value: &str| format!("convert_from(decode('{}', 'hex'), 'UTF8')", hex(value.as_bytes()));
+    let uuid = |id: Option<Uuid>| id.map_or_else(|| "NULL".to_owned(), |id| format!("'{}'::uuid", id.hyphenated()));
     let email = caller.email.as_deref().map_or_else(|| "NULL".to_owned(), text);
     format!(
-        "BEGIN; SELECT set_config('app.user_id', '{id}', true), app.ensure_user('{id}'::uuid, {issuer}, {subject}, {email})",
-        id = caller.user_id.hyphenated(),
+        "BEGIN; SELECT member_role, is_contact, contact_plan, project_visible \
+         FROM app.begin_request({user}, {issuer}, {subject}, {email}, {workspace}, {project})",
+        user = uuid(Some(caller.user_id)),
         issuer = text(&caller.issuer),
         subject = text(&caller.subject),
+        workspace = uuid(scope.map(|(workspace, _)| workspace)),
+        project = uuid(scope.and_then(|(_, project)| project)),
     )
 }
 
@@ -86,16 +173,18 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
+const HELD: &str = "a TenantTx holds its connection until commit or drop";
+
 impl Deref for TenantTx {
     type Target = PgConnection;
     fn deref(&self) -> &PgConnection {
-        &self.tx
+        self.conn.as_ref().expect(HELD)
     }
 }
 
 impl DerefMut for TenantTx {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        &mut self.tx
+        self.conn.as_mut().expect(HELD)
     }
 }
 
@@ -106,15 +195,15 @@ mod tests {
     #[test]
     fn the_identity_batch_carries_only_a_uuid_and_hex() {
         let caller = Caller::new("https://issuer.example/".into(), "sub'); DROP TABLE users; --".into(), None);
-        let sql = begin_as(&caller);
+        let sql = begin_as(&caller, None);
         assert!(!sql.contains("DROP TABLE"), "{sql}");
         assert!(sql.contains(&caller.user_id.hyphenated().to_string()));
-        assert!(sql.ends_with("NULL)"), "no e-mail is NULL: {sql}");
+        assert!(sql.ends_with("NULL, NULL, NULL)"), "no e-mail, workspace or project is NULL: {sql}");
         // Everything between the quotes is a UUID or hex digits.
         for (i, literal) in sql.split('\'').enumerate().filter(|(i, _)| i % 2 == 1) {
             assert!(
                 literal.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-                    || ["app.user_id", "hex", "UTF8"].contains(&literal),
+                    || ["hex", "UTF8"].contains(&literal),
                 "literal {i}: {literal}"
             );
         }
