@@ -559,8 +559,11 @@ async fn a_dropped_or_cancelled_transaction_rolls_back_and_leaves_its_connection
             .unwrap();
     }
     let mut tx = entered(&pool, &a.owner, a.id).await;
-    let kept: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM projects WHERE id = $1").bind(project).fetch_one(&mut *tx).await.unwrap();
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM projects WHERE id = $1")
+        .bind(project)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(kept, 0, "a dropped transaction's insert was kept");
     // Cancelled while a statement runs: the future is dropped mid-query.
     let slow = sqlx::query("SELECT pg_sleep(0.3)").execute(&mut *tx);

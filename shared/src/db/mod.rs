@@ -8,8 +8,8 @@ pub mod migrate;
 use std::ops::{Deref, DerefMut};
 
 use secrecy::ExposeSecret;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Row as _};
 use uuid::Uuid;
 
@@ -202,8 +202,7 @@ mod tests {
         // Everything between the quotes is a UUID or hex digits.
         for (i, literal) in sql.split('\'').enumerate().filter(|(i, _)| i % 2 == 1) {
             assert!(
-                literal.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
-                    || ["hex", "UTF8"].contains(&literal),
+                literal.chars().all(|c| c.is_ascii_hexdigit() || c == '-') || ["hex", "UTF8"].contains(&literal),
                 "literal {i}: {literal}"
             );
         }
