@@ -149,8 +149,11 @@ BEGIN
 
     SELECT m.role INTO role FROM public.workspace_members m
     WHERE m.workspace_id = p_workspace AND m.user_id = p_user;
-    SELECT pg_catalog.array_agg(c.client_id) INTO clients FROM public.client_contacts c
-    WHERE c.workspace_id = p_workspace AND c.user_id = p_user;
+    -- A member reads the whole workspace; client links matter only to a non-member.
+    IF role IS NULL THEN
+        SELECT pg_catalog.array_agg(c.client_id) INTO clients FROM public.client_contacts c
+        WHERE c.workspace_id = p_workspace AND c.user_id = p_user;
+    END IF;
     member_role := role::text;
     is_contact := clients IS NOT NULL;
     IF role IS NULL AND clients IS NULL THEN
@@ -194,3 +197,19 @@ ALTER FUNCTION app.stored_workspaces_with_role(public.member_role[]) OWNER TO ap
 ALTER FUNCTION app.stored_contact_client_ids() OWNER TO app_service;
 ALTER FUNCTION app.stored_contact_workspace_ids() OWNER TO app_service;
 ALTER FUNCTION app.begin_request(uuid, text, text, text, uuid, uuid) OWNER TO app_service;
+
+-- The plan a workspace is entitled to, unchanged, in PL/pgSQL: it keeps its query plan for the
+-- session, where a SQL-language SECURITY DEFINER function is parsed and planned on every call
+-- (it runs in every contact's first statement, in plan-limit triggers and feature checks).
+CREATE OR REPLACE FUNCTION app.effective_plan(p_workspace uuid) RETURNS text
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = ''
+AS $$
+BEGIN
+    RETURN coalesce((
+        SELECT s.plan_id FROM public.subscriptions s
+        WHERE s.workspace_id = p_workspace
+          AND (s.status IN ('active', 'trialing') OR (s.status = 'past_due' AND s.grace_until > now()))
+    ), 'free');
+END
+$$;
