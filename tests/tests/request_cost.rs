@@ -190,3 +190,93 @@ async fn a_contacts_comment_page_costs_the_page_not_its_clients_projects() {
             .unwrap();
     assert!(!visible.is_empty() && visible.iter().all(|v| *v));
 }
+
+/// Counts round trips between the pool and PostgreSQL: a TCP relay that notes each time the
+/// client speaks after the server has (one request, its answer: one turn).
+struct RoundTrips {
+    address: std::net::SocketAddr,
+    turns: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl RoundTrips {
+    async fn relay_to(upstream: String) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let turns = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = turns.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(&upstream).await.unwrap();
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                // True while the client has the floor (it spoke last).
+                let client_spoke = std::sync::Arc::new(AtomicBool::new(false));
+                let (turns, spoke) = (counted.clone(), client_spoke.clone());
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = client_read.read(&mut buffer).await {
+                        if !spoke.swap(true, Ordering::SeqCst) {
+                            turns.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if server_write.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = server_read.read(&mut buffer).await {
+                        client_spoke.store(false, Ordering::SeqCst);
+                        if client_write.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Self { address, turns }
+    }
+
+    fn count(&self) -> usize {
+        self.turns.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A warm request on a workspace route (identity, access, one query) makes three round trips:
+/// BEGIN with the first statement, the query, COMMIT.
+#[tokio::test(flavor = "current_thread")]
+async fn a_warm_workspace_request_makes_three_round_trips() {
+    let app = TestApp::new().await;
+    let t = app.tenant("trips").await;
+    let api: sqlx::postgres::PgConnectOptions = integration_tests::database().api_url.parse().unwrap();
+    let relay = RoundTrips::relay_to(format!("{}:{}", api.get_host(), api.get_port())).await;
+    let config = shared::config::DatabaseConfig {
+        url: format!("postgres://app_api:app_api@{}/{}?sslmode=disable", relay.address, api.get_database().unwrap())
+            .into(),
+        max_connections: 1,
+        acquire_timeout: std::time::Duration::from_secs(5),
+        statement_timeout: std::time::Duration::from_secs(5),
+    };
+    let pool = shared::db::connect(&config).await.unwrap();
+    let member = caller(&t.member, Some(&t.member.email));
+    let request = || async {
+        let (mut tx, entry) = TenantTx::enter(&pool, &member, t.id, None).await.unwrap();
+        Access::from_entry(&entry).unwrap();
+        let _: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM projects WHERE workspace_id = $1 ORDER BY id DESC LIMIT 26")
+                .bind(t.id)
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+        tx.commit().await.unwrap();
+    };
+    // The first request also prepares the query on the connection.
+    request().await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let before = relay.count();
+    request().await;
+    // Read before yielding: the pool's check of the returned connection comes after the request.
+    assert_eq!(relay.count() - before, 3, "round trips of a warm request");
+}
