@@ -114,14 +114,14 @@ AS $$
 $$;
 
 -- The first statement of every API request (sent with BEGIN, one round trip): sets the caller's
--- identity for the transaction, creates their user row on first sight or records a changed e-mail
+-- identity (and the request id, for the audit log) for the transaction, creates their user row on first sight or records a changed e-mail
 -- (and otherwise writes nothing), and, when the route names a workspace, enters it and answers the
 -- caller's access: their role, whether they are one of its client contacts (and then the
 -- workspace's plan, which decides whether the portal is open to them), and whether they can see
 -- `p_project` (true without one). A caller with no access enters nothing. One SECURITY DEFINER
 -- call per request, instead of one per helper per statement.
 CREATE FUNCTION app.begin_request(p_user uuid, p_issuer text, p_subject text, p_email text,
-                                  p_workspace uuid, p_project uuid)
+                                  p_request_id text, p_workspace uuid, p_project uuid)
     RETURNS TABLE (member_role text, is_contact boolean, contact_plan text, project_visible boolean)
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = ''
@@ -133,7 +133,8 @@ BEGIN
     IF p_user IS NULL THEN
         RAISE EXCEPTION 'no caller identity' USING ERRCODE = 'insufficient_privilege';
     END IF;
-    PERFORM pg_catalog.set_config('app.user_id', p_user::text, true);
+    PERFORM pg_catalog.set_config('app.user_id', p_user::text, true),
+            pg_catalog.set_config('app.request_id', coalesce(p_request_id, ''), true);
     -- As app.ensure_user: a known user with an unchanged e-mail writes nothing.
     IF NOT EXISTS (SELECT 1 FROM public.users u
                    WHERE u.id = p_user AND (p_email IS NULL OR u.email IS NOT DISTINCT FROM p_email)) THEN
@@ -182,7 +183,7 @@ REVOKE EXECUTE ON FUNCTION
     app.stored_contact_client_ids(),
     app.stored_contact_workspace_ids(),
     app.entered_workspace(),
-    app.begin_request(uuid, text, text, text, uuid, uuid)
+    app.begin_request(uuid, text, text, text, text, uuid, uuid)
 FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     app.stored_member_workspace_ids(),
@@ -190,13 +191,13 @@ GRANT EXECUTE ON FUNCTION
     app.stored_contact_client_ids(),
     app.stored_contact_workspace_ids(),
     app.entered_workspace(),
-    app.begin_request(uuid, text, text, text, uuid, uuid)
+    app.begin_request(uuid, text, text, text, text, uuid, uuid)
 TO app_api, app_service;
 ALTER FUNCTION app.stored_member_workspace_ids() OWNER TO app_service;
 ALTER FUNCTION app.stored_workspaces_with_role(public.member_role[]) OWNER TO app_service;
 ALTER FUNCTION app.stored_contact_client_ids() OWNER TO app_service;
 ALTER FUNCTION app.stored_contact_workspace_ids() OWNER TO app_service;
-ALTER FUNCTION app.begin_request(uuid, text, text, text, uuid, uuid) OWNER TO app_service;
+ALTER FUNCTION app.begin_request(uuid, text, text, text, text, uuid, uuid) OWNER TO app_service;
 
 -- The plan a workspace is entitled to, unchanged, in PL/pgSQL: it keeps its query plan for the
 -- session, where a SQL-language SECURITY DEFINER function is parsed and planned on every call

@@ -8,7 +8,7 @@ SELECT bench_uuid(1, :u) AS uid, bench_uuid(2, :w) AS ws, bench_uuid(4, :p) AS p
 -- caller's access) go together, as TenantTx sends them: one round trip.
 \startpipeline
 BEGIN;
-SELECT member_role, is_contact, contact_plan, project_visible FROM app.begin_request(:uid, 'bench', 'u' || :u, 'u' || :u || '@bench.test', :ws, :pid);
+SELECT member_role, is_contact, contact_plan, project_visible FROM app.begin_request(:uid, 'bench', 'u' || :u, 'u' || :u || '@bench.test', 'bench', :ws, :pid);
 \endpipeline
 INSERT INTO comments (id, workspace_id, project_id, author_id, body, client_visible) VALUES (gen_random_uuid(), :ws, :pid, :uid, 'A comment', false) RETURNING id, project_id, author_id, body, client_visible, created_at, updated_at;
 COMMIT;

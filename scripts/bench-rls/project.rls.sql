@@ -8,7 +8,7 @@ SELECT bench_uuid(1, :u) AS uid, bench_uuid(2, :w) AS ws, bench_uuid(4, :p) AS p
 -- caller's access) go together, as TenantTx sends them: one round trip.
 \startpipeline
 BEGIN;
-SELECT member_role, is_contact, contact_plan, project_visible FROM app.begin_request(:uid, 'bench', 'u' || :u, 'u' || :u || '@bench.test', :ws, :pid);
+SELECT member_role, is_contact, contact_plan, project_visible FROM app.begin_request(:uid, 'bench', 'u' || :u, 'u' || :u || '@bench.test', 'bench', :ws, :pid);
 \endpipeline
 SELECT id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at FROM projects WHERE workspace_id = :ws AND id = :pid;
 SELECT id, project_id, milestone_id, title, description, url, status, client_visible, created_at, updated_at FROM deliverables WHERE workspace_id = :ws AND project_id = :pid ORDER BY id DESC LIMIT 26;

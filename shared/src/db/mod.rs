@@ -156,8 +156,9 @@ fn begin_as(caller: &Caller, scope: Option<(Uuid, Option<Uuid>)>) -> String {
     let email = caller.email.as_deref().map_or_else(|| "NULL".to_owned(), text);
     format!(
         "BEGIN; SELECT member_role, is_contact, contact_plan, project_visible \
-         FROM app.begin_request({user}, {issuer}, {subject}, {email}, {workspace}, {project})",
+         FROM app.begin_request({user}, {issuer}, {subject}, {email}, {request}, {workspace}, {project})",
         user = uuid(Some(caller.user_id)),
+        request = crate::http::request_context::current_request_id().as_deref().map_or_else(|| "NULL".to_owned(), text),
         issuer = text(&caller.issuer),
         subject = text(&caller.subject),
         workspace = uuid(scope.map(|(workspace, _)| workspace)),
@@ -198,7 +199,7 @@ mod tests {
         let sql = begin_as(&caller, None);
         assert!(!sql.contains("DROP TABLE"), "{sql}");
         assert!(sql.contains(&caller.user_id.hyphenated().to_string()));
-        assert!(sql.ends_with("NULL, NULL, NULL)"), "no e-mail, workspace or project is NULL: {sql}");
+        assert!(sql.ends_with("NULL, NULL, NULL, NULL)"), "no e-mail, request, workspace or project is NULL: {sql}");
         // Everything between the quotes is a UUID or hex digits.
         for (i, literal) in sql.split('\'').enumerate().filter(|(i, _)| i % 2 == 1) {
             assert!(
