@@ -8,6 +8,8 @@
 //! local-stack seed                           create the demo workspace
 //! local-stack token [--sub S] [--email E] [--ttl-days N]   print an HS256 development token
 //! local-stack reconcile                      apply Stripe events the webhook missed (needs STRIPE_SECRET_KEY)
+//! local-stack audit-verify WORKSPACE_ID      check a workspace's audit hash chain (SERVICE_DATABASE_URL);
+//!                                            names the first broken link and exits 1 if there is one
 //! ```
 
 use std::time::Duration;
@@ -75,7 +77,18 @@ async fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
-        other => bail!("unknown command {other:?}; use serve, migrate, seed, token or reconcile"),
+        "audit-verify" => {
+            let workspace: uuid::Uuid =
+                args.get(1).and_then(|id| id.parse().ok()).context("usage: audit-verify WORKSPACE_ID")?;
+            let check =
+                shared::audit::verify_chain(&service_pool().await?, workspace).await.context("verify the chain")?;
+            println!("{}", serde_json::to_string_pretty(&check)?);
+            if !check.is_intact() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}; use serve, migrate, seed, token, reconcile or audit-verify"),
     }
 }
 

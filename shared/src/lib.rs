@@ -8,6 +8,7 @@ pub mod access;
 #[cfg(feature = "ai")]
 pub mod ai;
 pub mod app;
+pub mod audit;
 pub mod auth;
 #[cfg(feature = "stripe")]
 pub mod billing;

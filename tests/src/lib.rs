@@ -223,7 +223,7 @@ impl TestApp {
     /// A billing worker (service role) reading Stripe's state from this app's local Stripe.
     pub async fn billing_worker(&self, past_due_grace_days: i64) -> billing_worker::Worker {
         billing_worker::Worker {
-            pool: worker_pool("app_billing").await,
+            pool: worker_pool_as("app_billing", "billing-worker").await,
             past_due_grace: time::Duration::days(past_due_grace_days),
             stripe: stripe::reader(&self.stripe.uri()),
         }
@@ -412,6 +412,17 @@ pub async fn worker_pool(role: &str) -> PgPool {
         .connect(&database().worker_url(role))
         .await
         .expect("connect as a worker role")
+}
+
+/// A worker's pool as the function builds it: its database role, and its name for the audit log.
+pub async fn worker_pool_as(role: &str, actor: &str) -> PgPool {
+    let config = shared::config::DatabaseConfig {
+        url: database().worker_url(role).into(),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(10),
+        statement_timeout: Duration::from_secs(30),
+    };
+    shared::db::connect_as(&config, actor).await.expect("connect as a worker role")
 }
 
 pub async fn service_pool() -> PgPool {

@@ -203,6 +203,13 @@ pub fn rows() -> Vec<Row> {
             expect: [200, 200, 200, 200, 403, 404],
             fresh: false,
         },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/audit-log",
+            request: |c| (M::GET, format!("{}/audit-log", p(&c.tenant)), None),
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
         // ---- checkout and portal functions (the fixture's workspace already has a live subscription)
         Row {
             method: M::POST,

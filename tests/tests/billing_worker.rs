@@ -49,6 +49,18 @@ async fn count_where(table: &str, workspace_id: Uuid) -> i64 {
     integration_tests::count(&service_pool().await, table, workspace_id).await
 }
 
+/// The audit entries the billing worker left in a workspace: (actor, action, request id).
+async fn worker_trail(workspace_id: Uuid) -> Vec<(String, String, Option<String>)> {
+    sqlx::query_as(
+        "SELECT actor, action, request_id FROM audit_log
+         WHERE workspace_id = $1 AND actor NOT LIKE 'user:%' ORDER BY seq",
+    )
+    .bind(workspace_id)
+    .fetch_all(&service_pool().await)
+    .await
+    .unwrap()
+}
+
 async fn subscription_reads(app: &TestApp) -> usize {
     let requests = app.stripe.received_requests().await.unwrap();
     requests.iter().filter(|r| r.method.as_str() == "GET" && r.url.path().starts_with("/v1/subscriptions/")).count()
@@ -66,7 +78,17 @@ async fn a_subscription_event_grants_the_plan_and_leaves_a_trail() {
     assert_eq!(worker.apply(&event.to_string()).await.unwrap(), Outcome::Applied);
     let billing = app.get(&owner, &format!("/v1/workspaces/{ws}/billing")).await;
     assert_eq!((billing.body["plan"].as_str(), billing.body["status"].as_str()), (Some("pro"), Some("active")));
-    assert_eq!(count_where("audit_log", ws).await, 1);
+    // The subscription row's insert and the workspace's link to its Stripe customer (by the
+    // triggers, as the worker, with the event id), and the worker's own account of the change.
+    let event_id = event["id"].as_str().map(str::to_owned);
+    assert_eq!(
+        worker_trail(ws).await,
+        [
+            ("billing-worker".to_owned(), "subscriptions.insert".to_owned(), event_id.clone()),
+            ("billing-worker".to_owned(), "workspaces.update".to_owned(), event_id.clone()),
+            ("stripe".to_owned(), "subscription.changed".to_owned(), event_id),
+        ]
+    );
     assert_eq!(count_where("activity", ws).await, 1);
     // One read of the subscription, with the secret key and the pinned API version.
     let reads: Vec<_> = app.stripe.received_requests().await.unwrap();
@@ -103,7 +125,7 @@ async fn a_duplicate_delivery_is_applied_once() {
     assert_eq!(worker.apply(&event).await.unwrap(), Outcome::Duplicate);
     let (concurrent_a, concurrent_b) = tokio::join!(worker.apply(&event), worker.apply(&event));
     assert_eq!((concurrent_a.unwrap(), concurrent_b.unwrap()), (Outcome::Duplicate, Outcome::Duplicate));
-    assert_eq!(count_where("audit_log", ws).await, 1);
+    assert_eq!(worker_trail(ws).await.len(), 3, "one change, audited once: {:?}", worker_trail(ws).await);
     assert_eq!(subscription_reads(&app).await, 1, "a duplicate does not read Stripe again");
 }
 

@@ -39,7 +39,7 @@ impl Sweeper {
         let lookup = |name: &str| settings.get(name);
         let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
         Ok(Self {
-            pool: shared::db::connect(&database).await?,
+            pool: shared::db::connect_as(&database, "ai-sweeper").await?,
             usage_queue: Queue::connect(settings.require("USAGE_QUEUE_URL")?).await,
             stuck_after_secs: parse_or(&lookup, "AI_STUCK_AFTER_SECS", 120)?,
             resend_after_secs: parse_or(&lookup, "USAGE_RESEND_AFTER_SECS", 900)?,

@@ -56,7 +56,7 @@ impl UsageWorker {
         let lookup = |name: &str| settings.get(name);
         let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
         Ok(Self {
-            pool: shared::db::connect(&database).await?,
+            pool: shared::db::connect_as(&database, "usage-worker").await?,
             stripe: StripeClient::new(
                 SecretString::from(settings.require("STRIPE_SECRET_KEY")?),
                 settings.get("STRIPE_API_BASE"),

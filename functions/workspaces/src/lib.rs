@@ -1,6 +1,7 @@
-//! The `workspaces` function: workspaces, their members, their clients and client contacts, and
-//! the workspace's billing state (read-only).
+//! The `workspaces` function: workspaces, their members, their clients and client contacts, the
+//! workspace's billing state (read-only) and its audit log.
 
+mod audit;
 mod billing;
 mod clients;
 mod contacts;
@@ -21,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .merge(clients::router())
         .merge(contacts::router())
         .merge(billing::router())
+        .merge(audit::router())
 }
 
 /// The service Lambda runs.

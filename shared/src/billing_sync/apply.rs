@@ -146,6 +146,7 @@ impl Worker {
         let event: StripeEvent = serde_json::from_str(payload).map_err(|e| ApplyError::Malformed(e.to_string()))?;
         let payload: Value = serde_json::from_str(payload).map_err(|e| ApplyError::Malformed(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
+        audit_as(&mut tx, None, &event.id).await?;
         let recorded = sqlx::query(
             "INSERT INTO stripe_events (id, type, created, payload, outcome, stripe_customer_id)
              VALUES ($1, $2, $3, $4, 'pending', $5)
@@ -466,6 +467,7 @@ impl Worker {
     pub async fn retry_unlinked(&self, payload: &str) -> Result<Outcome, ApplyError> {
         let event: StripeEvent = serde_json::from_str(payload).map_err(|e| ApplyError::Malformed(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
+        audit_as(&mut tx, None, &event.id).await?;
         let still_unlinked: Option<String> = sqlx::query_scalar(
             "SELECT id FROM stripe_events WHERE id = $1 AND outcome = 'unlinked' FOR UPDATE SKIP LOCKED",
         )
@@ -598,6 +600,20 @@ async fn add_activity(tx: &mut PgConnection, workspace_id: Uuid, kind: &str, mes
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+/// What the audit log records for this transaction's changes: the acting service (when not the
+/// pool's own, e.g. reconciliation) and the Stripe event or run that caused them.
+pub(crate) async fn audit_as(tx: &mut PgConnection, actor: Option<&str>, cause: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "SELECT set_config('app.actor', coalesce($1, current_setting('app.actor', true), ''), true),
+                set_config('app.request_id', $2, true)",
+    )
+    .bind(actor)
+    .bind(cause)
+    .execute(&mut *tx)
+    .await
+    .map(|_| ())
 }
 
 async fn record_duplicate(

@@ -158,6 +158,7 @@ impl Reconciliation<'_> {
         report: &mut ReconcileReport,
     ) -> Result<(), ApplyError> {
         let mut tx = self.worker.pool.begin().await?;
+        super::apply::audit_as(&mut tx, Some("billing-reconcile"), subscription).await?;
         let synced = self.worker.sync(&mut tx, workspace_id, subscription, Cause::reconciliation()).await?;
         tx.commit().await?;
         if synced.outcome == Outcome::Applied && !synced.differences.is_empty() {

@@ -29,7 +29,7 @@ impl Worker {
             settings.get("STRIPE_API_BASE").as_deref(),
         )?;
         Ok(Worker {
-            pool: crate::db::connect(&database).await?,
+            pool: crate::db::connect_as(&database, "billing-worker").await?,
             past_due_grace: time::Duration::days(grace_days),
             stripe,
         })

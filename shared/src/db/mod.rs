@@ -21,6 +21,16 @@ use crate::error::ApiError;
 /// a time, so a couple of connections is plenty; idle ones are closed before RDS would drop them
 /// while the environment is frozen.
 pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
+    pool(config, None).await
+}
+
+/// As `connect`, for a worker: every change it makes is audited as `actor` (a session setting
+/// the audit trigger reads when no user or API key is acting).
+pub async fn connect_as(config: &DatabaseConfig, actor: &str) -> Result<PgPool, sqlx::Error> {
+    pool(config, Some(actor)).await
+}
+
+async fn pool(config: &DatabaseConfig, actor: Option<&str>) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = config.url.expose_secret().parse()?;
     let statement_timeout = config.statement_timeout.as_millis().to_string();
     // Generic plans: the statements are prepared once per connection and their custom plans
@@ -30,6 +40,10 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
     let options = options
         .application_name("saas-backend")
         .options([("statement_timeout", statement_timeout.as_str()), ("plan_cache_mode", "force_generic_plan")]);
+    let options = match actor {
+        Some(actor) => options.options([("app.actor", actor)]),
+        None => options,
+    };
     PgPoolOptions::new()
         .max_connections(config.max_connections)
         .min_connections(0)
