@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::access::Access;
 use crate::auth::{Authenticator, Caller};
 use crate::config::Config;
-use crate::db::TenantTx;
+use crate::db::{Cost, TenantTx};
 use crate::error::ApiError;
 
 /// Clients and settings reused across invocations. Never holds tenant data.
@@ -44,7 +44,18 @@ impl AppState {
     /// Opens the caller's transaction inside the workspace and answers their access to it (404 if
     /// none), in one round trip.
     pub async fn open_workspace(&self, caller: &Caller, workspace_id: Uuid) -> Result<(TenantTx, Access), ApiError> {
-        let (tx, entry) = TenantTx::enter(&self.pool, caller, workspace_id, None).await?;
+        self.open_workspace_costing(caller, workspace_id, Cost::Standard).await
+    }
+
+    /// As `open_workspace`, for a route that also counts against the plan's budget of expensive
+    /// requests (AI runs, checkout).
+    pub async fn open_workspace_costing(
+        &self,
+        caller: &Caller,
+        workspace_id: Uuid,
+        cost: Cost,
+    ) -> Result<(TenantTx, Access), ApiError> {
+        let (tx, entry) = TenantTx::enter(&self.pool, caller, workspace_id, None, cost).await?;
         tracing::Span::current().record("workspace_id", tracing::field::display(workspace_id));
         Ok((tx, Access::from_entry(&entry)?.0))
     }
@@ -57,7 +68,7 @@ impl AppState {
         workspace_id: Uuid,
         project_id: Uuid,
     ) -> Result<(TenantTx, Access, bool), ApiError> {
-        let (tx, entry) = TenantTx::enter(&self.pool, caller, workspace_id, Some(project_id)).await?;
+        let (tx, entry) = TenantTx::enter(&self.pool, caller, workspace_id, Some(project_id), Cost::Standard).await?;
         tracing::Span::current().record("workspace_id", tracing::field::display(workspace_id));
         let (access, project_visible) = Access::from_entry(&entry)?;
         Ok((tx, access, project_visible))

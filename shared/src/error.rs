@@ -28,6 +28,12 @@ impl FieldError {
 pub enum ApiError {
     #[error("{0}")]
     Unauthenticated(String),
+    /// An API key that is malformed, unknown, revoked or expired (each its own `code`).
+    #[error("{detail}")]
+    ApiKeyRejected { code: &'static str, detail: String },
+    /// Too many requests for one of the caller's rate limits; retry after that many seconds.
+    #[error("{detail}")]
+    RateLimited { retry_after: u32, detail: String },
     #[error("{0}")]
     Forbidden(String),
     /// The resource does not exist or row-level security hides it; both answer the same.
@@ -85,7 +91,8 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated(_) | Self::ApiKeyRejected { .. } => StatusCode::UNAUTHORIZED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -111,7 +118,11 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Validation(_) => "validation_failed",
-            Self::BadRequest { code, .. } | Self::Conflict { code, .. } | Self::Upstream { code, .. } => code,
+            Self::BadRequest { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::Upstream { code, .. }
+            | Self::ApiKeyRejected { code, .. } => code,
+            Self::RateLimited { .. } => "rate_limited",
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::PlanLimitReached(_) => "plan_limit_reached",
             Self::FeatureNotInPlan(_) => "feature_not_in_plan",
@@ -186,6 +197,9 @@ impl IntoResponse for ApiError {
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::RateLimited { retry_after, .. } = &self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
         response
     }

@@ -19,6 +19,10 @@ pub struct Limits {
     pub projects: Option<u32>,
     pub members: Option<u32>,
     pub ai_runs_per_month: u32,
+    /// Requests per minute the workspace may make (API keys and people together).
+    pub requests_per_minute: u32,
+    /// Requests per minute to the expensive routes (AI runs, checkout), counted on top.
+    pub expensive_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -36,7 +40,13 @@ pub const FREE: Plan = Plan {
     name: "Free",
     stripe_lookup_key: None,
     features: Features { ai_tools: false, client_portal: false, api_access: false },
-    limits: Limits { projects: Some(3), members: Some(2), ai_runs_per_month: 0 },
+    limits: Limits {
+        projects: Some(3),
+        members: Some(2),
+        ai_runs_per_month: 0,
+        requests_per_minute: 300,
+        expensive_per_minute: 20,
+    },
 };
 
 pub const PRO: Plan = Plan {
@@ -44,7 +54,13 @@ pub const PRO: Plan = Plan {
     name: "Pro",
     stripe_lookup_key: Some("pro_monthly"),
     features: Features { ai_tools: true, client_portal: true, api_access: false },
-    limits: Limits { projects: Some(50), members: Some(10), ai_runs_per_month: 500 },
+    limits: Limits {
+        projects: Some(50),
+        members: Some(10),
+        ai_runs_per_month: 500,
+        requests_per_minute: 1200,
+        expensive_per_minute: 60,
+    },
 };
 
 pub const STUDIO: Plan = Plan {
@@ -52,7 +68,13 @@ pub const STUDIO: Plan = Plan {
     name: "Studio",
     stripe_lookup_key: Some("studio_monthly"),
     features: Features { ai_tools: true, client_portal: true, api_access: true },
-    limits: Limits { projects: None, members: Some(50), ai_runs_per_month: 5000 },
+    limits: Limits {
+        projects: None,
+        members: Some(50),
+        ai_runs_per_month: 5000,
+        requests_per_minute: 6000,
+        expensive_per_minute: 300,
+    },
 };
 
 pub const CATALOG: [Plan; 3] = [FREE, PRO, STUDIO];

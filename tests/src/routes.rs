@@ -14,6 +14,8 @@ pub struct Ctx {
     pub invitee2: TestUser,
     /// An AI run of the owner's.
     pub run_id: uuid::Uuid,
+    /// An API key the owner made (a member key).
+    pub api_key_id: uuid::Uuid,
 }
 
 impl Ctx {
@@ -26,8 +28,12 @@ impl Ctx {
                 json!({"tool": "proposal_draft", "input": {"brief": "A site"}}),
             )
             .await;
+        let key = app
+            .post(&tenant.owner, &format!("{}/api-keys", tenant.path()), json!({"name": "CI", "role": "member"}))
+            .await;
         Self {
             run_id: run.id(),
+            api_key_id: key.id(),
             tenant,
             invitee: app.user(&format!("{label}-invitee")).await,
             invitee2: app.user(&format!("{label}-invitee2")).await,
@@ -209,6 +215,29 @@ pub fn rows() -> Vec<Row> {
             request: |c| (M::GET, format!("{}/audit-log", p(&c.tenant)), None),
             expect: [200, 200, 403, 403, 403, 404],
             fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/api-keys",
+            request: |c| (M::GET, format!("{}/api-keys", p(&c.tenant)), None),
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/api-keys",
+            request: |c| {
+                (M::POST, format!("{}/api-keys", p(&c.tenant)), Some(json!({"name": "Zapier", "role": "viewer"})))
+            },
+            expect: [201, 201, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::DELETE,
+            pattern: "/v1/workspaces/{workspace_id}/api-keys/{key_id}",
+            request: |c| (M::DELETE, format!("{}/api-keys/{}", p(&c.tenant), c.api_key_id), None),
+            expect: [204, 204, 403, 403, 403, 404],
+            fresh: true,
         },
         // ---- checkout and portal functions (the fixture's workspace already has a live subscription)
         Row {

@@ -68,6 +68,9 @@ async fn fill(tenant: &Tenant) {
          VALUES ('sub_' || replace($2::text, '-', ''), $1, 'cus_x', 'fixture')",
         "INSERT INTO checkout_sessions (stripe_session_id, workspace_id, plan_id, url, expires_at)
          VALUES ('cs_' || replace($2::text, '-', ''), $1, 'pro', 'https://checkout.stripe.com/x', now() + interval '1 day')",
+        "INSERT INTO users (id, issuer, subject) VALUES ($2, 'urn:saas:api-key', $2::text)",
+        "INSERT INTO api_keys (id, workspace_id, name, role, display_prefix, secret_hash)
+         VALUES ($2, $1, 'fixture', 'member', 'sak_fixture', sha256($2::text::bytea))",
     ] {
         sqlx::query(statement).bind(tenant.id).bind(run).execute(&owner).await.expect(statement);
     }

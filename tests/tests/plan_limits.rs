@@ -7,18 +7,30 @@ use serde_json::json;
 use shared::plans;
 use uuid::Uuid;
 
+/// A plan's row: id, projects, members, AI runs a month, requests and expensive requests a minute.
+type PlanRow = (String, Option<i32>, Option<i32>, i32, i32, i32);
+
 #[tokio::test]
 async fn the_catalog_matches_the_database() {
-    let rows: Vec<(String, Option<i32>, Option<i32>, i32)> =
-        sqlx::query_as("SELECT id, max_projects, max_members, ai_runs_per_month FROM plans ORDER BY id")
-            .fetch_all(&owner_pool().await)
-            .await
-            .unwrap();
+    let rows: Vec<PlanRow> = sqlx::query_as(
+        "SELECT id, max_projects, max_members, ai_runs_per_month, requests_per_minute, expensive_per_minute
+         FROM plans ORDER BY id",
+    )
+    .fetch_all(&owner_pool().await)
+    .await
+    .unwrap();
     let mut catalog: Vec<_> = plans::CATALOG
         .iter()
         .map(|p| {
             let limit = |n: Option<u32>| n.map(|n| n as i32);
-            (p.id.to_owned(), limit(p.limits.projects), limit(p.limits.members), p.limits.ai_runs_per_month as i32)
+            (
+                p.id.to_owned(),
+                limit(p.limits.projects),
+                limit(p.limits.members),
+                p.limits.ai_runs_per_month as i32,
+                p.limits.requests_per_minute as i32,
+                p.limits.expensive_per_minute as i32,
+            )
         })
         .collect();
     catalog.sort();

@@ -4,7 +4,7 @@
 use integration_tests::{TestApp, TestUser, api_pool};
 use shared::access::Access;
 use shared::auth::Caller;
-use shared::db::TenantTx;
+use shared::db::{Cost, TenantTx};
 use sqlx::PgPool;
 
 fn caller(user: &TestUser, email: Option<&str>) -> Caller {
@@ -14,7 +14,7 @@ fn caller(user: &TestUser, email: Option<&str>) -> Caller {
 /// Runs what a projects-list request runs (identity, access check, the list query) and answers
 /// whether the transaction was assigned a transaction id by its end.
 async fn list_projects_assigns_an_xid(pool: &PgPool, caller: &Caller, workspace_id: uuid::Uuid) -> bool {
-    let (mut tx, entry) = TenantTx::enter(pool, caller, workspace_id, None).await.unwrap();
+    let (mut tx, entry) = TenantTx::enter(pool, caller, workspace_id, None, Cost::Standard).await.unwrap();
     Access::from_entry(&entry).unwrap();
     let _: Vec<uuid::Uuid> =
         sqlx::query_scalar("SELECT id FROM projects WHERE workspace_id = $1 ORDER BY id DESC LIMIT 26")
@@ -106,7 +106,8 @@ async fn a_list_page_in_a_large_tenant_is_an_ordered_index_scan_with_a_limit() {
     sqlx::query("ANALYZE projects").execute(&owner_pool).await.unwrap();
     let pool = api_pool().await;
     // Entered as the handlers enter it: the policies read the access the first statement learned.
-    let (mut tx, _) = TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, None).await.unwrap();
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, None, Cost::Standard).await.unwrap();
     let list =
         "SELECT id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at
                 FROM projects WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT 26";
@@ -161,7 +162,9 @@ async fn a_contacts_comment_page_costs_the_page_not_its_clients_projects() {
 
     let pool = api_pool().await;
     let (mut tx, _) =
-        TenantTx::enter(&pool, &caller(&t.contact, Some(&t.contact.email)), t.id, Some(t.project_id)).await.unwrap();
+        TenantTx::enter(&pool, &caller(&t.contact, Some(&t.contact.email)), t.id, Some(t.project_id), Cost::Standard)
+            .await
+            .unwrap();
     sqlx::query(
         "PREPARE comment_page(uuid, uuid, uuid, bigint) AS
          SELECT id, project_id, author_id, body, client_visible, created_at, updated_at
@@ -262,7 +265,7 @@ async fn a_warm_workspace_request_makes_three_round_trips() {
     let pool = shared::db::connect(&config).await.unwrap();
     let member = caller(&t.member, Some(&t.member.email));
     let request = || async {
-        let (mut tx, entry) = TenantTx::enter(&pool, &member, t.id, None).await.unwrap();
+        let (mut tx, entry) = TenantTx::enter(&pool, &member, t.id, None, Cost::Standard).await.unwrap();
         Access::from_entry(&entry).unwrap();
         let _: Vec<uuid::Uuid> =
             sqlx::query_scalar("SELECT id FROM projects WHERE workspace_id = $1 ORDER BY id DESC LIMIT 26")

@@ -4,7 +4,7 @@
 use integration_tests::{Tenant, TestApp, TestUser, api_pool, count, owner_pool, service_pool};
 use serde_json::Value;
 use shared::auth::Caller;
-use shared::db::TenantTx;
+use shared::db::{Cost, TenantTx};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -45,6 +45,9 @@ async fn fill_every_table(tenant: &Tenant) {
          VALUES ('sub_' || replace($2::text, '-', ''), $1, 'cus_x', 'fixture')",
         "INSERT INTO checkout_sessions (stripe_session_id, workspace_id, plan_id, url, expires_at)
          VALUES ('cs_' || replace($2::text, '-', ''), $1, 'pro', 'https://checkout.stripe.com/x', now() + interval '1 day')",
+        "INSERT INTO users (id, issuer, subject) VALUES ($2, 'urn:saas:api-key', $2::text)",
+        "INSERT INTO api_keys (id, workspace_id, name, role, display_prefix, secret_hash)
+         VALUES ($2, $1, 'fixture', 'member', 'sak_fixture', sha256($2::text::bytea))",
     ];
     for statement in statements {
         sqlx::query(statement).bind(tenant.id).bind(run).execute(&owner).await.expect(statement);
@@ -403,7 +406,7 @@ async fn each_worker_role_reaches_only_the_tables_it_works_on() {
 /// A transaction as the HTTP functions open one for a workspace route: the identity and the
 /// workspace entered in the first statement, the policies reading what entering learned.
 async fn entered(pool: &PgPool, user: &TestUser, workspace: Uuid) -> TenantTx {
-    TenantTx::enter(pool, &caller(user), workspace, None).await.expect("enter as user").0
+    TenantTx::enter(pool, &caller(user), workspace, None, Cost::Standard).await.expect("enter as user").0
 }
 
 /// Entering narrows: a user who belongs to two workspaces, entered in one, reaches nothing of the
@@ -523,7 +526,7 @@ async fn entered_access_counts_only_for_the_user_it_was_entered_for() {
     assert_eq!(seen, vec![b.id], "the entered access of A's owner followed a changed identity");
 
     // A user who is nobody in A enters nothing: their transaction reads nothing of A.
-    let (mut tx, entry) = TenantTx::enter(&pool, &caller(&b.owner), a.id, None).await.unwrap();
+    let (mut tx, entry) = TenantTx::enter(&pool, &caller(&b.owner), a.id, None, Cost::Standard).await.unwrap();
     assert!(entry.member_role.is_none() && !entry.is_contact);
     for table in ["workspaces", "projects", "comments", "clients"] {
         let column = if table == "workspaces" { "id" } else { "workspace_id" };

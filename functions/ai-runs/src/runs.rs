@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use shared::ApiError;
 use shared::ai::ProviderError;
 use shared::auth::Caller;
+use shared::db::Cost;
 use shared::error::FieldError;
 use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageQuery};
@@ -86,7 +87,7 @@ async fn create(
     tools::validate(tool, body.project_id, &body.input)?;
     let request_hash = hash(tool, body.project_id, &body.input);
 
-    let (mut tx, access) = state.app.open_workspace(&caller, workspace_id).await?;
+    let (mut tx, access) = state.app.open_workspace_costing(&caller, workspace_id, Cost::Expensive).await?;
     access.require_writer()?;
     let plan = shared::access::require_feature(&mut tx, workspace_id, |f| f.ai_tools, "AI tools").await?;
     if let Some(key) = &key

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use shared::auth::Caller;
 use shared::billing::{BillingState, stripe_failure};
+use shared::db::Cost;
 use shared::error::FieldError;
 use shared::http::extract::{self, Path};
 use shared::plans::{self, Plan};
@@ -65,7 +66,7 @@ async fn create(
     let lookup_key = plan.stripe_lookup_key.unwrap_or_default();
 
     let app: &AppState = &state.app;
-    let (mut tx, access) = app.open_workspace(&caller, workspace_id).await?;
+    let (mut tx, access) = app.open_workspace_costing(&caller, workspace_id, Cost::Expensive).await?;
     access.require_manager()?;
     let live: Option<String> =
         sqlx::query_scalar("SELECT status FROM subscriptions WHERE workspace_id = $1 AND status = ANY($2)")
@@ -84,7 +85,7 @@ async fn create(
 
     // The workspace row stays locked from here to the commit, so a concurrent checkout waits
     // and then finds this session instead of creating its own.
-    let (mut tx, _) = app.open_workspace(&caller, workspace_id).await?;
+    let (mut tx, _) = app.open_workspace_costing(&caller, workspace_id, Cost::AlreadyCounted).await?;
     sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR NO KEY UPDATE")
         .bind(workspace_id)
         .execute(&mut *tx)

@@ -1,6 +1,7 @@
 //! The `workspaces` function: workspaces, their members, their clients and client contacts, the
-//! workspace's billing state (read-only) and its audit log.
+//! workspace's billing state (read-only), its audit log and its API keys.
 
+mod api_keys;
 mod audit;
 mod billing;
 mod clients;
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .merge(contacts::router())
         .merge(billing::router())
         .merge(audit::router())
+        .merge(api_keys::router())
 }
 
 /// The service Lambda runs.

@@ -42,7 +42,11 @@ macro_rules! select_view {
         concat!(
             "SELECT w.id, w.name, w.created_at,
                     coalesce((SELECT m.role::text FROM workspace_members m
-                              WHERE m.workspace_id = w.id AND m.user_id = app.current_user_id()), 'client') AS role
+                              WHERE m.workspace_id = w.id AND m.user_id = app.current_user_id()),
+                             -- An API key is no member: its role is the one it entered with.
+                             CASE WHEN w.id = app.entered_workspace()
+                                  THEN nullif(current_setting('app.entered_role', true), '') END,
+                             'client') AS role
              FROM workspaces w",
             $rest
         )

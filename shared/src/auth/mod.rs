@@ -5,6 +5,7 @@
 //! against each configured OIDC issuer's JWKS (Cognito, Supabase, Auth0, ...); HS256 tokens with
 //! a shared secret exist for local development only.
 
+pub mod api_key;
 pub mod dev_token;
 mod jwks;
 mod verifier;
@@ -22,21 +23,37 @@ use crate::error::ApiError;
 /// Namespace of the user ids derived from (issuer, subject); fixed forever, since ids are stored.
 const USER_ID_NAMESPACE: Uuid = Uuid::from_u128(0x5a4c_0f0e_8d1b_4b9e_9c3a_6f1e_2d7b_8a01);
 
-/// The verified caller of a request.
+/// The verified caller of a request: a person (a verified token), or an API key (shape and
+/// checksum verified here; the key itself is checked by the request's first statement).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// Stable id derived from issuer and subject, so no lookup is needed to know it.
+    /// Stable id derived from issuer and subject, so no lookup is needed to know it; for an API
+    /// key, the key's own id (its principal).
     pub user_id: Uuid,
     pub issuer: String,
     pub subject: String,
     pub email: Option<String>,
+    pub api_key: Option<api_key::PresentedKey>,
 }
 
 impl Caller {
     pub fn new(issuer: String, subject: String, email: Option<String>) -> Self {
-        Self { user_id: user_id_for(&issuer, &subject), issuer, subject, email }
+        Self { user_id: user_id_for(&issuer, &subject), issuer, subject, email, api_key: None }
+    }
+
+    pub fn for_api_key(key: api_key::PresentedKey) -> Self {
+        Self {
+            user_id: key.id,
+            issuer: API_KEY_ISSUER.to_owned(),
+            subject: key.id.to_string(),
+            email: None,
+            api_key: Some(key),
+        }
     }
 }
+
+/// The issuer recorded on an API key's user row.
+pub const API_KEY_ISSUER: &str = "urn:saas:api-key";
 
 /// The user id a token with this issuer and subject maps to.
 pub fn user_id_for(issuer: &str, subject: &str) -> Uuid {
@@ -51,6 +68,15 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(key) = presented_api_key(parts)? {
+            let key = api_key::parse(key).map_err(|error| ApiError::ApiKeyRejected {
+                code: "api_key_malformed",
+                detail: format!("{}.", capitalized(&error.to_string())),
+            })?;
+            let caller = Caller::for_api_key(key);
+            tracing::Span::current().record("user_id", tracing::field::display(caller.user_id));
+            return Ok(caller);
+        }
         let token = bearer_token(parts)?;
         let app = AppState::from_ref(state);
         let caller = app.auth.authenticate(token).await.map_err(|error| match error {
@@ -63,6 +89,23 @@ where
         tracing::Span::current().record("user_id", tracing::field::display(caller.user_id));
         Ok(caller)
     }
+}
+
+/// An API key sent as `X-Api-Key: <key>` or `Authorization: Bearer sak_...`.
+fn presented_api_key(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    if let Some(header) = parts.headers.get(API_KEY_HEADER) {
+        let key =
+            header.to_str().map_err(|_| ApiError::Unauthenticated("The X-Api-Key header is not valid text.".into()))?;
+        return Ok(Some(key.trim()));
+    }
+    Ok(bearer_token(parts).ok().filter(|token| api_key::looks_like_key(token)))
+}
+
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }
 
 fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {

@@ -4,18 +4,22 @@
 pub mod constraints;
 #[cfg(feature = "migrations")]
 pub mod migrate;
+mod opening;
 
 use std::ops::{Deref, DerefMut};
 
 use secrecy::ExposeSecret;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool, Postgres, Row as _};
+use sqlx::{PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::config::DatabaseConfig;
 use crate::error::ApiError;
+use crate::http::request_context;
+
+pub use opening::{Cost, Entry, Scope};
 
 /// Builds the pool once per execution environment. A Lambda environment serves one request at
 /// a time, so a couple of connections is plenty; idle ones are closed before RDS would drop them
@@ -78,18 +82,6 @@ pub struct TenantTx {
     conn: Option<PoolConnection<Postgres>>,
 }
 
-/// What the request's first statement learned about the caller in the workspace it entered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// `owner`, `admin`, `member` or `viewer` for a member.
-    pub member_role: Option<String>,
-    pub is_contact: bool,
-    /// The workspace's plan, answered for a contact who is not also a member.
-    pub contact_plan: Option<String>,
-    /// Whether the caller can see the project asked about (true when none was).
-    pub project_visible: bool,
-}
-
 impl TenantTx {
     /// One round trip: BEGIN, the caller's identity and their user row (written only when it is
     /// missing or the e-mail changed).
@@ -100,37 +92,28 @@ impl TenantTx {
 
     /// As `begin`, and in the same round trip enters `workspace` for the rest of the transaction
     /// (the row-level security policies read what entering learned) and answers the caller's
-    /// access to it and to `project`. A caller without access enters nothing.
+    /// access to it and to `project`. A caller without access enters nothing. The request is
+    /// counted against its rate limits first, in the same round trip (429 when one is spent).
     #[tracing::instrument(name = "db.enter", skip_all)]
     pub async fn enter(
         pool: &PgPool,
         caller: &Caller,
         workspace: Uuid,
         project: Option<Uuid>,
+        cost: Cost,
     ) -> Result<(Self, Entry), ApiError> {
-        let (tx, entry) = Self::open(pool, caller, Some((workspace, project))).await?;
-        let entry = entry.ok_or_else(|| ApiError::Internal("app.begin_request answered no access row".into()))?;
+        let (tx, entry) = Self::open(pool, caller, Some(Scope { workspace, project, cost })).await?;
+        let entry = entry.ok_or_else(|| ApiError::Internal("the first statement answered no access row".into()))?;
         Ok((tx, entry))
     }
 
-    async fn open(
-        pool: &PgPool,
-        caller: &Caller,
-        scope: Option<(Uuid, Option<Uuid>)>,
-    ) -> Result<(Self, Option<Entry>), ApiError> {
+    async fn open(pool: &PgPool, caller: &Caller, scope: Option<Scope>) -> Result<(Self, Option<Entry>), ApiError> {
         // Held by the transaction before BEGIN is sent: if this future is dropped or the batch
         // fails, the drop below rolls back whatever was opened.
         let mut tx = Self { conn: Some(pool.acquire().await?) };
-        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(begin_as(caller, scope))).fetch_all(&mut *tx).await?;
-        let entry = match rows.last() {
-            Some(row) => Some(Entry {
-                member_role: row.try_get(0)?,
-                is_contact: row.try_get(1)?,
-                contact_plan: row.try_get(2)?,
-                project_visible: row.try_get(3)?,
-            }),
-            None => None,
-        };
+        let batch = opening::batch(caller, scope.as_ref(), request_context::current_request_id().as_deref());
+        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(batch)).fetch_all(&mut *tx).await?;
+        let entry = opening::interpret(&rows)?;
         Ok((tx, entry))
     }
 
@@ -161,33 +144,6 @@ impl Drop for TenantTx {
     }
 }
 
-/// The statements that open a caller's transaction. The simple protocol takes no bind
-/// parameters, so every value is written as a literal that cannot carry SQL: ids as UUIDs (hex
-/// digits and dashes), the strings from the token as hex-encoded UTF-8.
-fn begin_as(caller: &Caller, scope: Option<(Uuid, Option<Uuid>)>) -> String {
-    let text = |value: &str| format!("convert_from(decode('{}', 'hex'), 'UTF8')", hex(value.as_bytes()));
-    let uuid = |id: Option<Uuid>| id.map_or_else(|| "NULL".to_owned(), |id| format!("'{}'::uuid", id.hyphenated()));
-    let email = caller.email.as_deref().map_or_else(|| "NULL".to_owned(), text);
-    format!(
-        "BEGIN; SELECT member_role, is_contact, contact_plan, project_visible \
-         FROM app.begin_request({user}, {issuer}, {subject}, {email}, {request}, {workspace}, {project})",
-        user = uuid(Some(caller.user_id)),
-        request = crate::http::request_context::current_request_id().as_deref().map_or_else(|| "NULL".to_owned(), text),
-        issuer = text(&caller.issuer),
-        subject = text(&caller.subject),
-        workspace = uuid(scope.map(|(workspace, _)| workspace)),
-        project = uuid(scope.and_then(|(_, project)| project)),
-    )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
-    })
-}
-
 const HELD: &str = "a TenantTx holds its connection until commit or drop";
 
 impl Deref for TenantTx {
@@ -200,26 +156,5 @@ impl Deref for TenantTx {
 impl DerefMut for TenantTx {
     fn deref_mut(&mut self) -> &mut PgConnection {
         self.conn.as_mut().expect(HELD)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_identity_batch_carries_only_a_uuid_and_hex() {
-        let caller = Caller::new("https://issuer.example/".into(), "sub'); DROP TABLE users; --".into(), None);
-        let sql = begin_as(&caller, None);
-        assert!(!sql.contains("DROP TABLE"), "{sql}");
-        assert!(sql.contains(&caller.user_id.hyphenated().to_string()));
-        assert!(sql.ends_with("NULL, NULL, NULL, NULL)"), "no e-mail, request, workspace or project is NULL: {sql}");
-        // Everything between the quotes is a UUID or hex digits.
-        for (i, literal) in sql.split('\'').enumerate().filter(|(i, _)| i % 2 == 1) {
-            assert!(
-                literal.chars().all(|c| c.is_ascii_hexdigit() || c == '-') || ["hex", "UTF8"].contains(&literal),
-                "literal {i}: {literal}"
-            );
-        }
     }
 }

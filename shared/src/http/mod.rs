@@ -3,6 +3,7 @@
 
 pub mod extract;
 pub mod pagination;
+pub mod rate_limit;
 pub mod request_context;
 mod router;
 

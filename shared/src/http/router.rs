@@ -23,6 +23,7 @@ pub fn finish_with<S: Clone + Send + Sync + 'static>(
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(crate::http::rate_limit::layer))
         .layer(middleware::from_fn_with_state(function, crate::http::request_context::layer))
         .with_state(state)
 }

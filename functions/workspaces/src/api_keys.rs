@@ -1,0 +1,149 @@
+//! A workspace's API keys: owners and admins create, list and revoke them. A key's text is
+//! answered once, at creation; only its hash is stored.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use shared::access::{Role, require_feature};
+use shared::auth::{Caller, api_key};
+use shared::error::FieldError;
+use shared::http::extract::{self, Path, Query};
+use shared::http::pagination::{Page, PageQuery};
+use shared::validate::{Name, Validator};
+use shared::{ApiError, AppState};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/workspaces/{workspace_id}/api-keys", get(list).post(create))
+        .route("/v1/workspaces/{workspace_id}/api-keys/{key_id}", delete(revoke))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKeyInput {
+    name: String,
+    role: Role,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+    /// The key's own limit; at most (and by default) its plan's.
+    requests_per_minute: Option<u32>,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct KeyView {
+    id: Uuid,
+    name: String,
+    role: Role,
+    display_prefix: String,
+    requests_per_minute: Option<i32>,
+    created_by: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_used_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    expires_at: Option<OffsetDateTime>,
+}
+
+#[derive(Serialize)]
+struct CreatedKey {
+    #[serde(flatten)]
+    view: KeyView,
+    /// The key itself. Shown this once; store it now.
+    key: String,
+}
+
+#[derive(Deserialize)]
+struct KeyPath {
+    workspace_id: Uuid,
+    key_id: Uuid,
+}
+
+const SELECT_KEY: &str = "SELECT id, name, role, display_prefix, requests_per_minute, created_by, created_at,
+        last_used_at, expires_at FROM api_keys";
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    extract::Json(input): extract::Json<NewKeyInput>,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let mut v = Validator::default();
+    let name = v.check(Name::parse("name", &input.name));
+    if input.role == Role::Owner {
+        v.check::<()>(Err(FieldError::new("role", "must be admin, member or viewer")));
+    }
+    if input.expires_at.is_some_and(|at| at <= OffsetDateTime::now_utc()) {
+        v.check::<()>(Err(FieldError::new("expires_at", "must be in the future")));
+    }
+    v.finish()?;
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    access.require_manager()?;
+    let plan = require_feature(&mut tx, workspace_id, |f| f.api_access, "API access").await?;
+    let plan_limit = plan.limits.requests_per_minute;
+    if input.requests_per_minute.is_some_and(|n| n == 0 || n > plan_limit) {
+        return Err(ApiError::validation("requests_per_minute", format!("must be between 1 and {plan_limit}")));
+    }
+    let key = api_key::generate().map_err(ApiError::internal)?;
+    sqlx::query("SELECT app.create_api_key($1, $2, $3, $4, $5, $6, $7, $8)")
+        .bind(key.id)
+        .bind(workspace_id)
+        .bind(name.as_str())
+        .bind(input.role)
+        .bind(&key.display_prefix)
+        .bind(&key.secret_hash[..])
+        .bind(input.expires_at)
+        .bind(input.requests_per_minute.map(|n| n as i32))
+        .execute(&mut *tx)
+        .await?;
+    let view = sqlx::query_as::<_, KeyView>(sqlx::AssertSqlSafe(format!("{SELECT_KEY} WHERE id = $1")))
+        .bind(key.id)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(CreatedKey { view, key: key.text })))
+}
+
+/// The workspace's keys that still work or have yet to expire; revoked keys are gone.
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<KeyView>>, ApiError> {
+    let page = query.page()?;
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    access.require_manager()?;
+    let rows = sqlx::query_as::<_, KeyView>(sqlx::AssertSqlSafe(format!(
+        "{SELECT_KEY} WHERE workspace_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id < $2)
+         ORDER BY id DESC LIMIT $3"
+    )))
+    .bind(workspace_id)
+    .bind(page.before)
+    .bind(page.fetch_limit())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Page::from_rows(rows, &page, |k| k.id)))
+}
+
+/// Revokes at once: the key's next request is refused. Revoking twice is harmless.
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<KeyPath>,
+) -> Result<StatusCode, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_manager()?;
+    sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL")
+        .bind(path.workspace_id)
+        .bind(path.key_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

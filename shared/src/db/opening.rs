@@ -1,0 +1,195 @@
+//! The statements that open a request's transaction (one simple-protocol batch, one round trip)
+//! and what their answers mean.
+//!
+//! On a workspace route the batch first counts the request against its rate limits in a short
+//! transaction of its own (`app.take_rate_limit`), so a bucket's row lock lasts microseconds, not
+//! the request; then BEGIN and the first statement of the request's transaction:
+//! `app.begin_request` for a person, `app.begin_key_request` for an API key. The simple protocol
+//! takes no bind parameters, so every value is written as a literal that cannot carry SQL: ids as
+//! UUIDs (hex digits and dashes), bytes and the strings from a token as hex.
+
+use sqlx::Row as _;
+use sqlx::postgres::PgRow;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::http::rate_limit::{self, Quota};
+
+/// What a route costs against the rate limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cost {
+    Standard,
+    /// Also counted against the plan's smaller budget for expensive routes (AI runs, checkout).
+    Expensive,
+    /// A second transaction of a request that was counted when it opened its first.
+    AlreadyCounted,
+}
+
+/// The workspace (and project) a route names.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope {
+    pub workspace: Uuid,
+    pub project: Option<Uuid>,
+    pub cost: Cost,
+}
+
+/// What the request's first statement learned about the caller in the workspace it entered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// `owner`, `admin`, `member` or `viewer` for a member (an API key's role for a key).
+    pub member_role: Option<String>,
+    pub is_contact: bool,
+    /// The workspace's plan, answered for a contact who is not also a member.
+    pub contact_plan: Option<String>,
+    /// Whether the caller can see the project asked about (true when none was).
+    pub project_visible: bool,
+}
+
+pub fn batch(caller: &Caller, scope: Option<&Scope>, request_id: Option<&str>) -> String {
+    let text = |value: &str| format!("convert_from(decode('{}', 'hex'), 'UTF8')", hex(value.as_bytes()));
+    let uuid = |id: Option<Uuid>| id.map_or_else(|| "NULL".to_owned(), |id| format!("'{}'::uuid", id.hyphenated()));
+    let workspace = uuid(scope.map(|s| s.workspace));
+    let project = uuid(scope.and_then(|s| s.project));
+    let request = request_id.map_or_else(|| "NULL".to_owned(), text);
+    let (key, secret) = match &caller.api_key {
+        Some(key) => (uuid(Some(key.id)), format!("decode('{}', 'hex')", hex(&key.secret_hash))),
+        None => ("NULL".to_owned(), "NULL".to_owned()),
+    };
+    let mut batch = String::new();
+    if let Some(scope) = scope.filter(|s| s.cost != Cost::AlreadyCounted) {
+        batch.push_str(&format!(
+            "BEGIN; SELECT rate_policy, quota, remaining, reset_seconds, allowed, retry_after \
+             FROM app.take_rate_limit({user}, {key}, {secret}, {workspace}, {expensive}); COMMIT; ",
+            user = uuid(Some(caller.user_id)),
+            expensive = scope.cost == Cost::Expensive,
+        ));
+    }
+    if caller.api_key.is_some() {
+        batch.push_str(&format!(
+            "BEGIN; SELECT key_state, key_workspace, member_role, key_plan, project_visible \
+             FROM app.begin_key_request({key}, {secret}, {request}, {workspace}, {project})"
+        ));
+    } else {
+        let email = caller.email.as_deref().map_or_else(|| "NULL".to_owned(), text);
+        batch.push_str(&format!(
+            "BEGIN; SELECT member_role, is_contact, contact_plan, project_visible \
+             FROM app.begin_request({user}, {issuer}, {subject}, {email}, {request}, {workspace}, {project})",
+            user = uuid(Some(caller.user_id)),
+            issuer = text(&caller.issuer),
+            subject = text(&caller.subject),
+        ));
+    }
+    batch
+}
+
+/// Reads the batch's answers: records the rate limits for the response headers, then refuses a
+/// request over a limit (429) or made with a key that is no longer good (401, or 404 for another
+/// workspace's route, or 402 on a plan without API access).
+pub fn interpret(rows: &[PgRow]) -> Result<Option<Entry>, ApiError> {
+    let mut quotas = Vec::new();
+    let mut retry_after = None;
+    let mut entry = None;
+    for row in rows {
+        if row.try_column("rate_policy").is_ok() {
+            let number = |name: &str| row.try_get::<i32, _>(name).map(|n| u32::try_from(n).unwrap_or(0));
+            quotas.push(Quota {
+                policy: row.try_get("rate_policy")?,
+                quota: number("quota")?,
+                remaining: number("remaining")?,
+                reset: number("reset_seconds")?,
+            });
+            if !row.try_get::<bool, _>("allowed")? {
+                retry_after = Some(number("retry_after")?);
+            }
+        } else if row.try_column("key_state").is_ok() {
+            entry = Some(key_entry(row)?);
+        } else {
+            entry = Some(Entry {
+                member_role: row.try_get("member_role")?,
+                is_contact: row.try_get("is_contact")?,
+                contact_plan: row.try_get("contact_plan")?,
+                project_visible: row.try_get("project_visible")?,
+            });
+        }
+    }
+    // A later transaction of the same request (not counted again) keeps what the first learned.
+    if !quotas.is_empty() {
+        rate_limit::record(quotas);
+    }
+    if let Some(retry_after) = retry_after {
+        return Err(ApiError::RateLimited {
+            retry_after,
+            detail: format!("Too many requests; retry in {retry_after} seconds."),
+        });
+    }
+    Ok(entry)
+}
+
+fn key_entry(row: &PgRow) -> Result<Entry, ApiError> {
+    let rejected = |code: &'static str, detail: &str| ApiError::ApiKeyRejected { code, detail: detail.to_owned() };
+    match row.try_get::<String, _>("key_state")?.as_str() {
+        "active" => {}
+        "unknown" => return Err(rejected("api_key_unknown", "No such API key.")),
+        "revoked" => return Err(rejected("api_key_revoked", "This API key was revoked.")),
+        "expired" => return Err(rejected("api_key_expired", "This API key has expired.")),
+        // A key acts inside its own workspace only; another one does not exist for it.
+        _ => return Err(ApiError::NotFound("workspace")),
+    }
+    let plan = crate::plans::by_id(row.try_get::<Option<String>, _>("key_plan")?.as_deref().unwrap_or("free"));
+    if !plan.features.api_access {
+        return Err(ApiError::FeatureNotInPlan(format!(
+            "API access is not part of the {} plan; the workspace owner can upgrade.",
+            plan.name
+        )));
+    }
+    Ok(Entry {
+        member_role: row.try_get("member_role")?,
+        is_contact: false,
+        contact_plan: None,
+        project_visible: row.try_get("project_visible")?,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
+        let _ = write!(out, "{byte:02x}");
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything between quotes is a UUID or hex digits (or one of the fixed words).
+    fn assert_only_safe_literals(sql: &str) {
+        for (i, literal) in sql.split('\'').enumerate().filter(|(i, _)| i % 2 == 1) {
+            assert!(
+                literal.chars().all(|c| c.is_ascii_hexdigit() || c == '-') || ["hex", "UTF8"].contains(&literal),
+                "literal {i}: {literal}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_opening_batch_carries_only_uuids_and_hex() {
+        let caller = Caller::new("https://issuer.example/".into(), "sub'); DROP TABLE users; --".into(), None);
+        let sql = batch(&caller, None, Some("req'; --"));
+        assert!(!sql.contains("DROP TABLE") && !sql.contains("req'"), "{sql}");
+        assert!(sql.contains(&caller.user_id.hyphenated().to_string()));
+        assert!(sql.ends_with("NULL, NULL)"), "no workspace or project is NULL: {sql}");
+        assert!(!sql.contains("take_rate_limit"), "a route without a workspace is not rate limited");
+        assert_only_safe_literals(&sql);
+
+        let scope = Scope { workspace: Uuid::now_v7(), project: Some(Uuid::now_v7()), cost: Cost::Expensive };
+        let key = crate::auth::api_key::generate().unwrap();
+        let key_caller = Caller::for_api_key(crate::auth::api_key::parse(&key.text).unwrap());
+        let sql = batch(&key_caller, Some(&scope), None);
+        assert!(sql.starts_with("BEGIN; SELECT rate_policy") && sql.contains("; COMMIT; BEGIN; SELECT key_state"));
+        assert!(sql.contains(", true); COMMIT;"), "expensive: {sql}");
+        assert!(!sql.contains(&key.text[4..]), "the key's text never reaches SQL, only its hash");
+        assert_only_safe_literals(&sql);
+    }
+}
