@@ -179,7 +179,8 @@ impl DatabaseConfig {
 }
 
 impl AuthConfig {
-    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    /// The token verification settings (`AUTH_OIDC_ISSUERS`, `AUTH_AUDIENCES`, ...).
+    pub fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let issuers = list(lookup("AUTH_OIDC_ISSUERS"));
         let jwks_urls = list(lookup("AUTH_JWKS_URLS"));
         if !jwks_urls.is_empty() && jwks_urls.len() != issuers.len() {

@@ -108,6 +108,7 @@ async fn every_sample_event_is_served_by_its_function() {
     let mut settings = base_settings();
     settings.push(("AUTH_HS256_SECRET".into(), local_stack::DEV_HS256_SECRET.into()));
     settings.push(("BILLING_REDIRECT_ORIGINS".into(), "http://127.0.0.1:3000".into()));
+    let auth_settings = settings.clone();
     let app = TestApp::with_settings(settings).await;
     local_stack::demo::seed(&app.state.pool, &service_pool().await).await.expect("seed the demo workspace");
     // Stripe holds the demo workspace's subscription as the seed records it.
@@ -252,6 +253,14 @@ async fn every_sample_event_is_served_by_its_function() {
                         .await
                         .unwrap();
                 assert_eq!((plan.as_str(), cancelling), ("studio", false), "{name}");
+            }
+            "authorizer" => {
+                let event = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                // The last value of a setting wins, as in the app's own settings.
+                let lookup = |name: &str| auth_settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+                let config = shared::config::AuthConfig::from_lookup(&lookup).unwrap();
+                let answer = authorizer::Authorizer::new(&config).decide(&event).await;
+                assert!(answer.is_authorized, "{name}: {:?}", answer.context);
             }
             other => panic!("{name}: no function {other}"),
         }
