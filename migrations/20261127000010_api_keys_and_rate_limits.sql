@@ -199,12 +199,18 @@ BEGIN
         buckets := buckets || ('expensive:' || ws);
         limits := limits || expensive_limit;
     END IF;
-    -- Every bucket exists before any is locked, so concurrent first requests queue on the row.
-    INSERT INTO public.rate_limit_buckets (bucket, tat)
-    SELECT b, '-infinity' FROM pg_catalog.unnest(buckets) b ON CONFLICT (bucket) DO NOTHING;
+    -- Each bucket locked in turn, always in the same order (so two requests never wait on each
+    -- other crosswise). A missing one is created first, so concurrent first requests queue on
+    -- its row like the others.
     FOR i IN 1 .. pg_catalog.array_length(buckets, 1) LOOP
         SELECT r.tat INTO current_tat FROM public.rate_limit_buckets r WHERE r.bucket = buckets[i] FOR UPDATE;
-        emission := window_length / limits[i];
+        IF NOT FOUND THEN
+            INSERT INTO public.rate_limit_buckets (bucket, tat) VALUES (buckets[i], '-infinity')
+            ON CONFLICT (bucket) DO NOTHING;
+            SELECT r.tat INTO current_tat FROM public.rate_limit_buckets r WHERE r.bucket = buckets[i] FOR UPDATE;
+        END IF;
+        -- At least a microsecond (interval precision), whatever the limit.
+        emission := greatest(window_length / limits[i], interval '1 microsecond');
         next_tat := greatest(current_tat, now()) + emission;
         tats := tats || next_tat;
         longest_wait := greatest(longest_wait, next_tat - now() - window_length);
@@ -213,7 +219,7 @@ BEGIN
     retry_after := CASE WHEN allowed THEN 0
                         ELSE pg_catalog.ceil(extract(epoch FROM longest_wait))::integer END;
     FOR i IN 1 .. pg_catalog.array_length(buckets, 1) LOOP
-        emission := window_length / limits[i];
+        emission := greatest(window_length / limits[i], interval '1 microsecond');
         IF allowed THEN
             UPDATE public.rate_limit_buckets r SET tat = tats[i] WHERE r.bucket = buckets[i];
             next_tat := tats[i];

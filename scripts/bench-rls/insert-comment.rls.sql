@@ -4,9 +4,13 @@
 \set p 20001 + (:w - 2) * 40 + random(0, 39)
 -- The ids as uuid parameters, as the handlers bind them (not an expression a generic plan cannot see through).
 SELECT bench_uuid(1, :u) AS uid, bench_uuid(2, :w) AS ws, bench_uuid(4, :p) AS pid \gset
--- BEGIN and the request's first statement (identity, user row, the workspace entered and the
--- caller's access) go together, as TenantTx sends them: one round trip.
+-- The rate limit (a short transaction of its own), then BEGIN and the request's first statement
+-- (identity, user row, the workspace entered and the caller's access), all together as TenantTx
+-- sends them: one round trip.
 \startpipeline
+BEGIN;
+SELECT rate_policy, quota, remaining, reset_seconds, allowed, retry_after FROM app.take_rate_limit(:uid, NULL, NULL, :ws, false);
+COMMIT;
 BEGIN;
 SELECT member_role, is_contact, contact_plan, project_visible FROM app.begin_request(:uid, 'bench', 'u' || :u, 'u' || :u || '@bench.test', 'bench', :ws, :pid);
 \endpipeline
