@@ -295,3 +295,62 @@ async fn only_the_workspaces_own_callers_count_against_its_limit() {
     app.get(&t.member, &format!("{}/projects", t.path())).await.expect(StatusCode::OK);
     assert!(tat().await > before, "a member's request is counted");
 }
+
+/// By raw SQL the API role can neither mint a key (nor its user row), nor move a rate limit
+/// bucket, nor write the audit log: keys come only from `app.create_api_key` (owners and admins
+/// of the entered workspace), buckets only from `app.take_rate_limit`. And nobody logs in as the
+/// audit writer.
+#[tokio::test]
+async fn the_api_role_cannot_mint_keys_move_buckets_or_write_the_log_by_sql() {
+    let app = TestApp::new().await;
+    let t = app.tenant("key-sql").await;
+    let pool = integration_tests::api_pool().await;
+    let caller = shared::auth::Caller::new(
+        integration_tests::HS256_ISSUER.to_owned(),
+        t.owner.subject.clone(),
+        Some(t.owner.email.clone()),
+    );
+    let statements = [
+        "INSERT INTO api_keys (id, workspace_id, name, role, display_prefix, secret_hash)
+         VALUES (gen_random_uuid(), $1, 'forged', 'admin', 'sak_forged', '\\x00')",
+        "UPDATE api_keys SET role = 'admin', secret_hash = '\\x00' WHERE workspace_id = $1",
+        "INSERT INTO rate_limit_buckets (bucket, tat) VALUES ('workspace:' || $1, '-infinity')",
+        "UPDATE rate_limit_buckets SET tat = '-infinity' WHERE bucket = 'workspace:' || $1",
+        "INSERT INTO audit_log (workspace_id, actor, action) VALUES ($1, 'forged', 'forged')",
+    ];
+    for statement in statements {
+        let (mut tx, _) =
+            shared::db::TenantTx::enter(&pool, &caller, t.id, None, shared::db::Cost::Standard).await.unwrap();
+        match sqlx::query(statement).bind(t.id).execute(&mut *tx).await {
+            Err(sqlx::Error::Database(db)) => assert_eq!(db.code().as_deref(), Some("42501"), "{statement}: {db}"),
+            other => panic!("{statement}: expected a refusal, got {other:?}"),
+        }
+    }
+    // A viewer (not an owner or admin) cannot mint one through the function either.
+    let viewer = shared::auth::Caller::new(
+        integration_tests::HS256_ISSUER.to_owned(),
+        t.viewer.subject.clone(),
+        Some(t.viewer.email.clone()),
+    );
+    let (mut tx, _) =
+        shared::db::TenantTx::enter(&pool, &viewer, t.id, None, shared::db::Cost::Standard).await.unwrap();
+    let minted =
+        sqlx::query("SELECT app.create_api_key(gen_random_uuid(), $1, 'x', 'admin', 'sak_x', '\\x01', NULL, NULL)")
+            .bind(t.id)
+            .execute(&mut *tx)
+            .await;
+    assert!(
+        matches!(minted, Err(sqlx::Error::Database(ref db)) if db.code().as_deref() == Some("42501")),
+        "{minted:?}"
+    );
+    let audit_members: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_auth_members WHERE roleid = 'app_audit'::regrole")
+            .fetch_one(&owner_pool().await)
+            .await
+            .unwrap();
+    let can_login: bool = sqlx::query_scalar("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'app_audit'")
+        .fetch_one(&owner_pool().await)
+        .await
+        .unwrap();
+    assert_eq!((audit_members, can_login), (0, false), "nobody acts as the audit writer but its triggers");
+}
