@@ -36,6 +36,12 @@ pub enum ApiError {
     RateLimited { retry_after: u32, detail: String },
     #[error("{0}")]
     Forbidden(String),
+    /// Refused for a reason with its own code (403).
+    #[error("{detail}")]
+    Denied { code: &'static str, detail: String },
+    /// It existed and is no longer usable (410), e.g. an expired or revoked invitation.
+    #[error("{detail}")]
+    Gone { code: &'static str, detail: String },
     /// The resource does not exist or row-level security hides it; both answer the same.
     #[error("No such {0}, or you cannot see it.")]
     NotFound(&'static str),
@@ -93,7 +99,8 @@ impl ApiError {
         match self {
             Self::Unauthenticated(_) | Self::ApiKeyRejected { .. } => StatusCode::UNAUTHORIZED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::Denied { .. } => StatusCode::FORBIDDEN,
+            Self::Gone { .. } => StatusCode::GONE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -121,7 +128,9 @@ impl ApiError {
             Self::BadRequest { code, .. }
             | Self::Conflict { code, .. }
             | Self::Upstream { code, .. }
-            | Self::ApiKeyRejected { code, .. } => code,
+            | Self::ApiKeyRejected { code, .. }
+            | Self::Denied { code, .. }
+            | Self::Gone { code, .. } => code,
             Self::RateLimited { .. } => "rate_limited",
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::PlanLimitReached(_) => "plan_limit_reached",

@@ -16,6 +16,8 @@ pub struct Ctx {
     pub run_id: uuid::Uuid,
     /// An API key the owner made (a member key).
     pub api_key_id: uuid::Uuid,
+    /// A pending team invitation the owner sent.
+    pub invitation_id: uuid::Uuid,
 }
 
 impl Ctx {
@@ -31,9 +33,17 @@ impl Ctx {
         let key = app
             .post(&tenant.owner, &format!("{}/api-keys", tenant.path()), json!({"name": "CI", "role": "member"}))
             .await;
+        let invitation = app
+            .post(
+                &tenant.owner,
+                &format!("{}/invitations", tenant.path()),
+                json!({"email": format!("pending-{label}@invited.example"), "role": "member"}),
+            )
+            .await;
         Self {
             run_id: run.id(),
             api_key_id: key.id(),
+            invitation_id: invitation.id(),
             tenant,
             invitee: app.user(&format!("{label}-invitee")).await,
             invitee2: app.user(&format!("{label}-invitee2")).await,
@@ -238,6 +248,60 @@ pub fn rows() -> Vec<Row> {
             request: |c| (M::DELETE, format!("{}/api-keys/{}", p(&c.tenant), c.api_key_id), None),
             expect: [204, 204, 403, 403, 403, 404],
             fresh: true,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/invitations",
+            request: |c| (M::GET, format!("{}/invitations", p(&c.tenant)), None),
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/invitations",
+            request: |c| {
+                (
+                    M::POST,
+                    format!("{}/invitations", p(&c.tenant)),
+                    Some(json!({"email": "new@invited.example", "role": "viewer"})),
+                )
+            },
+            expect: [201, 201, 403, 403, 403, 404],
+            fresh: true,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/clients/{client_id}/invitations",
+            request: |c| {
+                let path = format!("{}/clients/{}/invitations", p(&c.tenant), c.tenant.client_id);
+                (M::POST, path, Some(json!({"email": "portal@invited.example"})))
+            },
+            expect: [201, 201, 403, 403, 403, 404],
+            fresh: true,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/invitations/{invitation_id}/resend",
+            request: |c| (M::POST, format!("{}/invitations/{}/resend", p(&c.tenant), c.invitation_id), None),
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::DELETE,
+            pattern: "/v1/workspaces/{workspace_id}/invitations/{invitation_id}",
+            request: |c| (M::DELETE, format!("{}/invitations/{}", p(&c.tenant), c.invitation_id), None),
+            expect: [204, 204, 403, 403, 403, 404],
+            fresh: true,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/invitations/accept",
+            // A well-formed token no invitation has: nobody learns anything from it.
+            request: |_| {
+                (M::POST, "/v1/invitations/accept".into(), Some(json!({"token": format!("inv_{}", "A".repeat(43))})))
+            },
+            expect: [404, 404, 404, 404, 404, 404],
+            fresh: false,
         },
         // ---- checkout and portal functions (the fixture's workspace already has a live subscription)
         Row {

@@ -13,9 +13,9 @@ fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
 }
 
 /// Tables with a workspace that are not audited, and why: the log itself and its chain heads,
-/// the activity feed (written alongside changes), and Stripe's inbound event ledger (its effects
-/// on subscriptions are audited).
-const NOT_AUDITED: [&str; 4] = ["activity", "audit_chain_heads", "audit_log", "stripe_events"];
+/// the activity feed and the e-mail outbox (written alongside changes that are audited), and
+/// Stripe's inbound event ledger (its effects on subscriptions are audited).
+const NOT_AUDITED: [&str; 5] = ["activity", "audit_chain_heads", "audit_log", "emails", "stripe_events"];
 
 /// Every tenant table from the catalog: each table with a `workspace_id`, and `workspaces`.
 async fn tenant_tables(owner: &PgPool) -> Vec<String> {
@@ -71,6 +71,9 @@ async fn fill(tenant: &Tenant) {
         "INSERT INTO users (id, issuer, subject) VALUES ($2, 'urn:saas:api-key', $2::text)",
         "INSERT INTO api_keys (id, workspace_id, name, role, display_prefix, secret_hash)
          VALUES ($2, $1, 'fixture', 'member', 'sak_fixture', sha256($2::text::bytea))",
+        "INSERT INTO invitations (id, workspace_id, email, role, token_hash, expires_at)
+         VALUES ($2, $1, 'fixture@invited.example', 'viewer', sha256(('inv' || $2::text)::bytea), now() + interval '7 days')",
+        "INSERT INTO emails (id, workspace_id, to_address, template) VALUES ($2, $1, 'fixture@invited.example', 'fixture')",
     ] {
         sqlx::query(statement).bind(tenant.id).bind(run).execute(&owner).await.expect(statement);
     }

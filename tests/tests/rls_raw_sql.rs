@@ -48,6 +48,9 @@ async fn fill_every_table(tenant: &Tenant) {
         "INSERT INTO users (id, issuer, subject) VALUES ($2, 'urn:saas:api-key', $2::text)",
         "INSERT INTO api_keys (id, workspace_id, name, role, display_prefix, secret_hash)
          VALUES ($2, $1, 'fixture', 'member', 'sak_fixture', sha256($2::text::bytea))",
+        "INSERT INTO invitations (id, workspace_id, email, role, token_hash, expires_at)
+         VALUES ($2, $1, 'fixture@invited.example', 'viewer', sha256(('inv' || $2::text)::bytea), now() + interval '7 days')",
+        "INSERT INTO emails (id, workspace_id, to_address, template) VALUES ($2, $1, 'fixture@invited.example', 'fixture')",
     ];
     for statement in statements {
         sqlx::query(statement).bind(tenant.id).bind(run).execute(&owner).await.expect(statement);

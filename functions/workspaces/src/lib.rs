@@ -1,11 +1,12 @@
 //! The `workspaces` function: workspaces, their members, their clients and client contacts, the
-//! workspace's billing state (read-only), its audit log and its API keys.
+//! workspace's billing state (read-only), its audit log, its API keys and invitations.
 
 mod api_keys;
 mod audit;
 mod billing;
 mod clients;
 mod contacts;
+mod invitations;
 mod members;
 mod views;
 mod workspaces;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .merge(billing::router())
         .merge(audit::router())
         .merge(api_keys::router())
+        .merge(invitations::router())
 }
 
 /// The service Lambda runs.

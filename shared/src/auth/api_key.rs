@@ -45,19 +45,30 @@ pub fn looks_like_key(credential: &str) -> bool {
     credential.starts_with(PREFIX)
 }
 
-pub fn generate() -> Result<NewKey, getrandom::Error> {
-    let id = Uuid::now_v7();
-    let mut secret = String::with_capacity(SECRET_LEN);
+/// `len` uniformly random base62 characters (43 carry 256 bits).
+pub fn random_base62(len: usize) -> Result<String, getrandom::Error> {
+    let mut text = String::with_capacity(len);
     // Rejection sampling keeps every character uniform (248 = 4 * 62).
     let mut buffer = [0u8; 64];
-    while secret.len() < SECRET_LEN {
+    while text.len() < len {
         getrandom::fill(&mut buffer)?;
         for byte in buffer.iter().filter(|b| **b < 248) {
-            if secret.len() < SECRET_LEN {
-                secret.push(BASE62[usize::from(*byte % 62)] as char);
+            if text.len() < len {
+                text.push(BASE62[usize::from(*byte % 62)] as char);
             }
         }
     }
+    Ok(text)
+}
+
+/// SHA-256 of a secret token, as stored in place of it.
+pub fn hash_token(text: &str) -> [u8; 32] {
+    hash(text)
+}
+
+pub fn generate() -> Result<NewKey, getrandom::Error> {
+    let id = Uuid::now_v7();
+    let secret = random_base62(SECRET_LEN)?;
     let body = format!("{PREFIX}{}{secret}", base62(id.as_u128(), ID_LEN));
     let text = format!("{body}{}", base62(u128::from(crc32(body.as_bytes())), CHECKSUM_LEN));
     Ok(NewKey { id, display_prefix: text[..DISPLAY_LEN].to_owned(), secret_hash: hash(&text), text })

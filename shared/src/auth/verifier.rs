@@ -79,6 +79,10 @@ struct Claims {
     /// Cognito access tokens carry the app client here instead of in `aud`.
     client_id: Option<String>,
     email: Option<String>,
+    /// When the identity provider says the address is unverified, it is not used: invitations
+    /// and member lookups match people by their e-mail.
+    /// A boolean, or a string (older Cognito pools write "true"/"false").
+    email_verified: Option<serde_json::Value>,
 }
 
 impl Authenticator {
@@ -172,6 +176,9 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(AuthError::MissingClaim("sub".into()));
         }
-        Ok(Caller::new(claims.iss, claims.sub, claims.email.filter(|e| !e.is_empty())))
+        let unverified = matches!(&claims.email_verified, Some(serde_json::Value::Bool(false)))
+            || matches!(&claims.email_verified, Some(serde_json::Value::String(s)) if s == "false");
+        let email = claims.email.filter(|e| !e.is_empty() && !unverified);
+        Ok(Caller::new(claims.iss, claims.sub, email))
     }
 }

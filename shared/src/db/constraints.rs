@@ -30,6 +30,11 @@ const CONSTRAINTS: &[(&str, Mapper)] = &[
         detail: "A run with this Idempotency-Key is already in progress; retry shortly to get its result.".into(),
     }),
     ("ai_runs_project_fkey", || ApiError::NotFound("project")),
+    ("invitations_pending_key", || ApiError::Conflict {
+        code: "invitation_pending",
+        detail: "That address already has a pending invitation here; resend or revoke it.".into(),
+    }),
+    ("invitations_client_fkey", || ApiError::NotFound("client")),
     ("plan_limit_projects", || {
         ApiError::PlanLimitReached("Your plan's project limit is reached; upgrade the plan to add more.".into())
     }),

@@ -1,0 +1,341 @@
+//! Invitations by e-mail: owners and admins invite people, with or without an account, to the
+//! team (with a role, counted against the plan's member limit while pending) or to a client's
+//! portal. The invitation mail is written to the outbox in the same transaction; only the
+//! token's hash is kept on the invitation. The invited person accepts with the token while
+//! signed in with the invited (verified) address.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shared::access::Role;
+use shared::auth::{Caller, api_key};
+use shared::db::TenantTx;
+use shared::http::extract::{self, Path, Query};
+use shared::http::pagination::{Page, PageQuery};
+use shared::validate::{Email, Validator};
+use shared::{ApiError, AppState};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// How long an invitation can be accepted.
+const VALID_FOR: Duration = Duration::days(7);
+/// Invitation tokens: `inv_` and 43 base62 characters (256 random bits).
+const TOKEN_PREFIX: &str = "inv_";
+const TOKEN_LEN: usize = TOKEN_PREFIX.len() + 43;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/workspaces/{workspace_id}/invitations", get(list).post(invite_member))
+        .route("/v1/workspaces/{workspace_id}/invitations/{invitation_id}", delete(revoke))
+        .route("/v1/workspaces/{workspace_id}/invitations/{invitation_id}/resend", post(resend))
+        .route("/v1/workspaces/{workspace_id}/clients/{client_id}/invitations", post(invite_contact))
+        .route("/v1/invitations/accept", post(accept))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberInvitation {
+    email: String,
+    role: Role,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContactInvitation {
+    email: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Acceptance {
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct InvitationPath {
+    workspace_id: Uuid,
+    invitation_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct ClientPath {
+    workspace_id: Uuid,
+    client_id: Uuid,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct InvitationView {
+    id: Uuid,
+    email: String,
+    /// The team role, for a team invitation.
+    role: Option<Role>,
+    /// The client, for a portal invitation.
+    client_id: Option<Uuid>,
+    invited_by: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+}
+
+#[derive(Serialize)]
+struct Accepted {
+    workspace_id: Uuid,
+    role: Option<String>,
+    client_id: Option<Uuid>,
+}
+
+const SELECT_INVITATION: &str =
+    "SELECT id, email, role, client_id, invited_by, created_at, expires_at FROM invitations";
+
+fn parse_email(raw: &str) -> Result<Email, ApiError> {
+    let mut v = Validator::default();
+    let email = v.check(Email::parse("email", raw));
+    v.finish()?;
+    Ok(email)
+}
+
+async fn invite_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    extract::Json(input): extract::Json<MemberInvitation>,
+) -> Result<(StatusCode, Json<InvitationView>), ApiError> {
+    let email = parse_email(&input.email)?;
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    let role = access.require_manager()?;
+    if input.role == Role::Owner && role != Role::Owner {
+        return Err(ApiError::Forbidden("Only owners can invite owners.".into()));
+    }
+    let already: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM workspace_members m JOIN users u ON u.id = m.user_id
+                        WHERE m.workspace_id = $1 AND lower(u.email) = lower($2))",
+    )
+    .bind(workspace_id)
+    .bind(email.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    if already {
+        return Err(ApiError::Conflict {
+            code: "already_member",
+            detail: "Someone with that address is already a member of this workspace.".into(),
+        });
+    }
+    let view = create(&mut tx, &caller, workspace_id, email.as_str(), Some(input.role), None).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn invite_contact(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ClientPath>,
+    extract::Json(input): extract::Json<ContactInvitation>,
+) -> Result<(StatusCode, Json<InvitationView>), ApiError> {
+    let email = parse_email(&input.email)?;
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_manager()?;
+    shared::access::require_feature(&mut tx, path.workspace_id, |f| f.client_portal, "The client portal").await?;
+    let view = create(&mut tx, &caller, path.workspace_id, email.as_str(), None, Some(path.client_id)).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Writes the invitation and its mail. An expired pending invitation to the same address and
+/// target is revoked first, so it does not block a new one.
+async fn create(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    workspace_id: Uuid,
+    email: &str,
+    role: Option<Role>,
+    client_id: Option<Uuid>,
+) -> Result<InvitationView, ApiError> {
+    sqlx::query(
+        "UPDATE invitations SET revoked_at = now()
+         WHERE workspace_id = $1 AND lower(email) = lower($2) AND client_id IS NOT DISTINCT FROM $3
+           AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at <= now()",
+    )
+    .bind(workspace_id)
+    .bind(email)
+    .bind(client_id)
+    .execute(&mut **tx)
+    .await?;
+    let token = new_token()?;
+    let id = Uuid::now_v7();
+    let view = sqlx::query_as::<_, InvitationView>(
+        "INSERT INTO invitations (id, workspace_id, email, role, client_id, token_hash, invited_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING id, email, role, client_id, invited_by, created_at, expires_at",
+    )
+    .bind(id)
+    .bind(workspace_id)
+    .bind(email)
+    .bind(role)
+    .bind(client_id)
+    .bind(&api_key::hash_token(&token)[..])
+    .bind(caller.user_id)
+    .bind(OffsetDateTime::now_utc() + VALID_FOR)
+    .fetch_one(&mut **tx)
+    .await?;
+    write_mail(tx, caller, &view, workspace_id, &token).await?;
+    Ok(view)
+}
+
+/// The invitation mail, into the outbox with the token it carries (erased once sent).
+async fn write_mail(
+    tx: &mut TenantTx,
+    caller: &Caller,
+    invitation: &InvitationView,
+    workspace_id: Uuid,
+    token: &str,
+) -> Result<(), ApiError> {
+    let template = if invitation.client_id.is_some() { "portal_invitation" } else { "team_invitation" };
+    sqlx::query(
+        "INSERT INTO emails (id, workspace_id, to_address, template, params)
+         SELECT $1, w.id, $3, $4,
+                jsonb_build_object('workspace', w.name, 'inviter', $5::text, 'role', $6::text,
+                                   'client', (SELECT c.name FROM clients c WHERE c.id = $7),
+                                   'token', $8::text, 'expires_at', $9::timestamptz)
+         FROM workspaces w WHERE w.id = $2",
+    )
+    .bind(Uuid::now_v7())
+    .bind(workspace_id)
+    .bind(&invitation.email)
+    .bind(template)
+    .bind(caller.email.as_deref())
+    .bind(invitation.role.map(|r| json!(r).as_str().unwrap_or_default().to_owned()))
+    .bind(invitation.client_id)
+    .bind(token)
+    .bind(invitation.expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn new_token() -> Result<String, ApiError> {
+    Ok(format!("{TOKEN_PREFIX}{}", api_key::random_base62(TOKEN_LEN - TOKEN_PREFIX.len()).map_err(ApiError::internal)?))
+}
+
+/// Pending invitations (not accepted, revoked or expired), newest first.
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<InvitationView>>, ApiError> {
+    let page = query.page()?;
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    access.require_manager()?;
+    let rows = sqlx::query_as::<_, InvitationView>(sqlx::AssertSqlSafe(format!(
+        "{SELECT_INVITATION} WHERE workspace_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL
+           AND expires_at > now() AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+    )))
+    .bind(workspace_id)
+    .bind(page.before)
+    .bind(page.fetch_limit())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Page::from_rows(rows, &page, |i| i.id)))
+}
+
+/// A new token and a new mail; the old token stops working, and the invitation runs for a full
+/// period again.
+async fn resend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<InvitationPath>,
+) -> Result<Json<InvitationView>, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_manager()?;
+    let token = new_token()?;
+    let view = sqlx::query_as::<_, InvitationView>(
+        "UPDATE invitations SET token_hash = $3, expires_at = $4
+         WHERE workspace_id = $1 AND id = $2 AND accepted_at IS NULL AND revoked_at IS NULL
+         RETURNING id, email, role, client_id, invited_by, created_at, expires_at",
+    )
+    .bind(path.workspace_id)
+    .bind(path.invitation_id)
+    .bind(&api_key::hash_token(&token)[..])
+    .bind(OffsetDateTime::now_utc() + VALID_FOR)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("invitation"))?;
+    write_mail(&mut tx, &caller, &view, path.workspace_id, &token).await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+/// Revokes at once; revoking twice (or a used one) is harmless.
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<InvitationPath>,
+) -> Result<StatusCode, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_manager()?;
+    sqlx::query(
+        "UPDATE invitations SET revoked_at = now()
+         WHERE workspace_id = $1 AND id = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(path.workspace_id)
+    .bind(path.invitation_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn accept(
+    State(state): State<AppState>,
+    caller: Caller,
+    extract::Json(input): extract::Json<Acceptance>,
+) -> Result<Json<Accepted>, ApiError> {
+    let token = input.token.trim();
+    if token.len() != TOKEN_LEN
+        || !token.starts_with(TOKEN_PREFIX)
+        || !token.bytes().skip(4).all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(ApiError::validation("token", "is not an invitation token"));
+    }
+    if caller.api_key.is_some() {
+        return Err(ApiError::Forbidden("An invitation is accepted by a person, not an API key.".into()));
+    }
+    if caller.email.is_none() {
+        return Err(ApiError::Forbidden(
+            "Your sign-in carries no verified e-mail address to match the invitation.".into(),
+        ));
+    }
+    let mut tx = state.begin(&caller).await?;
+    let (outcome, workspace_id, client_id, role): (String, Option<Uuid>, Option<Uuid>, Option<String>) =
+        sqlx::query_as("SELECT outcome, workspace_id, client_id, role FROM app.accept_invitation($1)")
+            .bind(&api_key::hash_token(token)[..])
+            .fetch_one(&mut *tx)
+            .await?;
+    let gone = |code: &'static str, detail: &str| ApiError::Gone { code, detail: detail.to_owned() };
+    match outcome.as_str() {
+        "accepted" | "already" => {}
+        "unknown" => return Err(ApiError::NotFound("invitation")),
+        "revoked" => return Err(gone("invitation_revoked", "This invitation was revoked; ask for a new one.")),
+        "expired" => return Err(gone("invitation_expired", "This invitation has expired; ask for a new one.")),
+        "used" => {
+            return Err(ApiError::Conflict {
+                code: "invitation_used",
+                detail: "This invitation was already accepted by someone else.".into(),
+            });
+        }
+        _ => {
+            return Err(ApiError::Denied {
+                code: "invitation_email_mismatch",
+                detail: "This invitation is for another e-mail address; sign in with the invited one.".into(),
+            });
+        }
+    }
+    tx.commit().await?;
+    let workspace_id = workspace_id.ok_or_else(|| ApiError::internal("an accepted invitation without a workspace"))?;
+    Ok(Json(Accepted { workspace_id, role, client_id }))
+}
