@@ -1,0 +1,220 @@
+//! The `email-worker` function: sends the outbox's e-mails through Amazon SES, each once.
+//!
+//! SQS messages carry an outbox row id. The row is locked while its mail is sent, and marked
+//! sent (with SES's message id, and the invitation token it carried erased) in the same
+//! transaction, so a redelivered message finds it sent and sends nothing. A failed send is
+//! counted and retried by SQS, then dead-lettered. On its schedule (`{"task": "sweep"}`) the
+//! same function puts every mail not yet sent on the queue: the API functions write the outbox
+//! and hold no SQS client, so a mail leaves within a sweep period of its cause.
+//!
+//! The one window left: SES accepted a mail and the commit that records it failed. SES has no
+//! idempotency key, so that mail would go again on the retry; it is logged as such.
+
+pub mod templates;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use serde_json::Value;
+use shared::config::{DatabaseConfig, Settings};
+use shared::queue::Queue;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub const FUNCTION: &str = "email-worker";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    /// Sent before (a redelivered message).
+    AlreadySent,
+    /// No such row (its workspace was deleted with it, or a stray id).
+    Gone,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("not an outbox id: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Template(#[from] templates::TemplateError),
+    #[error("SES refused or failed: {0}")]
+    Ses(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub struct Mailer {
+    pub pool: PgPool,
+    pub ses: aws_sdk_sesv2::Client,
+    /// The SES identity mails are sent from.
+    pub from: String,
+    /// Where links in mails point (the web app).
+    pub app_base_url: String,
+    /// Where the sweep puts unsent mails.
+    pub queue: Option<Queue>,
+    /// Print each sent mail's text to stdout (the local stack, so a developer can follow links).
+    pub echo: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    to_address: String,
+    template: String,
+    params: Value,
+    sent_at: Option<time::OffsetDateTime>,
+}
+
+impl Mailer {
+    /// Reads `SERVICE_DATABASE_URL` (an `app_mailer` login), `EMAIL_FROM`, `APP_BASE_URL` and
+    /// `EMAIL_QUEUE_URL`.
+    pub async fn from_settings(settings: &Settings) -> Result<Self, lambda_runtime::Error> {
+        let lookup = |name: &str| settings.get(name);
+        let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let queue = match settings.get("EMAIL_QUEUE_URL") {
+            Some(url) => Some(Queue::connect(url).await),
+            None => None,
+        };
+        Ok(Self {
+            pool: shared::db::connect_as(&database, FUNCTION).await?,
+            ses: aws_sdk_sesv2::Client::new(&config),
+            from: settings.require("EMAIL_FROM")?,
+            app_base_url: settings.require("APP_BASE_URL")?,
+            queue,
+            echo: false,
+        })
+    }
+
+    #[tracing::instrument(skip(self))]
+    pub async fn send(&self, email_id: &str) -> Result<Outcome, SendError> {
+        let id: Uuid =
+            email_id.trim().parse().map_err(|_| SendError::Malformed(email_id.chars().take(64).collect()))?;
+        let mut tx = self.pool.begin().await?;
+        let row: Option<Row> =
+            sqlx::query_as("SELECT to_address, template, params, sent_at FROM emails WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(row) = row else { return Ok(Outcome::Gone) };
+        if row.sent_at.is_some() {
+            return Ok(Outcome::AlreadySent);
+        }
+        let mail = templates::render(&row.template, &row.params, &self.app_base_url)?;
+        let sent = self
+            .ses
+            .send_email()
+            .from_email_address(&self.from)
+            .destination(Destination::builder().to_addresses(&row.to_address).build())
+            .content(
+                EmailContent::builder()
+                    .simple(
+                        Message::builder()
+                            .subject(content(&mail.subject)?)
+                            .body(Body::builder().text(content(&mail.text)?).html(content(&mail.html)?).build())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await;
+        let message_id = match sent {
+            Ok(sent) => sent.message_id().unwrap_or_default().to_owned(),
+            Err(error) => {
+                let reason = aws_sdk_sesv2::error::DisplayErrorContext(&error).to_string();
+                sqlx::query("UPDATE emails SET attempts = attempts + 1, last_error = left($2, 500) WHERE id = $1")
+                    .bind(id)
+                    .bind(&reason)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Err(SendError::Ses(reason));
+            }
+        };
+        sqlx::query(
+            "UPDATE emails SET sent_at = now(), ses_message_id = $2, attempts = attempts + 1, last_error = NULL,
+                    params = params - 'token'
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&message_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Err(error) = tx.commit().await {
+            tracing::error!(%id, %message_id, %error, "SES sent the mail but recording it failed; a retry will send it again");
+            return Err(error.into());
+        }
+        if self.echo {
+            println!(
+                "\n--- mail to {} ({}) ---\nSubject: {}\n\n{}---",
+                row.to_address, row.template, mail.subject, mail.text
+            );
+        }
+        Ok(Outcome::Sent)
+    }
+
+    /// Puts every mail not yet sent (and not put on the queue in the last minutes) on the queue.
+    pub async fn sweep(&self) -> Result<usize, SendError> {
+        let Some(queue) = &self.queue else { return Ok(0) };
+        let ids: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE emails SET enqueued_at = now()
+             WHERE id IN (SELECT id FROM emails
+                          WHERE sent_at IS NULL AND attempts < 10
+                            AND (enqueued_at IS NULL OR enqueued_at < now() - interval '10 minutes')
+                          ORDER BY created_at LIMIT 500 FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for id in &ids {
+            if let Err(error) = queue.send(&id.to_string(), &[]).await {
+                // Left marked: the next sweep after the window tries again.
+                tracing::warn!(%id, %error, "could not enqueue a mail");
+            }
+        }
+        Ok(ids.len())
+    }
+}
+
+fn content(text: &str) -> Result<Content, SendError> {
+    Content::builder().data(text).charset("UTF-8").build().map_err(|e| SendError::Ses(e.to_string()))
+}
+
+/// Sends each message of a batch; the failed ones are retried by SQS and dead-lettered.
+pub async fn handle_batch(mailer: &Mailer, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        match mailer.send(record.body.as_deref().unwrap_or_default()).await {
+            Ok(outcome) => tracing::info!(%message_id, ?outcome, "mail handled"),
+            Err(error) => {
+                tracing::error!(%message_id, %error, "mail not sent");
+                response.add_failure(message_id);
+            }
+        }
+    }
+    response
+}
+
+/// The Lambda entry point: SQS batches, or the schedule's `{"task": "sweep"}`.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init(FUNCTION);
+    let settings = Settings::load().await?;
+    let mailer = Mailer::from_settings(&settings).await?;
+    let mailer = &mailer;
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| async move {
+        handle(mailer, event.payload).await
+    }))
+    .await
+}
+
+pub async fn handle(mailer: &Mailer, payload: Value) -> Result<Value, lambda_runtime::Error> {
+    if payload.get("Records").is_some() {
+        let batch: SqsEvent = serde_json::from_value(payload)?;
+        return Ok(serde_json::to_value(handle_batch(mailer, batch).await)?);
+    }
+    if payload["task"] == "sweep" {
+        let enqueued = mailer.sweep().await?;
+        return Ok(serde_json::json!({ "enqueued": enqueued }));
+    }
+    Err(format!("unknown event: {payload}").into())
+}
