@@ -32,12 +32,24 @@ const SAMPLE_USAGE_RECORD: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000a
 /// A deleted workspace's subscription waiting to be canceled (Stripe no longer has it: done).
 const PENDING_CANCELLATION: &str = "sub_of_a_deleted_workspace";
 const ABANDONED_RUN: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000a1a2");
+/// The outbox mail `events/email-worker-sqs.json` names.
+const SAMPLE_EMAIL: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000e1e1");
 
 /// Gives each scheduled and queued sample event something to do: a succeeded run whose usage
 /// record was never reported, a run abandoned while pending, and a demo subscription that
 /// drifted from the local Stripe's.
 async fn arrange_scheduled_work(app: &TestApp) {
     let owner = owner_pool().await;
+    sqlx::query(
+        "INSERT INTO emails (id, workspace_id, to_address, template, params)
+         VALUES ($1, $2, 'invitee@demo.test', 'team_invitation',
+                 '{\"workspace\": \"Demo\", \"role\": \"member\", \"token\": \"inv_sample\"}')",
+    )
+    .bind(SAMPLE_EMAIL)
+    .bind(local_stack::demo::WORKSPACE_ID)
+    .execute(&owner)
+    .await
+    .unwrap();
     let demo = local_stack::demo::WORKSPACE_ID;
     let succeeded = Uuid::now_v7();
     sqlx::query(
@@ -253,6 +265,33 @@ async fn every_sample_event_is_served_by_its_function() {
                         .await
                         .unwrap();
                 assert_eq!((plan.as_str(), cancelling), ("studio", false), "{name}");
+            }
+            "email" => {
+                let config = integration_tests::local_aws().await;
+                let ses = aws_sdk_sesv2::Client::new(&config);
+                ses.create_email_identity().email_identity("no-reply@demo.test").send().await.unwrap();
+                let queue_url = create_queue("events-email", &[]).await;
+                let mailer = email_worker::Mailer {
+                    pool: integration_tests::worker_pool_as("app_mailer", "email-worker").await,
+                    ses,
+                    from: "no-reply@demo.test".into(),
+                    app_base_url: "http://127.0.0.1:3000".into(),
+                    queue: Some(Queue::new(aws_sdk_sqs::Client::new(&config), queue_url)),
+                    echo: false,
+                };
+                let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let answer = email_worker::handle(&mailer, event).await.unwrap();
+                if name == "email-worker-sqs" {
+                    assert_eq!(answer["batchItemFailures"], serde_json::json!([]), "{name}: {answer}");
+                    let sent: bool = sqlx::query_scalar("SELECT sent_at IS NOT NULL FROM emails WHERE id = $1")
+                        .bind(SAMPLE_EMAIL)
+                        .fetch_one(&service_pool().await)
+                        .await
+                        .unwrap();
+                    assert!(sent, "{name}");
+                } else {
+                    assert!(answer["enqueued"].as_u64().is_some(), "{name}: {answer}");
+                }
             }
             "authorizer" => {
                 let event = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
