@@ -265,6 +265,13 @@ async fn serve(args: &[String]) -> Result<()> {
             None
         }
     };
+    if local_aws {
+        start_email_pipeline().await?;
+    } else {
+        println!(
+            "E-mail is off: it needs the local SES and SQS server (scripts/dev.sh starts moto and sets AWS_ENDPOINT_URL)."
+        );
+    }
     let mut app = local_stack::app(state, billing, webhook, ai);
     if let Some(local_stripe) = local_stripe {
         app = app.nest("/_stripe", local_stack::stripe::router(local_stripe));
@@ -313,6 +320,41 @@ async fn start_usage_pipeline(settings: &shared::config::Settings, queue: shared
             "AI usage is recorded but not reported: set STRIPE_SECRET_KEY (and STRIPE_API_BASE) to run the usage worker."
         ),
     }
+    Ok(())
+}
+
+/// The e-mail worker on the local SES (moto): the outbox is swept every few seconds (every
+/// minute on AWS) and each mail sent is printed here, with its links.
+async fn start_email_pipeline() -> Result<()> {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let from = setting("EMAIL_FROM").unwrap_or_else(|| "no-reply@saas.local".into());
+    let ses = aws_sdk_sesv2::Client::new(&config);
+    ses.create_email_identity().email_identity(&from).send().await.context("verify the sender in the local SES")?;
+    let queue = local_stack::queues::ensure_with_dlq("email").await?;
+    let mailer: &'static email_worker::Mailer = Box::leak(Box::new(email_worker::Mailer {
+        pool: worker_pool("app_mailer").await?,
+        ses,
+        from,
+        app_base_url: setting("APP_BASE_URL").unwrap_or_else(|| format!("http://127.0.0.1:{}", port())),
+        queue: Some(queue.clone()),
+        echo: true,
+    }));
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = mailer.sweep().await {
+                tracing::warn!(%error, "e-mail sweep failed");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        }
+    });
+    tokio::spawn(local_stack::queues::feed(queue, "email-worker", move |event| {
+        email_worker::handle_batch(mailer, event)
+    }));
+    println!(
+        "E-mail: mails (invitations, ...) go through the local SES and are printed here as they are sent; \
+         the raw messages are at {}/moto-api/data.json (\"ses\" > \"Message\").",
+        setting("AWS_ENDPOINT_URL").unwrap_or_default()
+    );
     Ok(())
 }
 
