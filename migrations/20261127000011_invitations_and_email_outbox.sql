@@ -189,6 +189,66 @@ GRANT USAGE ON SCHEMA public, app TO app_mailer;
 GRANT SELECT, UPDATE (enqueued_at, sent_at, ses_message_id, attempts, last_error, params) ON emails TO app_mailer;
 CREATE POLICY mailer_all ON emails TO app_mailer USING (true) WITH CHECK (true);
 
+-- A mail to each owner and admin of a workspace, once per `p_dedupe` and person: for workers
+-- (a failed payment, the AI quota) that have no business reading the member list themselves.
+-- Answers how many mails were written.
+CREATE FUNCTION app.mail_workspace_managers(p_workspace uuid, p_template text, p_params jsonb, p_dedupe text)
+    RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = ''
+AS $$
+DECLARE
+    written integer;
+BEGIN
+    INSERT INTO public.emails (id, workspace_id, to_address, template, params, dedupe_key)
+    SELECT gen_random_uuid(), p_workspace, u.email, p_template,
+           p_params || pg_catalog.jsonb_build_object('workspace', w.name),
+           p_dedupe || ':' || u.id
+    FROM public.workspace_members m
+    JOIN public.users u ON u.id = m.user_id
+    JOIN public.workspaces w ON w.id = m.workspace_id
+    WHERE m.workspace_id = p_workspace AND m.role IN ('owner', 'admin') AND u.email IS NOT NULL
+    ON CONFLICT ON CONSTRAINT emails_dedupe_key DO NOTHING;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION app.mail_workspace_managers(uuid, text, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.mail_workspace_managers(uuid, text, jsonb, text) TO app_billing;
+ALTER FUNCTION app.mail_workspace_managers(uuid, text, jsonb, text) OWNER TO app_service;
+
+-- The AI quota mails: when a reservation takes the month's runs to 80% and to 100% of the plan's
+-- allowance, its owners and admins are told, once per workspace, month and threshold, in the
+-- reservation's own transaction.
+CREATE FUNCTION app.mail_ai_quota() RETURNS trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = ''
+AS $$
+DECLARE
+    allowed integer;
+    threshold integer;
+BEGIN
+    SELECT p.ai_runs_per_month INTO allowed FROM public.plans p WHERE p.id = app.effective_plan(NEW.workspace_id);
+    IF coalesce(allowed, 0) = 0 THEN
+        RETURN NULL;
+    END IF;
+    FOREACH threshold IN ARRAY ARRAY[80, 100] LOOP
+        IF NEW.reserved * 100 >= allowed * threshold
+           AND (TG_OP = 'INSERT' OR OLD.reserved * 100 < allowed * threshold) THEN
+            PERFORM app.mail_workspace_managers(
+                NEW.workspace_id, 'ai_quota',
+                pg_catalog.jsonb_build_object('percent', threshold, 'limit', allowed),
+                'ai_quota:' || threshold || ':' || NEW.workspace_id || ':' || NEW.period);
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION app.mail_ai_quota() FROM PUBLIC;
+ALTER FUNCTION app.mail_ai_quota() OWNER TO app_service;
+CREATE TRIGGER ai_quota_mail AFTER INSERT OR UPDATE OF reserved ON ai_quota_usage
+    FOR EACH ROW EXECUTE FUNCTION app.mail_ai_quota();
+
 REVOKE EXECUTE ON FUNCTION app.accept_invitation(bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.accept_invitation(bytea) TO app_api;
 ALTER FUNCTION app.accept_invitation(bytea) OWNER TO app_service;

@@ -258,3 +258,49 @@ async fn plans_without_ai_tools_and_bad_requests_are_refused_before_anything_run
     assert!(messages_requests(&app.provider).await.is_empty());
     assert_eq!((reserved(t.id).await, usage_records(t.id).await), (0, 0));
 }
+
+/// Owners and admins are mailed when the month's runs reach 80% and 100% of the plan's, once
+/// each per workspace and month, in the reservation's transaction.
+#[tokio::test]
+async fn the_quota_mails_go_out_at_80_and_100_percent_once_each() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/messages")).respond_with(ok()).mount(&provider).await;
+    let app = app_with(&provider, 3000).await;
+    let t = app.tenant("quota-mail").await;
+    subscribe(t.id, "pro", "active").await; // 500 runs a month
+    let quota_mails = || async {
+        sqlx::query_as::<_, (String, serde_json::Value)>(
+            "SELECT to_address, params FROM emails WHERE workspace_id = $1 AND template = 'ai_quota' ORDER BY to_address, params->>'percent'",
+        )
+        .bind(t.id)
+        .fetch_all(&service_pool().await)
+        .await
+        .unwrap()
+    };
+    let set_reserved = |n: i32| async move {
+        sqlx::query(
+            "INSERT INTO ai_quota_usage (workspace_id, period, reserved) VALUES ($1, date_trunc('month', now())::date, $2)
+             ON CONFLICT (workspace_id, period) DO UPDATE SET reserved = excluded.reserved",
+        )
+        .bind(t.id)
+        .bind(n)
+        .execute(&integration_tests::owner_pool().await)
+        .await
+        .unwrap();
+    };
+    set_reserved(398).await;
+    app.post(&t.member, &runs(&t), proposal()).await.expect(StatusCode::CREATED); // 399: under 80%
+    assert!(quota_mails().await.is_empty());
+    app.post(&t.member, &runs(&t), proposal()).await.expect(StatusCode::CREATED); // 400 of 500
+    app.post(&t.member, &runs(&t), proposal()).await.expect(StatusCode::CREATED); // 401: no second mail
+    let at_80 = quota_mails().await;
+    assert_eq!(at_80.len(), 2, "owner and admin: {at_80:?}");
+    assert!(at_80.iter().all(|(_, p)| p["percent"] == 80 && p["limit"] == 500));
+    set_reserved(499).await;
+    app.post(&t.member, &runs(&t), proposal()).await.expect(StatusCode::CREATED); // 500 of 500
+    let refused = app.post(&t.member, &runs(&t), proposal()).await;
+    assert_eq!(refused.problem(StatusCode::TOO_MANY_REQUESTS), "quota_exceeded");
+    let all = quota_mails().await;
+    assert_eq!(all.len(), 4, "{all:?}");
+    assert_eq!(all.iter().filter(|(_, p)| p["percent"] == 100).count(), 2);
+}

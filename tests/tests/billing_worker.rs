@@ -811,3 +811,48 @@ async fn deleting_a_workspace_cancels_its_stripe_subscription_once() {
     assert!(third.canceled.is_empty() && third.failed.is_empty());
     assert_eq!(requests(&app, "DELETE", &format!("/v1/subscriptions/{}", paid.subscription)).await.len(), 2);
 }
+
+/// A failed payment mails the workspace's owners and admins (not members), once per invoice:
+/// Stripe's retries of the same invoice (new events) write no second mail.
+#[tokio::test]
+async fn a_failed_payment_mails_owners_and_admins_once_per_invoice() {
+    let app = TestApp::new().await;
+    let t = app.tenant("payment-failed").await;
+    let worker = app.billing_worker(7).await;
+    let active = SubscriptionState {
+        subscription: format!("sub_{}", Uuid::new_v4().simple()),
+        customer: format!("cus_{}", Uuid::new_v4().simple()),
+        ..state(t.id, "active", "studio_monthly")
+    };
+    sqlx::query("UPDATE workspaces SET stripe_customer_id = $2 WHERE id = $1")
+        .bind(t.id)
+        .bind(&active.customer)
+        .execute(&integration_tests::owner_pool().await)
+        .await
+        .unwrap();
+    app.stripe_account.put(&active);
+    let failed = |label: &str| {
+        let mut event =
+            invoice_event(&evt(label), "invoice.payment_failed", now(), &active.customer, &active.subscription);
+        event["data"]["object"]["id"] = json!("in_one_invoice");
+        event["data"]["object"]["amount_due"] = json!(4900);
+        event["data"]["object"]["currency"] = json!("usd");
+        event.to_string()
+    };
+    assert_eq!(worker.apply(&failed("first")).await.unwrap(), Outcome::Applied);
+    assert_eq!(worker.apply(&failed("retry")).await.unwrap(), Outcome::Applied);
+    let mut mailed: Vec<(String, String)> = sqlx::query_as(
+        "SELECT to_address, template FROM emails WHERE workspace_id = $1 AND template = 'payment_failed'",
+    )
+    .bind(t.id)
+    .fetch_all(&service_pool().await)
+    .await
+    .unwrap();
+    mailed.sort();
+    let mut expected = vec![
+        (t.admin.email.clone(), "payment_failed".to_owned()),
+        (t.owner.email.clone(), "payment_failed".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(mailed, expected);
+}

@@ -58,6 +58,48 @@ pub fn render(template: &str, params: &Value, base_url: &str) -> Result<Rendered
             );
             Ok(Rendered { subject, text, html })
         }
+        "payment_failed" => {
+            let workspace = get("workspace")?;
+            let amount = match (params["amount_due"].as_i64(), optional("currency")) {
+                (Some(cents), Some(currency)) => {
+                    format!(" of {}.{:02} {}", cents / 100, cents % 100, currency.to_uppercase())
+                }
+                _ => String::new(),
+            };
+            let subject = format!("A payment for {workspace} failed");
+            let invoice = optional("invoice_url").map(str::to_owned);
+            let text = format!(
+                "A payment{amount} for {workspace} failed. Stripe will retry it; to keep the plan, \
+                 update the payment method in the billing portal.\n{}",
+                invoice.as_deref().map(|url| format!("\nThe invoice: {url}\n")).unwrap_or_default()
+            );
+            let html = format!(
+                "<p>A payment{} for {} failed. Stripe will retry it; to keep the plan, update the payment \
+                 method in the billing portal.</p>\n{}",
+                escape(&amount),
+                escape(workspace),
+                invoice.map(|url| format!("<p><a href=\"{}\">The invoice</a></p>\n", escape(&url))).unwrap_or_default()
+            );
+            Ok(Rendered { subject, text, html })
+        }
+        "ai_quota" => {
+            let workspace = get("workspace")?;
+            let percent = params["percent"].as_i64().unwrap_or(100);
+            let limit = params["limit"].as_i64().unwrap_or_default();
+            let subject = format!("{workspace} has used {percent}% of this month's AI runs");
+            let more = if percent >= 100 {
+                "New runs are refused until next month, or until the plan is upgraded."
+            } else {
+                "Runs are refused at 100%; upgrading the plan raises the limit."
+            };
+            let text = format!("{workspace} has used {percent}% of its {limit} AI runs this month. {more}\n");
+            let html = format!(
+                "<p>{} has used {percent}% of its {limit} AI runs this month. {}</p>\n",
+                escape(workspace),
+                escape(more)
+            );
+            Ok(Rendered { subject, text, html })
+        }
         other => Err(TemplateError::Unknown(other.to_owned())),
     }
 }
@@ -91,6 +133,17 @@ mod tests {
         assert!(mail.html.contains("a&quot;b@x.example"));
         assert!(mail.text.contains("https://app.example.com/invitations/accept?token=inv_abc"));
         assert!(mail.html.contains("href=\"https://app.example.com/invitations/accept?token=inv_abc\""));
+    }
+
+    #[test]
+    fn billing_and_quota_mails_say_what_happened() {
+        let failed = json!({"workspace": "A&B", "amount_due": 4900, "currency": "usd", "invoice_url": "https://pay.example/i?a=1&b=2"});
+        let mail = render("payment_failed", &failed, "http://x").unwrap();
+        assert_eq!(mail.subject, "A payment for A&B failed");
+        assert!(mail.text.contains("of 49.00 USD") && mail.html.contains("A&amp;B"));
+        assert!(mail.html.contains("href=\"https://pay.example/i?a=1&amp;b=2\""), "{}", mail.html);
+        let quota = render("ai_quota", &json!({"workspace": "W", "percent": 80, "limit": 500}), "http://x").unwrap();
+        assert_eq!(quota.subject, "W has used 80% of this month's AI runs");
     }
 
     #[test]

@@ -258,6 +258,21 @@ impl Worker {
             "A payment failed; Stripe will retry it. Update the payment method in the billing portal."
         };
         add_activity(tx, workspace_id, "billing", message).await?;
+        if event.kind == "invoice.payment_failed"
+            && let Some(invoice) = object.get("id").and_then(Value::as_str)
+        {
+            // Once per invoice (and person), however often Stripe retries or redelivers.
+            sqlx::query("SELECT app.mail_workspace_managers($1, 'payment_failed', $2, $3)")
+                .bind(workspace_id)
+                .bind(json!({
+                    "amount_due": object.get("amount_due"),
+                    "currency": object.get("currency"),
+                    "invoice_url": object.get("hosted_invoice_url"),
+                }))
+                .bind(format!("payment_failed:{invoice}"))
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some(subscription) = &subscription {
             self.sync(tx, workspace_id, subscription, Cause::of(event)).await?;
         }
