@@ -126,3 +126,27 @@ fn to_lambda_record(message: &aws_sdk_sqs::types::Message) -> SqsMessage {
         .unwrap_or_default();
     record
 }
+
+/// Handles each message of an SQS batch in turn with `handle` (given the message body) and
+/// answers the partial batch failures: the messages it failed are retried by SQS and
+/// eventually dead-lettered, the others are deleted.
+pub async fn each_message<T, E, F, Fut>(event: SqsEvent, what: &'static str, handle: F) -> SqsBatchResponse
+where
+    T: std::fmt::Debug,
+    E: std::fmt::Display,
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        match handle(record.body.unwrap_or_default()).await {
+            Ok(outcome) => tracing::info!(%message_id, ?outcome, what, "message handled"),
+            Err(error) => {
+                tracing::error!(%message_id, %error, what, "message failed");
+                response.add_failure(message_id);
+            }
+        }
+    }
+    response
+}

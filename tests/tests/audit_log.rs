@@ -53,30 +53,10 @@ async fn every_tenant_table_has_the_audit_trigger() {
     }
 }
 
-/// Rows in the tables the API fixture does not fill (billing, AI, trails).
+/// A subscription, and rows in the tables the API fixture does not fill.
 async fn fill(tenant: &Tenant) {
     subscribe(tenant.id, "studio", "active").await;
-    let owner = owner_pool().await;
-    let run = Uuid::now_v7();
-    for statement in [
-        "INSERT INTO ai_runs (id, workspace_id, tool, input, status, request_hash, quota_period)
-         VALUES ($2, $1, 'proposal_draft', '{}', 'succeeded', 'h', date_trunc('month', now())::date)",
-        "INSERT INTO ai_quota_usage (workspace_id, period, reserved) VALUES ($1, date_trunc('month', now())::date, 1)
-         ON CONFLICT DO NOTHING",
-        "INSERT INTO usage_records (id, workspace_id, run_id, quantity, occurred_at) VALUES (gen_random_uuid(), $1, $2, 1, now())",
-        "INSERT INTO subscription_cancellations (stripe_subscription_id, workspace_id, stripe_customer_id, reason)
-         VALUES ('sub_' || replace($2::text, '-', ''), $1, 'cus_x', 'fixture')",
-        "INSERT INTO checkout_sessions (stripe_session_id, workspace_id, plan_id, url, expires_at)
-         VALUES ('cs_' || replace($2::text, '-', ''), $1, 'pro', 'https://checkout.stripe.com/x', now() + interval '1 day')",
-        "INSERT INTO users (id, issuer, subject) VALUES ($2, 'urn:saas:api-key', $2::text)",
-        "INSERT INTO api_keys (id, workspace_id, name, role, display_prefix, secret_hash)
-         VALUES ($2, $1, 'fixture', 'member', 'sak_fixture', sha256($2::text::bytea))",
-        "INSERT INTO invitations (id, workspace_id, email, role, token_hash, expires_at)
-         VALUES ($2, $1, 'fixture@invited.example', 'viewer', sha256(('inv' || $2::text)::bytea), now() + interval '7 days')",
-        "INSERT INTO emails (id, workspace_id, to_address, template) VALUES ($2, $1, 'fixture@invited.example', 'fixture')",
-    ] {
-        sqlx::query(statement).bind(tenant.id).bind(run).execute(&owner).await.expect(statement);
-    }
+    integration_tests::fill_other_tables(tenant).await;
 }
 
 /// The audit entries of one table's rows in a workspace, as (action, actor).

@@ -181,18 +181,7 @@ fn content(text: &str) -> Result<Content, SendError> {
 
 /// Sends each message of a batch; the failed ones are retried by SQS and dead-lettered.
 pub async fn handle_batch(mailer: &Mailer, event: SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let message_id = record.message_id.clone().unwrap_or_default();
-        match mailer.send(record.body.as_deref().unwrap_or_default()).await {
-            Ok(outcome) => tracing::info!(%message_id, ?outcome, "mail handled"),
-            Err(error) => {
-                tracing::error!(%message_id, %error, "mail not sent");
-                response.add_failure(message_id);
-            }
-        }
-    }
-    response
+    shared::queue::each_message(event, "mail", |body| async move { mailer.send(&body).await }).await
 }
 
 /// The Lambda entry point: SQS batches, or the schedule's `{"task": "sweep"}`.

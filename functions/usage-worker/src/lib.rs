@@ -102,18 +102,7 @@ impl UsageWorker {
 
 /// Reports each message of a batch; the failed ones are retried by SQS and dead-lettered.
 pub async fn handle_batch(worker: &UsageWorker, event: SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let message_id = record.message_id.clone().unwrap_or_default();
-        match worker.report(record.body.as_deref().unwrap_or_default()).await {
-            Ok(outcome) => tracing::info!(%message_id, ?outcome, "usage record handled"),
-            Err(error) => {
-                tracing::error!(%message_id, %error, "usage record not reported");
-                response.add_failure(message_id);
-            }
-        }
-    }
-    response
+    shared::queue::each_message(event, "usage record", |body| async move { worker.report(&body).await }).await
 }
 
 /// The Lambda entry point.
