@@ -248,3 +248,32 @@ async fn the_user_row_is_created_on_first_sight_and_keeps_its_email_current() {
     assert_eq!(id, shared::auth::user_id_for(&idp.issuer, &sub));
     assert_eq!(email.as_deref(), Some("new@example.com"));
 }
+
+/// An address the identity provider marks unverified (`email_verified` false, as a boolean or
+/// as older Cognito pools write it, a string) is not used: it is not stored on the user, so it
+/// cannot match an invitation or a member lookup. A verified one (or no claim) is.
+#[tokio::test]
+async fn an_unverified_email_is_not_used() {
+    let idp = IdentityProvider::start().await;
+    let app = idp.app().await;
+    let stored = |subject: &'static str| {
+        let issuer = idp.issuer.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<String>>("SELECT email FROM users WHERE id = $1")
+                .bind(shared::auth::user_id_for(&issuer, subject))
+                .fetch_one(&integration_tests::owner_pool().await)
+                .await
+                .unwrap()
+        }
+    };
+    for (subject, verified, kept) in [
+        ("unverified-bool", json!(false), false),
+        ("unverified-text", json!("false"), false),
+        ("verified-bool", json!(true), true),
+        ("verified-text", json!("true"), true),
+    ] {
+        let claims = with(with(idp.claims(), "sub", json!(subject)), "email_verified", verified);
+        assert_eq!(status_for(&app, Some(&sign(Algorithm::RS256, "rsa-1", &claims))).await.0, StatusCode::OK);
+        assert_eq!(stored(subject).await.is_some(), kept, "{subject}");
+    }
+}
