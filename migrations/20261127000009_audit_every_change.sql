@@ -108,6 +108,10 @@ AS $$
 DECLARE
     head public.audit_chain_heads;
 BEGIN
+    -- The workspace row first, as the plan-limit triggers and the billing worker take it, so
+    -- every audited transaction takes the two locks in the same order and none waits on another
+    -- crosswise. (A deleted workspace's row is gone: nothing to lock.)
+    PERFORM 1 FROM public.workspaces w WHERE w.id = NEW.workspace_id FOR NO KEY UPDATE;
     INSERT INTO public.audit_chain_heads (workspace_id, seq, hash) VALUES (NEW.workspace_id, 0, '\x')
     ON CONFLICT (workspace_id) DO NOTHING;
     SELECT * INTO head FROM public.audit_chain_heads h WHERE h.workspace_id = NEW.workspace_id FOR UPDATE;
@@ -165,6 +169,10 @@ ALTER TABLE audit_chain_heads ENABLE ROW LEVEL SECURITY;
 ALTER TABLE audit_chain_heads FORCE ROW LEVEL SECURITY;
 GRANT SELECT, INSERT, UPDATE ON audit_chain_heads TO app_audit;
 CREATE POLICY audit_writer ON audit_chain_heads TO app_audit USING (true) WITH CHECK (true);
+-- It locks a workspace's row (never changes it) before extending that workspace's chain.
+GRANT SELECT (id), UPDATE (id) ON workspaces TO app_audit;
+CREATE POLICY audit_lock_read ON workspaces FOR SELECT TO app_audit USING (true);
+CREATE POLICY audit_lock ON workspaces FOR UPDATE TO app_audit USING (true) WITH CHECK (false);
 GRANT SELECT ON audit_chain_heads TO app_service;
 CREATE POLICY service_read ON audit_chain_heads FOR SELECT TO app_service USING (true);
 
