@@ -20,6 +20,15 @@ pub enum Role {
 }
 
 impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+            Role::Viewer => "viewer",
+        }
+    }
+
     fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "owner" => Role::Owner,
@@ -114,4 +123,18 @@ fn feature_not_in_plan(feature: &str, plan: crate::plans::Plan) -> ApiError {
         "{feature} is not part of the {} plan; the workspace owner can upgrade.",
         plan.name
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_role_reads_back_from_its_name_as_the_database_spells_it() {
+        for role in [Role::Owner, Role::Admin, Role::Member, Role::Viewer] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+            assert_eq!(serde_json::to_value(role).unwrap(), role.as_str());
+        }
+        assert_eq!(Role::parse("client"), None);
+    }
 }

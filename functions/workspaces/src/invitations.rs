@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use shared::access::Role;
 use shared::auth::{Caller, api_key};
 use shared::db::TenantTx;
@@ -207,7 +206,7 @@ async fn write_mail(
     .bind(&invitation.email)
     .bind(template)
     .bind(caller.email.as_deref())
-    .bind(invitation.role.map(|r| json!(r).as_str().unwrap_or_default().to_owned()))
+    .bind(invitation.role.map(Role::as_str))
     .bind(invitation.client_id)
     .bind(token)
     .bind(invitation.expires_at)
