@@ -26,6 +26,8 @@ pub mod secrets;
 pub mod stripe;
 pub mod telemetry;
 pub mod validate;
+#[cfg(feature = "webhooks")]
+pub mod webhooks;
 
 pub use app::AppState;
 pub use error::ApiError;
