@@ -179,22 +179,33 @@ BEGIN
         END IF;
         UPDATE public.api_keys a SET last_used_at = now()
         WHERE a.id = p_key AND (a.last_used_at IS NULL OR a.last_used_at < now() - interval '1 minute');
-    ELSIF ws IS NULL OR NOT (
+    ELSIF ws IS NULL THEN
+        -- A person outside any workspace (their workspace list, creating one, accepting an
+        -- invitation): their own bucket, at the free plan's rate.
+        IF p_user IS NULL THEN
+            RETURN;
+        END IF;
+    ELSIF NOT (
         EXISTS (SELECT 1 FROM public.workspace_members m WHERE m.workspace_id = ws AND m.user_id = p_user)
         OR EXISTS (SELECT 1 FROM public.client_contacts c WHERE c.workspace_id = ws AND c.user_id = p_user)) THEN
         RETURN;
     END IF;
     SELECT p.requests_per_minute, p.expensive_per_minute INTO plan_limit, expensive_limit
-    FROM public.plans p WHERE p.id = app.effective_plan(ws);
-    names := ARRAY['workspace'];
-    buckets := ARRAY['workspace:' || ws];
+    FROM public.plans p WHERE p.id = coalesce(app.effective_plan(ws), 'free');
+    IF ws IS NULL THEN
+        names := ARRAY['user'];
+        buckets := ARRAY['user:' || p_user];
+    ELSE
+        names := ARRAY['workspace'];
+        buckets := ARRAY['workspace:' || ws];
+    END IF;
     limits := ARRAY[plan_limit];
     IF p_key IS NOT NULL THEN
         names := names || 'api_key'::text;
         buckets := buckets || ('api_key:' || p_key);
         limits := limits || least(coalesce(key_limit, plan_limit), plan_limit);
     END IF;
-    IF p_expensive THEN
+    IF p_expensive AND ws IS NOT NULL THEN
         names := names || 'expensive'::text;
         buckets := buckets || ('expensive:' || ws);
         limits := limits || expensive_limit;

@@ -36,9 +36,16 @@ impl AppState {
         Self(Arc::new(Inner { config, pool, auth }))
     }
 
-    /// Opens the caller's transaction (the only way a handler reaches the database).
+    /// Opens the caller's transaction, not counted against a rate limit (a request's later
+    /// transactions; the first one opens with `open_personal` or `open_workspace`).
     pub async fn begin(&self, caller: &Caller) -> Result<TenantTx, ApiError> {
         TenantTx::begin(&self.pool, caller).await
+    }
+
+    /// Opens the caller's transaction on a route outside any workspace, counted against their
+    /// own rate limit.
+    pub async fn open_personal(&self, caller: &Caller) -> Result<TenantTx, ApiError> {
+        TenantTx::begin_counted(&self.pool, caller).await
     }
 
     /// Opens the caller's transaction inside the workspace and answers their access to it (404 if

@@ -255,6 +255,14 @@ async fn rate_limits_hold_exactly_under_concurrency_and_a_refusal_writes_nothing
     person.expect(StatusCode::OK);
     let state = person.headers["ratelimit"].to_str().unwrap();
     assert!(state.starts_with("\"workspace\";r=") && person.headers.get("retry-after").is_none(), "{state}");
+    // Outside any workspace a person counts against their own limit (the free plan's rate), and
+    // a key against its workspace's and its own.
+    let own = app.get(&t.member, "/v1/workspaces").await;
+    assert_eq!(own.headers["ratelimit-policy"], "\"user\";q=300;w=60", "{:?}", own.headers);
+    let key_outside = app.get(&limited, "/v1/workspaces").await;
+    assert!(
+        key_outside.headers.get("ratelimit-policy").is_some_and(|p| p.to_str().unwrap().contains("\"api_key\";q=5"))
+    );
     // An expensive route also counts against the plan's smaller budget for those.
     let run = app
         .post(

@@ -309,7 +309,7 @@ async fn accept(
             "Your sign-in carries no verified e-mail address to match the invitation.".into(),
         ));
     }
-    let mut tx = state.begin(&caller).await?;
+    let mut tx = state.open_personal(&caller).await?;
     let (outcome, workspace_id, client_id, role): (String, Option<Uuid>, Option<Uuid>, Option<String>) =
         sqlx::query_as("SELECT outcome, workspace_id, client_id, role FROM app.accept_invitation($1)")
             .bind(&api_key::hash_token(token)[..])

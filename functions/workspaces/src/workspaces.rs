@@ -60,7 +60,7 @@ async fn create(
 ) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
     let name = input.parse()?;
     let id = Uuid::now_v7();
-    let mut tx = state.begin(&caller).await?;
+    let mut tx = state.open_personal(&caller).await?;
     sqlx::query("SELECT app.create_workspace($1, $2)").bind(id).bind(name.as_str()).execute(&mut *tx).await?;
     let view =
         sqlx::query_as::<_, WorkspaceView>(select_view!(" WHERE w.id = $1")).bind(id).fetch_one(&mut *tx).await?;
@@ -75,7 +75,7 @@ async fn list(
     Query(query): Query<PageQuery>,
 ) -> Result<Json<Page<WorkspaceView>>, ApiError> {
     let page = query.page()?;
-    let mut tx = state.begin(&caller).await?;
+    let mut tx = state.open_personal(&caller).await?;
     let rows = sqlx::query_as::<_, WorkspaceView>(select_view!(
         " WHERE ($1::uuid IS NULL OR w.id < $1) ORDER BY w.id DESC LIMIT $2"
     ))
@@ -92,7 +92,7 @@ async fn read(
     caller: Caller,
     Path(workspace_id): Path<Uuid>,
 ) -> Result<Json<WorkspaceView>, ApiError> {
-    let mut tx = state.begin(&caller).await?;
+    let mut tx = state.open_personal(&caller).await?;
     let view = sqlx::query_as::<_, WorkspaceView>(select_view!(" WHERE w.id = $1"))
         .bind(workspace_id)
         .fetch_optional(&mut *tx)

@@ -84,10 +84,19 @@ pub struct TenantTx {
 
 impl TenantTx {
     /// One round trip: BEGIN, the caller's identity and their user row (written only when it is
-    /// missing or the e-mail changed).
+    /// missing or the e-mail changed). Not counted against a rate limit: for a request's later
+    /// transactions, and tools.
     #[tracing::instrument(name = "db.begin", skip_all)]
     pub async fn begin(pool: &PgPool, caller: &Caller) -> Result<Self, ApiError> {
-        Ok(Self::open(pool, caller, None).await?.0)
+        Ok(Self::open(pool, caller, None, false).await?.0)
+    }
+
+    /// As `begin`, for a route outside any workspace (one's workspace list, creating one,
+    /// accepting an invitation): counted against the caller's own rate limit in the same round
+    /// trip (an API key's against its workspace's and its own).
+    #[tracing::instrument(name = "db.begin", skip_all)]
+    pub async fn begin_counted(pool: &PgPool, caller: &Caller) -> Result<Self, ApiError> {
+        Ok(Self::open(pool, caller, None, true).await?.0)
     }
 
     /// As `begin`, and in the same round trip enters `workspace` for the rest of the transaction
@@ -102,16 +111,21 @@ impl TenantTx {
         project: Option<Uuid>,
         cost: Cost,
     ) -> Result<(Self, Entry), ApiError> {
-        let (tx, entry) = Self::open(pool, caller, Some(Scope { workspace, project, cost })).await?;
+        let (tx, entry) = Self::open(pool, caller, Some(Scope { workspace, project, cost }), false).await?;
         let entry = entry.ok_or_else(|| ApiError::Internal("the first statement answered no access row".into()))?;
         Ok((tx, entry))
     }
 
-    async fn open(pool: &PgPool, caller: &Caller, scope: Option<Scope>) -> Result<(Self, Option<Entry>), ApiError> {
+    async fn open(
+        pool: &PgPool,
+        caller: &Caller,
+        scope: Option<Scope>,
+        counted: bool,
+    ) -> Result<(Self, Option<Entry>), ApiError> {
         // Held by the transaction before BEGIN is sent: if this future is dropped or the batch
         // fails, the drop below rolls back whatever was opened.
         let mut tx = Self { conn: Some(pool.acquire().await?) };
-        let batch = opening::batch(caller, scope.as_ref(), request_context::current_request_id().as_deref());
+        let batch = opening::batch(caller, scope.as_ref(), counted, request_context::current_request_id().as_deref());
         let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(batch)).fetch_all(&mut *tx).await?;
         let entry = opening::interpret(&rows)?;
         Ok((tx, entry))

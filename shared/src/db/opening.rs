@@ -46,7 +46,17 @@ pub struct Entry {
     pub project_visible: bool,
 }
 
-pub fn batch(caller: &Caller, scope: Option<&Scope>, request_id: Option<&str>) -> String {
+/// What the opening batch counts against the rate limits: nothing (a later transaction of a
+/// request already counted), the caller's own limit (a route outside any workspace), or the
+/// workspace's (and key's) limits.
+#[derive(Debug, Clone, Copy)]
+pub enum Counted<'a> {
+    No,
+    Personal,
+    Workspace(&'a Scope),
+}
+
+pub fn batch(caller: &Caller, scope: Option<&Scope>, counted: bool, request_id: Option<&str>) -> String {
     let text = |value: &str| format!("convert_from(decode('{}', 'hex'), 'UTF8')", hex(value.as_bytes()));
     let uuid = |id: Option<Uuid>| id.map_or_else(|| "NULL".to_owned(), |id| format!("'{}'::uuid", id.hyphenated()));
     let workspace = uuid(scope.map(|s| s.workspace));
@@ -57,12 +67,18 @@ pub fn batch(caller: &Caller, scope: Option<&Scope>, request_id: Option<&str>) -
         None => ("NULL".to_owned(), "NULL".to_owned()),
     };
     let mut batch = String::new();
-    if let Some(scope) = scope.filter(|s| s.cost != Cost::AlreadyCounted) {
+    let counting = match scope {
+        Some(scope) if scope.cost == Cost::AlreadyCounted => Counted::No,
+        Some(scope) => Counted::Workspace(scope),
+        None if counted => Counted::Personal,
+        None => Counted::No,
+    };
+    if !matches!(counting, Counted::No) {
+        let expensive = matches!(counting, Counted::Workspace(scope) if scope.cost == Cost::Expensive);
         batch.push_str(&format!(
             "BEGIN; SELECT rate_policy, quota, remaining, reset_seconds, allowed, retry_after \
              FROM app.take_rate_limit({user}, {key}, {secret}, {workspace}, {expensive}); COMMIT; ",
             user = uuid(Some(caller.user_id)),
-            expensive = scope.cost == Cost::Expensive,
         ));
     }
     if caller.api_key.is_some() {
@@ -176,17 +192,21 @@ mod tests {
     #[test]
     fn the_opening_batch_carries_only_uuids_and_hex() {
         let caller = Caller::new("https://issuer.example/".into(), "sub'); DROP TABLE users; --".into(), None);
-        let sql = batch(&caller, None, Some("req'; --"));
+        let sql = batch(&caller, None, false, Some("req'; --"));
         assert!(!sql.contains("DROP TABLE") && !sql.contains("req'"), "{sql}");
         assert!(sql.contains(&caller.user_id.hyphenated().to_string()));
         assert!(sql.ends_with("NULL, NULL)"), "no workspace or project is NULL: {sql}");
-        assert!(!sql.contains("take_rate_limit"), "a route without a workspace is not rate limited");
+        assert!(!sql.contains("take_rate_limit"), "a later transaction of a request is not counted again");
+        assert!(
+            batch(&caller, None, true, None).starts_with("BEGIN; SELECT rate_policy"),
+            "a personal route is counted"
+        );
         assert_only_safe_literals(&sql);
 
         let scope = Scope { workspace: Uuid::now_v7(), project: Some(Uuid::now_v7()), cost: Cost::Expensive };
         let key = crate::auth::api_key::generate().unwrap();
         let key_caller = Caller::for_api_key(crate::auth::api_key::parse(&key.text).unwrap());
-        let sql = batch(&key_caller, Some(&scope), None);
+        let sql = batch(&key_caller, Some(&scope), false, None);
         assert!(sql.starts_with("BEGIN; SELECT rate_policy") && sql.contains("; COMMIT; BEGIN; SELECT key_state"));
         assert!(sql.contains(", true); COMMIT;"), "expensive: {sql}");
         assert!(!sql.contains(&key.text[4..]), "the key's text never reaches SQL, only its hash");
