@@ -214,3 +214,7 @@ BEGIN
     ), 'free');
 END
 $$;
+
+-- No policy has called it since a contact's access to an item became a per-row probe
+-- (20261127000007); a SECURITY DEFINER function nobody needs is only surface.
+DROP FUNCTION app.contact_project_ids();
