@@ -46,35 +46,22 @@ pub struct Entry {
     pub project_visible: bool,
 }
 
-/// What the opening batch counts against the rate limits: nothing (a later transaction of a
-/// request already counted), the caller's own limit (a route outside any workspace), or the
-/// workspace's (and key's) limits.
-#[derive(Debug, Clone, Copy)]
-pub enum Counted<'a> {
-    No,
-    Personal,
-    Workspace(&'a Scope),
-}
-
 pub fn batch(caller: &Caller, scope: Option<&Scope>, counted: bool, request_id: Option<&str>) -> String {
-    let text = |value: &str| format!("convert_from(decode('{}', 'hex'), 'UTF8')", hex(value.as_bytes()));
+    let text = |value: &str| format!("convert_from(decode('{}', 'hex'), 'UTF8')", hex::encode(value.as_bytes()));
     let uuid = |id: Option<Uuid>| id.map_or_else(|| "NULL".to_owned(), |id| format!("'{}'::uuid", id.hyphenated()));
     let workspace = uuid(scope.map(|s| s.workspace));
     let project = uuid(scope.and_then(|s| s.project));
     let request = request_id.map_or_else(|| "NULL".to_owned(), text);
     let (key, secret) = match &caller.api_key {
-        Some(key) => (uuid(Some(key.id)), format!("decode('{}', 'hex')", hex(&key.secret_hash))),
+        Some(key) => (uuid(Some(key.id)), format!("decode('{}', 'hex')", hex::encode(key.secret_hash))),
         None => ("NULL".to_owned(), "NULL".to_owned()),
     };
     let mut batch = String::new();
-    let counting = match scope {
-        Some(scope) if scope.cost == Cost::AlreadyCounted => Counted::No,
-        Some(scope) => Counted::Workspace(scope),
-        None if counted => Counted::Personal,
-        None => Counted::No,
-    };
-    if !matches!(counting, Counted::No) {
-        let expensive = matches!(counting, Counted::Workspace(scope) if scope.cost == Cost::Expensive);
+    // A workspace route counts against the workspace's limits (unless a first transaction of the
+    // same request already did); a counted route outside any workspace against the caller's own.
+    let counted = scope.map_or(counted, |scope| scope.cost != Cost::AlreadyCounted);
+    if counted {
+        let expensive = scope.is_some_and(|scope| scope.cost == Cost::Expensive);
         batch.push_str(&format!(
             "BEGIN; SELECT rate_policy, quota, remaining, reset_seconds, allowed, retry_after \
              FROM app.take_rate_limit({user}, {key}, {secret}, {workspace}, {expensive}); COMMIT; ",
@@ -164,14 +151,6 @@ fn key_entry(row: &PgRow) -> Result<Entry, ApiError> {
         is_contact: false,
         contact_plan: None,
         project_visible: row.try_get("project_visible")?,
-    })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
     })
 }
 
