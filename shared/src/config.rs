@@ -44,6 +44,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub max_body_bytes: usize,
+    /// Lets webhook endpoints be plain `http` to loopback (local development only).
+    pub webhooks_allow_loopback_http: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -158,6 +160,7 @@ impl Config {
             database: DatabaseConfig::from_lookup(&lookup, "DATABASE_URL")?,
             auth: AuthConfig::from_lookup(&lookup)?,
             max_body_bytes: parse_or(&lookup, "MAX_BODY_BYTES", 64 * 1024)?,
+            webhooks_allow_loopback_http: parse_or(&lookup, "WEBHOOKS_ALLOW_LOOPBACK_HTTP", false)?,
         })
     }
 }

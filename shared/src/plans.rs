@@ -11,6 +11,8 @@ pub struct Features {
     pub ai_tools: bool,
     pub client_portal: bool,
     pub api_access: bool,
+    /// Outgoing webhooks and chat notifications.
+    pub webhooks: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -39,7 +41,7 @@ pub const FREE: Plan = Plan {
     id: "free",
     name: "Free",
     stripe_lookup_key: None,
-    features: Features { ai_tools: false, client_portal: false, api_access: false },
+    features: Features { ai_tools: false, client_portal: false, api_access: false, webhooks: false },
     limits: Limits {
         projects: Some(3),
         members: Some(2),
@@ -53,7 +55,7 @@ pub const PRO: Plan = Plan {
     id: "pro",
     name: "Pro",
     stripe_lookup_key: Some("pro_monthly"),
-    features: Features { ai_tools: true, client_portal: true, api_access: false },
+    features: Features { ai_tools: true, client_portal: true, api_access: false, webhooks: true },
     limits: Limits {
         projects: Some(50),
         members: Some(10),
@@ -67,7 +69,7 @@ pub const STUDIO: Plan = Plan {
     id: "studio",
     name: "Studio",
     stripe_lookup_key: Some("studio_monthly"),
-    features: Features { ai_tools: true, client_portal: true, api_access: true },
+    features: Features { ai_tools: true, client_portal: true, api_access: true, webhooks: true },
     limits: Limits {
         projects: None,
         members: Some(50),

@@ -65,6 +65,20 @@ impl Queue {
         Ok(output.message_id().unwrap_or_default().to_owned())
     }
 
+    /// Sends one message that becomes visible after `delay_secs` (at most 900, SQS's limit).
+    pub async fn send_delayed(&self, body: &str, delay_secs: u32) -> Result<String, QueueError> {
+        let output = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .delay_seconds(delay_secs.min(900) as i32)
+            .send()
+            .await
+            .map_err(|e| QueueError::Send { queue: self.url.clone(), reason: DisplayErrorContext(e).to_string() })?;
+        Ok(output.message_id().unwrap_or_default().to_owned())
+    }
+
     /// Receives one batch (waiting up to `wait_secs`), hands it to `handler` as Lambda would,
     /// and deletes every message except those the handler reports as failed, which become
     /// visible again after the queue's visibility timeout (and reach its dead-letter queue once

@@ -100,6 +100,26 @@ pub fn render(template: &str, params: &Value, base_url: &str) -> Result<Rendered
             );
             Ok(Rendered { subject, text, html })
         }
+        "webhook_disabled" => {
+            let workspace = get("workspace")?;
+            let url = get("url")?;
+            let since = optional("failing_since").map(|at| format!(" since {at}")).unwrap_or_default();
+            let subject = format!("A webhook endpoint of {workspace} was disabled");
+            let text = format!(
+                "Every delivery to the webhook endpoint {url} of {workspace} has failed{since}, so it was \
+                 disabled and receives no more events. Fix the receiver, send a test event, then re-enable \
+                 the endpoint; failed deliveries can be retried from its delivery log.\n"
+            );
+            let html = format!(
+                "<p>Every delivery to the webhook endpoint <code>{}</code> of {} has failed{}, so it was disabled \
+                 and receives no more events.</p>\n<p>Fix the receiver, send a test event, then re-enable the \
+                 endpoint; failed deliveries can be retried from its delivery log.</p>\n",
+                escape(url),
+                escape(workspace),
+                escape(&since)
+            );
+            Ok(Rendered { subject, text, html })
+        }
         other => Err(TemplateError::Unknown(other.to_owned())),
     }
 }
@@ -144,6 +164,14 @@ mod tests {
         assert!(mail.html.contains("href=\"https://pay.example/i?a=1&amp;b=2\""), "{}", mail.html);
         let quota = render("ai_quota", &json!({"workspace": "W", "percent": 80, "limit": 500}), "http://x").unwrap();
         assert_eq!(quota.subject, "W has used 80% of this month's AI runs");
+    }
+
+    #[test]
+    fn a_disabled_webhook_mail_escapes_the_url() {
+        let params = json!({"workspace": "W", "url": "https://h.example/<x>", "failing_since": "2026-11-27T10:00:00Z"});
+        let mail = render("webhook_disabled", &params, "http://x").unwrap();
+        assert_eq!(mail.subject, "A webhook endpoint of W was disabled");
+        assert!(mail.html.contains("https://h.example/&lt;x&gt;") && mail.text.contains("since 2026-11-27T10:00:00Z"));
     }
 
     #[test]

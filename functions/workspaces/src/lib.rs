@@ -1,5 +1,5 @@
 //! The `workspaces` function: workspaces, their members, their clients and client contacts, the
-//! workspace's billing state (read-only), its audit log, its API keys and invitations.
+//! workspace's billing state (read-only), its audit log, its API keys, invitations and webhook endpoints.
 
 mod api_keys;
 mod audit;
@@ -9,6 +9,7 @@ mod contacts;
 mod invitations;
 mod members;
 mod views;
+mod webhooks;
 mod workspaces;
 
 use axum::Router;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .merge(audit::router())
         .merge(api_keys::router())
         .merge(invitations::router())
+        .merge(webhooks::router())
 }
 
 /// The service Lambda runs.

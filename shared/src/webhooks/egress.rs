@@ -72,27 +72,9 @@ impl Egress {
         Ok(Self { client, policy })
     }
 
-    /// Whether `url` may be sent to at all (scheme and, for an IP literal, its address); names
-    /// are checked again at every connection.
+    /// Whether `url` may be sent to at all (see [`check_url`]).
     pub fn check(&self, url: &Url) -> Result<(), EgressError> {
-        let loopback_allowed = |host: &str| {
-            self.policy.allow_loopback_http
-                && (host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()))
-        };
-        let host = url.host_str().ok_or(EgressError::NoHost)?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        match url.scheme() {
-            "https" => {}
-            "http" if loopback_allowed(host) => {}
-            _ => return Err(EgressError::Scheme),
-        }
-        if let Ok(ip) = host.parse::<IpAddr>()
-            && forbidden(ip)
-            && !loopback_allowed(host)
-        {
-            return Err(EgressError::Forbidden(ip));
-        }
-        Ok(())
+        check_url(url, self.policy.allow_loopback_http)
     }
 
     /// POSTs `body` as JSON with `headers` and reads at most `KEPT_BODY_BYTES` of the answer.
@@ -119,6 +101,28 @@ impl Egress {
             latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         })
     }
+}
+
+/// Whether `url` may be sent to at all: its scheme and, for an IP literal, its address. Names
+/// are checked again at every connection, by the resolver.
+pub fn check_url(url: &Url, allow_loopback_http: bool) -> Result<(), EgressError> {
+    let loopback_allowed = |host: &str| {
+        allow_loopback_http && (host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()))
+    };
+    let host = url.host_str().ok_or(EgressError::NoHost)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback_allowed(host) => {}
+        _ => return Err(EgressError::Scheme),
+    }
+    if let Ok(ip) = host.parse::<IpAddr>()
+        && forbidden(ip)
+        && !loopback_allowed(host)
+    {
+        return Err(EgressError::Forbidden(ip));
+    }
+    Ok(())
 }
 
 /// Resolves as the system does, then refuses a name any of whose addresses is not public.

@@ -1,0 +1,543 @@
+//! A workspace's outgoing webhook endpoints (owners and admins; a plan feature): register,
+//! change, rotate the signing secret, send a test event, read the delivery log and retry a
+//! delivery. Events themselves are written by the database, in the transaction of the change
+//! that caused them; the `webhook-dispatcher` function sends them.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::access::require_feature;
+use shared::auth::Caller;
+use shared::db::TenantTx;
+use shared::error::FieldError;
+use shared::http::extract::{self, Path, Query};
+use shared::http::pagination::{Page, PageRequest};
+use shared::validate::Validator;
+use shared::webhooks::catalog::{self, Format};
+use shared::webhooks::signature::SigningSecret;
+use shared::{ApiError, AppState};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// How long the previous secret is still signed with after a rotation, unless asked otherwise.
+const DEFAULT_OVERLAP_HOURS: u32 = 24;
+const MAX_OVERLAP_HOURS: u32 = 168;
+const MAX_DESCRIPTION: usize = 500;
+
+pub fn router() -> Router<AppState> {
+    let endpoint = "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}";
+    Router::new()
+        .route("/v1/workspaces/{workspace_id}/webhooks", get(list).post(create))
+        .route(endpoint, get(read).patch(update).delete(remove))
+        .route(&format!("{endpoint}/rotate-secret"), post(rotate_secret))
+        .route(&format!("{endpoint}/test"), post(send_test))
+        .route(&format!("{endpoint}/deliveries"), get(deliveries))
+        .route(&format!("{endpoint}/deliveries/{{delivery_id}}"), get(delivery))
+        .route(&format!("{endpoint}/deliveries/{{delivery_id}}/retry"), post(retry))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewEndpoint {
+    url: String,
+    events: Vec<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default = "standard")]
+    format: Format,
+}
+
+fn standard() -> Format {
+    Format::Standard
+}
+
+/// A partial change; `enabled: true` re-enables an endpoint the dispatcher disabled.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointChange {
+    url: Option<String>,
+    events: Option<Vec<String>>,
+    description: Option<String>,
+    format: Option<Format>,
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rotation {
+    overlap_hours: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct EndpointPath {
+    workspace_id: Uuid,
+    endpoint_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct DeliveryPath {
+    workspace_id: Uuid,
+    endpoint_id: Uuid,
+    delivery_id: Uuid,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveryQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    status: Option<DeliveryStatus>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+enum DeliveryStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct EndpointView {
+    id: Uuid,
+    url: String,
+    description: String,
+    events: Vec<String>,
+    format: Format,
+    enabled: bool,
+    #[serde(with = "time::serde::rfc3339::option")]
+    disabled_at: Option<OffsetDateTime>,
+    disabled_reason: Option<String>,
+    /// Since when every attempt has failed (the endpoint is disabled after a while of this).
+    #[serde(with = "time::serde::rfc3339::option")]
+    failing_since: Option<OffsetDateTime>,
+    /// Until when the secret before the last rotation is still signed with.
+    #[serde(with = "time::serde::rfc3339::option")]
+    previous_secret_expires_at: Option<OffsetDateTime>,
+    created_by: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+}
+
+const ENDPOINT_COLUMNS: &str = "id, url, description, events, format, disabled_at IS NULL AS enabled, disabled_at,
+    disabled_reason, failing_since, previous_secret_expires_at, created_by, created_at, updated_at";
+
+#[derive(Serialize)]
+struct WithSecret {
+    #[serde(flatten)]
+    endpoint: EndpointView,
+    /// The signing secret (`whsec_...`). Shown this once; store it now.
+    secret: String,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct DeliveryView {
+    id: Uuid,
+    event_id: Uuid,
+    event_type: String,
+    status: DeliveryStatus,
+    attempts: i32,
+    max_attempts: i32,
+    /// When the next attempt is due (pending deliveries).
+    #[serde(with = "time::serde::rfc3339::option")]
+    next_attempt_at: Option<OffsetDateTime>,
+    last_status_code: Option<i32>,
+    last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    finished_at: Option<OffsetDateTime>,
+}
+
+const DELIVERY_COLUMNS: &str = "d.id, d.event_id, e.type AS event_type, d.status, d.attempts, d.max_attempts,
+    CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at, d.last_status_code, d.last_error,
+    d.created_at, d.finished_at";
+
+#[derive(Serialize, sqlx::FromRow)]
+struct AttemptView {
+    #[serde(with = "time::serde::rfc3339")]
+    attempted_at: OffsetDateTime,
+    status_code: Option<i32>,
+    latency_ms: i32,
+    /// The first 4 KiB of the receiver's answer.
+    response_body: String,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DeliveryDetail {
+    #[serde(flatten)]
+    delivery: DeliveryView,
+    /// The body sent (for the `standard` format; chat formats send a message made from it).
+    payload: Value,
+    attempts_log: Vec<AttemptView>,
+}
+
+#[derive(Serialize)]
+struct Queued {
+    delivery_id: Uuid,
+    event_id: Uuid,
+}
+
+/// Checks the fields an endpoint has; `None` fields were not given.
+fn check_fields(
+    v: &mut Validator,
+    allow_loopback_http: bool,
+    url: Option<&str>,
+    events: Option<&[String]>,
+    description: Option<&str>,
+) -> (Option<String>, Option<Vec<String>>) {
+    let url = url.map(|raw| {
+        v.check(
+            catalog::endpoint_url(raw, allow_loopback_http)
+                .map(String::from)
+                .map_err(|e| FieldError::new("url", e.to_string())),
+        )
+    });
+    let events = events.map(|events| {
+        let mut unique: Vec<String> = Vec::with_capacity(events.len());
+        for event in events {
+            if !unique.contains(event) {
+                unique.push(event.clone());
+            }
+        }
+        let unknown = catalog::unknown_events(&unique);
+        if unique.is_empty() {
+            v.check::<()>(Err(FieldError::new("events", "must name at least one event type")));
+        } else if !unknown.is_empty() {
+            v.check::<()>(Err(FieldError::new(
+                "events",
+                format!("unknown event types: {}; known: {}", unknown.join(", "), catalog::EVENT_TYPES.join(", ")),
+            )));
+        }
+        unique
+    });
+    if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
+        v.check::<()>(Err(FieldError::new("description", format!("must be at most {MAX_DESCRIPTION} characters"))));
+    }
+    (url, events)
+}
+
+async fn open(state: &AppState, caller: &Caller, workspace_id: Uuid) -> Result<TenantTx, ApiError> {
+    let (mut tx, access) = state.open_workspace(caller, workspace_id).await?;
+    access.require_manager()?;
+    require_feature(&mut tx, workspace_id, |f| f.webhooks, "Webhooks").await?;
+    Ok(tx)
+}
+
+async fn find(tx: &mut TenantTx, path: &EndpointPath) -> Result<EndpointView, ApiError> {
+    sqlx::query_as::<_, EndpointView>(sqlx::AssertSqlSafe(format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2"
+    )))
+    .bind(path.workspace_id)
+    .bind(path.endpoint_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(ApiError::NotFound("webhook endpoint"))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    extract::Json(input): extract::Json<NewEndpoint>,
+) -> Result<(StatusCode, Json<WithSecret>), ApiError> {
+    let mut v = Validator::default();
+    let allow_loopback = state.config.webhooks_allow_loopback_http;
+    let (url, events) =
+        check_fields(&mut v, allow_loopback, Some(&input.url), Some(&input.events), Some(&input.description));
+    v.finish()?;
+    let mut tx = open(&state, &caller, workspace_id).await?;
+    let secret = SigningSecret::generate().map_err(ApiError::internal)?.to_text();
+    let endpoint = sqlx::query_as::<_, EndpointView>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO webhook_endpoints (id, workspace_id, url, description, events, format, secret, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         RETURNING {ENDPOINT_COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(workspace_id)
+    .bind(url)
+    .bind(input.description.trim())
+    .bind(events)
+    .bind(input.format)
+    .bind(&secret)
+    .bind(caller.user_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(WithSecret { endpoint, secret })))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    Query(query): Query<shared::http::pagination::PageQuery>,
+) -> Result<Json<Page<EndpointView>>, ApiError> {
+    let page = query.page()?;
+    let mut tx = open(&state, &caller, workspace_id).await?;
+    let rows = sqlx::query_as::<_, EndpointView>(sqlx::AssertSqlSafe(format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints
+         WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+    )))
+    .bind(workspace_id)
+    .bind(page.before)
+    .bind(page.fetch_limit())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Page::from_rows(rows, &page, |e| e.id)))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<EndpointPath>,
+) -> Result<Json<EndpointView>, ApiError> {
+    let mut tx = open(&state, &caller, path.workspace_id).await?;
+    let endpoint = find(&mut tx, &path).await?;
+    tx.commit().await?;
+    Ok(Json(endpoint))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<EndpointPath>,
+    extract::Json(change): extract::Json<EndpointChange>,
+) -> Result<Json<EndpointView>, ApiError> {
+    let mut v = Validator::default();
+    let allow_loopback = state.config.webhooks_allow_loopback_http;
+    let (url, events) = check_fields(
+        &mut v,
+        allow_loopback,
+        change.url.as_deref(),
+        change.events.as_deref(),
+        change.description.as_deref(),
+    );
+    v.finish()?;
+    let mut tx = open(&state, &caller, path.workspace_id).await?;
+    // Re-enabling starts the failure clock afresh; disabling by hand is said so.
+    let endpoint = sqlx::query_as::<_, EndpointView>(sqlx::AssertSqlSafe(format!(
+        "UPDATE webhook_endpoints SET
+            url = coalesce($3, url),
+            events = coalesce($4, events),
+            description = coalesce($5, description),
+            format = coalesce($6, format),
+            disabled_at = CASE WHEN $7 IS NULL THEN disabled_at WHEN $7 THEN NULL ELSE coalesce(disabled_at, now()) END,
+            disabled_reason = CASE WHEN $7 IS NULL THEN disabled_reason WHEN $7 THEN NULL
+                                   ELSE coalesce(disabled_reason, 'disabled by a workspace manager') END,
+            failing_since = CASE WHEN $7 THEN NULL ELSE failing_since END,
+            updated_at = now()
+         WHERE workspace_id = $1 AND id = $2
+         RETURNING {ENDPOINT_COLUMNS}"
+    )))
+    .bind(path.workspace_id)
+    .bind(path.endpoint_id)
+    .bind(url)
+    .bind(events)
+    .bind(change.description.as_deref().map(str::trim))
+    .bind(change.format)
+    .bind(change.enabled)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("webhook endpoint"))?;
+    tx.commit().await?;
+    Ok(Json(endpoint))
+}
+
+/// Deletes the endpoint with its deliveries and their log.
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<EndpointPath>,
+) -> Result<StatusCode, ApiError> {
+    let mut tx = open(&state, &caller, path.workspace_id).await?;
+    let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2")
+        .bind(path.workspace_id)
+        .bind(path.endpoint_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if deleted == 0 {
+        return Err(ApiError::NotFound("webhook endpoint"));
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new secret, answered once; deliveries carry signatures by both secrets until the overlap
+/// ends, so receivers can switch without missing an event. Rotating again during an overlap
+/// ends the older one (only the secret being replaced stays valid).
+async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<EndpointPath>,
+    extract::Json(rotation): extract::Json<Rotation>,
+) -> Result<Json<WithSecret>, ApiError> {
+    let overlap = rotation.overlap_hours.unwrap_or(DEFAULT_OVERLAP_HOURS);
+    if overlap > MAX_OVERLAP_HOURS {
+        return Err(ApiError::validation("overlap_hours", format!("must be between 0 and {MAX_OVERLAP_HOURS}")));
+    }
+    let mut tx = open(&state, &caller, path.workspace_id).await?;
+    let secret = SigningSecret::generate().map_err(ApiError::internal)?.to_text();
+    let expires = OffsetDateTime::now_utc() + Duration::hours(i64::from(overlap));
+    // The API role cannot read secrets, so the old one moves over inside the statement.
+    let endpoint = sqlx::query_as::<_, EndpointView>(sqlx::AssertSqlSafe(format!(
+        "UPDATE webhook_endpoints SET previous_secret = CASE WHEN $4 > now() THEN secret END,
+                previous_secret_expires_at = CASE WHEN $4 > now() THEN $4 END,
+                secret = $3, updated_at = now()
+         WHERE workspace_id = $1 AND id = $2
+         RETURNING {ENDPOINT_COLUMNS}"
+    )))
+    .bind(path.workspace_id)
+    .bind(path.endpoint_id)
+    .bind(&secret)
+    .bind(expires)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("webhook endpoint"))?;
+    tx.commit().await?;
+    Ok(Json(WithSecret { endpoint, secret }))
+}
+
+/// Queues a `webhook.test` event to this endpoint alone (whatever it subscribes to, disabled or
+/// not: testing is how a fixed receiver is checked before re-enabling it).
+async fn send_test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<EndpointPath>,
+) -> Result<(StatusCode, Json<Queued>), ApiError> {
+    let mut tx = open(&state, &caller, path.workspace_id).await?;
+    let endpoint = find(&mut tx, &path).await?;
+    let (event_id, delivery_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let payload = serde_json::json!({
+        "type": catalog::TEST_EVENT,
+        "timestamp": OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).map_err(ApiError::internal)?,
+        "data": {"endpoint_id": endpoint.id, "url": endpoint.url, "message": "A test event: your endpoint is receiving webhooks."},
+    });
+    sqlx::query("INSERT INTO webhook_events (id, workspace_id, type, payload) VALUES ($1, $2, $3, $4)")
+        .bind(event_id)
+        .bind(path.workspace_id)
+        .bind(catalog::TEST_EVENT)
+        .bind(&payload)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id, max_attempts) VALUES ($1, $2, $3, $4, 1)")
+        .bind(delivery_id)
+        .bind(path.workspace_id)
+        .bind(path.endpoint_id)
+        .bind(event_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(Queued { delivery_id, event_id })))
+}
+
+async fn deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<EndpointPath>,
+    Query(query): Query<DeliveryQuery>,
+) -> Result<Json<Page<DeliveryView>>, ApiError> {
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let mut tx = open(&state, &caller, path.workspace_id).await?;
+    find(&mut tx, &path).await?;
+    let rows = sqlx::query_as::<_, DeliveryView>(sqlx::AssertSqlSafe(format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+         WHERE d.endpoint_id = $1 AND ($2::uuid IS NULL OR d.id < $2) AND ($3::text IS NULL OR d.status = $3)
+         ORDER BY d.id DESC LIMIT $4"
+    )))
+    .bind(path.endpoint_id)
+    .bind(page.before)
+    .bind(query.status)
+    .bind(page.fetch_limit())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(Page::from_rows(rows, &page, |d| d.id)))
+}
+
+async fn delivery(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<DeliveryPath>,
+) -> Result<Json<DeliveryDetail>, ApiError> {
+    let mut tx = open(&state, &caller, path.workspace_id).await?;
+    let row: Option<(Value,)> = sqlx::query_as(
+        "SELECT e.payload FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+         WHERE d.workspace_id = $1 AND d.endpoint_id = $2 AND d.id = $3",
+    )
+    .bind(path.workspace_id)
+    .bind(path.endpoint_id)
+    .bind(path.delivery_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((payload,)) = row else { return Err(ApiError::NotFound("webhook delivery")) };
+    let delivery = sqlx::query_as::<_, DeliveryView>(sqlx::AssertSqlSafe(format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE d.id = $1"
+    )))
+    .bind(path.delivery_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let attempts_log = sqlx::query_as::<_, AttemptView>(
+        "SELECT attempted_at, status_code, latency_ms, response_body, error FROM webhook_attempts
+         WHERE delivery_id = $1 ORDER BY id",
+    )
+    .bind(path.delivery_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Json(DeliveryDetail { delivery, payload, attempts_log }))
+}
+
+/// Sends a delivery once more, now: a failed one (or a pending one, sooner). A delivery that
+/// succeeded is not sent again (409): receivers deduplicate on the event id anyway, but a
+/// retry that reports success twice would be a lie in the log.
+async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<DeliveryPath>,
+) -> Result<(StatusCode, Json<Queued>), ApiError> {
+    let mut tx = open(&state, &caller, path.workspace_id).await?;
+    let endpoint =
+        find(&mut tx, &EndpointPath { workspace_id: path.workspace_id, endpoint_id: path.endpoint_id }).await?;
+    let row: Option<(Uuid, DeliveryStatus)> = sqlx::query_as(
+        "SELECT event_id, status FROM webhook_deliveries WHERE workspace_id = $1 AND endpoint_id = $2 AND id = $3 FOR UPDATE",
+    )
+    .bind(path.workspace_id)
+    .bind(path.endpoint_id)
+    .bind(path.delivery_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((event_id, status)) = row else { return Err(ApiError::NotFound("webhook delivery")) };
+    if matches!(status, DeliveryStatus::Succeeded) {
+        return Err(ApiError::Conflict {
+            code: "webhook_delivery_succeeded",
+            detail: "This delivery succeeded; it is not sent again.".into(),
+        });
+    }
+    if !endpoint.enabled {
+        return Err(ApiError::Conflict {
+            code: "webhook_endpoint_disabled",
+            detail: "The endpoint is disabled; re-enable it (PATCH with enabled: true) before retrying.".into(),
+        });
+    }
+    sqlx::query(
+        "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(),
+                max_attempts = CASE WHEN status = 'failed' THEN attempts + 1 ELSE max_attempts END,
+                enqueued_at = NULL, finished_at = NULL
+         WHERE id = $1",
+    )
+    .bind(path.delivery_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(Queued { delivery_id: path.delivery_id, event_id })))
+}

@@ -1,0 +1,97 @@
+//! What a workspace can subscribe an endpoint to, in which format, and which URLs it may name.
+
+use serde::{Deserialize, Serialize};
+
+use super::egress::{self, EgressError};
+
+/// Every event type changes cause (written by the database's triggers, in the transaction of
+/// the change); README lists what each carries.
+pub const EVENT_TYPES: [&str; 10] = [
+    "project.created",
+    "project.updated",
+    "project.deleted",
+    "deliverable.status_changed",
+    "comment.created",
+    "member.joined",
+    "member.left",
+    "subscription.updated",
+    "ai_run.succeeded",
+    "ai_run.failed",
+];
+
+/// The event `POST .../webhooks/{id}/test` sends, to that endpoint only.
+pub const TEST_EVENT: &str = "webhook.test";
+
+/// What a delivery's body is: the Standard Webhooks envelope, or a chat service's incoming
+/// webhook message (best effort; the signature headers are sent all the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum Format {
+    Standard,
+    Slack,
+    Discord,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Slack => "slack",
+            Self::Discord => "discord",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UrlError {
+    #[error("must be an absolute URL")]
+    Malformed,
+    #[error("must not carry credentials")]
+    Credentials,
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// An endpoint URL as a tenant may register it: absolute, no user-info, `https` (plain `http`
+/// to loopback only when local development allows it) and no literal address outside the
+/// public internet. Names are checked again each time the dispatcher connects.
+pub fn endpoint_url(raw: &str, allow_loopback_http: bool) -> Result<reqwest::Url, UrlError> {
+    let url = reqwest::Url::parse(raw.trim()).map_err(|_| UrlError::Malformed)?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlError::Credentials);
+    }
+    egress::check_url(&url, allow_loopback_http).map_err(|error| match error {
+        EgressError::Scheme if allow_loopback_http => UrlError::Refused("must be https (or http to loopback)".into()),
+        EgressError::Scheme => UrlError::Refused("must be https".into()),
+        other => UrlError::Refused(other.to_string()),
+    })?;
+    Ok(url)
+}
+
+/// The event types of `requested` that are unknown (an endpoint must name only known ones).
+pub fn unknown_events<'a>(requested: &'a [String]) -> Vec<&'a str> {
+    requested.iter().map(String::as_str).filter(|e| !EVENT_TYPES.contains(e)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls() {
+        assert!(endpoint_url("https://hooks.example.com/in", false).is_ok());
+        assert_eq!(endpoint_url("hooks.example.com", false), Err(UrlError::Malformed));
+        assert_eq!(endpoint_url("https://u:p@hooks.example.com/", false), Err(UrlError::Credentials));
+        assert!(matches!(endpoint_url("http://hooks.example.com/", false), Err(UrlError::Refused(_))));
+        assert!(matches!(endpoint_url("https://169.254.169.254/latest", false), Err(UrlError::Refused(_))));
+        assert!(matches!(endpoint_url("http://127.0.0.1:9000/", false), Err(UrlError::Refused(_))));
+        assert!(endpoint_url("http://127.0.0.1:9000/", true).is_ok());
+    }
+
+    #[test]
+    fn unknown_event_types_are_named() {
+        let asked = vec!["project.created".to_owned(), "project.exploded".to_owned()];
+        assert_eq!(unknown_events(&asked), ["project.exploded"]);
+    }
+}
