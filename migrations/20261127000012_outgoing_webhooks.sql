@@ -11,9 +11,9 @@ CREATE FUNCTION app.uuid_v7() RETURNS uuid
 AS $$
     SELECT pg_catalog.encode(
         pg_catalog.set_bit(pg_catalog.set_bit(
-            pg_catalog.overlay(pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
-                placing pg_catalog.substring(pg_catalog.int8send(
-                    (pg_catalog.extract(epoch FROM pg_catalog.clock_timestamp()) * 1000)::bigint) FROM 3)
+            overlay(pg_catalog.uuid_send(pg_catalog.gen_random_uuid())
+                placing substring(pg_catalog.int8send(
+                    (extract(epoch FROM pg_catalog.clock_timestamp()) * 1000)::bigint) FROM 3)
                 FROM 1 FOR 6),
             52, 1), 53, 1),
         'hex')::uuid
@@ -104,8 +104,8 @@ CREATE INDEX webhook_attempts_workspace_idx ON webhook_attempts (workspace_id);
 GRANT SELECT (id, workspace_id, url, description, events, format, previous_secret_expires_at, failing_since,
               disabled_at, disabled_reason, created_by, created_at, updated_at),
       INSERT,
-      UPDATE (url, description, events, format, secret, previous_secret, previous_secret_expires_at, failing_since,
-              disabled_at, disabled_reason, updated_at),
+      UPDATE (url, description, events, format, secret, previous_secret_expires_at, failing_since, disabled_at,
+              disabled_reason, updated_at),
       DELETE
     ON webhook_endpoints TO app_api;
 GRANT SELECT, INSERT ON webhook_events TO app_api;
@@ -142,6 +142,24 @@ CREATE POLICY managers_retry ON webhook_deliveries FOR UPDATE TO app_api
     WITH CHECK (workspace_id = ANY ((SELECT app.workspaces_with_role('{owner,admin}'))::uuid[]));
 CREATE POLICY managers_read ON webhook_attempts FOR SELECT TO app_api
     USING (workspace_id = ANY ((SELECT app.workspaces_with_role('{owner,admin}'))::uuid[]));
+
+-- A rotation keeps the secret it replaces while the overlap lasts. Done here because the API
+-- role, which rotates, cannot read secrets (a trigger is handed the old row all the same).
+CREATE FUNCTION app.keep_previous_webhook_secret() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+BEGIN
+    IF NEW.secret IS DISTINCT FROM OLD.secret THEN
+        NEW.previous_secret := CASE WHEN NEW.previous_secret_expires_at > pg_catalog.now() THEN OLD.secret END;
+        NEW.previous_secret_expires_at := CASE WHEN NEW.previous_secret_expires_at > pg_catalog.now()
+                                               THEN NEW.previous_secret_expires_at END;
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER keep_previous_secret BEFORE UPDATE OF secret ON webhook_endpoints
+    FOR EACH ROW EXECUTE FUNCTION app.keep_previous_webhook_secret();
 
 -- Endpoints are configuration and audited (never their secrets); events, deliveries and
 -- attempts are an outbox and its log, each caused by an audited change.
@@ -211,49 +229,49 @@ CREATE FUNCTION app.webhook_on_change() RETURNS trigger
     SET search_path = ''
 AS $$
 DECLARE
-    subject jsonb := pg_catalog.to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END);
-    previous jsonb := CASE WHEN TG_OP = 'UPDATE' THEN pg_catalog.to_jsonb(OLD) END;
+    changed_row jsonb := pg_catalog.to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END);
+    old_values jsonb := CASE WHEN TG_OP = 'UPDATE' THEN pg_catalog.to_jsonb(OLD) END;
     event_type text;
-    data jsonb;
+    event_data jsonb;
 BEGIN
     CASE TG_TABLE_NAME
     WHEN 'projects' THEN
         event_type := 'project.' || CASE TG_OP WHEN 'INSERT' THEN 'created' WHEN 'UPDATE' THEN 'updated' ELSE 'deleted' END;
-        data := subject - 'workspace_id';
+        event_data := changed_row - 'workspace_id';
         IF TG_OP = 'UPDATE' THEN
             -- What the update changed, with the values before it.
-            SELECT pg_catalog.jsonb_object_agg(o.key, o.value) INTO previous
-            FROM pg_catalog.jsonb_each(previous) o
-            WHERE o.key NOT IN ('updated_at', 'workspace_id') AND o.value IS DISTINCT FROM subject -> o.key;
-            IF previous IS NULL THEN
+            SELECT pg_catalog.jsonb_object_agg(o.key, o.value) INTO old_values
+            FROM pg_catalog.jsonb_each(old_values) o
+            WHERE o.key NOT IN ('updated_at', 'workspace_id') AND o.value IS DISTINCT FROM changed_row -> o.key;
+            IF old_values IS NULL THEN
                 RETURN NULL;
             END IF;
-            data := data || pg_catalog.jsonb_build_object('previous_attributes', previous);
+            event_data := event_data || pg_catalog.jsonb_build_object('previous_attributes', old_values);
         END IF;
     WHEN 'deliverables' THEN
         IF OLD.status IS NOT DISTINCT FROM NEW.status THEN
             RETURN NULL;
         END IF;
         event_type := 'deliverable.status_changed';
-        data := pg_catalog.jsonb_build_object(
+        event_data := pg_catalog.jsonb_build_object(
             'id', NEW.id, 'project_id', NEW.project_id, 'milestone_id', NEW.milestone_id, 'title', NEW.title,
             'status', NEW.status, 'previous_status', OLD.status, 'client_visible', NEW.client_visible,
             'updated_at', NEW.updated_at);
     WHEN 'comments' THEN
         event_type := 'comment.created';
-        data := subject - 'workspace_id';
+        event_data := changed_row - 'workspace_id';
     WHEN 'workspace_members' THEN
         event_type := 'member.' || CASE TG_OP WHEN 'INSERT' THEN 'joined' ELSE 'left' END;
-        data := pg_catalog.jsonb_build_object(
-            'user_id', subject -> 'user_id', 'role', subject -> 'role',
-            'email', (SELECT u.email FROM public.users u WHERE u.id = (subject ->> 'user_id')::uuid));
+        event_data := pg_catalog.jsonb_build_object(
+            'user_id', changed_row -> 'user_id', 'role', changed_row -> 'role',
+            'email', (SELECT u.email FROM public.users u WHERE u.id = (changed_row ->> 'user_id')::uuid));
     WHEN 'subscriptions' THEN
         IF TG_OP = 'UPDATE' AND (OLD.plan_id, OLD.status, OLD.cancel_at_period_end, OLD.current_period_end)
                 IS NOT DISTINCT FROM (NEW.plan_id, NEW.status, NEW.cancel_at_period_end, NEW.current_period_end) THEN
             RETURN NULL;
         END IF;
         event_type := 'subscription.updated';
-        data := pg_catalog.jsonb_build_object(
+        event_data := pg_catalog.jsonb_build_object(
             'plan', NEW.plan_id, 'status', NEW.status, 'current_period_end', NEW.current_period_end,
             'cancel_at_period_end', NEW.cancel_at_period_end, 'effective_plan', app.effective_plan(NEW.workspace_id));
     WHEN 'ai_runs' THEN
@@ -261,12 +279,12 @@ BEGIN
             RETURN NULL;
         END IF;
         event_type := 'ai_run.' || NEW.status;
-        data := pg_catalog.jsonb_build_object(
+        event_data := pg_catalog.jsonb_build_object(
             'id', NEW.id, 'tool', NEW.tool, 'project_id', NEW.project_id, 'status', NEW.status, 'model', NEW.model,
             'input_tokens', NEW.input_tokens, 'output_tokens', NEW.output_tokens, 'error', NEW.error,
             'created_by', NEW.created_by, 'created_at', NEW.created_at, 'finished_at', NEW.finished_at);
     END CASE;
-    PERFORM app.emit_webhook_event((subject ->> 'workspace_id')::uuid, event_type, data);
+    PERFORM app.emit_webhook_event((changed_row ->> 'workspace_id')::uuid, event_type, event_data);
     RETURN NULL;
 END
 $$;

@@ -215,9 +215,10 @@ impl Dispatcher {
         .bind(&attempt.error)
         .execute(&mut *tx)
         .await?;
+        let disabled = !succeeded && self.note_failure(&mut tx, claimed).await?;
         let (outcome, retry_in) = if succeeded {
             (Outcome::Succeeded, None)
-        } else if made >= claimed.max_attempts {
+        } else if made >= claimed.max_attempts || disabled {
             (Outcome::Failed, None)
         } else {
             (Outcome::RetryScheduled, Some(self.schedule.delay_after(made as u32)))
@@ -249,8 +250,16 @@ impl Dispatcher {
             .bind(claimed.endpoint_id)
             .execute(&mut *tx)
             .await?;
-        } else {
-            self.note_failure(&mut tx, claimed).await?;
+        }
+        if disabled {
+            // What was still to be sent to it is settled now; each can be retried once re-enabled.
+            sqlx::query(
+                "UPDATE webhook_deliveries SET status = 'failed', last_error = 'the endpoint was disabled', finished_at = now()
+                 WHERE endpoint_id = $1 AND status = 'pending'",
+            )
+            .bind(claimed.endpoint_id)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         if let (Some(delay), Some(queue)) = (retry_in, &self.queue)
@@ -261,11 +270,13 @@ impl Dispatcher {
         Ok(outcome)
     }
 
+    /// Starts the endpoint's failure clock if it is not running; disables the endpoint (and
+    /// mails its managers) when it has run for `disable_after`. Answers whether it disabled it.
     async fn note_failure(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         claimed: &Claimed,
-    ) -> Result<(), DispatchError> {
+    ) -> Result<bool, DispatchError> {
         sqlx::query("UPDATE webhook_endpoints SET failing_since = now() WHERE id = $1 AND failing_since IS NULL")
             .bind(claimed.endpoint_id)
             .execute(&mut **tx)
@@ -294,7 +305,7 @@ impl Dispatcher {
                 .execute(&mut **tx)
                 .await?;
         }
-        Ok(())
+        Ok(disabled.is_some())
     }
 
     async fn drop_delivery(&self, id: Uuid, reason: &'static str) -> Result<Outcome, DispatchError> {

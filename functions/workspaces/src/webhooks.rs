@@ -388,11 +388,9 @@ async fn rotate_secret(
     let mut tx = open(&state, &caller, path.workspace_id).await?;
     let secret = SigningSecret::generate().map_err(ApiError::internal)?.to_text();
     let expires = OffsetDateTime::now_utc() + Duration::hours(i64::from(overlap));
-    // The API role cannot read secrets, so the old one moves over inside the statement.
+    // The database keeps the replaced secret for the overlap (the API role cannot read it).
     let endpoint = sqlx::query_as::<_, EndpointView>(sqlx::AssertSqlSafe(format!(
-        "UPDATE webhook_endpoints SET previous_secret = CASE WHEN $4 > now() THEN secret END,
-                previous_secret_expires_at = CASE WHEN $4 > now() THEN $4 END,
-                secret = $3, updated_at = now()
+        "UPDATE webhook_endpoints SET secret = $3, previous_secret_expires_at = $4, updated_at = now()
          WHERE workspace_id = $1 AND id = $2
          RETURNING {ENDPOINT_COLUMNS}"
     )))
