@@ -19,6 +19,9 @@ AS $$
         'hex')::uuid
 $$;
 
+REVOKE EXECUTE ON FUNCTION app.uuid_v7() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.uuid_v7() TO app_service;
+
 CREATE TABLE webhook_endpoints (
     id                         uuid PRIMARY KEY,
     workspace_id               uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
@@ -158,6 +161,7 @@ BEGIN
     RETURN NEW;
 END
 $$;
+REVOKE EXECUTE ON FUNCTION app.keep_previous_webhook_secret() FROM PUBLIC;
 CREATE TRIGGER keep_previous_secret BEFORE UPDATE OF secret ON webhook_endpoints
     FOR EACH ROW EXECUTE FUNCTION app.keep_previous_webhook_secret();
 

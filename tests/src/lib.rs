@@ -469,6 +469,11 @@ pub async fn fill_other_tables(tenant: &Tenant) {
         "INSERT INTO invitations (id, workspace_id, email, role, token_hash, expires_at)
          VALUES ($2, $1, 'fixture@invited.example', 'viewer', sha256(('inv' || $2::text)::bytea), now() + interval '7 days')",
         "INSERT INTO emails (id, workspace_id, to_address, template) VALUES ($2, $1, 'fixture@invited.example', 'fixture')",
+        "INSERT INTO webhook_endpoints (id, workspace_id, url, events, secret)
+         VALUES ($2, $1, 'https://hooks.example.test/fixture', '{project.created}', 'whsec_Zml4dHVyZQ==')",
+        "INSERT INTO webhook_events (id, workspace_id, type, payload) VALUES ($2, $1, 'webhook.test', '{}')",
+        "INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id) VALUES ($2, $1, $2, $2)",
+        "INSERT INTO webhook_attempts (id, workspace_id, delivery_id, status_code, latency_ms) VALUES ($2, $1, $2, 200, 1)",
     ];
     for statement in statements {
         sqlx::query(statement).bind(tenant.id).bind(run).execute(&owner).await.expect(statement);

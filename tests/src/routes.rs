@@ -18,6 +18,9 @@ pub struct Ctx {
     pub api_key_id: uuid::Uuid,
     /// A pending team invitation the owner sent.
     pub invitation_id: uuid::Uuid,
+    /// A webhook endpoint the owner registered, and the (pending) test delivery it was sent.
+    pub webhook_id: uuid::Uuid,
+    pub webhook_delivery_id: uuid::Uuid,
 }
 
 impl Ctx {
@@ -40,7 +43,21 @@ impl Ctx {
                 json!({"email": format!("pending-{label}@invited.example"), "role": "member"}),
             )
             .await;
+        let webhook = app
+            .post(
+                &tenant.owner,
+                &format!("{}/webhooks", tenant.path()),
+                json!({"url": "https://hooks.example.test/in", "events": ["project.created"]}),
+            )
+            .await;
+        let test =
+            app.post(&tenant.owner, &format!("{}/webhooks/{}/test", tenant.path(), webhook.id()), json!(null)).await;
         Self {
+            webhook_id: webhook.id(),
+            webhook_delivery_id: test.body["delivery_id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .expect("a test delivery"),
             run_id: run.id(),
             api_key_id: key.id(),
             invitation_id: invitation.id(),
@@ -301,6 +318,94 @@ pub fn rows() -> Vec<Row> {
                 (M::POST, "/v1/invitations/accept".into(), Some(json!({"token": format!("inv_{}", "A".repeat(43))})))
             },
             expect: [404, 404, 404, 404, 404, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/webhooks",
+            request: |c| (M::GET, format!("{}/webhooks", p(&c.tenant)), None),
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/webhooks",
+            request: |c| {
+                let body = json!({"url": "https://hooks.example.test/other", "events": ["comment.created"], "format": "slack"});
+                (M::POST, format!("{}/webhooks", p(&c.tenant)), Some(body))
+            },
+            expect: [201, 201, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}",
+            request: |c| (M::GET, format!("{}/webhooks/{}", p(&c.tenant), c.webhook_id), None),
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::PATCH,
+            pattern: "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}",
+            request: |c| {
+                (
+                    M::PATCH,
+                    format!("{}/webhooks/{}", p(&c.tenant), c.webhook_id),
+                    Some(json!({"description": "CRM sync"})),
+                )
+            },
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::DELETE,
+            pattern: "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}",
+            request: |c| (M::DELETE, format!("{}/webhooks/{}", p(&c.tenant), c.webhook_id), None),
+            expect: [204, 204, 403, 403, 403, 404],
+            fresh: true,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/rotate-secret",
+            request: |c| {
+                (M::POST, format!("{}/webhooks/{}/rotate-secret", p(&c.tenant), c.webhook_id), Some(json!({})))
+            },
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/test",
+            request: |c| (M::POST, format!("{}/webhooks/{}/test", p(&c.tenant), c.webhook_id), None),
+            expect: [202, 202, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/deliveries",
+            request: |c| (M::GET, format!("{}/webhooks/{}/deliveries", p(&c.tenant), c.webhook_id), None),
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/deliveries/{delivery_id}",
+            request: |c| {
+                let path = format!("{}/webhooks/{}/deliveries/{}", p(&c.tenant), c.webhook_id, c.webhook_delivery_id);
+                (M::GET, path, None)
+            },
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry",
+            request: |c| {
+                let path =
+                    format!("{}/webhooks/{}/deliveries/{}/retry", p(&c.tenant), c.webhook_id, c.webhook_delivery_id);
+                (M::POST, path, None)
+            },
+            expect: [202, 202, 403, 403, 403, 404],
             fresh: false,
         },
         // ---- checkout and portal functions (the fixture's workspace already has a live subscription)

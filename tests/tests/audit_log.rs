@@ -14,8 +14,19 @@ fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
 
 /// Tables with a workspace that are not audited, and why: the log itself and its chain heads,
 /// the activity feed and the e-mail outbox (written alongside changes that are audited), and
-/// Stripe's inbound event ledger (its effects on subscriptions are audited).
-const NOT_AUDITED: [&str; 5] = ["activity", "audit_chain_heads", "audit_log", "emails", "stripe_events"];
+/// Stripe's inbound event ledger (its effects on subscriptions are audited), and the outgoing
+/// webhook outbox and its delivery log (each event is caused by an audited change; the endpoints
+/// themselves are audited).
+const NOT_AUDITED: [&str; 8] = [
+    "activity",
+    "audit_chain_heads",
+    "audit_log",
+    "emails",
+    "stripe_events",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_events",
+];
 
 /// Every tenant table from the catalog: each table with a `workspace_id`, and `workspaces`.
 async fn tenant_tables(owner: &PgPool) -> Vec<String> {

@@ -28,15 +28,14 @@ const MAX_OVERLAP_HOURS: u32 = 168;
 const MAX_DESCRIPTION: usize = 500;
 
 pub fn router() -> Router<AppState> {
-    let endpoint = "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}";
     Router::new()
         .route("/v1/workspaces/{workspace_id}/webhooks", get(list).post(create))
-        .route(endpoint, get(read).patch(update).delete(remove))
-        .route(&format!("{endpoint}/rotate-secret"), post(rotate_secret))
-        .route(&format!("{endpoint}/test"), post(send_test))
-        .route(&format!("{endpoint}/deliveries"), get(deliveries))
-        .route(&format!("{endpoint}/deliveries/{{delivery_id}}"), get(delivery))
-        .route(&format!("{endpoint}/deliveries/{{delivery_id}}/retry"), post(retry))
+        .route("/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}", get(read).patch(update).delete(remove))
+        .route("/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/rotate-secret", post(rotate_secret))
+        .route("/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/test", post(send_test))
+        .route("/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/deliveries", get(deliveries))
+        .route("/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/deliveries/{delivery_id}", get(delivery))
+        .route("/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry", post(retry))
 }
 
 #[derive(Deserialize)]
