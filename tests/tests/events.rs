@@ -32,6 +32,8 @@ const SAMPLE_USAGE_RECORD: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000a
 /// A deleted workspace's subscription waiting to be canceled (Stripe no longer has it: done).
 const PENDING_CANCELLATION: &str = "sub_of_a_deleted_workspace";
 const ABANDONED_RUN: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000a1a2");
+/// The webhook delivery `events/webhook-dispatcher-sqs.json` names.
+const SAMPLE_DELIVERY: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000d1d1");
 /// The outbox mail `events/email-worker-sqs.json` names.
 const SAMPLE_EMAIL: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000e1e1");
 
@@ -293,6 +295,72 @@ async fn every_sample_event_is_served_by_its_function() {
                     assert!(answer["enqueued"].as_u64().is_some(), "{name}: {answer}");
                 }
             }
+            "webhook" => {
+                // The delivery the sample names, to an endpoint of the demo workspace at a local receiver.
+                let receiver = wiremock::MockServer::start().await;
+                wiremock::Mock::given(wiremock::matchers::method("POST"))
+                    .respond_with(wiremock::ResponseTemplate::new(204))
+                    .mount(&receiver)
+                    .await;
+                let owner = owner_pool().await;
+                sqlx::query(
+                    "INSERT INTO webhook_endpoints (id, workspace_id, url, events, secret)
+                     VALUES ($1, $2, $3, '{project.created}', 'whsec_c2FtcGxlLXNlY3JldA==') ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(SAMPLE_DELIVERY)
+                .bind(local_stack::demo::WORKSPACE_ID)
+                .bind(receiver.uri())
+                .execute(&owner)
+                .await
+                .unwrap();
+                sqlx::query(
+                    "INSERT INTO webhook_events (id, workspace_id, type, payload)
+                     VALUES ($1, $2, 'webhook.test', '{\"type\": \"webhook.test\", \"data\": {}}') ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(SAMPLE_DELIVERY)
+                .bind(local_stack::demo::WORKSPACE_ID)
+                .execute(&owner)
+                .await
+                .unwrap();
+                sqlx::query(
+                    "INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id) VALUES ($1, $2, $1, $1)
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(SAMPLE_DELIVERY)
+                .bind(local_stack::demo::WORKSPACE_ID)
+                .execute(&owner)
+                .await
+                .unwrap();
+                let config = integration_tests::local_aws().await;
+                let dispatcher = webhook_dispatcher::Dispatcher {
+                    pool: integration_tests::worker_pool_as("app_webhooks", webhook_dispatcher::FUNCTION).await,
+                    egress: shared::webhooks::egress::Egress::new(shared::webhooks::egress::EgressPolicy {
+                        allow_loopback_http: true,
+                        ..Default::default()
+                    })
+                    .unwrap(),
+                    queue: Some(Queue::new(
+                        aws_sdk_sqs::Client::new(&config),
+                        create_queue("events-webhooks", &[]).await,
+                    )),
+                    schedule: webhook_dispatcher::RetrySchedule::default(),
+                    disable_after: std::time::Duration::from_secs(3600),
+                };
+                let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let answer = webhook_dispatcher::handle(&dispatcher, event).await.unwrap();
+                if name == "webhook-dispatcher-sqs" {
+                    assert_eq!(answer["batchItemFailures"], serde_json::json!([]), "{name}: {answer}");
+                    let status: String = sqlx::query_scalar("SELECT status FROM webhook_deliveries WHERE id = $1")
+                        .bind(SAMPLE_DELIVERY)
+                        .fetch_one(&service_pool().await)
+                        .await
+                        .unwrap();
+                    assert_eq!(status, "succeeded", "{name}");
+                    assert_eq!(receiver.received_requests().await.unwrap().len(), 1, "{name}");
+                } else {
+                    assert!(answer["enqueued"].as_u64().is_some(), "{name}: {answer}");
+                }
+            }
             "authorizer" => {
                 let event = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
                 // The last value of a setting wins, as in the app's own settings.
@@ -305,5 +373,5 @@ async fn every_sample_event_is_served_by_its_function() {
         }
         served.push(name);
     }
-    assert!(served.len() >= 21, "only {served:?}");
+    assert!(served.len() >= 24, "only {served:?}");
 }
