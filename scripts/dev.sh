@@ -3,8 +3,9 @@
 # demo workspace, every HTTP route of every function on one port (default 3000) through the
 # same handler code that Lambda runs, the Stripe webhook feeding the billing worker through a
 # local SQS queue (moto), and the e-mail worker sending through moto's SES (every mail it sends,
-# invitations included, is printed with its links). Prints a development token and example
-# requests.
+# invitations included, is printed with its links), and the webhook dispatcher sending to the
+# endpoints workspaces register (scripts/webhook-receiver.py is a local receiver that prints and
+# verifies them). Prints a development token and example requests.
 #
 #   scripts/dev.sh [--reset] [--port N]
 #   --reset   drop and recreate the local saas_dev database (and the local Stripe's account)

@@ -33,6 +33,8 @@ pub fn dev_defaults() -> HashMap<&'static str, &'static str> {
         ("STRIPE_WEBHOOK_SECRETS", DEV_WEBHOOK_SECRET),
         ("BILLING_REDIRECT_ORIGINS", "http://127.0.0.1:3000,http://localhost:3000"),
         ("DB_MAX_CONNECTIONS", "10"),
+        // Webhook endpoints may be plain http to this machine (scripts/webhook-receiver.py).
+        ("WEBHOOKS_ALLOW_LOOPBACK_HTTP", "true"),
     ])
 }
 

@@ -267,6 +267,7 @@ async fn serve(args: &[String]) -> Result<()> {
     };
     if local_aws {
         start_email_pipeline().await?;
+        start_webhook_pipeline().await?;
     } else {
         println!(
             "E-mail is off: it needs the local SES and SQS server (scripts/dev.sh starts moto and sets AWS_ENDPOINT_URL)."
@@ -354,6 +355,40 @@ async fn start_email_pipeline() -> Result<()> {
         "E-mail: mails (invitations, ...) go through the local SES and are printed here as they are sent; \
          the raw messages are at {}/moto-api/data.json (\"ses\" > \"Message\").",
         setting("AWS_ENDPOINT_URL").unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// The webhook dispatcher on the local SQS: due deliveries are swept every few seconds (every
+/// minute on AWS) and sent to the endpoints workspaces registered, plain http to this machine
+/// included.
+async fn start_webhook_pipeline() -> Result<()> {
+    let queue = local_stack::queues::ensure_with_dlq("webhooks").await?;
+    let hours: u64 = setting("WEBHOOK_DISABLE_AFTER_HOURS").and_then(|h| h.parse().ok()).unwrap_or(72);
+    let dispatcher: &'static webhook_dispatcher::Dispatcher = Box::leak(Box::new(webhook_dispatcher::Dispatcher {
+        pool: worker_pool("app_webhooks").await?,
+        egress: shared::webhooks::egress::Egress::new(shared::webhooks::egress::EgressPolicy {
+            allow_loopback_http: true,
+            ..Default::default()
+        })?,
+        queue: Some(queue.clone()),
+        schedule: webhook_dispatcher::RetrySchedule::default(),
+        disable_after: std::time::Duration::from_secs(hours * 3600),
+    }));
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = dispatcher.sweep().await {
+                tracing::warn!(%error, "webhook sweep failed");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    });
+    tokio::spawn(local_stack::queues::feed(queue, "webhook-dispatcher", move |event| {
+        webhook_dispatcher::handle_batch(dispatcher, event)
+    }));
+    println!(
+        "Webhooks: register an endpoint (POST /v1/workspaces/{{id}}/webhooks) and watch it with \
+         scripts/webhook-receiver.py, which verifies each signature; http://127.0.0.1 endpoints are allowed here."
     );
     Ok(())
 }

@@ -321,7 +321,9 @@ impl Dispatcher {
     }
 
     async fn requeue(&self, queue: &Queue, id: Uuid, delay: Duration) {
-        let delay_secs = u32::try_from(delay.as_secs()).unwrap_or(u32::MAX);
+        // Rounded up, plus a second for the clocks of SQS and the database: a message that
+        // arrived before its delivery is due would find nothing to do.
+        let delay_secs = u32::try_from(delay.as_secs_f64().ceil() as u64 + 1).unwrap_or(u32::MAX);
         match queue.send_delayed(&id.to_string(), delay_secs).await {
             Ok(_) => {
                 let marked = sqlx::query("UPDATE webhook_deliveries SET enqueued_at = now() WHERE id = $1")
