@@ -70,7 +70,7 @@ pub fn endpoint_url(raw: &str, allow_loopback_http: bool) -> Result<reqwest::Url
 }
 
 /// The event types of `requested` that are unknown (an endpoint must name only known ones).
-pub fn unknown_events<'a>(requested: &'a [String]) -> Vec<&'a str> {
+pub fn unknown_events(requested: &[String]) -> Vec<&str> {
     requested.iter().map(String::as_str).filter(|e| !EVENT_TYPES.contains(e)).collect()
 }
 
