@@ -104,3 +104,38 @@ async fn names_and_literals_that_reach_private_addresses_are_refused() {
     }
     assert!(receiver.received_requests().await.unwrap().is_empty(), "a refused delivery reached the receiver");
 }
+
+/// Names an attacker controls, resolving to the metadata service, the VPC, IPv6 loopback, an
+/// IPv4-mapped loopback, or a public address alongside a private one: each refused while
+/// connecting, before a byte is sent.
+#[tokio::test]
+async fn names_resolving_to_private_metadata_or_mapped_addresses_are_refused_at_connect() {
+    use std::net::{IpAddr, SocketAddr};
+    use std::sync::Arc;
+
+    use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+    struct Table;
+    impl Resolve for Table {
+        fn resolve(&self, name: Name) -> Resolving {
+            let addresses: Vec<IpAddr> = match name.as_str() {
+                "metadata.attacker.test" => vec!["169.254.169.254".parse().unwrap()],
+                "vpc.attacker.test" => vec!["10.0.3.7".parse().unwrap()],
+                "loopback.attacker.test" => vec!["127.0.0.1".parse().unwrap()],
+                "v6.attacker.test" => vec!["::1".parse().unwrap()],
+                "mapped.attacker.test" => vec!["::ffff:127.0.0.1".parse().unwrap()],
+                "mixed.attacker.test" => vec!["93.184.216.34".parse().unwrap(), "192.168.0.10".parse().unwrap()],
+                _ => vec![],
+            };
+            Box::pin(async move { Ok(Box::new(addresses.into_iter().map(|ip| SocketAddr::new(ip, 0))) as Addrs) })
+        }
+    }
+
+    let egress = Egress::with_resolver(EgressPolicy::default(), Arc::new(Table)).unwrap();
+    for host in ["metadata", "vpc", "loopback", "v6", "mapped", "mixed"] {
+        let url = Url::parse(&format!("https://{host}.attacker.test/hook")).unwrap();
+        let error = egress.post(&url, &[], b"{}".to_vec()).await.expect_err(host);
+        let chain = format!("{error:?}");
+        assert!(chain.contains("Forbidden"), "{host}: {chain}");
+    }
+}

@@ -62,12 +62,22 @@ pub struct Egress {
 
 impl Egress {
     pub fn new(policy: EgressPolicy) -> Result<Self, reqwest::Error> {
+        Self::build(policy, None)
+    }
+
+    /// As `new`, with names resolved by `resolver` before the same checks (tests give names
+    /// that resolve to the addresses an attacker would pick).
+    pub fn with_resolver(policy: EgressPolicy, resolver: Arc<dyn Resolve>) -> Result<Self, reqwest::Error> {
+        Self::build(policy, Some(resolver))
+    }
+
+    fn build(policy: EgressPolicy, inner: Option<Arc<dyn Resolve>>) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .connect_timeout(policy.connect_timeout)
             .timeout(policy.timeout)
-            .dns_resolver(Arc::new(PublicOnly { allow_loopback: policy.allow_loopback_http }))
+            .dns_resolver(Arc::new(PublicOnly { allow_loopback: policy.allow_loopback_http, inner }))
             .build()?;
         Ok(Self { client, policy })
     }
@@ -125,17 +135,22 @@ pub fn check_url(url: &Url, allow_loopback_http: bool) -> Result<(), EgressError
     Ok(())
 }
 
-/// Resolves as the system does, then refuses a name any of whose addresses is not public.
+/// Resolves as the system does (or as `inner` does), then refuses a name any of whose addresses
+/// is not public.
 struct PublicOnly {
     allow_loopback: bool,
+    inner: Option<Arc<dyn Resolve>>,
 }
 
 impl Resolve for PublicOnly {
     fn resolve(&self, name: Name) -> Resolving {
         let allow_loopback = self.allow_loopback;
-        let host = name.as_str().to_owned();
+        let inner = self.inner.clone();
         Box::pin(async move {
-            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addresses: Vec<SocketAddr> = match inner {
+                Some(inner) => inner.resolve(name).await?.collect(),
+                None => tokio::net::lookup_host((name.as_str(), 0)).await?.collect(),
+            };
             if let Some(bad) =
                 addresses.iter().map(SocketAddr::ip).find(|ip| forbidden(*ip) && !(allow_loopback && ip.is_loopback()))
             {
