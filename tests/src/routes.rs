@@ -322,6 +322,13 @@ pub fn rows() -> Vec<Row> {
         },
         Row {
             method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/activity",
+            request: |c| (M::GET, format!("{}/activity", p(&c.tenant)), None),
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
             pattern: "/v1/workspaces/{workspace_id}/webhooks",
             request: |c| (M::GET, format!("{}/webhooks", p(&c.tenant)), None),
             expect: [200, 200, 403, 403, 403, 404],

@@ -1,6 +1,7 @@
 //! The `workspaces` function: workspaces, their members, their clients and client contacts, the
 //! workspace's billing state (read-only), its audit log, its API keys, invitations and webhook endpoints.
 
+mod activity;
 mod api_keys;
 mod audit;
 mod billing;
@@ -21,6 +22,7 @@ pub const FUNCTION: &str = "workspaces";
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(workspaces::router())
+        .merge(activity::router())
         .merge(members::router())
         .merge(clients::router())
         .merge(contacts::router())

@@ -687,11 +687,6 @@ async fn record_change(
     }))
     .execute(&mut *tx)
     .await?;
-    let name = |id: &str| crate::plans::by_id(id).name;
-    let message = if plan_before == plan_after {
-        format!("Subscription is now {status_after} (plan {}).", name(plan_after))
-    } else {
-        format!("Plan changed from {} to {} (subscription {status_after}).", name(plan_before), name(plan_after))
-    };
-    add_activity(tx, workspace_id, "billing", &message).await
+    // The activity feed's entry is the subscriptions trigger's (`subscription.changed`).
+    Ok(())
 }

@@ -1,0 +1,96 @@
+//! The activity feed of a workspace: what happened, newest first, for members; the
+//! client-visible part of their clients' projects for client contacts (row-level security
+//! decides, the queries only say it to the planner). `after` resumes a live feed: the events
+//! after the last one a client saw, oldest first.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::access::Access;
+use shared::auth::Caller;
+use shared::http::extract::{Path, Query};
+use shared::http::pagination::{Page, PageRequest};
+use shared::{ApiError, AppState};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/workspaces/{workspace_id}/activity", get(feed))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FeedQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+    project_id: Option<Uuid>,
+    /// Only events at or after this time.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    since: Option<OffsetDateTime>,
+    /// Only events after this one, oldest first (a reconnecting client's last event id).
+    after: Option<Uuid>,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+pub struct ActivityView {
+    pub id: Uuid,
+    pub verb: String,
+    pub message: String,
+    pub actor_id: Option<Uuid>,
+    pub actor: Option<String>,
+    pub subject_type: Option<String>,
+    pub subject_id: Option<Uuid>,
+    pub subject_name: Option<String>,
+    pub project_id: Option<Uuid>,
+    pub client_id: Option<Uuid>,
+    pub client_visible: bool,
+    pub data: Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+const COLUMNS: &str = "id, verb, message, actor_id, actor, subject_type, subject_id, subject_name, project_id,
+    client_id, client_visible, data, created_at";
+
+async fn feed(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    Query(query): Query<FeedQuery>,
+) -> Result<Json<Page<ActivityView>>, ApiError> {
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    if query.after.is_some() && page.before.is_some() {
+        return Err(ApiError::validation("after", "use either after (to resume) or cursor (to page back)"));
+    }
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    // A contact's rows are found through their clients' projects (the visible-rows index), a
+    // member's through the workspace's; the policy allows exactly these.
+    let scope = if access == Access::ClientContact {
+        " AND client_visible AND project_id IN (SELECT p.id FROM projects p
+              WHERE p.workspace_id = $1 AND p.client_id = ANY ((SELECT app.contact_client_ids())::uuid[]))"
+    } else {
+        ""
+    };
+    let (position, order) = match query.after {
+        Some(_) => ("($4::uuid IS NULL OR id > $4)", "ORDER BY id ASC"),
+        None => ("($4::uuid IS NULL OR id < $4)", "ORDER BY id DESC"),
+    };
+    let rows = sqlx::query_as::<_, ActivityView>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM activity
+         WHERE workspace_id = $1 AND ($2::uuid IS NULL OR project_id = $2)
+           AND ($3::timestamptz IS NULL OR created_at >= $3) AND {position}{scope}
+         {order} LIMIT $5"
+    )))
+    .bind(workspace_id)
+    .bind(query.project_id)
+    .bind(query.since)
+    .bind(query.after.or(page.before))
+    .bind(page.fetch_limit())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    // Resuming pages forward: `next_cursor` is then the `after` of the next page.
+    Ok(Json(Page::from_rows(rows, &page, |a| a.id)))
+}
