@@ -25,9 +25,9 @@ ALTER TABLE activity
     ADD COLUMN client_visible boolean NOT NULL DEFAULT false,
     -- Details of the event (previous and new status, ...).
     ADD COLUMN data           jsonb NOT NULL DEFAULT '{}',
-    -- When the fan-out worker pushed it to the live subscribers.
-    ADD COLUMN fanned_out_at  timestamptz;
-UPDATE activity SET verb = kind, fanned_out_at = created_at WHERE verb IS NULL;
+    -- When the fan-out sweep put it on the queue for live subscribers.
+    ADD COLUMN fanout_queued_at timestamptz;
+UPDATE activity SET verb = kind, fanout_queued_at = created_at WHERE verb IS NULL;
 ALTER TABLE activity ALTER COLUMN verb SET DEFAULT 'billing.note', ALTER COLUMN verb SET NOT NULL;
 
 DROP INDEX activity_workspace_idx;
@@ -35,7 +35,7 @@ DROP INDEX activity_workspace_idx;
 CREATE INDEX activity_workspace_idx ON activity (workspace_id, id DESC);
 CREATE INDEX activity_project_idx ON activity (workspace_id, project_id, id DESC) WHERE project_id IS NOT NULL;
 CREATE INDEX activity_visible_idx ON activity (project_id, id DESC) WHERE client_visible;
-CREATE INDEX activity_unsent_idx ON activity (created_at) WHERE fanned_out_at IS NULL;
+CREATE INDEX activity_unqueued_idx ON activity (id) WHERE fanout_queued_at IS NULL;
 
 -- Members read the whole feed; a client contact reads the client-visible rows of the projects
 -- their clients own now (like the items themselves: a project moved to another client takes

@@ -4,6 +4,7 @@
 
 pub mod demo;
 pub mod queues;
+pub mod realtime;
 pub mod stripe;
 
 use std::collections::HashMap;

@@ -248,6 +248,7 @@ async fn serve(args: &[String]) -> Result<()> {
             None
         }
     };
+    let sockets = local_stack::realtime::LocalSockets::default();
     let local_aws = settings
         .get("AWS_ENDPOINT_URL")
         .is_some_and(|e| e.starts_with("http://127.0.0.1") || e.starts_with("http://localhost"));
@@ -265,15 +266,20 @@ async fn serve(args: &[String]) -> Result<()> {
             None
         }
     };
+    let realtime = local_stack::realtime::router(std::sync::Arc::new(realtime::Realtime {
+        app: state.clone(),
+        transport: sockets.clone(),
+    }));
     if local_aws {
         start_email_pipeline().await?;
         start_webhook_pipeline().await?;
+        start_activity_fanout(sockets).await?;
     } else {
         println!(
             "E-mail is off: it needs the local SES and SQS server (scripts/dev.sh starts moto and sets AWS_ENDPOINT_URL)."
         );
     }
-    let mut app = local_stack::app(state, billing, webhook, ai);
+    let mut app = local_stack::app(state, billing, webhook, ai).merge(realtime);
     if let Some(local_stripe) = local_stripe {
         app = app.nest("/_stripe", local_stack::stripe::router(local_stripe));
     }
@@ -389,6 +395,36 @@ async fn start_webhook_pipeline() -> Result<()> {
     println!(
         "Webhooks: register an endpoint (POST /v1/workspaces/{{id}}/webhooks) and watch it with \
          scripts/webhook-receiver.py, which verifies each signature; http://127.0.0.1 endpoints are allowed here."
+    );
+    Ok(())
+}
+
+/// The activity fan-out on the local SQS, pushing to the local stack's own WebSocket
+/// connections: the outbox is swept every 100 ms (the deployed sweep polls every 250 ms).
+async fn start_activity_fanout(sockets: local_stack::realtime::LocalSockets) -> Result<()> {
+    let queue = local_stack::queues::ensure_with_dlq("activity").await?;
+    let fanout: &'static activity_fanout::Fanout<local_stack::realtime::LocalSockets> =
+        Box::leak(Box::new(activity_fanout::Fanout {
+            pool: worker_pool("app_fanout").await?,
+            transport: sockets,
+            queue: Some(queue.clone()),
+        }));
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = fanout.sweep().await {
+                tracing::warn!(%error, "activity sweep failed");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    tokio::spawn(local_stack::queues::feed(queue, "activity-fanout", move |event| {
+        activity_fanout::handle_batch(fanout, event)
+    }));
+    println!(
+        "Realtime: ws://127.0.0.1:{}/v1/realtime?token=$TOKEN, then send {{\"action\": \"subscribe\", \"workspace_id\": \"{}\"}} \
+         (e.g. with websocat); activity is pushed as it happens.",
+        port(),
+        local_stack::demo::WORKSPACE_ID
     );
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! Functions depend on this crate; this crate never depends on a function.
 
 pub mod access;
+pub mod activity;
 #[cfg(feature = "ai")]
 pub mod ai;
 pub mod app;
@@ -21,6 +22,8 @@ pub mod http;
 pub mod plans;
 #[cfg(feature = "queue")]
 pub mod queue;
+#[cfg(feature = "realtime")]
+pub mod realtime;
 pub mod secrets;
 #[cfg(feature = "stripe")]
 pub mod stripe;

@@ -16,12 +16,14 @@ fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
 /// the activity feed and the e-mail outbox (written alongside changes that are audited), and
 /// Stripe's inbound event ledger (its effects on subscriptions are audited), and the outgoing
 /// webhook outbox and its delivery log (each event is caused by an audited change; the endpoints
-/// themselves are audited).
-const NOT_AUDITED: [&str; 8] = [
+/// themselves are audited), and live WebSocket subscriptions (they come and go by the second and
+/// read, never change, tenant data).
+const NOT_AUDITED: [&str; 9] = [
     "activity",
     "audit_chain_heads",
     "audit_log",
     "emails",
+    "realtime_subscriptions",
     "stripe_events",
     "webhook_attempts",
     "webhook_deliveries",

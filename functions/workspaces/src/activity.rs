@@ -6,9 +6,9 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::Deserialize;
 use shared::access::Access;
+use shared::activity::{ActivityView, COLUMNS};
 use shared::auth::Caller;
 use shared::http::extract::{Path, Query};
 use shared::http::pagination::{Page, PageRequest};
@@ -32,27 +32,6 @@ struct FeedQuery {
     /// Only events after this one, oldest first (a reconnecting client's last event id).
     after: Option<Uuid>,
 }
-
-#[derive(Serialize, sqlx::FromRow)]
-pub struct ActivityView {
-    pub id: Uuid,
-    pub verb: String,
-    pub message: String,
-    pub actor_id: Option<Uuid>,
-    pub actor: Option<String>,
-    pub subject_type: Option<String>,
-    pub subject_id: Option<Uuid>,
-    pub subject_name: Option<String>,
-    pub project_id: Option<Uuid>,
-    pub client_id: Option<Uuid>,
-    pub client_visible: bool,
-    pub data: Value,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
-}
-
-const COLUMNS: &str = "id, verb, message, actor_id, actor, subject_type, subject_id, subject_name, project_id,
-    client_id, client_visible, data, created_at";
 
 async fn feed(
     State(state): State<AppState>,

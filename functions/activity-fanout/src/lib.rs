@@ -1,0 +1,196 @@
+//! The `activity-fanout` function: pushes new activity entries to the WebSocket connections
+//! subscribed to their workspace and allowed to read them at that moment.
+//!
+//! The activity table is the outbox. The sweep (`{"task": "sweep"}`, every minute, which then
+//! keeps sweeping every `poll` until shortly before its time is up) puts new entries of
+//! workspaces with live subscribers on the queue (entries of workspaces nobody watches are just
+//! marked) and marks them after sending, so a crash sends again rather than never. Each SQS
+//! message names one entry: its recipients are decided at send time by the database
+//! (`app.realtime_recipients`: members, working API keys, and contacts of the client owning the
+//! project for client-visible entries; contacts dropped when the plan lost the portal), pushed
+//! concurrently; a connection that is gone is forgotten; any other failure fails the message,
+//! which SQS retries (recipients already reached may get it twice: at-least-once, with the
+//! entry's id to deduplicate on).
+
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use futures_util::StreamExt;
+use serde_json::Value;
+use shared::activity::{ActivityView, COLUMNS};
+use shared::config::{DatabaseConfig, Settings};
+use shared::queue::Queue;
+use shared::realtime::{Frame, PushError, Transport};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub const FUNCTION: &str = "activity-fanout";
+
+/// Pushes in flight at once for one entry.
+const CONCURRENT_PUSHES: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pushed {
+    pub delivered: usize,
+    /// Connections found closed and forgotten.
+    pub gone: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FanoutError {
+    #[error("not an activity id: {0}")]
+    Malformed(String),
+    #[error("{failed} of {total} pushes failed: {first}")]
+    Push { failed: usize, total: usize, first: String },
+    #[error(transparent)]
+    Queue(#[from] shared::queue::QueueError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub struct Fanout<T> {
+    pub pool: PgPool,
+    pub transport: T,
+    pub queue: Option<Queue>,
+}
+
+impl<T: Transport> Fanout<T> {
+    /// Pushes one entry to every connection that may read it now.
+    #[tracing::instrument(skip(self))]
+    pub async fn fan_out(&self, activity_id: &str) -> Result<Pushed, FanoutError> {
+        let id: Uuid =
+            activity_id.trim().parse().map_err(|_| FanoutError::Malformed(activity_id.chars().take(64).collect()))?;
+        let row: Option<(Uuid, String)> =
+            sqlx::query_as("SELECT workspace_id, app.effective_plan(workspace_id) FROM activity WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some((workspace_id, plan)) = row else { return Ok(Pushed::default()) };
+        let activity: ActivityView =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM activity WHERE id = $1")))
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+        let portal = shared::plans::by_id(&plan).features.client_portal;
+        let recipients: Vec<String> =
+            sqlx::query_as::<_, (String, String)>("SELECT connection_id, via FROM app.realtime_recipients($1)")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+                .into_iter()
+                .filter(|(_, via)| portal || via != "contact")
+                .map(|(connection, _)| connection)
+                .collect();
+        let frame = Frame::Activity { workspace_id, activity: &activity }.to_text();
+        let results: Vec<(String, Result<(), PushError>)> = futures_util::stream::iter(recipients)
+            .map(|connection| {
+                let frame = &frame;
+                async move {
+                    let result = self.transport.push(&connection, frame).await;
+                    (connection, result)
+                }
+            })
+            .buffer_unordered(CONCURRENT_PUSHES)
+            .collect()
+            .await;
+        let total = results.len();
+        let mut pushed = Pushed::default();
+        let mut gone = Vec::new();
+        let mut failures = Vec::new();
+        for (connection, result) in results {
+            match result {
+                Ok(()) => pushed.delivered += 1,
+                Err(PushError::Gone) => gone.push(connection),
+                Err(PushError::Failed(reason)) => failures.push(reason),
+            }
+        }
+        if !gone.is_empty() {
+            pushed.gone = gone.len();
+            sqlx::query("DELETE FROM realtime_connections WHERE id = ANY($1)").bind(&gone).execute(&self.pool).await?;
+        }
+        if let Some(first) = failures.first() {
+            return Err(FanoutError::Push { failed: failures.len(), total, first: first.clone() });
+        }
+        Ok(pushed)
+    }
+
+    /// Queues the entries not queued yet: those of workspaces with subscribers go on the queue,
+    /// the rest are only marked. Answers how many went on the queue.
+    pub async fn sweep(&self) -> Result<usize, FanoutError> {
+        let Some(queue) = &self.queue else { return Ok(0) };
+        let mut tx = self.pool.begin().await?;
+        let entries: Vec<(Uuid, bool)> = sqlx::query_as(
+            "SELECT a.id, EXISTS (SELECT 1 FROM realtime_subscriptions s WHERE s.workspace_id = a.workspace_id)
+             FROM activity a WHERE a.fanout_queued_at IS NULL
+             ORDER BY a.id LIMIT 500 FOR UPDATE OF a SKIP LOCKED",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut queued = 0;
+        for (id, watched) in &entries {
+            if *watched {
+                queue.send(&id.to_string(), &[]).await?;
+                queued += 1;
+            }
+        }
+        let ids: Vec<Uuid> = entries.iter().map(|(id, _)| *id).collect();
+        sqlx::query("UPDATE activity SET fanout_queued_at = now() WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(queued)
+    }
+
+    /// Sweeps every `poll` for `duration` (the scheduled invocation keeps the latency from a
+    /// change to its push well under a second without an SQS client in the API functions).
+    pub async fn sweep_for(&self, duration: Duration, poll: Duration) -> Result<usize, FanoutError> {
+        let started = std::time::Instant::now();
+        let mut total = 0;
+        loop {
+            total += self.sweep().await?;
+            if started.elapsed() + poll >= duration {
+                return Ok(total);
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+}
+
+/// Pushes each entry of a batch; a failed one is retried by SQS, then dead-lettered.
+pub async fn handle_batch<T: Transport>(fanout: &Fanout<T>, event: SqsEvent) -> SqsBatchResponse {
+    shared::queue::each_message(event, "activity", |body| async move { fanout.fan_out(&body).await }).await
+}
+
+/// The Lambda entry point: SQS batches, or the schedule's `{"task": "sweep"}` (which sweeps
+/// for `FANOUT_SWEEP_SECONDS`, default 50, every `FANOUT_POLL_MS`, default 250).
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init(FUNCTION);
+    let settings = Settings::load().await?;
+    let lookup = |name: &str| settings.get(name);
+    let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
+    let sweep_secs: u64 = shared::config::parse_or(&lookup, "FANOUT_SWEEP_SECONDS", 50)?;
+    let poll_ms: u64 = shared::config::parse_or(&lookup, "FANOUT_POLL_MS", 250)?;
+    let fanout = Fanout {
+        pool: shared::db::connect_as(&database, FUNCTION).await?,
+        transport: shared::realtime::ApiGatewayTransport::connect(&settings.require("REALTIME_ENDPOINT")?).await,
+        queue: match settings.get("ACTIVITY_QUEUE_URL") {
+            Some(url) => Some(Queue::connect(url).await),
+            None => None,
+        },
+    };
+    let fanout = &fanout;
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| async move {
+        let payload = event.payload;
+        if payload.get("Records").is_some() {
+            let batch: SqsEvent = serde_json::from_value(payload)?;
+            return Ok::<Value, lambda_runtime::Error>(serde_json::to_value(handle_batch(fanout, batch).await)?);
+        }
+        if payload["task"] == "sweep" {
+            let queued = fanout.sweep_for(Duration::from_secs(sweep_secs), Duration::from_millis(poll_ms)).await?;
+            return Ok(serde_json::json!({ "queued": queued }));
+        }
+        Err(format!("unknown event: {payload}").into())
+    }))
+    .await
+}

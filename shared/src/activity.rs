@@ -1,0 +1,28 @@
+//! An activity feed entry as readers get it: from the feed API and pushed live.
+
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ActivityView {
+    pub id: Uuid,
+    pub verb: String,
+    pub message: String,
+    pub actor_id: Option<Uuid>,
+    pub actor: Option<String>,
+    pub subject_type: Option<String>,
+    pub subject_id: Option<Uuid>,
+    pub subject_name: Option<String>,
+    pub project_id: Option<Uuid>,
+    pub client_id: Option<Uuid>,
+    pub client_visible: bool,
+    pub data: Value,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// The `activity` columns an `ActivityView` is read from.
+pub const COLUMNS: &str = "id, verb, message, actor_id, actor, subject_type, subject_id, subject_name, project_id,
+    client_id, client_visible, data, created_at";
