@@ -14,8 +14,12 @@ use uuid::Uuid;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, ResponseTemplate};
 
+fn events_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
 fn events() -> Vec<(String, String)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+    let dir = events_dir();
     let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| {
@@ -32,6 +36,8 @@ const SAMPLE_USAGE_RECORD: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000a
 /// A deleted workspace's subscription waiting to be canceled (Stripe no longer has it: done).
 const PENDING_CANCELLATION: &str = "sub_of_a_deleted_workspace";
 const ABANDONED_RUN: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000a1a2");
+/// The activity entry `events/activity-fanout-sqs.json` names.
+const SAMPLE_ACTIVITY: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000ac01");
 /// The webhook delivery `events/webhook-dispatcher-sqs.json` names.
 const SAMPLE_DELIVERY: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000d1d1");
 /// The outbox mail `events/email-worker-sqs.json` names.
@@ -53,6 +59,14 @@ async fn arrange_scheduled_work(app: &TestApp) {
     .await
     .unwrap();
     let demo = local_stack::demo::WORKSPACE_ID;
+    sqlx::query(
+        "INSERT INTO activity (id, workspace_id, kind, message, verb) VALUES ($1, $2, 'comment', 'A sample.', 'comment.added')",
+    )
+    .bind(SAMPLE_ACTIVITY)
+    .bind(demo)
+    .execute(&owner)
+    .await
+    .unwrap();
     let succeeded = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO ai_runs (id, workspace_id, tool, input, status, request_hash, quota_period, created_at, finished_at)
@@ -295,6 +309,61 @@ async fn every_sample_event_is_served_by_its_function() {
                     assert!(answer["enqueued"].as_u64().is_some(), "{name}: {answer}");
                 }
             }
+            "realtime" => {
+                use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+                let parse = |text: &str| -> ApiGatewayWebsocketProxyRequest {
+                    serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"))
+                };
+                let connect = parse(&std::fs::read_to_string(events_dir().join("realtime-connect.json")).unwrap());
+                let connection = connect.request_context.connection_id.clone().unwrap();
+                let realtime = realtime::Realtime {
+                    app: app.state.clone(),
+                    transport: local_stack::realtime::LocalSockets::default(),
+                };
+                let service = service_pool().await;
+                sqlx::query("DELETE FROM realtime_connections WHERE id = $1")
+                    .bind(&connection)
+                    .execute(&service)
+                    .await
+                    .unwrap();
+                if name != "realtime-connect" {
+                    assert_eq!(realtime::handle(&realtime, connect).await.status_code, 200, "{name}");
+                }
+                let answer = realtime::handle(&realtime, parse(&text)).await;
+                assert_eq!(answer.status_code, 200, "{name}");
+                let (connections, subscriptions): (i64, i64) = sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM realtime_connections WHERE id = $1),
+                            (SELECT count(*) FROM realtime_subscriptions WHERE connection_id = $1)",
+                )
+                .bind(&connection)
+                .fetch_one(&service)
+                .await
+                .unwrap();
+                let expected = match name.as_str() {
+                    "realtime-connect" => (1, 0),
+                    "realtime-subscribe" => (1, 1),
+                    _ => (0, 0),
+                };
+                assert_eq!((connections, subscriptions), expected, "{name}");
+            }
+            "activity" => {
+                let fanout = activity_fanout::Fanout {
+                    pool: integration_tests::worker_pool_as("app_fanout", activity_fanout::FUNCTION).await,
+                    transport: local_stack::realtime::LocalSockets::default(),
+                    queue: Some(Queue::new(
+                        aws_sdk_sqs::Client::new(&integration_tests::local_aws().await),
+                        create_queue("events-activity", &[]).await,
+                    )),
+                };
+                let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let sweep = (std::time::Duration::from_millis(100), std::time::Duration::from_millis(50));
+                let answer = activity_fanout::handle(&fanout, event, sweep).await.unwrap();
+                if name == "activity-fanout-sqs" {
+                    assert_eq!(answer["batchItemFailures"], serde_json::json!([]), "{name}: {answer}");
+                } else {
+                    assert!(answer["queued"].as_u64().is_some(), "{name}: {answer}");
+                }
+            }
             "webhook" => {
                 // The delivery the sample names, to an endpoint of the demo workspace at a local receiver.
                 let receiver = wiremock::MockServer::start().await;
@@ -373,5 +442,5 @@ async fn every_sample_event_is_served_by_its_function() {
         }
         served.push(name);
     }
-    assert!(served.len() >= 24, "only {served:?}");
+    assert!(served.len() >= 29, "only {served:?}");
 }

@@ -61,12 +61,19 @@ struct Function {
 }
 
 fn functions(resources: &BTreeMap<String, Value>) -> BTreeMap<String, Function> {
+    // A WebSocket API's integration makes its function as reachable as an HTTP route does.
+    let integrated: Vec<String> = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::ApiGatewayV2::Integration")
+        .map(|r| serde_norway::to_string(&r["Properties"]["IntegrationUri"]).unwrap())
+        .collect();
     resources
         .iter()
         .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
         .map(|(id, r)| {
             let properties = &r["Properties"];
-            let public = properties.get("FunctionUrlConfig").is_some()
+            let public = integrated.iter().any(|uri| uri.contains(&format!("{{{id}.Arn}}")))
+                || properties.get("FunctionUrlConfig").is_some()
                 || properties["Events"]
                     .as_mapping()
                     .is_some_and(|events| events.values().any(|e| e["Type"] == "HttpApi" || e["Type"] == "Api"));

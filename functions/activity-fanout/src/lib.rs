@@ -180,17 +180,27 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         },
     };
     let fanout = &fanout;
+    let sweep = (Duration::from_secs(sweep_secs), Duration::from_millis(poll_ms));
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| async move {
-        let payload = event.payload;
-        if payload.get("Records").is_some() {
-            let batch: SqsEvent = serde_json::from_value(payload)?;
-            return Ok::<Value, lambda_runtime::Error>(serde_json::to_value(handle_batch(fanout, batch).await)?);
-        }
-        if payload["task"] == "sweep" {
-            let queued = fanout.sweep_for(Duration::from_secs(sweep_secs), Duration::from_millis(poll_ms)).await?;
-            return Ok(serde_json::json!({ "queued": queued }));
-        }
-        Err(format!("unknown event: {payload}").into())
+        handle(fanout, event.payload, sweep).await
     }))
     .await
+}
+
+/// SQS batches, or the schedule's `{"task": "sweep"}`, which sweeps for `sweep.0`, every
+/// `sweep.1`.
+pub async fn handle<T: Transport>(
+    fanout: &Fanout<T>,
+    payload: Value,
+    sweep: (Duration, Duration),
+) -> Result<Value, lambda_runtime::Error> {
+    if payload.get("Records").is_some() {
+        let batch: SqsEvent = serde_json::from_value(payload)?;
+        return Ok(serde_json::to_value(handle_batch(fanout, batch).await)?);
+    }
+    if payload["task"] == "sweep" {
+        let queued = fanout.sweep_for(sweep.0, sweep.1).await?;
+        return Ok(serde_json::json!({ "queued": queued }));
+    }
+    Err(format!("unknown event: {payload}").into())
 }

@@ -10,6 +10,8 @@
 //! subscribed to its own workspace when it connects. Connections and subscriptions live in
 //! PostgreSQL under row-level security; the `activity-fanout` worker pushes to them.
 
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::http;
 use serde::Deserialize;
 use shared::auth::{Caller, api_key};
 use shared::realtime::{Frame, PushError, Transport};
@@ -173,9 +175,6 @@ impl<T: Transport> Realtime<T> {
 /// The Lambda entry point: API Gateway WebSocket events, pushing answers through its
 /// Management API (`REALTIME_ENDPOINT`, the stage's `https://` URL).
 pub async fn run() -> Result<(), lambda_runtime::Error> {
-    use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-    use lambda_runtime::{LambdaEvent, service_fn};
-
     shared::telemetry::init(FUNCTION);
     let settings = shared::config::Settings::load().await?;
     let config = shared::config::Config::from_settings(&settings)?;
@@ -186,45 +185,53 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         transport: shared::realtime::ApiGatewayTransport::connect(&endpoint).await,
     };
     let realtime = &realtime;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-        let request = event.payload;
-        let connection_id = request.request_context.connection_id.clone().unwrap_or_default();
-        let route = request.request_context.route_key.clone().unwrap_or_default();
-        let status = match route.as_str() {
-            "$connect" => {
-                let protocol = request.headers.get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
-                let token = request.query_string_parameters.first("token");
-                match realtime.connect(&connection_id, credential(token, protocol)).await {
-                    Ok(()) => 200,
-                    Err(error) => {
-                        tracing::info!(%error, "connection refused");
-                        error.status().as_u16() as i64
-                    }
-                }
-            }
-            "$disconnect" => {
-                if let Err(error) = realtime.disconnect(&connection_id).await {
-                    tracing::warn!(%error, "could not forget a connection");
-                }
-                200
-            }
-            _ => {
-                if let Err(error) = realtime.message(&connection_id, request.body.as_deref().unwrap_or_default()).await
-                {
-                    tracing::warn!(%error, "could not answer a message");
-                }
-                200
-            }
-        };
-        let mut response = ApiGatewayProxyResponse::default();
-        response.status_code = status;
-        // A browser that offered the bearer subprotocol must see it accepted.
-        if route == "$connect" && status == 200 && request.headers.get("sec-websocket-protocol").is_some() {
-            response.headers.insert("sec-websocket-protocol", BEARER_PROTOCOL.parse().expect("a valid header value"));
-        }
-        Ok::<_, lambda_runtime::Error>(response)
-    }))
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            Ok::<_, lambda_runtime::Error>(handle(realtime, event.payload).await)
+        },
+    ))
     .await
+}
+
+/// One WebSocket event: `$connect` answers 200 or the refusal's status (API Gateway then
+/// refuses the handshake), accepting the `bearer` subprotocol when it was offered.
+pub async fn handle<T: Transport>(
+    realtime: &Realtime<T>,
+    request: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let connection_id = request.request_context.connection_id.clone().unwrap_or_default();
+    let route = request.request_context.route_key.clone().unwrap_or_default();
+    let protocol = request.headers.get("sec-websocket-protocol").and_then(|v| v.to_str().ok());
+    let status = match route.as_str() {
+        "$connect" => {
+            let token = request.query_string_parameters.first("token");
+            match realtime.connect(&connection_id, credential(token, protocol)).await {
+                Ok(()) => 200,
+                Err(error) => {
+                    tracing::info!(%error, "connection refused");
+                    i64::from(error.status().as_u16())
+                }
+            }
+        }
+        "$disconnect" => {
+            if let Err(error) = realtime.disconnect(&connection_id).await {
+                tracing::warn!(%error, "could not forget a connection");
+            }
+            200
+        }
+        _ => {
+            if let Err(error) = realtime.message(&connection_id, request.body.as_deref().unwrap_or_default()).await {
+                tracing::warn!(%error, "could not answer a message");
+            }
+            200
+        }
+    };
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = status;
+    if route == "$connect" && status == 200 && protocol.is_some() {
+        response.headers.insert("sec-websocket-protocol", http::HeaderValue::from_static(BEARER_PROTOCOL));
+    }
+    response
 }
 
 #[cfg(test)]
