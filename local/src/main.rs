@@ -10,6 +10,8 @@
 //! local-stack reconcile                      apply Stripe events the webhook missed (needs STRIPE_SECRET_KEY)
 //! local-stack audit-verify WORKSPACE_ID      check a workspace's audit hash chain (SERVICE_DATABASE_URL);
 //!                                            names the first broken link and exits 1 if there is one
+//! local-stack watch [--sub S] [--workspace W] follow a workspace's live activity on the running stack
+//!                                            (as the demo owner and the demo workspace by default)
 //! ```
 
 use std::time::Duration;
@@ -69,6 +71,7 @@ async fn main() -> Result<()> {
             println!("{}", token(&args)?);
             Ok(())
         }
+        "watch" => watch(&args).await,
         "reconcile" => {
             let settings = shared::config::Settings::load_from(worker_setting("app_billing")).await?;
             let reconciler =
@@ -156,6 +159,35 @@ fn token(args: &[String]) -> Result<String> {
         ttl: Duration::from_secs(ttl_days * 86_400),
     }
     .mint()?)
+}
+
+/// Connects to the running stack's WebSocket endpoint, subscribes and prints each frame.
+async fn watch(args: &[String]) -> Result<()> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let workspace = flag_value(args, "--workspace").unwrap_or_else(|| demo::WORKSPACE_ID.to_string());
+    let url = format!("ws://127.0.0.1:{}/v1/realtime?token={}", port(), token(args)?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .with_context(|| format!("connect to ws://127.0.0.1:{}/v1/realtime (is scripts/dev.sh running?)", port()))?;
+    let subscribe = serde_json::json!({"action": "subscribe", "workspace_id": workspace}).to_string();
+    socket.send(Message::Text(subscribe.into())).await?;
+    while let Some(frame) = socket.next().await {
+        if let Message::Text(text) = frame? {
+            let frame: serde_json::Value = serde_json::from_str(&text)?;
+            match frame["type"].as_str() {
+                Some("activity") => println!(
+                    "{}  {:<28} {}",
+                    frame["activity"]["created_at"].as_str().unwrap_or_default(),
+                    frame["activity"]["verb"].as_str().unwrap_or_default(),
+                    frame["activity"]["message"].as_str().unwrap_or_default()
+                ),
+                _ => println!("{frame}"),
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn serve(args: &[String]) -> Result<()> {
@@ -421,8 +453,8 @@ async fn start_activity_fanout(sockets: local_stack::realtime::LocalSockets) -> 
         activity_fanout::handle_batch(fanout, event)
     }));
     println!(
-        "Realtime: ws://127.0.0.1:{}/v1/realtime?token=$TOKEN, then send {{\"action\": \"subscribe\", \"workspace_id\": \"{}\"}} \
-         (e.g. with websocat); activity is pushed as it happens.",
+        "Realtime: ws://127.0.0.1:{}/v1/realtime?token=$TOKEN, then send {{\"action\": \"subscribe\", \"workspace_id\": \"{}\"}}; \
+         or run `cargo run -q -p local-stack -- watch` (add --sub demo-client for the client's view) to follow it.",
         port(),
         local_stack::demo::WORKSPACE_ID
     );
