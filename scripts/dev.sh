@@ -5,7 +5,9 @@
 # local SQS queue (moto), and the e-mail worker sending through moto's SES (every mail it sends,
 # invitations included, is printed with its links), and the webhook dispatcher sending to the
 # endpoints workspaces register (scripts/webhook-receiver.py is a local receiver that prints and
-# verifies them). Prints a development token and example requests.
+# verifies them), and live activity on ws://127.0.0.1:3000/v1/realtime through the activity
+# fan-out worker (`cargo run -q -p local-stack -- watch` follows it). Prints a development token
+# and example requests.
 #
 #   scripts/dev.sh [--reset] [--port N]
 #   --reset   drop and recreate the local saas_dev database (and the local Stripe's account)

@@ -9,7 +9,9 @@ use std::future::Future;
 use aws_config::BehaviorVersion;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -63,6 +65,34 @@ impl Queue {
             .await
             .map_err(|e| QueueError::Send { queue: self.url.clone(), reason: DisplayErrorContext(e).to_string() })?;
         Ok(output.message_id().unwrap_or_default().to_owned())
+    }
+
+    /// Sends many messages, ten per request (SQS's batch limit). Fails if any was refused (the
+    /// caller sends again: its consumers handle duplicates).
+    pub async fn send_all(&self, bodies: &[String]) -> Result<(), QueueError> {
+        for chunk in bodies.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, body)| SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| QueueError::Send { queue: self.url.clone(), reason: e.to_string() })?;
+            let output =
+                self.client.send_message_batch().queue_url(&self.url).set_entries(Some(entries)).send().await.map_err(
+                    |e| QueueError::Send { queue: self.url.clone(), reason: DisplayErrorContext(e).to_string() },
+                )?;
+            if let Some(failed) = output.failed().first() {
+                return Err(QueueError::Send {
+                    queue: self.url.clone(),
+                    reason: format!(
+                        "{} of a batch refused: {}",
+                        output.failed().len(),
+                        failed.message().unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Sends one message that becomes visible after `delay_secs` (at most 900, SQS's limit).

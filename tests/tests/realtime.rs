@@ -238,6 +238,7 @@ async fn an_api_key_connects_through_the_subprotocol_and_bad_credentials_are_ref
     let t = s.app.tenant("rt-key").await;
     let key = s.app.post(&t.owner, &format!("{}/api-keys", t.path()), json!({"name": "Feed", "role": "viewer"})).await;
     let key = key.expect(StatusCode::CREATED)["key"].as_str().unwrap().to_owned();
+    settled().await;
     let mut request = format!("ws://127.0.0.1:{}/v1/realtime", s.port).into_client_request().unwrap();
     request.headers_mut().insert("sec-websocket-protocol", format!("bearer, {key}").parse().unwrap());
     let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();

@@ -48,6 +48,14 @@ pub enum FanoutError {
     Database(#[from] sqlx::Error),
 }
 
+#[derive(sqlx::FromRow)]
+struct Entry {
+    #[sqlx(flatten)]
+    activity: ActivityView,
+    workspace_id: Uuid,
+    plan: String,
+}
+
 pub struct Fanout<T> {
     pub pool: PgPool,
     pub transport: T,
@@ -60,17 +68,13 @@ impl<T: Transport> Fanout<T> {
     pub async fn fan_out(&self, activity_id: &str) -> Result<Pushed, FanoutError> {
         let id: Uuid =
             activity_id.trim().parse().map_err(|_| FanoutError::Malformed(activity_id.chars().take(64).collect()))?;
-        let row: Option<(Uuid, String)> =
-            sqlx::query_as("SELECT workspace_id, app.effective_plan(workspace_id) FROM activity WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        let Some((workspace_id, plan)) = row else { return Ok(Pushed::default()) };
-        let activity: ActivityView =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM activity WHERE id = $1")))
-                .bind(id)
-                .fetch_one(&self.pool)
-                .await?;
+        let entry: Option<Entry> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS}, workspace_id, app.effective_plan(workspace_id) AS plan FROM activity WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(Entry { activity, workspace_id, plan }) = entry else { return Ok(Pushed::default()) };
         let portal = shared::plans::by_id(&plan).features.client_portal;
         let recipients: Vec<String> =
             sqlx::query_as::<_, (String, String)>("SELECT connection_id, via FROM app.realtime_recipients($1)")
@@ -126,13 +130,10 @@ impl<T: Transport> Fanout<T> {
         )
         .fetch_all(&mut *tx)
         .await?;
-        let mut queued = 0;
-        for (id, watched) in &entries {
-            if *watched {
-                queue.send(&id.to_string(), &[]).await?;
-                queued += 1;
-            }
-        }
+        let watched: Vec<String> =
+            entries.iter().filter(|(_, watched)| *watched).map(|(id, _)| id.to_string()).collect();
+        queue.send_all(&watched).await?;
+        let queued = watched.len();
         let ids: Vec<Uuid> = entries.iter().map(|(id, _)| *id).collect();
         sqlx::query("UPDATE activity SET fanout_queued_at = now() WHERE id = ANY($1)")
             .bind(&ids)
@@ -157,8 +158,11 @@ impl<T: Transport> Fanout<T> {
     }
 }
 
-/// Pushes each entry of a batch; a failed one is retried by SQS, then dead-lettered.
-pub async fn handle_batch<T: Transport>(fanout: &Fanout<T>, event: SqsEvent) -> SqsBatchResponse {
+/// Pushes the entries of a batch in the order they happened (ids are time-ordered; SQS's own
+/// order is best effort), each to its recipients concurrently; a failed one is retried by SQS,
+/// then dead-lettered (the others are not).
+pub async fn handle_batch<T: Transport>(fanout: &Fanout<T>, mut event: SqsEvent) -> SqsBatchResponse {
+    event.records.sort_by(|a, b| a.body.cmp(&b.body));
     shared::queue::each_message(event, "activity", |body| async move { fanout.fan_out(&body).await }).await
 }
 

@@ -66,7 +66,8 @@ impl<T: Transport> Realtime<T> {
         }
         let caller =
             self.app.auth.authenticate(credential).await.map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
-        let mut tx = self.app.begin(&caller).await?;
+        // Counted against the person's own rate limit, like any request outside a workspace.
+        let mut tx = self.app.open_personal(&caller).await?;
         sqlx::query("INSERT INTO realtime_connections (id, user_id) VALUES ($1, $2)")
             .bind(connection_id)
             .bind(caller.user_id)

@@ -32,6 +32,12 @@ async fn main() {
     let (connections, events) = (arg(1, 1000), arg(2, 100));
     let app = TestApp::new().await;
     let t = app.tenant("bench-realtime").await;
+    // This measures the fan-out, not the rate limiter: a thousand connections of one member
+    // would otherwise be refused (429) long before they were all open.
+    sqlx::query("UPDATE plans SET requests_per_minute = 10000000, expensive_per_minute = 10000000")
+        .execute(&integration_tests::owner_pool().await)
+        .await
+        .unwrap();
     let sockets = LocalSockets::default();
     let realtime = Arc::new(realtime::Realtime { app: app.state.clone(), transport: sockets.clone() });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -95,9 +101,8 @@ async fn main() {
     let mut committed: HashMap<String, Instant> = HashMap::new();
     let writing = Instant::now();
     for i in 0..events {
-        let answer = app
-            .post(&t.owner, &format!("{}/comments", t.project_path()), json!({"body": format!("Event {i}")}))
-            .await;
+        let answer =
+            app.post(&t.owner, &format!("{}/comments", t.project_path()), json!({"body": format!("Event {i}")})).await;
         committed.insert(answer.body["id"].as_str().unwrap().to_owned(), Instant::now());
     }
     let wrote = writing.elapsed();
