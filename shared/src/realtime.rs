@@ -51,17 +51,29 @@ impl Frame<'_> {
 }
 
 /// API Gateway's Management API for one WebSocket API stage
-/// (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`).
+/// (`https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`). The SDK client is made at
+/// the first push, not at start: `$connect` and `$disconnect`, the realtime function's most
+/// frequent cold paths, never push.
 #[derive(Clone)]
 pub struct ApiGatewayTransport {
-    client: aws_sdk_apigatewaymanagement::Client,
+    endpoint: String,
+    client: std::sync::Arc<tokio::sync::OnceCell<aws_sdk_apigatewaymanagement::Client>>,
 }
 
 impl ApiGatewayTransport {
-    pub async fn connect(endpoint: &str) -> Self {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        let config = aws_sdk_apigatewaymanagement::config::Builder::from(&config).endpoint_url(endpoint).build();
-        Self { client: aws_sdk_apigatewaymanagement::Client::from_conf(config) }
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        Self { endpoint: endpoint.into(), client: Default::default() }
+    }
+
+    async fn client(&self) -> &aws_sdk_apigatewaymanagement::Client {
+        self.client
+            .get_or_init(|| async {
+                let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+                let config =
+                    aws_sdk_apigatewaymanagement::config::Builder::from(&config).endpoint_url(&self.endpoint).build();
+                aws_sdk_apigatewaymanagement::Client::from_conf(config)
+            })
+            .await
     }
 }
 
@@ -69,7 +81,8 @@ impl Transport for ApiGatewayTransport {
     async fn push(&self, connection_id: &str, frame: &str) -> Result<(), PushError> {
         use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
         let sent = self
-            .client
+            .client()
+            .await
             .post_to_connection()
             .connection_id(connection_id)
             .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(frame.as_bytes()))

@@ -181,10 +181,8 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let config = shared::config::Config::from_settings(&settings)?;
     let endpoint = settings.require("REALTIME_ENDPOINT")?;
     let pool = shared::db::connect(&config.database).await?;
-    let realtime = Realtime {
-        app: AppState::new(config, pool),
-        transport: shared::realtime::ApiGatewayTransport::connect(&endpoint).await,
-    };
+    let realtime =
+        Realtime { app: AppState::new(config, pool), transport: shared::realtime::ApiGatewayTransport::new(&endpoint) };
     let realtime = &realtime;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
