@@ -11,7 +11,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 async fn frames_are_posted_to_the_connection_over_the_management_api() {
     local_aws().await;
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
-    let transport = ApiGatewayTransport::new(&endpoint);
+    let transport = ApiGatewayTransport::new(endpoint);
     let connection = format!("conn-{}", uuid::Uuid::new_v4().simple());
     // moto parses and accepts the signed PostToConnection calls (it keeps what each connection
     // was sent, but shows it nowhere; the request itself is checked below).
@@ -42,7 +42,7 @@ async fn a_gone_connection_is_told_apart_from_a_failure() {
         .respond_with(ResponseTemplate::new(403).insert_header("x-amzn-errortype", "ForbiddenException"))
         .mount(&server)
         .await;
-    let transport = ApiGatewayTransport::new(&server.uri());
+    let transport = ApiGatewayTransport::new(server.uri());
     transport.push("open", "{}").await.unwrap();
     assert!(matches!(transport.push("closed", "{}").await, Err(PushError::Gone)));
     assert!(matches!(transport.push("broken", "{}").await, Err(PushError::Failed(_))));

@@ -177,7 +177,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let poll_ms: u64 = shared::config::parse_or(&lookup, "FANOUT_POLL_MS", 250)?;
     let fanout = Fanout {
         pool: shared::db::connect_as(&database, FUNCTION).await?,
-        transport: shared::realtime::ApiGatewayTransport::new(&settings.require("REALTIME_ENDPOINT")?),
+        transport: shared::realtime::ApiGatewayTransport::new(settings.require("REALTIME_ENDPOINT")?),
         queue: match settings.get("ACTIVITY_QUEUE_URL") {
             Some(url) => Some(Queue::connect(url).await),
             None => None,
