@@ -311,6 +311,14 @@ pub fn rows() -> Vec<Row> {
             fresh: true,
         },
         Row {
+            method: M::DELETE,
+            pattern: "/v1/me",
+            // The owner is the last owner of a workspace with members; everyone else can leave.
+            request: |_| (M::DELETE, "/v1/me".into(), None),
+            expect: [409, 204, 204, 204, 204, 204],
+            fresh: true,
+        },
+        Row {
             method: M::POST,
             pattern: "/v1/invitations/accept",
             // A well-formed token no invitation has: nobody learns anything from it.

@@ -1,6 +1,7 @@
 //! The `workspaces` function: workspaces, their members, their clients and client contacts, the
 //! workspace's billing state (read-only), its audit log, its API keys, invitations and webhook endpoints.
 
+mod account;
 mod activity;
 mod api_keys;
 mod audit;
@@ -23,6 +24,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(workspaces::router())
         .merge(activity::router())
+        .merge(account::router())
         .merge(members::router())
         .merge(clients::router())
         .merge(contacts::router())
