@@ -36,6 +36,8 @@ pub fn dev_defaults() -> HashMap<&'static str, &'static str> {
         ("DB_MAX_CONNECTIONS", "10"),
         // Webhook endpoints may be plain http to this machine (scripts/webhook-receiver.py).
         ("WEBHOOKS_ALLOW_LOOPBACK_HTTP", "true"),
+        // The platform operator of local development: `local-stack token --sub demo-operator`.
+        ("ADMIN_SUBJECTS", "demo-operator"),
     ])
 }
 
@@ -46,6 +48,7 @@ pub fn app(
     billing: Option<BillingState>,
     webhook: Option<(stripe_webhook::WebhookState, usize)>,
     ai: Option<ai_runs::AiState>,
+    admin: Option<admin::AdminState>,
 ) -> Router {
     let api_limit = state.config.max_body_bytes;
     let mut routes =
@@ -57,6 +60,9 @@ pub fn app(
     }
     if let Some(ai) = ai {
         routes = routes.merge(ai_runs::router().with_state(ai).layer(DefaultBodyLimit::max(api_limit)));
+    }
+    if let Some(admin) = admin {
+        routes = routes.merge(admin::router().with_state(admin).layer(DefaultBodyLimit::max(api_limit)));
     }
     if let Some((webhook, limit)) = webhook {
         routes = routes.merge(stripe_webhook::router().with_state(webhook).layer(DefaultBodyLimit::max(limit)));

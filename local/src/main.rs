@@ -311,7 +311,14 @@ async fn serve(args: &[String]) -> Result<()> {
             "E-mail is off: it needs the local SES and SQS server (scripts/dev.sh starts moto and sets AWS_ENDPOINT_URL)."
         );
     }
-    let mut app = local_stack::app(state, billing, webhook, ai).merge(realtime);
+    let admin = {
+        let operators = admin::Operators::from_lookup(setting, &state.config.auth);
+        Some(admin::AdminState::new(worker_pool("app_admin").await?, &state.config.auth, operators))
+    };
+    println!(
+        "Admin: the platform operators' API at http://127.0.0.1:{port}/v1/admin/... for `local-stack token --sub demo-operator`"
+    );
+    let mut app = local_stack::app(state, billing, webhook, ai, admin).merge(realtime);
     if let Some(local_stripe) = local_stripe {
         app = app.nest("/_stripe", local_stack::stripe::router(local_stripe));
     }

@@ -134,8 +134,9 @@ fn secret_ids(env: &impl Fn(&str) -> Option<String>) -> Vec<String> {
     if ids.is_empty() { list(env("APP_SECRET_ID")) } else { ids }
 }
 
-/// Credentials no API function may hold: the service role's database login sees every tenant.
-pub const SERVICE_ONLY_SECRETS: [&str; 1] = ["SERVICE_DATABASE_URL"];
+/// Credentials no tenant-facing API function may hold: the service and admin roles' database
+/// logins see every tenant.
+pub const SERVICE_ONLY_SECRETS: [&str; 2] = ["SERVICE_DATABASE_URL", "ADMIN_DATABASE_URL"];
 
 impl Config {
     /// The configuration of an HTTP function, from the environment and its secrets.

@@ -113,6 +113,12 @@ fn no_public_function_can_read_a_secret_holding_a_workers_database_login() {
                     "{id} is reachable from the internet and can read {secret}, which holds SERVICE_DATABASE_URL"
                 );
             }
+            // The operators' login reads every tenant: the admin function (which admits
+            // operators only) and nothing else holds it.
+            assert!(
+                !held.contains("ADMIN_DATABASE_URL") || id == "AdminFunction",
+                "{id} can read {secret}, which holds ADMIN_DATABASE_URL"
+            );
         }
     }
     // The webhook holds nothing but its signing secrets.

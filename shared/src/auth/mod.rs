@@ -34,11 +34,14 @@ pub struct Caller {
     pub subject: String,
     pub email: Option<String>,
     pub api_key: Option<api_key::PresentedKey>,
+    /// The identity provider's groups (`cognito:groups` or `groups`) from a token of an OIDC
+    /// issuer; never from a development (HS256) token, nor an API key.
+    pub groups: Vec<String>,
 }
 
 impl Caller {
     pub fn new(issuer: String, subject: String, email: Option<String>) -> Self {
-        Self { user_id: user_id_for(&issuer, &subject), issuer, subject, email, api_key: None }
+        Self { user_id: user_id_for(&issuer, &subject), issuer, subject, email, api_key: None, groups: Vec::new() }
     }
 
     pub fn for_api_key(key: api_key::PresentedKey) -> Self {
@@ -48,6 +51,7 @@ impl Caller {
             subject: key.id.to_string(),
             email: None,
             api_key: Some(key),
+            groups: Vec::new(),
         }
     }
 }
@@ -108,7 +112,8 @@ fn capitalized(text: &str) -> String {
     chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
 }
 
-fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
     let header = parts
         .headers
         .get(AUTHORIZATION)

@@ -83,6 +83,10 @@ struct Claims {
     /// and member lookups match people by their e-mail.
     /// A boolean, or a string (older Cognito pools write "true"/"false").
     email_verified: Option<serde_json::Value>,
+    #[serde(rename = "cognito:groups", default)]
+    cognito_groups: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 impl Authenticator {
@@ -120,6 +124,7 @@ impl Authenticator {
             .iss
             .ok_or_else(|| AuthError::MissingClaim("iss".into()))?;
 
+        let from_oidc = header.alg != Algorithm::HS256;
         // The key is chosen by the issuer's configuration, never by the token alone, so an
         // attacker cannot pick HS256 with a public key as the secret (algorithm confusion).
         let (key, algorithm) = match header.alg {
@@ -179,6 +184,11 @@ impl Authenticator {
         let unverified = matches!(&claims.email_verified, Some(serde_json::Value::Bool(false)))
             || matches!(&claims.email_verified, Some(serde_json::Value::String(s)) if s == "false");
         let email = claims.email.filter(|e| !e.is_empty() && !unverified);
-        Ok(Caller::new(claims.iss, claims.sub, email))
+        let mut caller = Caller::new(claims.iss, claims.sub, email);
+        // Groups grant platform roles, so only a real identity provider's count.
+        if from_oidc {
+            caller.groups = claims.cognito_groups.into_iter().chain(claims.groups).collect();
+        }
+        Ok(caller)
     }
 }

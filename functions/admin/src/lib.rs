@@ -1,0 +1,234 @@
+//! The `admin` function: the platform operators' read surface over every tenant.
+//!
+//! An operator is a person whose token, from one of the configured OIDC issuers, carries the
+//! `ADMIN_GROUP` group (`cognito:groups` or `groups`); for local development, also the subjects
+//! in `ADMIN_SUBJECTS` of the development (HS256) issuer. Nothing a tenant can set makes anyone
+//! an operator, and API keys never are. The function reads through its own database role
+//! (`app_admin`: read-only policies over every table, secret columns not granted), from
+//! `ADMIN_DATABASE_URL`.
+
+mod overview;
+
+use axum::extract::{FromRef, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use shared::ApiError;
+use shared::auth::{Authenticator, Caller, bearer_token};
+use shared::config::{AuthConfig, DatabaseConfig, Settings};
+use shared::http::extract::Query;
+use shared::http::pagination::{Page, PageRequest};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub const FUNCTION: &str = "admin";
+
+/// Who counts as an operator.
+#[derive(Debug, Clone, Default)]
+pub struct Operators {
+    /// The identity provider group of operators (from OIDC issuers only).
+    pub group: Option<String>,
+    /// Development-issuer subjects that are operators (local development).
+    pub dev_subjects: Vec<String>,
+    /// The development (HS256) issuer, whose subjects `dev_subjects` names.
+    pub dev_issuer: Option<String>,
+}
+
+impl Operators {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>, auth: &AuthConfig) -> Self {
+        Self {
+            group: lookup("ADMIN_GROUP").filter(|g| !g.trim().is_empty()),
+            dev_subjects: lookup("ADMIN_SUBJECTS")
+                .map(|s| s.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default(),
+            dev_issuer: auth.hs256.as_ref().map(|hs| hs.issuer.clone()),
+        }
+    }
+
+    pub fn admits(&self, caller: &Caller) -> bool {
+        if caller.api_key.is_some() {
+            return false;
+        }
+        let by_group = self.group.as_ref().is_some_and(|group| caller.groups.contains(group));
+        let by_subject =
+            self.dev_issuer.as_deref() == Some(caller.issuer.as_str()) && self.dev_subjects.contains(&caller.subject);
+        by_group || by_subject
+    }
+}
+
+#[derive(Clone)]
+pub struct AdminState(std::sync::Arc<Inner>);
+
+pub struct Inner {
+    pub pool: PgPool,
+    pub auth: Authenticator,
+    pub operators: Operators,
+}
+
+impl AdminState {
+    pub fn new(pool: PgPool, auth: &AuthConfig, operators: Operators) -> Self {
+        Self(std::sync::Arc::new(Inner { pool, auth: Authenticator::new(auth), operators }))
+    }
+}
+
+impl std::ops::Deref for AdminState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// A verified operator (the request is refused otherwise: 401 without a valid token, 403 for
+/// anyone else).
+pub struct Operator(pub Caller);
+
+impl<S> FromRequestParts<S> for Operator
+where
+    AdminState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let state = AdminState::from_ref(state);
+        let token = bearer_token(parts)?;
+        let caller = state.auth.authenticate(token).await.map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
+        if !state.operators.admits(&caller) {
+            tracing::warn!(issuer = %caller.issuer, subject = %caller.subject, "a non-operator called the admin API");
+            return Err(ApiError::Denied {
+                code: "not_an_operator",
+                detail: "The admin API is for platform operators.".into(),
+            });
+        }
+        tracing::Span::current().record("user_id", tracing::field::display(caller.user_id));
+        Ok(Operator(caller))
+    }
+}
+
+pub fn router() -> Router<AdminState> {
+    Router::new()
+        .route("/v1/admin/workspaces", get(search))
+        .route("/v1/admin/workspaces/{workspace_id}", get(overview::overview))
+        .route("/v1/admin/totals", get(totals))
+}
+
+pub fn app(state: AdminState) -> Router {
+    shared::http::finish_with(router(), state, FUNCTION, 16 * 1024)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchQuery {
+    /// Part of a workspace's name, a member's e-mail, or a Stripe customer id (exact).
+    q: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct WorkspaceRow {
+    id: Uuid,
+    name: String,
+    plan: String,
+    subscription_status: Option<String>,
+    stripe_customer_id: Option<String>,
+    members: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+async fn search(
+    State(state): State<AdminState>,
+    _operator: Operator,
+    Query(query): Query<SearchQuery>,
+) -> Result<Json<Page<WorkspaceRow>>, ApiError> {
+    let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
+    let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if q.is_some_and(|q| q.chars().count() > 200) {
+        return Err(ApiError::validation("q", "must be at most 200 characters"));
+    }
+    // LIKE's own characters in the search text are matched literally.
+    let pattern = q.map(|q| format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+    let rows = sqlx::query_as::<_, WorkspaceRow>(
+        "SELECT w.id, w.name, app.effective_plan(w.id) AS plan, s.status AS subscription_status, w.stripe_customer_id,
+                (SELECT count(*) FROM workspace_members m WHERE m.workspace_id = w.id) AS members, w.created_at
+         FROM workspaces w LEFT JOIN subscriptions s ON s.workspace_id = w.id
+         WHERE ($1::text IS NULL
+                OR w.name ILIKE $2
+                OR w.stripe_customer_id = $1
+                OR EXISTS (SELECT 1 FROM workspace_members m JOIN users u ON u.id = m.user_id
+                           WHERE m.workspace_id = w.id AND u.email ILIKE $2))
+           AND ($3::uuid IS NULL OR w.id < $3)
+         ORDER BY w.id DESC LIMIT $4",
+    )
+    .bind(q)
+    .bind(pattern)
+    .bind(page.before)
+    .bind(page.fetch_limit())
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(Page::from_rows(rows, &page, |w| w.id)))
+}
+
+#[derive(Serialize)]
+struct Totals {
+    workspaces: i64,
+    by_plan: serde_json::Value,
+    subscriptions_by_status: serde_json::Value,
+    /// Stripe events received in the last 24 hours, by outcome.
+    stripe_events_last_day: serde_json::Value,
+}
+
+async fn totals(State(state): State<AdminState>, _operator: Operator) -> Result<Json<Totals>, ApiError> {
+    let (workspaces, by_plan, by_status, events): (i64, serde_json::Value, serde_json::Value, serde_json::Value) =
+        sqlx::query_as(
+            "SELECT (SELECT count(*) FROM workspaces),
+                    (SELECT coalesce(jsonb_object_agg(plan, n), '{}') FROM
+                        (SELECT app.effective_plan(id) AS plan, count(*) AS n FROM workspaces GROUP BY 1) p),
+                    (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM
+                        (SELECT status, count(*) AS n FROM subscriptions GROUP BY 1) s),
+                    (SELECT coalesce(jsonb_object_agg(outcome, n), '{}') FROM
+                        (SELECT outcome, count(*) AS n FROM stripe_events
+                         WHERE received_at > now() - interval '1 day' GROUP BY 1) e)",
+        )
+        .fetch_one(&state.pool)
+        .await?;
+    Ok(Json(Totals { workspaces, by_plan, subscriptions_by_status: by_status, stripe_events_last_day: events }))
+}
+
+/// Reads `ADMIN_DATABASE_URL` (an `app_admin` login), the `AUTH_*` settings, `ADMIN_GROUP` and
+/// `ADMIN_SUBJECTS`.
+pub async fn run() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init(FUNCTION);
+    let settings = Settings::load().await?;
+    let lookup = |name: &str| settings.get(name);
+    let auth = AuthConfig::from_lookup(&lookup)?;
+    let database = DatabaseConfig::from_lookup(&lookup, "ADMIN_DATABASE_URL")?;
+    let pool = shared::db::connect_as(&database, FUNCTION).await?;
+    let operators = Operators::from_lookup(lookup, &auth);
+    lambda_http::run(app(AdminState::new(pool, &auth, operators))).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operators_come_from_the_group_or_the_development_subjects_only() {
+        let operators = Operators {
+            group: Some("platform-operators".into()),
+            dev_subjects: vec!["dev-operator".into()],
+            dev_issuer: Some("saas-local".into()),
+        };
+        let mut oidc = Caller::new("https://idp.example".into(), "alice".into(), None);
+        assert!(!operators.admits(&oidc));
+        oidc.groups = vec!["platform-operators".into()];
+        assert!(operators.admits(&oidc));
+        assert!(operators.admits(&Caller::new("saas-local".into(), "dev-operator".into(), None)));
+        assert!(!operators.admits(&Caller::new("https://idp.example".into(), "dev-operator".into(), None)));
+        assert!(!Operators::default().admits(&oidc));
+    }
+}
