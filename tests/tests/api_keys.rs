@@ -22,11 +22,11 @@ async fn key(app: &TestApp, owner: &TestUser, workspace: Uuid, body: serde_json:
 const KEY_ROLES: [(&str, usize); 3] = [("admin", 1), ("member", 2), ("viewer", 3)];
 
 /// Where a key is not a member of its role, by design: it cannot create a workspace (it acts
-/// inside its own only), has no membership to leave (it is revoked instead), and cannot accept
-/// an invitation (a person does).
+/// inside its own only), has no membership to leave (it is revoked instead), cannot accept an
+/// invitation (a person does) and has no account to delete.
 fn differs_for_keys(method: &Method, pattern: &str) -> Option<u16> {
     match (method.as_str(), pattern) {
-        ("POST", "/v1/workspaces") | ("POST", "/v1/invitations/accept") => Some(403),
+        ("POST", "/v1/workspaces") | ("POST", "/v1/invitations/accept") | ("DELETE", "/v1/me") => Some(403),
         ("DELETE", "/v1/workspaces/{workspace_id}/members/{user_id}") => Some(403),
         _ => None,
     }

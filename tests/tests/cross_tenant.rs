@@ -100,10 +100,16 @@ async fn every_declared_route_has_a_row() {
     assert!(declared.len() > 30, "found only {declared:?}");
     // Called by Stripe with a signature, not by users with a token: tests/tests/stripe_webhook.rs.
     let signed_by_stripe = ["POST /", "POST /v1/stripe/webhook"];
-    // For platform operators only, not tenants: tests/tests/admin.rs runs every one of them with
-    // every tenant role (403), an API key and forged groups (401), and an operator (200).
-    let operators_only =
-        ["GET /v1/admin/workspaces", "GET /v1/admin/workspaces/{workspace_id}", "GET /v1/admin/totals"];
+    // For platform operators only, not tenants: tests/tests/admin.rs runs the reads with every
+    // tenant role (403), an API key and forged groups (401), and an operator (200);
+    // tests/tests/suspension.rs the writes.
+    let operators_only = [
+        "GET /v1/admin/workspaces",
+        "GET /v1/admin/workspaces/{workspace_id}",
+        "GET /v1/admin/totals",
+        "POST /v1/admin/workspaces/{workspace_id}/suspend",
+        "POST /v1/admin/workspaces/{workspace_id}/unsuspend",
+    ];
     let mut covered: Vec<String> = rows().iter().map(|r| format!("{} {}", r.method, r.pattern)).collect();
     covered.extend(signed_by_stripe.map(str::to_owned));
     covered.extend(operators_only.map(str::to_owned));

@@ -5,13 +5,15 @@
 //! in `ADMIN_SUBJECTS` of the development (HS256) issuer. Nothing a tenant can set makes anyone
 //! an operator, and API keys never are. The function reads through its own database role
 //! (`app_admin`: read-only policies over every table, secret columns not granted), from
-//! `ADMIN_DATABASE_URL`.
+//! `ADMIN_DATABASE_URL`. Its writes (suspension) are each audited with the operator as the
+//! actor and their reason.
 
 mod overview;
+mod suspension;
 
 use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
@@ -113,10 +115,17 @@ pub fn router() -> Router<AdminState> {
         .route("/v1/admin/workspaces", get(search))
         .route("/v1/admin/workspaces/{workspace_id}", get(overview::overview))
         .route("/v1/admin/totals", get(totals))
+        .route("/v1/admin/workspaces/{workspace_id}/suspend", post(suspension::suspend))
+        .route("/v1/admin/workspaces/{workspace_id}/unsuspend", post(suspension::unsuspend))
 }
 
 pub fn app(state: AdminState) -> Router {
     shared::http::finish_with(router(), state, FUNCTION, 16 * 1024)
+}
+
+/// How an operator is named in audit entries: `operator:<issuer>|<subject>`.
+pub fn actor(operator: &Caller) -> String {
+    format!("operator:{}|{}", operator.issuer, operator.subject)
 }
 
 #[derive(Deserialize)]

@@ -46,6 +46,8 @@ const CONSTRAINTS: &[(&str, Mapper)] = &[
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
 const SERIALIZATION_FAILURE: &str = "40001";
 const DEADLOCK_DETECTED: &str = "40P01";
+/// A write in a read-only transaction: the request entered a suspended workspace.
+const READ_ONLY_SQL_TRANSACTION: &str = "25006";
 const QUERY_CANCELED: &str = "57014";
 
 pub fn classify(error: sqlx::Error) -> ApiError {
@@ -70,6 +72,15 @@ pub fn classify(error: sqlx::Error) -> ApiError {
             ApiError::ServiceUnavailable("The request conflicted with a concurrent change; retry it.".into())
         }
         Some(QUERY_CANCELED) => ApiError::ServiceUnavailable("The database took too long; retry shortly.".into()),
+        Some(READ_ONLY_SQL_TRANSACTION) => suspended(),
         _ => ApiError::Database(error),
+    }
+}
+
+/// Refused because the platform's operators suspended the workspace.
+pub fn suspended() -> ApiError {
+    ApiError::Denied {
+        code: "workspace_suspended",
+        detail: "This workspace is suspended: it can be read but not changed. Contact support.".into(),
     }
 }

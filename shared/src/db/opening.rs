@@ -136,6 +136,7 @@ fn key_entry(row: &PgRow) -> Result<Entry, ApiError> {
         "unknown" => return Err(rejected("api_key_unknown", "No such API key.")),
         "revoked" => return Err(rejected("api_key_revoked", "This API key was revoked.")),
         "expired" => return Err(rejected("api_key_expired", "This API key has expired.")),
+        "suspended" => return Err(crate::db::constraints::suspended()),
         // A key acts inside its own workspace only; another one does not exist for it.
         _ => return Err(ApiError::NotFound("workspace")),
     }
