@@ -474,6 +474,8 @@ pub async fn fill_other_tables(tenant: &Tenant) {
         "INSERT INTO webhook_events (id, workspace_id, type, payload) VALUES ($2, $1, 'webhook.test', '{}')",
         "INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id) VALUES ($2, $1, $2, $2)",
         "INSERT INTO webhook_attempts (id, workspace_id, delivery_id, status_code, latency_ms) VALUES ($2, $1, $2, 200, 1)",
+        "INSERT INTO entitlement_overrides (id, workspace_id, entitlement, value, reason, granted_by, expires_at)
+         VALUES ($2, $1, 'members', 60, 'fixture', 'operator:fixture', now() + interval '1 day')",
         "INSERT INTO realtime_connections (id, user_id) VALUES ($2::text, (SELECT created_by FROM workspaces WHERE id = $1))",
         "INSERT INTO realtime_subscriptions (connection_id, workspace_id, user_id)
          VALUES ($2::text, $1, (SELECT created_by FROM workspaces WHERE id = $1))",

@@ -102,11 +102,14 @@ async fn every_declared_route_has_a_row() {
     let signed_by_stripe = ["POST /", "POST /v1/stripe/webhook"];
     // For platform operators only, not tenants: tests/tests/admin.rs runs the reads with every
     // tenant role (403), an API key and forged groups (401), and an operator (200);
-    // tests/tests/suspension.rs the writes.
+    // tests/tests/suspension.rs and tests/tests/overrides.rs the writes.
     let operators_only = [
         "GET /v1/admin/workspaces",
         "GET /v1/admin/workspaces/{workspace_id}",
         "GET /v1/admin/totals",
+        "GET /v1/admin/workspaces/{workspace_id}/overrides",
+        "POST /v1/admin/workspaces/{workspace_id}/overrides",
+        "POST /v1/admin/workspaces/{workspace_id}/overrides/{override_id}/revoke",
         "POST /v1/admin/workspaces/{workspace_id}/suspend",
         "POST /v1/admin/workspaces/{workspace_id}/unsuspend",
     ];

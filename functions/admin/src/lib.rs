@@ -8,6 +8,7 @@
 //! `ADMIN_DATABASE_URL`. Its writes (suspension) are each audited with the operator as the
 //! actor and their reason.
 
+mod overrides;
 mod overview;
 mod suspension;
 
@@ -115,6 +116,8 @@ pub fn router() -> Router<AdminState> {
         .route("/v1/admin/workspaces", get(search))
         .route("/v1/admin/workspaces/{workspace_id}", get(overview::overview))
         .route("/v1/admin/totals", get(totals))
+        .route("/v1/admin/workspaces/{workspace_id}/overrides", get(overrides::list).post(overrides::grant))
+        .route("/v1/admin/workspaces/{workspace_id}/overrides/{override_id}/revoke", post(overrides::revoke))
         .route("/v1/admin/workspaces/{workspace_id}/suspend", post(suspension::suspend))
         .route("/v1/admin/workspaces/{workspace_id}/unsuspend", post(suspension::unsuspend))
 }

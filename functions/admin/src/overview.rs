@@ -40,6 +40,16 @@ pub async fn overview(
              'recent_stripe_events', (SELECT coalesce(jsonb_agg(to_jsonb(e) ORDER BY e.created DESC), '[]') FROM
                                 (SELECT id, type, outcome, created, received_at FROM stripe_events
                                  WHERE workspace_id = $1 ORDER BY created DESC LIMIT 20) e),
+             'overrides', (SELECT coalesce(jsonb_agg(jsonb_build_object('id', o.id, 'entitlement', o.entitlement,
+                                                 'value', o.value, 'expires_at', o.expires_at, 'reason', o.reason,
+                                                 'granted_by', o.granted_by) ORDER BY o.created_at DESC), '[]')
+                           FROM entitlement_overrides o
+                           WHERE o.workspace_id = $1 AND o.revoked_at IS NULL AND o.expires_at > now()),
+             'effective_limits', jsonb_build_object(
+                 'projects', app.effective_limit($1, 'projects',
+                                 (SELECT p.max_projects FROM plans p WHERE p.id = app.effective_plan($1))),
+                 'members', app.effective_limit($1, 'members',
+                                 (SELECT p.max_members FROM plans p WHERE p.id = app.effective_plan($1)))),
              'unreported_ai_usage', (SELECT jsonb_build_object('records', count(*), 'quantity', coalesce(sum(quantity), 0))
                                      FROM usage_records WHERE workspace_id = $1 AND reported_at IS NULL))
          FROM workspaces WHERE id = $1",

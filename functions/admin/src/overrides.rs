@@ -1,0 +1,154 @@
+//! Entitlement overrides: an operator grants a workspace a limit above its plan's (projects or
+//! members: the limits the database enforces), until a date, with a reason; and revokes it. Each
+//! is audited by the table's trigger with the operator as the actor.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use shared::ApiError;
+use shared::http::extract::{self, Path};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{AdminState, Operator};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    entitlement: String,
+    /// The limit while the override lasts; `null` is unlimited.
+    value: Option<u32>,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    reason: String,
+}
+
+#[derive(Deserialize)]
+pub struct OverridePath {
+    workspace_id: Uuid,
+    override_id: Uuid,
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+pub struct OverrideView {
+    id: Uuid,
+    workspace_id: Uuid,
+    entitlement: String,
+    value: Option<i32>,
+    reason: String,
+    granted_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    revoked_at: Option<OffsetDateTime>,
+    revoked_by: Option<String>,
+    revoke_reason: Option<String>,
+}
+
+const COLUMNS: &str = "id, workspace_id, entitlement, value, reason, granted_by, created_at, expires_at, revoked_at,
+    revoked_by, revoke_reason";
+
+/// The limits an override may lift.
+pub const ENTITLEMENTS: [&str; 2] = ["projects", "members"];
+
+fn reason(text: &str) -> Result<&str, ApiError> {
+    let text = text.trim();
+    if !(3..=1000).contains(&text.chars().count()) {
+        return Err(ApiError::validation("reason", "must say why, in 3 to 1000 characters"));
+    }
+    Ok(text)
+}
+
+pub async fn grant(
+    State(state): State<AdminState>,
+    Operator(operator): Operator,
+    Path(workspace_id): Path<Uuid>,
+    extract::Json(input): extract::Json<Grant>,
+) -> Result<(StatusCode, Json<OverrideView>), ApiError> {
+    let why = reason(&input.reason)?;
+    if !ENTITLEMENTS.contains(&input.entitlement.as_str()) {
+        return Err(ApiError::validation("entitlement", format!("must be one of {}", ENTITLEMENTS.join(", "))));
+    }
+    if input.expires_at <= OffsetDateTime::now_utc() {
+        return Err(ApiError::validation("expires_at", "must be in the future"));
+    }
+    let value =
+        input.value.map(i32::try_from).transpose().map_err(|_| ApiError::validation("value", "is too large"))?;
+    let actor = crate::actor(&operator);
+    let mut tx = state.pool.begin().await?;
+    sqlx::query("SELECT set_config('app.actor', $1, true)").bind(&actor).execute(&mut *tx).await?;
+    let granted = sqlx::query_as::<_, OverrideView>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO entitlement_overrides (id, workspace_id, entitlement, value, reason, granted_by, expires_at)
+         SELECT $1, w.id, $3, $4, $5, $6, $7 FROM workspaces w WHERE w.id = $2
+         RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(workspace_id)
+    .bind(&input.entitlement)
+    .bind(value)
+    .bind(why)
+    .bind(&actor)
+    .bind(input.expires_at)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("workspace"))?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(granted)))
+}
+
+/// Every override the workspace has had, newest first.
+pub async fn list(
+    State(state): State<AdminState>,
+    _operator: Operator,
+    Path(workspace_id): Path<Uuid>,
+) -> Result<Json<Vec<OverrideView>>, ApiError> {
+    let rows = sqlx::query_as::<_, OverrideView>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM entitlement_overrides WHERE workspace_id = $1 ORDER BY created_at DESC LIMIT 200"
+    )))
+    .bind(workspace_id)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(rows))
+}
+
+/// Ends an override now; revoking twice is harmless (the first revocation stands).
+pub async fn revoke(
+    State(state): State<AdminState>,
+    Operator(operator): Operator,
+    Path(path): Path<OverridePath>,
+    extract::Json(input): extract::Json<Revocation>,
+) -> Result<Json<OverrideView>, ApiError> {
+    let why = reason(&input.reason)?;
+    let actor = crate::actor(&operator);
+    let mut tx = state.pool.begin().await?;
+    sqlx::query("SELECT set_config('app.actor', $1, true)").bind(&actor).execute(&mut *tx).await?;
+    sqlx::query(
+        "UPDATE entitlement_overrides SET revoked_at = now(), revoked_by = $3, revoke_reason = $4
+         WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL",
+    )
+    .bind(path.workspace_id)
+    .bind(path.override_id)
+    .bind(&actor)
+    .bind(why)
+    .execute(&mut *tx)
+    .await?;
+    let view = sqlx::query_as::<_, OverrideView>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM entitlement_overrides WHERE workspace_id = $1 AND id = $2"
+    )))
+    .bind(path.workspace_id)
+    .bind(path.override_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("override"))?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
