@@ -130,6 +130,22 @@ pub struct TestUser {
     pub token: String,
 }
 
+impl TestUser {
+    /// The caller this user's token verifies to (for opening transactions as them directly).
+    pub fn caller(&self) -> shared::auth::Caller {
+        shared::auth::Caller::new(HS256_ISSUER.into(), self.subject.clone(), Some(self.email.clone()))
+    }
+}
+
+/// The admin function's router over the `app_admin` role, configured from `settings` (the
+/// `AUTH_*` and `ADMIN_*` settings; the last value of a setting wins).
+pub async fn admin_router(settings: Vec<(String, String)>) -> Router {
+    let lookup = |name: &str| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let auth = shared::config::AuthConfig::from_lookup(&lookup).expect("auth settings");
+    let operators = admin::Operators::from_lookup(lookup, &auth);
+    admin::app(admin::AdminState::new(worker_pool("app_admin").await, &auth, operators))
+}
+
 #[derive(Debug)]
 pub struct TestResponse {
     pub status: StatusCode,

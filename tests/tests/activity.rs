@@ -159,11 +159,7 @@ async fn every_user_facing_change_is_in_the_feed_and_each_reader_sees_their_part
 async fn a_change_that_rolls_back_leaves_no_activity() {
     let app = TestApp::new().await;
     let t = app.tenant("activity-rollback").await;
-    let caller = shared::auth::Caller::new(
-        integration_tests::HS256_ISSUER.into(),
-        t.owner.subject.clone(),
-        Some(t.owner.email.clone()),
-    );
+    let caller = t.owner.caller();
     let (mut tx, _) = app.state.open_workspace(&caller, t.id).await.unwrap();
     let id = Uuid::now_v7();
     sqlx::query("INSERT INTO projects (id, workspace_id, name) VALUES ($1, $2, 'Never')")

@@ -6,7 +6,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use admin::{AdminState, Operators};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
@@ -56,10 +55,7 @@ impl Admin {
         settings.push(("AUTH_AUDIENCES".into(), format!("{AUDIENCE},{}", integration_tests::AUDIENCE)));
         settings.push(("ADMIN_GROUP".into(), GROUP.into()));
         settings.push(("ADMIN_SUBJECTS".into(), "dev-operator".into()));
-        let lookup = |name: &str| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let auth = shared::config::AuthConfig::from_lookup(&lookup).unwrap();
-        let operators = Operators::from_lookup(lookup, &auth);
-        Self { router: admin::app(AdminState::new(worker_pool("app_admin").await, &auth, operators)) }
+        Self { router: integration_tests::admin_router(settings).await }
     }
 
     async fn get(&self, token: Option<&str>, uri: &str) -> (StatusCode, Value) {

@@ -4,11 +4,10 @@
 
 use std::time::Duration;
 
-use admin::{AdminState, Operators};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
-use integration_tests::{TestApp, base_settings, mint, owner_pool, service_pool, subscribe, worker_pool};
+use integration_tests::{TestApp, base_settings, mint, owner_pool, service_pool, subscribe};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tower::ServiceExt;
@@ -16,10 +15,7 @@ use tower::ServiceExt;
 async fn admin() -> axum::Router {
     let mut settings = base_settings();
     settings.push(("ADMIN_SUBJECTS".into(), "dev-operator".into()));
-    let lookup = |name: &str| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let auth = shared::config::AuthConfig::from_lookup(&lookup).unwrap();
-    let operators = Operators::from_lookup(lookup, &auth);
-    admin::app(AdminState::new(worker_pool("app_admin").await, &auth, operators))
+    integration_tests::admin_router(settings).await
 }
 
 async fn call(router: &axum::Router, token: &str, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {

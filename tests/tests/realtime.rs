@@ -197,11 +197,7 @@ async fn a_rolled_back_change_sends_nothing_and_a_reconnecting_client_resumes_fr
     let s = stack().await;
     let t = s.app.tenant("rt-resume").await;
     let mut member = Client::subscribed(s.port, &t.member, t.id).await;
-    let caller = shared::auth::Caller::new(
-        integration_tests::HS256_ISSUER.into(),
-        t.owner.subject.clone(),
-        Some(t.owner.email.clone()),
-    );
+    let caller = t.owner.caller();
     let (mut tx, _) = s.app.state.open_workspace(&caller, t.id).await.unwrap();
     sqlx::query("INSERT INTO projects (id, workspace_id, name) VALUES ($1, $2, 'Never')")
         .bind(uuid::Uuid::now_v7())

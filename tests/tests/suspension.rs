@@ -5,22 +5,18 @@
 
 use std::time::Duration;
 
-use admin::{AdminState, Operators};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use integration_tests::routes::{Ctx, rows};
-use integration_tests::{TestApp, base_settings, mint, service_pool, worker_pool};
+use integration_tests::{TestApp, base_settings, mint, service_pool};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
 async fn admin() -> axum::Router {
     let mut settings = base_settings();
     settings.push(("ADMIN_SUBJECTS".into(), "dev-operator".into()));
-    let lookup = |name: &str| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let auth = shared::config::AuthConfig::from_lookup(&lookup).unwrap();
-    let operators = Operators::from_lookup(lookup, &auth);
-    admin::app(AdminState::new(worker_pool("app_admin").await, &auth, operators))
+    integration_tests::admin_router(settings).await
 }
 
 async fn post(router: &axum::Router, token: &str, uri: &str, body: Value) -> (StatusCode, Value) {

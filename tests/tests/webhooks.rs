@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use integration_tests::{
-    Tenant, TestApp, TestUser, api_pool, base_settings, create_queue, service_pool, subscribe, worker_pool_as,
+    Tenant, TestApp, api_pool, base_settings, create_queue, service_pool, subscribe, worker_pool_as,
 };
 use serde_json::{Value, json};
 use shared::webhooks::egress::{Egress, EgressPolicy};
@@ -418,7 +418,7 @@ async fn secrets_are_shown_once_and_the_api_role_cannot_read_them() {
     let one = app.get(&t.owner, &format!("{}/webhooks/{endpoint}", t.path())).await.expect(StatusCode::OK).clone();
     assert!(one.get("secret").is_none());
     // As the API's database role, inside the workspace as its owner: still no secret.
-    let mut tx = shared::db::TenantTx::begin(&api_pool().await, &caller(&t.owner)).await.unwrap();
+    let mut tx = shared::db::TenantTx::begin(&api_pool().await, &t.owner.caller()).await.unwrap();
     let read = sqlx::query_scalar::<_, String>("SELECT secret FROM webhook_endpoints WHERE id = $1")
         .bind(endpoint)
         .fetch_one(&mut *tx)
@@ -434,10 +434,6 @@ async fn secrets_are_shown_once_and_the_api_role_cannot_read_them() {
     .await
     .unwrap();
     assert!(audited.get("url").is_some() && audited.get("secret").is_none(), "{audited}");
-}
-
-fn caller(user: &TestUser) -> shared::auth::Caller {
-    shared::auth::Caller::new(integration_tests::HS256_ISSUER.into(), user.subject.clone(), Some(user.email.clone()))
 }
 
 #[tokio::test]
@@ -504,7 +500,7 @@ async fn nothing_is_sent_for_a_change_that_rolled_back() {
     let t = app.tenant("wh-rollback").await;
     let (endpoint, _) = register(&app, &t, "https://hooks.example.test/in", &["project.created"], "standard").await;
     // The insert's trigger writes its event and delivery inside the transaction...
-    let (mut tx, _) = app.state.open_workspace(&caller(&t.owner), t.id).await.unwrap();
+    let (mut tx, _) = app.state.open_workspace(&t.owner.caller(), t.id).await.unwrap();
     sqlx::query("INSERT INTO projects (id, workspace_id, name) VALUES ($1, $2, 'Never')")
         .bind(Uuid::now_v7())
         .bind(t.id)

@@ -126,6 +126,15 @@ pub fn app(state: AdminState) -> Router {
     shared::http::finish_with(router(), state, FUNCTION, 16 * 1024)
 }
 
+/// The reason every operator write must give (3 to 1000 characters, trimmed).
+pub fn required_reason(text: &str) -> Result<&str, ApiError> {
+    let text = text.trim();
+    if !(3..=1000).contains(&text.chars().count()) {
+        return Err(ApiError::validation("reason", "must say why, in 3 to 1000 characters"));
+    }
+    Ok(text)
+}
+
 /// How an operator is named in audit entries: `operator:<issuer>|<subject>`.
 pub fn actor(operator: &Caller) -> String {
     format!("operator:{}|{}", operator.issuer, operator.subject)

@@ -11,7 +11,7 @@ use shared::http::extract::{self, Path};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{AdminState, Operator};
+use crate::{AdminState, Operator, required_reason};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,21 +60,13 @@ const COLUMNS: &str = "id, workspace_id, entitlement, value, reason, granted_by,
 /// The limits an override may lift.
 pub const ENTITLEMENTS: [&str; 2] = ["projects", "members"];
 
-fn reason(text: &str) -> Result<&str, ApiError> {
-    let text = text.trim();
-    if !(3..=1000).contains(&text.chars().count()) {
-        return Err(ApiError::validation("reason", "must say why, in 3 to 1000 characters"));
-    }
-    Ok(text)
-}
-
 pub async fn grant(
     State(state): State<AdminState>,
     Operator(operator): Operator,
     Path(workspace_id): Path<Uuid>,
     extract::Json(input): extract::Json<Grant>,
 ) -> Result<(StatusCode, Json<OverrideView>), ApiError> {
-    let why = reason(&input.reason)?;
+    let why = required_reason(&input.reason)?;
     if !ENTITLEMENTS.contains(&input.entitlement.as_str()) {
         return Err(ApiError::validation("entitlement", format!("must be one of {}", ENTITLEMENTS.join(", "))));
     }
@@ -127,7 +119,7 @@ pub async fn revoke(
     Path(path): Path<OverridePath>,
     extract::Json(input): extract::Json<Revocation>,
 ) -> Result<Json<OverrideView>, ApiError> {
-    let why = reason(&input.reason)?;
+    let why = required_reason(&input.reason)?;
     let actor = crate::actor(&operator);
     let mut tx = state.pool.begin().await?;
     sqlx::query("SELECT set_config('app.actor', $1, true)").bind(&actor).execute(&mut *tx).await?;

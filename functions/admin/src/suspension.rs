@@ -9,7 +9,7 @@ use shared::http::extract::{self, Path};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{AdminState, Operator};
+use crate::{AdminState, Operator, required_reason};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,21 +25,13 @@ pub struct Suspension {
     suspended_reason: Option<String>,
 }
 
-fn reason(input: &Reason) -> Result<&str, ApiError> {
-    let reason = input.reason.trim();
-    if !(3..=1000).contains(&reason.chars().count()) {
-        return Err(ApiError::validation("reason", "must say why, in 3 to 1000 characters"));
-    }
-    Ok(reason)
-}
-
 pub async fn suspend(
     State(state): State<AdminState>,
     Operator(operator): Operator,
     Path(workspace_id): Path<Uuid>,
     extract::Json(input): extract::Json<Reason>,
 ) -> Result<Json<Suspension>, ApiError> {
-    let why = reason(&input)?;
+    let why = required_reason(&input.reason)?;
     change(&state, &operator, workspace_id, Some(why), why).await
 }
 
@@ -49,7 +41,7 @@ pub async fn unsuspend(
     Path(workspace_id): Path<Uuid>,
     extract::Json(input): extract::Json<Reason>,
 ) -> Result<Json<Suspension>, ApiError> {
-    change(&state, &operator, workspace_id, None, reason(&input)?).await
+    change(&state, &operator, workspace_id, None, required_reason(&input.reason)?).await
 }
 
 /// Suspends (with `suspend_for`) or lifts the suspension; doing it twice changes nothing more.
