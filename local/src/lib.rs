@@ -38,6 +38,8 @@ pub fn dev_defaults() -> HashMap<&'static str, &'static str> {
         ("WEBHOOKS_ALLOW_LOOPBACK_HTTP", "true"),
         // The platform operator of local development: `local-stack token --sub demo-operator`.
         ("ADMIN_SUBJECTS", "demo-operator"),
+        // Workspace exports go to this bucket in the local S3 (moto).
+        ("EXPORTS_BUCKET", "saas-local-exports"),
     ])
 }
 

@@ -306,6 +306,7 @@ async fn serve(args: &[String]) -> Result<()> {
         start_email_pipeline().await?;
         start_webhook_pipeline().await?;
         start_activity_fanout(sockets).await?;
+        start_export_pipeline().await?;
     } else {
         println!(
             "E-mail is off: it needs the local SES and SQS server (scripts/dev.sh starts moto and sets AWS_ENDPOINT_URL)."
@@ -313,7 +314,18 @@ async fn serve(args: &[String]) -> Result<()> {
     }
     let admin = {
         let operators = admin::Operators::from_lookup(setting, &state.config.auth);
-        Some(admin::AdminState::new(worker_pool("app_admin").await?, &state.config.auth, operators))
+        let mut admin = admin::AdminState::new(worker_pool("app_admin").await?, &state.config.auth, operators);
+        if let Some(key) = setting("STRIPE_SECRET_KEY") {
+            let api_base = setting("STRIPE_API_BASE");
+            admin = admin.with_stripe(shared::billing_sync::StripeState::new(
+                &secrecy::SecretString::from(key),
+                api_base.as_deref(),
+            )?);
+        }
+        if local_aws {
+            admin = admin.with_dead_letter_queues(local_stack::queues::dead_letter_queues().await);
+        }
+        Some(admin)
     };
     println!(
         "Admin: the platform operators' API at http://127.0.0.1:{port}/v1/admin/... for `local-stack token --sub demo-operator`"
@@ -400,6 +412,40 @@ async fn start_email_pipeline() -> Result<()> {
         "E-mail: mails (invitations, ...) go through the local SES and are printed here as they are sent; \
          the raw messages are at {}/moto-api/data.json (\"ses\" > \"Message\").",
         setting("AWS_ENDPOINT_URL").unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// The export worker on the local SQS and S3: the bucket is created on start, requested exports
+/// are swept every few seconds (every minute on AWS), and their download links point at moto.
+async fn start_export_pipeline() -> Result<()> {
+    let bucket = setting("EXPORTS_BUCKET").context("EXPORTS_BUCKET")?;
+    let s3 = shared::exports::client().await;
+    if s3.head_bucket().bucket(&bucket).send().await.is_err() {
+        s3.create_bucket().bucket(&bucket).send().await.context("create the exports bucket in the local S3")?;
+    }
+    let queue = local_stack::queues::ensure_with_dlq("exports").await?;
+    let exporter: &'static export_worker::Exporter = Box::leak(Box::new(export_worker::Exporter {
+        pool: worker_pool("app_exporter").await?,
+        s3,
+        bucket,
+        queue: Some(queue.clone()),
+        part_bytes: 8 * 1024 * 1024,
+    }));
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = exporter.sweep().await {
+                tracing::warn!(%error, "export sweep failed");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    });
+    tokio::spawn(local_stack::queues::feed(queue, "export-worker", move |event| {
+        export_worker::handle_batch(exporter, event)
+    }));
+    println!(
+        "Exports: POST /v1/workspaces/{{id}}/exports (owners), then GET .../exports/{{export_id}} for its download links \
+         (served by the local S3)."
     );
     Ok(())
 }

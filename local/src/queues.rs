@@ -38,6 +38,21 @@ pub async fn ensure_with_dlq(name: &str) -> Result<Queue> {
     Ok(Queue::new(client, queue.queue_url().context("queue url")?))
 }
 
+/// The local queues' dead-letter queues that exist (named as their queue), for the admin totals.
+pub async fn dead_letter_queues() -> Vec<(String, Queue)> {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let client = aws_sdk_sqs::Client::new(&config);
+    let mut found = Vec::new();
+    for name in ["stripe-events", "usage", "email", "webhooks", "activity", "exports"] {
+        if let Ok(queue) = client.get_queue_url().queue_name(format!("{name}-dlq")).send().await
+            && let Some(url) = queue.queue_url()
+        {
+            found.push((name.to_owned(), Queue::new(client.clone(), url)));
+        }
+    }
+    found
+}
+
 /// Feeds a worker's batch handler from the queue forever, like an SQS event source mapping.
 pub async fn feed<F, Fut>(queue: Queue, worker: &'static str, handler: F)
 where

@@ -99,6 +99,11 @@ impl Access {
         if role.writes() { Ok(role) } else { Err(ApiError::Forbidden("Viewers have read-only access.".into())) }
     }
 
+    pub fn require_owner(self, action: &str) -> Result<Role, ApiError> {
+        let role = self.require_member()?;
+        if role == Role::Owner { Ok(role) } else { Err(ApiError::Forbidden(format!("Only owners can {action}."))) }
+    }
+
     pub fn require_manager(self) -> Result<Role, ApiError> {
         let role = self.require_member()?;
         if role.manages() { Ok(role) } else { Err(ApiError::Forbidden("Only owners and admins can do this.".into())) }

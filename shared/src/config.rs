@@ -46,6 +46,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Lets webhook endpoints be plain `http` to loopback (local development only).
     pub webhooks_allow_loopback_http: bool,
+    /// The S3 bucket workspace exports are written to (`EXPORTS_BUCKET`); exports are refused
+    /// without one.
+    pub exports_bucket: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +165,7 @@ impl Config {
             auth: AuthConfig::from_lookup(&lookup)?,
             max_body_bytes: parse_or(&lookup, "MAX_BODY_BYTES", 64 * 1024)?,
             webhooks_allow_loopback_http: parse_or(&lookup, "WEBHOOKS_ALLOW_LOOPBACK_HTTP", false)?,
+            exports_bucket: lookup("EXPORTS_BUCKET").filter(|bucket| !bucket.is_empty()),
         })
     }
 }

@@ -18,6 +18,8 @@ pub mod billing_sync;
 pub mod config;
 pub mod db;
 pub mod error;
+#[cfg(feature = "exports")]
+pub mod exports;
 pub mod http;
 pub mod plans;
 #[cfg(feature = "queue")]

@@ -49,6 +49,21 @@ impl Queue {
         &self.url
     }
 
+    /// How many messages wait in the queue (SQS's approximate count of visible messages).
+    pub async fn approximate_depth(&self) -> Result<u64, QueueError> {
+        let name = aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages;
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(name.clone())
+            .send()
+            .await
+            .map_err(|e| QueueError::Receive { queue: self.url.clone(), reason: DisplayErrorContext(e).to_string() })?;
+        let count = output.attributes().and_then(|a| a.get(&name)).and_then(|n| n.parse().ok());
+        count.ok_or_else(|| QueueError::Receive { queue: self.url.clone(), reason: "no message count".into() })
+    }
+
     /// Sends one message; its string attributes travel with it. Returns the SQS message id.
     pub async fn send(&self, body: &str, attributes: &[(&str, &str)]) -> Result<String, QueueError> {
         let mut request = self.client.send_message().queue_url(&self.url).message_body(body);

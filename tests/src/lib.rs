@@ -101,6 +101,8 @@ pub fn base_settings() -> Vec<(String, String)> {
         ("AI_MODEL", "claude-test"),
         ("AI_MAX_TOKENS", "300"),
         ("AI_TIME_BUDGET_MS", "3000"),
+        // Requests need only a name; the export tests create their own buckets.
+        ("EXPORTS_BUCKET", "saas-test-exports"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -140,10 +142,15 @@ impl TestUser {
 /// The admin function's router over the `app_admin` role, configured from `settings` (the
 /// `AUTH_*` and `ADMIN_*` settings; the last value of a setting wins).
 pub async fn admin_router(settings: Vec<(String, String)>) -> Router {
+    admin::app(admin_state(settings).await)
+}
+
+/// The admin function's state as built from `settings` (tests add Stripe or queues to it).
+pub async fn admin_state(settings: Vec<(String, String)>) -> admin::AdminState {
     let lookup = |name: &str| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let auth = shared::config::AuthConfig::from_lookup(&lookup).expect("auth settings");
     let operators = admin::Operators::from_lookup(lookup, &auth);
-    admin::app(admin::AdminState::new(worker_pool("app_admin").await, &auth, operators))
+    admin::AdminState::new(worker_pool("app_admin").await, &auth, operators)
 }
 
 #[derive(Debug)]
@@ -492,6 +499,7 @@ pub async fn fill_other_tables(tenant: &Tenant) {
         "INSERT INTO webhook_attempts (id, workspace_id, delivery_id, status_code, latency_ms) VALUES ($2, $1, $2, 200, 1)",
         "INSERT INTO entitlement_overrides (id, workspace_id, entitlement, value, reason, granted_by, expires_at)
          VALUES ($2, $1, 'members', 60, 'fixture', 'operator:fixture', now() + interval '1 day')",
+        "INSERT INTO workspace_exports (id, workspace_id, status, error) VALUES ($2, $1, 'failed', 'fixture')",
         "INSERT INTO realtime_connections (id, user_id) VALUES ($2::text, (SELECT created_by FROM workspaces WHERE id = $1))",
         "INSERT INTO realtime_subscriptions (connection_id, workspace_id, user_id)
          VALUES ($2::text, $1, (SELECT created_by FROM workspaces WHERE id = $1))",
@@ -545,4 +553,25 @@ pub async fn create_queue(
         request = request.attributes(name.clone(), value);
     }
     request.send().await.expect("create queue in moto").queue_url().expect("queue url").to_owned()
+}
+
+/// A fresh S3 bucket in moto; returns its name.
+pub async fn create_bucket(name_prefix: &str) -> String {
+    let name = format!("{name_prefix}-{}", Uuid::new_v4().simple());
+    local_aws().await;
+    let client = shared::exports::client().await;
+    client.create_bucket().bucket(&name).send().await.expect("create bucket in moto");
+    name
+}
+
+/// An export worker (the `app_exporter` role) writing to `bucket` in moto, parts of S3's
+/// smallest size.
+pub async fn exporter(bucket: &str, queue: Option<shared::queue::Queue>) -> export_worker::Exporter {
+    export_worker::Exporter {
+        pool: worker_pool_as("app_exporter", "export-worker").await,
+        s3: shared::exports::client().await,
+        bucket: bucket.to_owned(),
+        queue,
+        part_bytes: export_worker::archive::MIN_PART_BYTES,
+    }
 }

@@ -21,6 +21,8 @@ pub struct Ctx {
     /// A webhook endpoint the owner registered, and the (pending) test delivery it was sent.
     pub webhook_id: uuid::Uuid,
     pub webhook_delivery_id: uuid::Uuid,
+    /// A finished (failed) export of the workspace, so a new one may be requested.
+    pub export_id: uuid::Uuid,
 }
 
 impl Ctx {
@@ -52,7 +54,19 @@ impl Ctx {
             .await;
         let test =
             app.post(&tenant.owner, &format!("{}/webhooks/{}/test", tenant.path(), webhook.id()), json!(null)).await;
+        let export_id = uuid::Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO workspace_exports (id, workspace_id, requested_by, status, attempts, error, finished_at)
+             VALUES ($1, $2, $3, 'failed', 3, 'fixture', now())",
+        )
+        .bind(export_id)
+        .bind(tenant.id)
+        .bind(tenant.owner.id)
+        .execute(&crate::owner_pool().await)
+        .await
+        .expect("an export fixture");
         Self {
+            export_id,
             webhook_id: webhook.id(),
             webhook_delivery_id: test.body["delivery_id"]
                 .as_str()
@@ -241,6 +255,20 @@ pub fn rows() -> Vec<Row> {
             pattern: "/v1/workspaces/{workspace_id}/audit-log",
             request: |c| (M::GET, format!("{}/audit-log", p(&c.tenant)), None),
             expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/exports",
+            request: |c| (M::POST, format!("{}/exports", p(&c.tenant)), None),
+            expect: [202, 403, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/exports/{export_id}",
+            request: |c| (M::GET, format!("{}/exports/{}", p(&c.tenant), c.export_id), None),
+            expect: [200, 403, 403, 403, 403, 404],
             fresh: false,
         },
         Row {

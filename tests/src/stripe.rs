@@ -159,7 +159,8 @@ fn stripe_error(status: u16, kind: &str, code: Option<&str>, message: String) ->
 }
 
 /// `GET /v1/subscriptions/{id}`, `GET /v1/subscriptions` (not canceled, newest first, with
-/// `limit` and `starting_after`), `DELETE /v1/subscriptions/{id}` (cancels), `GET
+/// `limit` and `starting_after`), `DELETE /v1/subscriptions/{id}` (cancels), `POST
+/// /v1/subscriptions/{id}` (moves `trial_end`), `GET
 /// /v1/invoices/{id}` (a subscription's paid first invoice, with its payments) and
 /// `POST /v1/refunds`, answered from the account.
 impl wiremock::Respond for StripeAccount {
@@ -214,6 +215,26 @@ impl wiremock::Respond for StripeAccount {
                 "id": format!("re_{}", Uuid::new_v4().simple()), "object": "refund", "amount": 2900, "currency": "usd",
                 "payment_intent": form.get("payment_intent"), "reason": form.get("reason"), "status": "succeeded"
             }));
+        }
+        if method == "POST"
+            && let Some(id) = path.strip_prefix("/v1/subscriptions/")
+        {
+            let form: std::collections::HashMap<String, String> =
+                serde_urlencoded::from_bytes(&request.body).unwrap_or_default();
+            return match account.subscriptions.get_mut(id) {
+                Some(object) => {
+                    if let Some(end) = form.get("trial_end").and_then(|t| t.parse::<i64>().ok()) {
+                        object["trial_end"] = json!(end);
+                    }
+                    wiremock::ResponseTemplate::new(200).set_body_json(&*object)
+                }
+                None => stripe_error(
+                    404,
+                    "invalid_request_error",
+                    Some("resource_missing"),
+                    format!("No such subscription: '{id}'"),
+                ),
+            };
         }
         if let Some(id) = path.strip_prefix("/v1/subscriptions/") {
             return match account.subscriptions.get(id) {
@@ -318,6 +339,11 @@ pub async fn start_default_server(account: &StripeAccount) -> wiremock::MockServ
         .mount(&server)
         .await;
     Mock::given(method("DELETE"))
+        .and(path_regex(r"^/v1/subscriptions/[^/]+$"))
+        .respond_with(account.clone())
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
         .and(path_regex(r"^/v1/subscriptions/[^/]+$"))
         .respond_with(account.clone())
         .mount(&server)

@@ -102,7 +102,7 @@ async fn every_declared_route_has_a_row() {
     let signed_by_stripe = ["POST /", "POST /v1/stripe/webhook"];
     // For platform operators only, not tenants: tests/tests/admin.rs runs the reads with every
     // tenant role (403), an API key and forged groups (401), and an operator (200);
-    // tests/tests/suspension.rs and tests/tests/overrides.rs the writes.
+    // tests/tests/suspension.rs, tests/tests/overrides.rs and tests/tests/admin_billing.rs the writes.
     let operators_only = [
         "GET /v1/admin/workspaces",
         "GET /v1/admin/workspaces/{workspace_id}",
@@ -112,6 +112,7 @@ async fn every_declared_route_has_a_row() {
         "POST /v1/admin/workspaces/{workspace_id}/overrides/{override_id}/revoke",
         "POST /v1/admin/workspaces/{workspace_id}/suspend",
         "POST /v1/admin/workspaces/{workspace_id}/unsuspend",
+        "POST /v1/admin/workspaces/{workspace_id}/trial",
     ];
     let mut covered: Vec<String> = rows().iter().map(|r| format!("{} {}", r.method, r.pattern)).collect();
     covered.extend(signed_by_stripe.map(str::to_owned));

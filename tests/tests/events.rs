@@ -43,6 +43,9 @@ const SAMPLE_DELIVERY: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000d1d1"
 /// The outbox mail `events/email-worker-sqs.json` names.
 const SAMPLE_EMAIL: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000e1e1");
 
+/// The export `events/export-worker-sqs.json` names.
+const SAMPLE_EXPORT: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000e0e0");
+
 /// Gives each scheduled and queued sample event something to do: a succeeded run whose usage
 /// record was never reported, a run abandoned while pending, and a demo subscription that
 /// drifted from the local Stripe's.
@@ -59,6 +62,12 @@ async fn arrange_scheduled_work(app: &TestApp) {
     .await
     .unwrap();
     let demo = local_stack::demo::WORKSPACE_ID;
+    sqlx::query("INSERT INTO workspace_exports (id, workspace_id) VALUES ($1, $2)")
+        .bind(SAMPLE_EXPORT)
+        .bind(demo)
+        .execute(&owner)
+        .await
+        .unwrap();
     sqlx::query(
         "INSERT INTO activity (id, workspace_id, kind, message, verb) VALUES ($1, $2, 'comment', 'A sample.', 'comment.added')",
     )
@@ -308,6 +317,26 @@ async fn every_sample_event_is_served_by_its_function() {
                         .await
                         .unwrap();
                     assert!(sent, "{name}");
+                } else {
+                    assert!(answer["enqueued"].as_u64().is_some(), "{name}: {answer}");
+                }
+            }
+            "export" => {
+                let config = integration_tests::local_aws().await;
+                let queue_url = create_queue("events-exports", &[]).await;
+                let bucket = integration_tests::create_bucket("events-exports").await;
+                let queue = Queue::new(aws_sdk_sqs::Client::new(&config), queue_url);
+                let exporter = integration_tests::exporter(&bucket, Some(queue)).await;
+                let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let answer = export_worker::handle(&exporter, event).await.unwrap();
+                if name == "export-worker-sqs" {
+                    assert_eq!(answer["batchItemFailures"], serde_json::json!([]), "{name}: {answer}");
+                    let status: String = sqlx::query_scalar("SELECT status FROM workspace_exports WHERE id = $1")
+                        .bind(SAMPLE_EXPORT)
+                        .fetch_one(&service_pool().await)
+                        .await
+                        .unwrap();
+                    assert_eq!(status, "succeeded", "{name}");
                 } else {
                     assert!(answer["enqueued"].as_u64().is_some(), "{name}: {answer}");
                 }

@@ -11,6 +11,7 @@
 mod overrides;
 mod overview;
 mod suspension;
+mod trial;
 
 use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
@@ -20,9 +21,11 @@ use serde::{Deserialize, Serialize};
 
 use shared::ApiError;
 use shared::auth::{Authenticator, Caller, bearer_token};
+use shared::billing_sync::StripeState;
 use shared::config::{AuthConfig, DatabaseConfig, Settings};
 use shared::http::extract::Query;
 use shared::http::pagination::{Page, PageRequest};
+use shared::queue::Queue;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -69,12 +72,47 @@ pub struct Inner {
     pub pool: PgPool,
     pub auth: Authenticator,
     pub operators: Operators,
+    /// Stripe, for trial extensions (`None`: refused with 503).
+    pub stripe: Option<StripeState>,
+    /// The dead-letter queues whose depth the totals report, by name.
+    pub dead_letter_queues: Vec<(String, Queue)>,
 }
 
 impl AdminState {
     pub fn new(pool: PgPool, auth: &AuthConfig, operators: Operators) -> Self {
-        Self(std::sync::Arc::new(Inner { pool, auth: Authenticator::new(auth), operators }))
+        Self(std::sync::Arc::new(Inner {
+            pool,
+            auth: Authenticator::new(auth),
+            operators,
+            stripe: None,
+            dead_letter_queues: Vec::new(),
+        }))
     }
+
+    /// Set while building, before the state is shared.
+    fn inner_mut(&mut self) -> &mut Inner {
+        std::sync::Arc::get_mut(&mut self.0).expect("the admin state is configured before it is shared")
+    }
+
+    pub fn with_stripe(mut self, stripe: StripeState) -> Self {
+        self.inner_mut().stripe = Some(stripe);
+        self
+    }
+
+    pub fn with_dead_letter_queues(mut self, queues: Vec<(String, Queue)>) -> Self {
+        self.inner_mut().dead_letter_queues = queues;
+        self
+    }
+}
+
+/// `DEAD_LETTER_QUEUES`: `name=url` pairs, comma-separated.
+pub fn parse_dead_letter_queues(value: &str) -> Vec<(String, String)> {
+    value
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, url)| (name.trim().to_owned(), url.trim().to_owned()))
+        .filter(|(name, url)| !name.is_empty() && !url.is_empty())
+        .collect()
 }
 
 impl std::ops::Deref for AdminState {
@@ -120,6 +158,7 @@ pub fn router() -> Router<AdminState> {
         .route("/v1/admin/workspaces/{workspace_id}/overrides/{override_id}/revoke", post(overrides::revoke))
         .route("/v1/admin/workspaces/{workspace_id}/suspend", post(suspension::suspend))
         .route("/v1/admin/workspaces/{workspace_id}/unsuspend", post(suspension::unsuspend))
+        .route("/v1/admin/workspaces/{workspace_id}/trial", post(trial::extend))
 }
 
 pub fn app(state: AdminState) -> Router {
@@ -199,25 +238,57 @@ struct Totals {
     workspaces: i64,
     by_plan: serde_json::Value,
     subscriptions_by_status: serde_json::Value,
+    /// Monthly recurring revenue by currency, in its smallest unit: active and past-due
+    /// subscriptions (not trials), from the prices Stripe last synced.
+    mrr: serde_json::Value,
+    /// Paying subscriptions whose amount is unknown (metered or tiered prices, or not synced
+    /// since amounts were recorded): MRR leaves them out.
+    mrr_unpriced_subscriptions: i64,
     /// Stripe events received in the last 24 hours, by outcome.
     stripe_events_last_day: serde_json::Value,
+    /// Messages in each dead-letter queue (`null`: the queue could not be read).
+    dead_lettered: serde_json::Map<String, serde_json::Value>,
 }
 
 async fn totals(State(state): State<AdminState>, _operator: Operator) -> Result<Json<Totals>, ApiError> {
-    let (workspaces, by_plan, by_status, events): (i64, serde_json::Value, serde_json::Value, serde_json::Value) =
-        sqlx::query_as(
-            "SELECT (SELECT count(*) FROM workspaces),
-                    (SELECT coalesce(jsonb_object_agg(plan, n), '{}') FROM
-                        (SELECT app.effective_plan(id) AS plan, count(*) AS n FROM workspaces GROUP BY 1) p),
-                    (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM
-                        (SELECT status, count(*) AS n FROM subscriptions GROUP BY 1) s),
-                    (SELECT coalesce(jsonb_object_agg(outcome, n), '{}') FROM
-                        (SELECT outcome, count(*) AS n FROM stripe_events
-                         WHERE received_at > now() - interval '1 day' GROUP BY 1) e)",
-        )
-        .fetch_one(&state.pool)
-        .await?;
-    Ok(Json(Totals { workspaces, by_plan, subscriptions_by_status: by_status, stripe_events_last_day: events }))
+    type Row = (i64, serde_json::Value, serde_json::Value, serde_json::Value, i64, serde_json::Value);
+    let (workspaces, by_plan, by_status, mrr, unpriced, events): Row = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM workspaces),
+                (SELECT coalesce(jsonb_object_agg(plan, n), '{}') FROM
+                    (SELECT app.effective_plan(id) AS plan, count(*) AS n FROM workspaces GROUP BY 1) p),
+                (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM
+                    (SELECT status, count(*) AS n FROM subscriptions GROUP BY 1) s),
+                (SELECT coalesce(jsonb_object_agg(currency, amount), '{}') FROM
+                    (SELECT currency, sum(monthly_amount) AS amount FROM subscriptions
+                     WHERE status IN ('active', 'past_due') AND monthly_amount IS NOT NULL AND currency IS NOT NULL
+                     GROUP BY 1) m),
+                (SELECT count(*) FROM subscriptions
+                 WHERE status IN ('active', 'past_due') AND (monthly_amount IS NULL OR currency IS NULL)),
+                (SELECT coalesce(jsonb_object_agg(outcome, n), '{}') FROM
+                    (SELECT outcome, count(*) AS n FROM stripe_events
+                     WHERE received_at > now() - interval '1 day' GROUP BY 1) e)",
+    )
+    .fetch_one(&state.pool)
+    .await?;
+    let depths = futures_util::future::join_all(state.dead_letter_queues.iter().map(|(name, queue)| async move {
+        match queue.approximate_depth().await {
+            Ok(depth) => (name.clone(), serde_json::json!(depth)),
+            Err(error) => {
+                tracing::warn!(queue = %name, %error, "could not read a dead-letter queue");
+                (name.clone(), serde_json::Value::Null)
+            }
+        }
+    }))
+    .await;
+    Ok(Json(Totals {
+        workspaces,
+        by_plan,
+        subscriptions_by_status: by_status,
+        mrr,
+        mrr_unpriced_subscriptions: unpriced,
+        stripe_events_last_day: events,
+        dead_lettered: depths.into_iter().collect(),
+    }))
 }
 
 /// Reads `ADMIN_DATABASE_URL` (an `app_admin` login), the `AUTH_*` settings, `ADMIN_GROUP` and
@@ -230,7 +301,20 @@ pub async fn run() -> Result<(), lambda_http::Error> {
     let database = DatabaseConfig::from_lookup(&lookup, "ADMIN_DATABASE_URL")?;
     let pool = shared::db::connect_as(&database, FUNCTION).await?;
     let operators = Operators::from_lookup(lookup, &auth);
-    lambda_http::run(app(AdminState::new(pool, &auth, operators))).await
+    let mut state = AdminState::new(pool, &auth, operators);
+    if let Some(key) = settings.get("STRIPE_SECRET_KEY") {
+        let api_base = settings.get("STRIPE_API_BASE");
+        state = state.with_stripe(StripeState::new(&secrecy::SecretString::from(key), api_base.as_deref())?);
+    }
+    let queues = parse_dead_letter_queues(&settings.get("DEAD_LETTER_QUEUES").unwrap_or_default());
+    if !queues.is_empty() {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let client = aws_sdk_sqs::Client::new(&config);
+        state = state.with_dead_letter_queues(
+            queues.into_iter().map(|(name, url)| (name, Queue::new(client.clone(), url))).collect(),
+        );
+    }
+    lambda_http::run(app(state)).await
 }
 
 #[cfg(test)]
@@ -251,5 +335,13 @@ mod tests {
         assert!(operators.admits(&Caller::new("saas-local".into(), "dev-operator".into(), None)));
         assert!(!operators.admits(&Caller::new("https://idp.example".into(), "dev-operator".into(), None)));
         assert!(!Operators::default().admits(&oidc));
+    }
+
+    #[test]
+    fn dead_letter_queues_are_name_url_pairs() {
+        assert_eq!(
+            parse_dead_letter_queues(" stripe-events=https://sqs/1 ,email=https://sqs/2,broken,=x"),
+            vec![("stripe-events".into(), "https://sqs/1".into()), ("email".into(), "https://sqs/2".into())]
+        );
     }
 }

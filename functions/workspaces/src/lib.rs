@@ -1,5 +1,6 @@
 //! The `workspaces` function: workspaces, their members, their clients and client contacts, the
-//! workspace's billing state (read-only), its audit log, its API keys, invitations and webhook endpoints.
+//! workspace's billing state (read-only), its audit log, its API keys, invitations, webhook endpoints
+//! and data exports.
 
 mod account;
 mod activity;
@@ -8,6 +9,7 @@ mod audit;
 mod billing;
 mod clients;
 mod contacts;
+mod exports;
 mod invitations;
 mod members;
 mod views;
@@ -33,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .merge(api_keys::router())
         .merge(invitations::router())
         .merge(webhooks::router())
+        .merge(exports::router())
 }
 
 /// The service Lambda runs.

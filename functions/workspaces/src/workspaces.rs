@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use shared::access::Role;
 use shared::auth::Caller;
 use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageQuery};
@@ -133,11 +132,20 @@ async fn remove(
     Path(workspace_id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
-    if access.require_member()? != Role::Owner {
-        return Err(ApiError::Forbidden("Only owners can delete a workspace.".into()));
-    }
+    access.require_owner("delete a workspace")?;
+    let exported: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM workspace_exports WHERE workspace_id = $1)")
+        .bind(workspace_id)
+        .fetch_one(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM workspaces WHERE id = $1").bind(workspace_id).execute(&mut *tx).await?;
     tx.commit().await?;
     tracing::info!(%workspace_id, "workspace deleted");
+    if exported && let Some(bucket) = &state.config.exports_bucket {
+        // Best effort: what is left is removed by the bucket's lifecycle rule within 7 days.
+        match shared::exports::delete_archives(shared::exports::shared_client().await, bucket, workspace_id).await {
+            Ok(objects) => tracing::info!(%workspace_id, objects, "the workspace's export archives deleted"),
+            Err(error) => tracing::warn!(%workspace_id, %error, "export archives left to the bucket's lifecycle rule"),
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }

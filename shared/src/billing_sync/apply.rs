@@ -337,8 +337,9 @@ impl Worker {
         sqlx::query(
             "INSERT INTO subscriptions (workspace_id, stripe_subscription_id, stripe_customer_id, plan_id, status,
                                         current_period_end, cancel_at_period_end, grace_until, stripe_created,
-                                        last_event_created, last_event_id, synced_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now(), now())
+                                        last_event_created, last_event_id, trial_end, monthly_amount, currency,
+                                        synced_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now(), now())
              ON CONFLICT (workspace_id) DO UPDATE SET
                  stripe_subscription_id = excluded.stripe_subscription_id,
                  stripe_customer_id = excluded.stripe_customer_id,
@@ -347,7 +348,8 @@ impl Worker {
                  cancel_at_period_end = excluded.cancel_at_period_end,
                  grace_until = excluded.grace_until, stripe_created = excluded.stripe_created,
                  last_event_created = excluded.last_event_created, last_event_id = excluded.last_event_id,
-                 synced_at = now(), updated_at = now()",
+                 trial_end = excluded.trial_end, monthly_amount = excluded.monthly_amount,
+                 currency = excluded.currency, synced_at = now(), updated_at = now()",
         )
         .bind(workspace_id)
         .bind(&sub.id)
@@ -360,6 +362,9 @@ impl Worker {
         .bind(sub.created)
         .bind(cause.event.map(|_| cause.at))
         .bind(cause.event.map(|(id, _)| id))
+        .bind(sub.trial_end)
+        .bind(sub.monthly_amount)
+        .bind(&sub.currency)
         .execute(&mut *tx)
         .await?;
         link_customer(tx, workspace_id, &sub.customer).await?;

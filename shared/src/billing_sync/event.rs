@@ -52,6 +52,10 @@ pub struct Subscription {
     pub cancel_at_period_end: bool,
     /// When Stripe created the subscription.
     pub created: Option<OffsetDateTime>,
+    pub trial_end: Option<OffsetDateTime>,
+    /// What its items cost per month, in the currency's smallest unit, if every item says.
+    pub monthly_amount: Option<i64>,
+    pub currency: Option<String>,
 }
 
 impl Subscription {
@@ -73,10 +77,13 @@ impl Subscription {
                 .map(str::to_owned),
             current_period_end: period_end.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()),
             cancel_at_period_end: object.get("cancel_at_period_end").and_then(Value::as_bool).unwrap_or(false),
-            created: object
-                .get("created")
-                .and_then(Value::as_i64)
-                .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()),
+            created: timestamp(object.get("created")),
+            trial_end: timestamp(object.get("trial_end")),
+            monthly_amount: monthly_amount(object),
+            currency: first_item
+                .and_then(|item| item.pointer("/price/currency"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
     }
 
@@ -84,6 +91,36 @@ impl Subscription {
     pub fn has_ended(status: &str) -> bool {
         matches!(status, "canceled" | "incomplete_expired")
     }
+}
+
+fn timestamp(value: Option<&Value>) -> Option<OffsetDateTime> {
+    value.and_then(Value::as_i64).and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+}
+
+/// The items' recurring prices times their quantities, per month (rounded to the unit). `None`
+/// if an item has no amount (metered or tiered prices) or an interval not known here.
+fn monthly_amount(object: &Value) -> Option<i64> {
+    let items = object.pointer("/items/data")?.as_array()?;
+    let mut total = 0f64;
+    for item in items {
+        let price = item.get("price")?;
+        // Metered prices bill usage, not a recurring amount.
+        if price.pointer("/recurring/usage_type").and_then(Value::as_str) == Some("metered") {
+            continue;
+        }
+        let amount = price.get("unit_amount")?.as_i64()? as f64;
+        let quantity = item.get("quantity").and_then(Value::as_i64).unwrap_or(1) as f64;
+        let every = price.pointer("/recurring/interval_count").and_then(Value::as_i64).unwrap_or(1).max(1) as f64;
+        let months = match price.pointer("/recurring/interval").and_then(Value::as_str)? {
+            "day" => every * 12.0 / 365.0,
+            "week" => every * 12.0 / 52.0,
+            "month" => every,
+            "year" => every * 12.0,
+            _ => return None,
+        };
+        total += amount * quantity / months;
+    }
+    Some(total.round() as i64)
 }
 
 /// The customer an event is about: the object's `customer`, or the customer object itself.
@@ -118,6 +155,32 @@ mod tests {
         );
         let new = Subscription::from_object(&new).unwrap();
         assert_eq!((new.customer.as_str(), new.lookup_key.as_deref()), ("cus_1", Some("pro_monthly")));
+    }
+
+    #[test]
+    fn the_monthly_amount_sums_the_items_per_month() {
+        let item = |amount: i64, quantity: i64, interval: &str, count: i64| {
+            json!({"quantity": quantity, "price": {"unit_amount": amount, "currency": "eur",
+                   "recurring": {"interval": interval, "interval_count": count, "usage_type": "licensed"}}})
+        };
+        let sub = |items: Vec<Value>| {
+            json!({"id": "sub_1", "customer": "cus_1", "status": "active",
+                                           "trial_end": 1_800_000_000, "items": {"data": items}})
+        };
+        let read = |items| Subscription::from_object(&sub(items)).unwrap();
+        assert_eq!(read(vec![item(2900, 1, "month", 1)]).monthly_amount, Some(2900));
+        assert_eq!(read(vec![item(1000, 3, "month", 1), item(12000, 1, "year", 1)]).monthly_amount, Some(4000));
+        assert_eq!(read(vec![item(6000, 1, "month", 3)]).monthly_amount, Some(2000));
+        let metered =
+            json!({"price": {"unit_amount": null, "recurring": {"interval": "month", "usage_type": "metered"}}});
+        assert_eq!(read(vec![item(2900, 1, "month", 1), metered]).monthly_amount, Some(2900));
+        assert_eq!(
+            read(vec![json!({"price": {"unit_amount": null, "recurring": {"interval": "month"}}})]).monthly_amount,
+            None
+        );
+        let read = read(vec![item(2900, 1, "month", 1)]);
+        assert_eq!(read.currency.as_deref(), Some("eur"));
+        assert_eq!(read.trial_end.map(|t| t.unix_timestamp()), Some(1_800_000_000));
     }
 
     #[test]

@@ -13,7 +13,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_billing::invoice::RetrieveInvoice;
-use stripe_billing::subscription::{CancelSubscription, ListSubscription, RetrieveSubscription};
+use stripe_billing::subscription::{
+    CancelSubscription, ListSubscription, RetrieveSubscription, UpdateSubscription,
+    UpdateSubscriptionProrationBehavior, UpdateSubscriptionTrialEnd,
+};
 use stripe_core::event::ListEvent;
 use stripe_core::refund::{CreateRefund, CreateRefundReason};
 
@@ -147,6 +150,24 @@ impl StripeState {
     pub async fn cancel_now(&self, id: &str, key: &str) -> Result<Option<Value>, StripeReadError> {
         let cancel = CancelSubscription::new(id).prorate(false).invoice_now(false);
         match self.send_once(cancel, key).await {
+            Ok(object) => Ok(Some(object)),
+            Err(StripeError::Stripe(error, 404))
+                if error.code.as_ref().is_none_or(|c| c.as_str() == "resource_missing") =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(unavailable(error)),
+        }
+    }
+
+    /// Moves a subscription's trial end to `trial_end` (unix seconds) without proration; `None`
+    /// if Stripe has no such subscription. `key` makes a retry move it once.
+    #[tracing::instrument(skip(self))]
+    pub async fn extend_trial(&self, id: &str, trial_end: i64, key: &str) -> Result<Option<Value>, StripeReadError> {
+        let update = UpdateSubscription::new(id)
+            .trial_end(UpdateSubscriptionTrialEnd::Timestamp(trial_end))
+            .proration_behavior(UpdateSubscriptionProrationBehavior::None);
+        match self.send_once(update, key).await {
             Ok(object) => Ok(Some(object)),
             Err(StripeError::Stripe(error, 404))
                 if error.code.as_ref().is_none_or(|c| c.as_str() == "resource_missing") =>

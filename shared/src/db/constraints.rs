@@ -34,6 +34,10 @@ const CONSTRAINTS: &[(&str, Mapper)] = &[
         code: "invitation_pending",
         detail: "That address already has a pending invitation here; resend or revoke it.".into(),
     }),
+    ("workspace_exports_one_open", || ApiError::Conflict {
+        code: "export_in_progress",
+        detail: "An export of this workspace is being written; follow it, then ask again if you need another.".into(),
+    }),
     ("invitations_client_fkey", || ApiError::NotFound("client")),
     ("plan_limit_projects", || {
         ApiError::PlanLimitReached("Your plan's project limit is reached; upgrade the plan to add more.".into())

@@ -11,8 +11,16 @@ pub async fn run(owner_pool: &PgPool) -> Result<(), MigrateError> {
 }
 
 /// The worker roles, each limited to the tables its worker uses.
-pub const WORKER_ROLES: [&str; 7] =
-    ["app_billing", "app_usage", "app_sweeper", "app_mailer", "app_webhooks", "app_fanout", "app_admin"];
+pub const WORKER_ROLES: [&str; 8] = [
+    "app_billing",
+    "app_usage",
+    "app_sweeper",
+    "app_mailer",
+    "app_webhooks",
+    "app_fanout",
+    "app_admin",
+    "app_exporter",
+];
 
 /// Lets the API, service and worker roles log in with a password (the worker roles' password is
 /// their name). Local development and tests only: deployments grant these roles to their own
