@@ -71,7 +71,8 @@ impl Access {
         let access = match (role, entry.is_contact) {
             (Some(role), _) => Access::Member(role),
             (None, true) => {
-                let plan = crate::plans::by_id(entry.contact_plan.as_deref().unwrap_or("free"));
+                let plan = crate::plans::by_id(entry.contact_plan.as_deref().unwrap_or("free"))
+                    .with_overrides(entry.contact_overrides.as_ref().unwrap_or(&serde_json::Value::Null));
                 if !plan.features.client_portal {
                     return Err(feature_not_in_plan("The client portal", plan));
                 }
@@ -110,16 +111,20 @@ impl Access {
     }
 }
 
-/// The workspace's current plan, or 402 `feature_not_in_plan` if it lacks the feature.
+/// The workspace's current plan as its overrides change it, or 402 `feature_not_in_plan` if it
+/// lacks the feature.
 pub async fn require_feature(
     tx: &mut TenantTx,
     workspace_id: Uuid,
     has: impl Fn(&crate::plans::Features) -> bool,
     feature: &str,
 ) -> Result<crate::plans::Plan, ApiError> {
-    let plan: String =
-        sqlx::query_scalar("SELECT app.effective_plan($1)").bind(workspace_id).fetch_one(&mut **tx).await?;
-    let plan = crate::plans::by_id(&plan);
+    let (plan, overrides): (String, serde_json::Value) =
+        sqlx::query_as("SELECT app.effective_plan($1), app.active_overrides($1)")
+            .bind(workspace_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    let plan = crate::plans::by_id(&plan).with_overrides(&overrides);
     if has(&plan.features) { Ok(plan) } else { Err(feature_not_in_plan(feature, plan)) }
 }
 

@@ -88,6 +88,54 @@ impl Default for Plan {
     }
 }
 
+impl Plan {
+    /// The plan as a workspace's entitlement overrides change it: `overrides` maps an
+    /// entitlement to its value (`app.active_overrides`; a feature is 1 or 0, a `null` limit is
+    /// unlimited). Unknown entitlements are ignored.
+    pub fn with_overrides(mut self, overrides: &serde_json::Value) -> Plan {
+        let Some(overrides) = overrides.as_object() else { return self };
+        for (entitlement, value) in overrides {
+            let number = value.as_u64().map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+            let on = number.is_some_and(|n| n > 0);
+            match entitlement.as_str() {
+                "ai_tools" => self.features.ai_tools = on,
+                "client_portal" => self.features.client_portal = on,
+                "api_access" => self.features.api_access = on,
+                "webhooks" => self.features.webhooks = on,
+                "projects" => self.limits.projects = number,
+                "members" => self.limits.members = number,
+                "ai_runs_per_month" => self.limits.ai_runs_per_month = number.unwrap_or(self.limits.ai_runs_per_month),
+                "requests_per_minute" => {
+                    self.limits.requests_per_minute = number.unwrap_or(self.limits.requests_per_minute)
+                }
+                "expensive_per_minute" => {
+                    self.limits.expensive_per_minute = number.unwrap_or(self.limits.expensive_per_minute)
+                }
+                _ => {}
+            }
+        }
+        self
+    }
+}
+
+/// Every entitlement an operator can override: the features (1 on, 0 off) and the limits.
+pub const OVERRIDABLE: [&str; 9] = [
+    "projects",
+    "members",
+    "ai_runs_per_month",
+    "requests_per_minute",
+    "expensive_per_minute",
+    "ai_tools",
+    "client_portal",
+    "api_access",
+    "webhooks",
+];
+
+/// The features among them.
+pub fn is_feature(entitlement: &str) -> bool {
+    matches!(entitlement, "ai_tools" | "client_portal" | "api_access" | "webhooks")
+}
+
 /// A plan by id; unknown ids (e.g. a plan retired from the catalog) entitle to the free plan.
 pub fn by_id(id: &str) -> Plan {
     CATALOG.into_iter().find(|plan| plan.id == id).unwrap_or(FREE)
@@ -110,6 +158,22 @@ mod tests {
                 assert!(a.stripe_lookup_key.is_none() || a.stripe_lookup_key != b.stripe_lookup_key);
             }
         }
+    }
+
+    #[test]
+    fn overrides_grant_or_withhold_features_and_replace_limits() {
+        let plan = FREE.with_overrides(&serde_json::json!({
+            "api_access": 1, "projects": null, "members": 12, "ai_runs_per_month": 40, "requests_per_minute": 900,
+            "unknown": 3
+        }));
+        assert!(plan.features.api_access && !plan.features.webhooks);
+        assert_eq!((plan.limits.projects, plan.limits.members), (None, Some(12)));
+        assert_eq!((plan.limits.ai_runs_per_month, plan.limits.requests_per_minute), (40, 900));
+        assert_eq!(plan.id, "free");
+        let withheld = STUDIO.with_overrides(&serde_json::json!({"webhooks": 0}));
+        assert!(!withheld.features.webhooks && withheld.features.api_access);
+        assert_eq!(PRO.with_overrides(&serde_json::json!({})), PRO);
+        assert_eq!(PRO.with_overrides(&serde_json::Value::Null), PRO);
     }
 
     #[test]

@@ -140,3 +140,126 @@ async fn an_override_lifts_a_limit_exactly_under_concurrency_until_it_ends() {
     let (_, listed) = call(&admin, &operator, "GET", &overrides, None).await;
     assert_eq!(listed.as_array().unwrap().len(), 2);
 }
+
+async fn grant(admin: &axum::Router, operator: &str, workspace: uuid::Uuid, entitlement: &str, value: Value) -> Value {
+    let (status, granted) = call(
+        admin,
+        operator,
+        "POST",
+        &format!("/v1/admin/workspaces/{workspace}/overrides"),
+        Some(json!({"entitlement": entitlement, "value": value, "expires_at": in_an_hour(), "reason": "Pilot"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{granted}");
+    granted
+}
+
+/// Features are granted and withheld, for people, contacts and API keys alike (the access check
+/// in the request's first statement, and each route's feature check, see the override).
+#[tokio::test]
+async fn a_feature_override_grants_or_withholds_the_feature_everywhere_it_is_checked() {
+    let app = TestApp::new().await;
+    let admin = admin().await;
+    let operator = mint("dev-operator", None, Duration::from_secs(600));
+    let t = app.tenant("override-features").await;
+    subscribe(t.id, "free", "active").await;
+    let keys = format!("{}/api-keys", t.path());
+    let key_request = json!({"name": "CI", "role": "member"});
+    assert_eq!(
+        app.post(&t.owner, &keys, key_request.clone()).await.problem(StatusCode::PAYMENT_REQUIRED),
+        "feature_not_in_plan"
+    );
+    let contact_view = format!("{}/projects", t.path());
+    assert_eq!(app.get(&t.contact, &contact_view).await.problem(StatusCode::PAYMENT_REQUIRED), "feature_not_in_plan");
+    let webhooks = format!("{}/webhooks", t.path());
+    let endpoint = json!({"url": "https://hooks.example.test/in", "events": ["project.created"]});
+    assert_eq!(app.post(&t.owner, &webhooks, endpoint.clone()).await.status, StatusCode::PAYMENT_REQUIRED);
+
+    let api_access = grant(&admin, &operator, t.id, "api_access", json!(1)).await;
+    grant(&admin, &operator, t.id, "client_portal", json!(1)).await;
+    grant(&admin, &operator, t.id, "webhooks", json!(1)).await;
+    let key = app.post(&t.owner, &keys, key_request.clone()).await;
+    let key = key.expect(StatusCode::CREATED)["key"].as_str().unwrap().to_owned();
+    let by_key = app.call(axum::http::Method::GET, &format!("{}/projects", t.path()), Some(&key), None).await;
+    assert_eq!(by_key.status, StatusCode::OK, "{}", by_key.body);
+    app.get(&t.contact, &contact_view).await.expect(StatusCode::OK);
+    app.post(&t.owner, &webhooks, endpoint.clone()).await.expect(StatusCode::CREATED);
+    let billing = app.get(&t.owner, &format!("{}/billing", t.path())).await;
+    assert_eq!(billing.body["plan"], "free");
+    assert_eq!(billing.body["entitlements"]["features"]["api_access"], true, "{}", billing.body);
+
+    // Revoked: the key stops on its next request, as after a downgrade.
+    call(
+        &admin,
+        &operator,
+        "POST",
+        &format!("/v1/admin/workspaces/{}/overrides/{}/revoke", t.id, api_access["id"].as_str().unwrap()),
+        Some(json!({"reason": "Pilot over"})),
+    )
+    .await;
+    let by_key = app.call(axum::http::Method::GET, &format!("{}/projects", t.path()), Some(&key), None).await;
+    assert_eq!(by_key.problem(StatusCode::PAYMENT_REQUIRED), "feature_not_in_plan");
+
+    // Withheld: a Studio workspace without webhooks.
+    let studio = app.tenant("override-withheld").await;
+    grant(&admin, &operator, studio.id, "webhooks", json!(0)).await;
+    let refused = app.post(&studio.owner, &format!("{}/webhooks", studio.path()), endpoint).await;
+    assert_eq!(refused.problem(StatusCode::PAYMENT_REQUIRED), "feature_not_in_plan");
+
+    for (entitlement, value) in [
+        ("api_access", json!(2)),
+        ("webhooks", json!(null)),
+        ("ai_runs_per_month", json!(null)),
+        ("requests_per_minute", json!(0)),
+    ] {
+        let (status, problem) = call(
+            &admin,
+            &operator,
+            "POST",
+            &format!("/v1/admin/workspaces/{}/overrides", t.id),
+            Some(json!({"entitlement": entitlement, "value": value, "expires_at": in_an_hour(), "reason": "Pilot"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{entitlement} = {value}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "value");
+    }
+}
+
+/// The AI allowance and the rate limits follow their overrides exactly.
+#[tokio::test]
+async fn ai_allowance_and_rate_limit_overrides_hold_exactly() {
+    let app = TestApp::new().await;
+    let admin = admin().await;
+    let operator = mint("dev-operator", None, Duration::from_secs(600));
+    let t = app.tenant("override-ai").await;
+    subscribe(t.id, "free", "active").await;
+    grant(&admin, &operator, t.id, "ai_tools", json!(1)).await;
+    grant(&admin, &operator, t.id, "ai_runs_per_month", json!(2)).await;
+    let runs = format!("{}/ai/runs", t.path());
+    let run = json!({"tool": "proposal_draft", "input": {"brief": "A site"}});
+    for _ in 0..2 {
+        app.post(&t.owner, &runs, run.clone()).await.expect(StatusCode::CREATED);
+    }
+    assert_eq!(app.post(&t.owner, &runs, run).await.problem(StatusCode::TOO_MANY_REQUESTS), "quota_exceeded");
+
+    let limited = app.tenant("override-rate").await;
+    grant(&admin, &operator, limited.id, "requests_per_minute", json!(3)).await;
+    // A fresh minute: the fixture's own requests spent some of the plan's budget.
+    sqlx::query("DELETE FROM rate_limit_buckets WHERE bucket = $1")
+        .bind(format!("workspace:{}", limited.id))
+        .execute(&owner_pool().await)
+        .await
+        .unwrap();
+    let path = format!("{}/projects", limited.path());
+    let answers = [
+        app.get(&limited.owner, &path).await,
+        app.get(&limited.owner, &path).await,
+        app.get(&limited.owner, &path).await,
+        app.get(&limited.owner, &path).await,
+    ];
+    let statuses: Vec<StatusCode> = answers.iter().map(|a| a.status).collect();
+    assert_eq!(statuses[..3], [StatusCode::OK; 3]);
+    assert_eq!(answers[3].problem(StatusCode::TOO_MANY_REQUESTS), "rate_limited");
+    let policy = answers[0].headers.get("ratelimit-policy").unwrap().to_str().unwrap();
+    assert!(policy.contains("q=3"), "{policy}");
+}

@@ -54,6 +54,7 @@ struct Entry {
     activity: ActivityView,
     workspace_id: Uuid,
     plan: String,
+    overrides: serde_json::Value,
 }
 
 pub struct Fanout<T> {
@@ -69,13 +70,15 @@ impl<T: Transport> Fanout<T> {
         let id: Uuid =
             activity_id.trim().parse().map_err(|_| FanoutError::Malformed(activity_id.chars().take(64).collect()))?;
         let entry: Option<Entry> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS}, workspace_id, app.effective_plan(workspace_id) AS plan FROM activity WHERE id = $1"
+            "SELECT {COLUMNS}, workspace_id, app.effective_plan(workspace_id) AS plan,
+                    app.active_overrides(workspace_id) AS overrides
+             FROM activity WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(Entry { activity, workspace_id, plan }) = entry else { return Ok(Pushed::default()) };
-        let portal = shared::plans::by_id(&plan).features.client_portal;
+        let Some(Entry { activity, workspace_id, plan, overrides }) = entry else { return Ok(Pushed::default()) };
+        let portal = shared::plans::by_id(&plan).with_overrides(&overrides).features.client_portal;
         let recipients: Vec<String> =
             sqlx::query_as::<_, (String, String)>("SELECT connection_id, via FROM app.realtime_recipients($1)")
                 .bind(id)

@@ -1,6 +1,8 @@
-//! Entitlement overrides: an operator grants a workspace a limit above its plan's (projects or
-//! members: the limits the database enforces), until a date, with a reason; and revokes it. Each
-//! is audited by the table's trigger with the operator as the actor.
+//! Entitlement overrides: an operator gives a workspace a limit other than its plan's (projects,
+//! members, AI runs a month, requests a minute) or grants or withholds a feature (AI tools, the
+//! client portal, API access, webhooks), until a date, with a reason; and revokes it. Each is
+//! audited by the table's trigger with the operator as the actor. The database's limit triggers,
+//! the AI reservation, the rate limiter and every feature check resolve through them.
 
 use axum::Json;
 use axum::extract::State;
@@ -17,7 +19,8 @@ use crate::{AdminState, Operator, required_reason};
 #[serde(deny_unknown_fields)]
 pub struct Grant {
     entitlement: String,
-    /// The limit while the override lasts; `null` is unlimited.
+    /// The limit while the override lasts (`null`: unlimited, for projects and members); for a
+    /// feature 1 grants it and 0 withholds it.
     value: Option<u32>,
     #[serde(with = "time::serde::rfc3339")]
     expires_at: OffsetDateTime,
@@ -57,8 +60,7 @@ pub struct OverrideView {
 const COLUMNS: &str = "id, workspace_id, entitlement, value, reason, granted_by, created_at, expires_at, revoked_at,
     revoked_by, revoke_reason";
 
-/// The limits an override may lift.
-pub const ENTITLEMENTS: [&str; 2] = ["projects", "members"];
+use shared::plans::{OVERRIDABLE, is_feature};
 
 pub async fn grant(
     State(state): State<AdminState>,
@@ -67,8 +69,19 @@ pub async fn grant(
     extract::Json(input): extract::Json<Grant>,
 ) -> Result<(StatusCode, Json<OverrideView>), ApiError> {
     let why = required_reason(&input.reason)?;
-    if !ENTITLEMENTS.contains(&input.entitlement.as_str()) {
-        return Err(ApiError::validation("entitlement", format!("must be one of {}", ENTITLEMENTS.join(", "))));
+    let entitlement = input.entitlement.as_str();
+    if !OVERRIDABLE.contains(&entitlement) {
+        return Err(ApiError::validation("entitlement", format!("must be one of {}", OVERRIDABLE.join(", "))));
+    }
+    let invalid = match (is_feature(entitlement), input.value) {
+        (true, Some(0 | 1)) => None,
+        (true, _) => Some("a feature is granted with 1 or withheld with 0"),
+        (false, None) if !matches!(entitlement, "projects" | "members") => Some("this limit cannot be unlimited"),
+        (false, Some(0)) if entitlement.ends_with("_per_minute") => Some("a rate limit is at least 1"),
+        _ => None,
+    };
+    if let Some(message) = invalid {
+        return Err(ApiError::validation("value", message));
     }
     if input.expires_at <= OffsetDateTime::now_utc() {
         return Err(ApiError::validation("expires_at", "must be in the future"));

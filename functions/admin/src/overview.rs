@@ -45,11 +45,7 @@ pub async fn overview(
                                                  'granted_by', o.granted_by) ORDER BY o.created_at DESC), '[]')
                            FROM entitlement_overrides o
                            WHERE o.workspace_id = $1 AND o.revoked_at IS NULL AND o.expires_at > now()),
-             'effective_limits', jsonb_build_object(
-                 'projects', app.effective_limit($1, 'projects',
-                                 (SELECT p.max_projects FROM plans p WHERE p.id = app.effective_plan($1))),
-                 'members', app.effective_limit($1, 'members',
-                                 (SELECT p.max_members FROM plans p WHERE p.id = app.effective_plan($1)))),
+             'active_overrides', app.active_overrides($1),
              'unreported_ai_usage', (SELECT jsonb_build_object('records', count(*), 'quantity', coalesce(sum(quantity), 0))
                                      FROM usage_records WHERE workspace_id = $1 AND reported_at IS NULL))
          FROM workspaces WHERE id = $1",
@@ -61,5 +57,9 @@ pub async fn overview(
     let plan = shared::plans::by_id(overview["plan"].as_str().unwrap_or("free"));
     overview["limits"] = serde_json::to_value(plan.limits).map_err(ApiError::internal)?;
     overview["features"] = serde_json::to_value(plan.features).map_err(ApiError::internal)?;
+    // What the workspace actually has: the plan as the overrides in force change it.
+    let effective = plan.with_overrides(&overview["active_overrides"]);
+    overview["effective_limits"] = serde_json::to_value(effective.limits).map_err(ApiError::internal)?;
+    overview["effective_features"] = serde_json::to_value(effective.features).map_err(ApiError::internal)?;
     Ok(Json(overview))
 }

@@ -84,6 +84,7 @@ struct Claimed {
     event_type: String,
     payload: Value,
     plan: String,
+    overrides: serde_json::Value,
 }
 
 /// One attempt's result, as recorded.
@@ -138,7 +139,7 @@ impl Dispatcher {
              SELECT c.workspace_id, c.endpoint_id, c.event_id, c.attempts, c.max_attempts, e.url, e.format, e.secret,
                     CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous_secret,
                     e.disabled_at IS NOT NULL AS disabled, ev.type AS event_type, ev.payload,
-                    app.effective_plan(c.workspace_id) AS plan
+                    app.effective_plan(c.workspace_id) AS plan, app.active_overrides(c.workspace_id) AS overrides
              FROM claimed c
              JOIN webhook_endpoints e ON e.id = c.endpoint_id
              JOIN webhook_events ev ON ev.id = c.event_id",
@@ -151,7 +152,7 @@ impl Dispatcher {
         if claimed.disabled && claimed.event_type != TEST_EVENT {
             return self.drop_delivery(id, "the endpoint is disabled").await;
         }
-        if !shared::plans::by_id(&claimed.plan).features.webhooks {
+        if !shared::plans::by_id(&claimed.plan).with_overrides(&claimed.overrides).features.webhooks {
             return self.drop_delivery(id, "the workspace's plan does not include webhooks").await;
         }
         let attempt = self.send(&claimed).await;

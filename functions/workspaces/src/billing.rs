@@ -50,6 +50,8 @@ struct Usage {
 #[derive(sqlx::FromRow)]
 struct Row {
     effective_plan: String,
+    /// Operators' entitlement overrides in force (the entitlements below include them).
+    overrides: serde_json::Value,
     plan_id: Option<String>,
     status: Option<String>,
     current_period_end: Option<OffsetDateTime>,
@@ -67,7 +69,7 @@ async fn read(
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_member()?;
     let row = sqlx::query_as::<_, Row>(
-        "SELECT app.effective_plan($1) AS effective_plan,
+        "SELECT app.effective_plan($1) AS effective_plan, app.active_overrides($1) AS overrides,
                 s.plan_id, s.status, s.current_period_end, s.cancel_at_period_end, s.grace_until,
                 (SELECT count(*) FROM projects WHERE workspace_id = $1) AS projects,
                 (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS members
@@ -77,7 +79,7 @@ async fn read(
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    let plan = plans::by_id(&row.effective_plan);
+    let plan = plans::by_id(&row.effective_plan).with_overrides(&row.overrides);
     Ok(Json(BillingView {
         plan: plan.id,
         subscribed_plan: row.plan_id,

@@ -42,6 +42,8 @@ pub struct Entry {
     pub is_contact: bool,
     /// The workspace's plan, answered for a contact who is not also a member.
     pub contact_plan: Option<String>,
+    /// The workspace's entitlement overrides in force, answered with `contact_plan`.
+    pub contact_overrides: Option<serde_json::Value>,
     /// Whether the caller can see the project asked about (true when none was).
     pub project_visible: bool,
 }
@@ -70,13 +72,13 @@ pub fn batch(caller: &Caller, scope: Option<&Scope>, counted: bool, request_id: 
     }
     if caller.api_key.is_some() {
         batch.push_str(&format!(
-            "BEGIN; SELECT key_state, key_workspace, member_role, key_plan, project_visible \
+            "BEGIN; SELECT key_state, key_workspace, member_role, key_plan, key_overrides, project_visible \
              FROM app.begin_key_request({key}, {secret}, {request}, {workspace}, {project})"
         ));
     } else {
         let email = caller.email.as_deref().map_or_else(|| "NULL".to_owned(), text);
         batch.push_str(&format!(
-            "BEGIN; SELECT member_role, is_contact, contact_plan, project_visible \
+            "BEGIN; SELECT member_role, is_contact, contact_plan, contact_overrides, project_visible \
              FROM app.begin_request({user}, {issuer}, {subject}, {email}, {request}, {workspace}, {project})",
             user = uuid(Some(caller.user_id)),
             issuer = text(&caller.issuer),
@@ -112,6 +114,7 @@ pub fn interpret(rows: &[PgRow]) -> Result<Option<Entry>, ApiError> {
                 member_role: row.try_get("member_role")?,
                 is_contact: row.try_get("is_contact")?,
                 contact_plan: row.try_get("contact_plan")?,
+                contact_overrides: row.try_get("contact_overrides")?,
                 project_visible: row.try_get("project_visible")?,
             });
         }
@@ -140,7 +143,8 @@ fn key_entry(row: &PgRow) -> Result<Entry, ApiError> {
         // A key acts inside its own workspace only; another one does not exist for it.
         _ => return Err(ApiError::NotFound("workspace")),
     }
-    let plan = crate::plans::by_id(row.try_get::<Option<String>, _>("key_plan")?.as_deref().unwrap_or("free"));
+    let plan = crate::plans::by_id(row.try_get::<Option<String>, _>("key_plan")?.as_deref().unwrap_or("free"))
+        .with_overrides(&row.try_get::<Option<serde_json::Value>, _>("key_overrides")?.unwrap_or_default());
     if !plan.features.api_access {
         return Err(ApiError::FeatureNotInPlan(format!(
             "API access is not part of the {} plan; the workspace owner can upgrade.",
@@ -151,6 +155,7 @@ fn key_entry(row: &PgRow) -> Result<Entry, ApiError> {
         member_role: row.try_get("member_role")?,
         is_contact: false,
         contact_plan: None,
+        contact_overrides: None,
         project_visible: row.try_get("project_visible")?,
     })
 }
