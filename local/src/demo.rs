@@ -50,8 +50,8 @@ pub async fn seed(pool: &PgPool, service: &PgPool) -> Result<bool, sqlx::Error> 
     tx.commit().await.map_err(into_sqlx)?;
     sqlx::query(
         "INSERT INTO subscriptions (workspace_id, stripe_subscription_id, stripe_customer_id, plan_id, status,
-                                    current_period_end, last_event_created, last_event_id)
-         VALUES ($1, $2, $3, 'studio', 'active', now() + interval '30 days', now(), 'evt_demo_seed')
+                                    current_period_end, last_event_created, last_event_id, monthly_amount, currency)
+         VALUES ($1, $2, $3, 'studio', 'active', now() + interval '30 days', now(), 'evt_demo_seed', 9900, 'usd')
          ON CONFLICT (workspace_id) DO NOTHING",
     )
     .bind(WORKSPACE_ID)

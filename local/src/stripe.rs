@@ -540,7 +540,11 @@ async fn update_subscription(State(stripe): State<Arc<LocalStripe>>, Path(id): P
     let form = form_of(&body);
     let cancel = field(&form, "cancel_at_period_end").map(|v| v == "true");
     let price = field(&form, "items[0][price]").and_then(price_of);
+    let trial_end = field(&form, "trial_end").and_then(|t| t.parse::<i64>().ok());
     let changed = stripe.change(&id, |s| {
+        if let Some(end) = trial_end {
+            s["trial_end"] = json!(end);
+        }
         if let Some(cancel) = cancel {
             set_cancel_at_period_end(s, cancel);
         }

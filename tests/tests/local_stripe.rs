@@ -68,6 +68,28 @@ async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe
     let billing = app.get(&owner, &format!("/v1/workspaces/{ws}/billing")).await;
     assert_eq!((billing.body["plan"].as_str(), billing.body["status"].as_str()), (Some("pro"), Some("active")));
 
+    // An operator's trial extension: the local Stripe moves the trial's end and says so; the
+    // sync records it, and the price the subscription is worth.
+    let subscription = sent[0]["data"]["object"]["id"].as_str().unwrap().to_owned();
+    let end = integration_tests::stripe::now() + 30 * 86_400;
+    worker.stripe.extend_trial(&subscription, end, "extend-trial:local").await.unwrap().expect("the subscription");
+    let updated = events(&base).await.into_iter().next().unwrap();
+    assert_eq!(
+        (updated["type"].as_str(), updated["data"]["object"]["trial_end"].as_i64()),
+        (Some("customer.subscription.updated"), Some(end))
+    );
+    worker.apply(&updated.to_string()).await.unwrap();
+    let synced: (Option<time::OffsetDateTime>, Option<i64>, Option<String>) =
+        sqlx::query_as("SELECT trial_end, monthly_amount, currency FROM subscriptions WHERE workspace_id = $1")
+            .bind(ws)
+            .fetch_one(&integration_tests::owner_pool().await)
+            .await
+            .unwrap();
+    assert_eq!(
+        (synced.0.map(|t| t.unix_timestamp()), synced.1, synced.2.as_deref()),
+        (Some(end), Some(2900), Some("usd"))
+    );
+
     // The portal: the portal function opens a session; cancelling there sends the deletion.
     let portal = app
         .post(
@@ -77,7 +99,6 @@ async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe
         )
         .await;
     let portal_url = portal.expect(axum::http::StatusCode::OK)["url"].as_str().unwrap().to_owned();
-    let subscription = sent[0]["data"]["object"]["id"].as_str().unwrap().to_owned();
     assert!(reqwest::get(&portal_url).await.unwrap().text().await.unwrap().contains("Cancel at period end"));
     let canceled = client.post(format!("{portal_url}/{subscription}/cancel")).send().await.unwrap();
     assert_eq!(canceled.status(), 303);
@@ -89,7 +110,7 @@ async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe
 
     // Reconciliation reads the same account: every event already applied, nothing drifted here.
     let report = Reconciler { worker, lookback: time::Duration::days(30) }.run().await.unwrap();
-    assert_eq!(report.events_checked, 5);
+    assert_eq!(report.events_checked, 6);
     assert!(report.missed_events.is_empty(), "{report:?}");
     assert!(!report.drift.iter().any(|d| d.workspace_id == ws), "{report:?}");
 }

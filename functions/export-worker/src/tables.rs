@@ -70,7 +70,7 @@ impl Table {
         };
         let columns = self.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
         Ok(format!(
-            "SELECT json_build_object('table', {name}, 'row', row_to_json(x))::text
+            "SELECT concat('{{\"table\":', to_json({name}::text), ',\"row\":', row_to_json(x), '}}')
              FROM (SELECT {columns} FROM public.{table} WHERE {filter}) x",
             name = sql_literal(&self.name),
             table = ident(&self.name),
