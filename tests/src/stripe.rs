@@ -158,6 +158,11 @@ fn stripe_error(status: u16, kind: &str, code: Option<&str>, message: String) ->
                                         "doc_url": code.map(|c| format!("https://stripe.com/docs/error-codes/{c}"))}}))
 }
 
+/// Stripe's answer for an id it does not have.
+fn no_such(kind: &str, id: &str) -> wiremock::ResponseTemplate {
+    stripe_error(404, "invalid_request_error", Some("resource_missing"), format!("No such {kind}: '{id}'"))
+}
+
 /// `GET /v1/subscriptions/{id}`, `GET /v1/subscriptions` (not canceled, newest first, with
 /// `limit` and `starting_after`), `DELETE /v1/subscriptions/{id}` (cancels), `POST
 /// /v1/subscriptions/{id}` (moves `trial_end`), `GET
@@ -180,23 +185,13 @@ impl wiremock::Respond for StripeAccount {
                     object["canceled_at"] = json!(now());
                     wiremock::ResponseTemplate::new(200).set_body_json(&*object)
                 }
-                None => stripe_error(
-                    404,
-                    "invalid_request_error",
-                    Some("resource_missing"),
-                    format!("No such subscription: '{id}'"),
-                ),
+                None => no_such("subscription", id),
             };
         }
         if let Some(id) = path.strip_prefix("/v1/invoices/") {
             let subscription = id.strip_prefix("in_").unwrap_or(id);
             let Some(object) = account.subscriptions.get(subscription) else {
-                return stripe_error(
-                    404,
-                    "invalid_request_error",
-                    Some("resource_missing"),
-                    format!("No such invoice: '{id}'"),
-                );
+                return no_such("invoice", id);
             };
             return wiremock::ResponseTemplate::new(200).set_body_json(json!({
                 "id": id, "object": "invoice", "amount_paid": 2900, "currency": "usd", "customer": object["customer"],
@@ -228,23 +223,13 @@ impl wiremock::Respond for StripeAccount {
                     }
                     wiremock::ResponseTemplate::new(200).set_body_json(&*object)
                 }
-                None => stripe_error(
-                    404,
-                    "invalid_request_error",
-                    Some("resource_missing"),
-                    format!("No such subscription: '{id}'"),
-                ),
+                None => no_such("subscription", id),
             };
         }
         if let Some(id) = path.strip_prefix("/v1/subscriptions/") {
             return match account.subscriptions.get(id) {
                 Some(object) => wiremock::ResponseTemplate::new(200).set_body_json(object),
-                None => stripe_error(
-                    404,
-                    "invalid_request_error",
-                    Some("resource_missing"),
-                    format!("No such subscription: '{id}'"),
-                ),
+                None => no_such("subscription", id),
             };
         }
         let query: std::collections::HashMap<String, String> = request.url.query_pairs().into_owned().collect();
