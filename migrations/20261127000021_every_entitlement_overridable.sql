@@ -15,19 +15,46 @@ ALTER TABLE entitlement_overrides ADD CONSTRAINT entitlement_overrides_value_kin
     END);
 
 -- A workspace's overrides in force, newest per entitlement: {"api_access": 1, "projects": null}.
+-- PL/pgSQL, as app.effective_plan: its query keeps its plan for the session, where a SQL-language
+-- SECURITY DEFINER function is planned on every call (this one runs in contacts' and keys' first
+-- statement).
 CREATE FUNCTION app.active_overrides(p_workspace uuid) RETURNS jsonb
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = ''
 AS $$
-    SELECT coalesce(pg_catalog.jsonb_object_agg(o.entitlement, o.value), '{}')
-    FROM (SELECT DISTINCT ON (x.entitlement) x.entitlement, x.value
-          FROM public.entitlement_overrides x
-          WHERE x.workspace_id = p_workspace AND x.revoked_at IS NULL AND x.expires_at > pg_catalog.now()
-          ORDER BY x.entitlement, x.created_at DESC) o
+BEGIN
+    RETURN coalesce((
+        SELECT pg_catalog.jsonb_object_agg(o.entitlement, o.value)
+        FROM (SELECT DISTINCT ON (x.entitlement) x.entitlement, x.value
+              FROM public.entitlement_overrides x
+              WHERE x.workspace_id = p_workspace AND x.revoked_at IS NULL AND x.expires_at > pg_catalog.now()
+              ORDER BY x.entitlement, x.created_at DESC) o), '{}');
+END
 $$;
 REVOKE EXECUTE ON FUNCTION app.active_overrides(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.active_overrides(uuid) TO app_api, app_admin, app_webhooks, app_fanout;
 ALTER FUNCTION app.active_overrides(uuid) OWNER TO app_service;
+
+-- The limit in force, likewise in PL/pgSQL now that it runs in the AI reservation and the rate
+-- limiter too.
+CREATE OR REPLACE FUNCTION app.effective_limit(p_workspace uuid, p_entitlement text, p_plan_limit integer)
+    RETURNS integer
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = ''
+AS $$
+DECLARE
+    o public.entitlement_overrides;
+BEGIN
+    SELECT * INTO o FROM public.entitlement_overrides x
+    WHERE x.workspace_id = p_workspace AND x.entitlement = p_entitlement
+      AND x.revoked_at IS NULL AND x.expires_at > pg_catalog.now()
+    ORDER BY x.created_at DESC LIMIT 1;
+    IF o.id IS NULL THEN
+        RETURN p_plan_limit;
+    END IF;
+    RETURN o.value;
+END
+$$;
 
 -- The AI allowance: the plan's, or the override's.
 CREATE OR REPLACE FUNCTION app.reserve_ai_run(p_workspace uuid, p_period date) RETURNS boolean
@@ -122,7 +149,10 @@ BEGIN
     END IF;
     SELECT p.requests_per_minute, p.expensive_per_minute INTO plan_limit, expensive_limit
     FROM public.plans p WHERE p.id = coalesce(app.effective_plan(ws), 'free');
-    IF ws IS NOT NULL THEN
+    -- One index probe per request; the overrides are read only for a workspace that has one.
+    IF ws IS NOT NULL AND EXISTS (
+        SELECT 1 FROM public.entitlement_overrides x
+        WHERE x.workspace_id = ws AND x.revoked_at IS NULL AND x.expires_at > now()) THEN
         plan_limit := app.effective_limit(ws, 'requests_per_minute', plan_limit);
         expensive_limit := app.effective_limit(ws, 'expensive_per_minute', expensive_limit);
     END IF;
