@@ -258,6 +258,13 @@ pub fn rows() -> Vec<Row> {
             fresh: false,
         },
         Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/exports",
+            request: |c| (M::GET, format!("{}/exports", p(&c.tenant)), None),
+            expect: [200, 403, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
             method: M::POST,
             pattern: "/v1/workspaces/{workspace_id}/exports",
             request: |c| (M::POST, format!("{}/exports", p(&c.tenant)), None),

@@ -17,6 +17,7 @@ fn lists(t: &integration_tests::Tenant) -> Vec<(String, &'static str)> {
         (format!("{project}/deliverables"), "id"),
         (format!("{project}/comments"), "id"),
         (format!("{}/ai/runs", t.path()), "id"),
+        (format!("{}/exports", t.path()), "id"),
     ]
 }
 
@@ -44,6 +45,14 @@ async fn every_list_pages_through_all_its_items_once() {
         )
         .await
         .expect(StatusCode::CREATED);
+    }
+    for _ in 0..2 {
+        sqlx::query("INSERT INTO workspace_exports (id, workspace_id, status) VALUES ($1, $2, 'failed')")
+            .bind(uuid::Uuid::now_v7())
+            .bind(t.id)
+            .execute(&integration_tests::owner_pool().await)
+            .await
+            .unwrap();
     }
     for (list, key) in lists(&t) {
         let all = app.get(&t.owner, &format!("{list}?limit=100")).await;

@@ -10,14 +10,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::auth::Caller;
 use shared::exports;
-use shared::http::extract::Path;
+use shared::http::extract::{Path, Query};
+use shared::http::pagination::{Page, PageQuery};
 use shared::{ApiError, AppState};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/workspaces/{workspace_id}/exports", post(request))
+        .route("/v1/workspaces/{workspace_id}/exports", get(list).post(request))
         .route("/v1/workspaces/{workspace_id}/exports/{export_id}", get(show))
 }
 
@@ -138,6 +139,30 @@ async fn request(
     tx.commit().await?;
     tracing::info!(%workspace_id, export_id = %row.id, "export requested");
     Ok((StatusCode::ACCEPTED, Json(ExportView::from_row(row, OffsetDateTime::now_utc()).0)))
+}
+
+/// The workspace's exports, newest first (paged); links only on the export itself.
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(workspace_id): Path<Uuid>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<Page<ExportView>>, ApiError> {
+    let page = query.page()?;
+    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    access.require_owner("see a workspace's exports")?;
+    let rows = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(format!(
+        "{SELECT_EXPORT} WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
+    )))
+    .bind(workspace_id)
+    .bind(page.before)
+    .bind(page.fetch_limit())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let now = OffsetDateTime::now_utc();
+    let views = rows.into_iter().map(|row| ExportView::from_row(row, now).0).collect();
+    Ok(Json(Page::from_rows(views, &page, |e: &ExportView| e.id)))
 }
 
 /// An export's state; once it succeeded, fresh download links for its data and manifest.
