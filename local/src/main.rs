@@ -359,9 +359,9 @@ async fn start_usage_pipeline(settings: &shared::config::Settings, queue: shared
             let worker: &'static usage_worker::UsageWorker = Box::leak(Box::new(usage_worker::UsageWorker {
                 pool: worker_pool("app_usage").await?,
                 stripe: shared::stripe::StripeClient::new(
-                    secrecy::SecretString::from(key),
-                    settings.get("STRIPE_API_BASE"),
-                ),
+                    &secrecy::SecretString::from(key),
+                    settings.get("STRIPE_API_BASE").as_deref(),
+                )?,
                 event_name: settings
                     .get("STRIPE_METER_EVENT_NAME")
                     .unwrap_or_else(|| usage_worker::DEFAULT_METER_EVENT_NAME.into()),

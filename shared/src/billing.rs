@@ -63,7 +63,8 @@ impl BillingState {
         let origins = settings.require("BILLING_REDIRECT_ORIGINS")?;
         Ok(Self {
             app,
-            stripe: StripeClient::new(key, settings.get("STRIPE_API_BASE")),
+            stripe: StripeClient::new(&key, settings.get("STRIPE_API_BASE").as_deref())
+                .map_err(|e| ConfigError::Invalid { name: "STRIPE_SECRET_KEY", reason: e.to_string() })?,
             redirects: RedirectPolicy::new(origins.split(',').map(str::to_owned)),
         })
     }

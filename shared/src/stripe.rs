@@ -1,203 +1,157 @@
-//! A small Stripe API client for the writes checkout, portal and the usage worker make: prices
-//! by lookup key, customers, Checkout Sessions, Customer Portal sessions and billing meter
-//! events. Reads of billing state go through async-stripe (`billing_sync::stripe_state`); these
-//! calls are to move there too, once its cost in binary size and cold start is measured per
-//! function (BENCHMARKS.md).
+//! Stripe, through async-stripe: the client every Stripe-calling function builds once, and how
+//! its requests are sent. Each function builds its requests with async-stripe's typed builders
+//! from the request crates and features it needs (checkout: sessions, customers, prices; portal:
+//! portal sessions; usage worker: meter events; billing worker: subscriptions, invoices, refunds,
+//! events), so a function links only those.
 //!
-//! Every POST carries an `Idempotency-Key`, so retrying one (after a timeout, 429 or 5xx) can
-//! never create a second object; GETs are retried freely.
+//! Answers are read as JSON, not as async-stripe's typed objects, which would reject a shape
+//! their pinned API version does not know: a field Stripe adds or moves never breaks a call.
+//! Every write carries an idempotency key derived from what it does, the same on every attempt,
+//! so a retry (ours, or a redelivered message's) never creates a second object. async-stripe's
+//! own retry strategies draw a random key per call, which cannot protect a retried message; so
+//! writes are retried here, with the caller's key, and reads through its exponential backoff.
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
+use serde_json::Value;
+use stripe::{IdempotencyKey, RequestStrategy, StripeRequest};
 
-pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
-/// The API version requests are made with; the webhook and worker read events tolerantly.
+pub const DEFAULT_API_BASE: &str = "https://api.stripe.com/";
+/// The API version of every request: the one async-stripe pins (the checkout test checks the
+/// header); events are read tolerantly whatever version they were sent with.
 pub const API_VERSION: &str = "2026-09-30.endive";
+/// Per attempt: a function answering a person, or a worker retried through SQS, need not wait
+/// longer.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
+/// Attempts per call, with exponential backoff between them.
 const ATTEMPTS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StripeError {
-    /// Stripe refused the request (4xx): our request or the account's setup is wrong.
+    /// Stripe refused the request (4xx other than 409/429): our request or the account's setup
+    /// is wrong; retrying the same request will not help.
     #[error("Stripe refused the request ({status}): {message}")]
     Refused { status: u16, code: Option<String>, message: String },
-    /// Stripe could not be reached or kept failing (timeouts, 429, 5xx): retry later.
+    /// Stripe could not be reached, timed out, or kept answering 409/429/5xx: retry later.
     #[error("Stripe is unavailable: {0}")]
     Unavailable(String),
     #[error("unexpected Stripe response: {0}")]
     Unexpected(String),
 }
 
+impl StripeError {
+    /// Stripe answered that it has no such object.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, StripeError::Refused { status: 404, code, .. } if code.as_deref().is_none_or(|c| c == "resource_missing"))
+    }
+}
+
+/// The Stripe client of one execution environment (cheap to clone).
 #[derive(Clone)]
 pub struct StripeClient {
-    http: reqwest::Client,
-    base: String,
-    secret_key: SecretString,
-}
-
-/// Form parameters in Stripe's bracket notation (`line_items[0][price]`).
-#[derive(Debug, Default, Clone)]
-pub struct Form(Vec<(String, String)>);
-
-impl Form {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn field(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.0.push((key.into(), value.into()));
-        self
-    }
-
-    fn encode(&self) -> String {
-        serde_urlencoded::to_string(&self.0).unwrap_or_default()
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Price {
-    pub id: String,
-    pub lookup_key: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct Created {
-    pub id: String,
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Unix seconds; Checkout Sessions expire (24 hours after creation by default).
-    #[serde(default)]
-    pub expires_at: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct List<T> {
-    data: Vec<T>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize)]
-struct ErrorDetail {
-    message: Option<String>,
-    code: Option<String>,
+    client: stripe::Client,
 }
 
 impl StripeClient {
-    pub fn new(secret_key: SecretString, base: Option<String>) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(8))
-            .connect_timeout(Duration::from_secs(3))
+    /// `api_base` replaces `https://api.stripe.com/` (the local Stripe in tests and development).
+    pub fn new(secret_key: &SecretString, api_base: Option<&str>) -> Result<Self, StripeError> {
+        let base = api_base.unwrap_or(DEFAULT_API_BASE);
+        // async-stripe appends `v1/...` to the base as is.
+        let base = if base.ends_with('/') { base.to_owned() } else { format!("{base}/") };
+        let client = stripe::ClientBuilder::new(secret_key.expose_secret())
+            .url(base)
+            .request_strategy(RequestStrategy::ExponentialBackoff(ATTEMPTS))
+            .timeout(ATTEMPT_TIMEOUT)
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        let base = base.unwrap_or_else(|| DEFAULT_API_BASE.to_owned()).trim_end_matches('/').to_owned();
-        Self { http, base, secret_key }
+            .map_err(|e| StripeError::Unavailable(format!("cannot build the Stripe client: {e}")))?;
+        Ok(Self { client })
     }
 
-    /// The active price sold under a lookup key.
-    pub async fn price_by_lookup_key(&self, lookup_key: &str) -> Result<Option<Price>, StripeError> {
-        let query = Form::new().field("lookup_keys[]", lookup_key).field("active", "true").field("limit", "1");
-        let list: List<Price> = self.get("/v1/prices", &query).await?;
-        Ok(list.data.into_iter().next())
+    /// A read, retried with backoff (reading twice changes nothing).
+    pub async fn get(&self, request: impl StripeRequest) -> Result<Value, StripeError> {
+        let raw: miniserde::json::Value = request.build().customize().send(&self.client).await.map_err(classify)?;
+        json(raw)
     }
 
-    pub async fn create_customer(&self, form: Form, idempotency_key: &str) -> Result<Created, StripeError> {
-        self.post("/v1/customers", &form, idempotency_key).await
-    }
-
-    pub async fn create_checkout_session(&self, form: Form, idempotency_key: &str) -> Result<Created, StripeError> {
-        self.post("/v1/checkout/sessions", &form, idempotency_key).await
-    }
-
-    pub async fn create_portal_session(&self, form: Form, idempotency_key: &str) -> Result<Created, StripeError> {
-        self.post("/v1/billing_portal/sessions", &form, idempotency_key).await
-    }
-
-    /// Reports usage to a Billing Meter (`POST /v1/billing/meter_events`).
-    pub async fn create_meter_event(
-        &self,
-        form: Form,
-        idempotency_key: &str,
-    ) -> Result<serde_json::Value, StripeError> {
-        self.post("/v1/billing/meter_events", &form, idempotency_key).await
-    }
-
-    async fn get<T: DeserializeOwned>(&self, path: &str, query: &Form) -> Result<T, StripeError> {
-        let url = format!("{}{path}?{}", self.base, query.encode());
-        self.send(|| self.http.get(&url)).await
-    }
-
-    async fn post<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        form: &Form,
-        idempotency_key: &str,
-    ) -> Result<T, StripeError> {
-        let url = format!("{}{path}", self.base);
-        let body = form.encode();
-        self.send(|| {
-            self.http
-                .post(&url)
-                .header("Idempotency-Key", idempotency_key)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(body.clone())
-        })
-        .await
-    }
-
-    /// Sends with retries on connection errors, 429 and 5xx (exponential backoff; safe because
-    /// GETs change nothing and POSTs carry an idempotency key).
-    async fn send<T: DeserializeOwned>(&self, request: impl Fn() -> reqwest::RequestBuilder) -> Result<T, StripeError> {
-        let mut last_error = String::new();
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
-            }
-            let response = request()
-                .bearer_auth(self.secret_key.expose_secret())
-                .header("Stripe-Version", API_VERSION)
-                .send()
+    /// A write, sent with `key` as its idempotency key on every attempt: retried after a
+    /// connection failure, a timeout, 409, 429 or 5xx, never after a refusal.
+    pub async fn post(&self, request: impl StripeRequest, key: &str) -> Result<Value, StripeError> {
+        let key = IdempotencyKey::new(key).map_err(|e| StripeError::Unexpected(e.to_string()))?;
+        let mut attempt = 0;
+        loop {
+            let sent: Result<miniserde::json::Value, stripe::StripeError> = request
+                .build()
+                .customize()
+                .request_strategy(RequestStrategy::Idempotent(key.clone()))
+                .send(&self.client)
                 .await;
-            let response = match response {
-                Ok(response) => response,
-                Err(error) => {
-                    last_error = error.to_string();
-                    continue;
+            match sent.map_err(classify) {
+                Ok(raw) => return json(raw),
+                Err(StripeError::Unavailable(reason)) if attempt + 1 < ATTEMPTS => {
+                    attempt += 1;
+                    tracing::warn!(attempt, %reason, "Stripe write failed; retrying with the same idempotency key");
+                    tokio::time::sleep(Duration::from_millis(250 * 2u64.pow(attempt - 1))).await;
                 }
-            };
-            let status = response.status();
-            let text = response.text().await.map_err(|e| StripeError::Unavailable(e.to_string()))?;
-            if status.is_success() {
-                return serde_json::from_str(&text).map_err(|e| StripeError::Unexpected(e.to_string()));
+                Err(error) => return Err(error),
             }
-            if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                last_error = format!("HTTP {status}");
-                continue;
-            }
-            let detail = serde_json::from_str::<ErrorBody>(&text).ok().map(|b| b.error);
-            return Err(StripeError::Refused {
-                status: status.as_u16(),
-                code: detail.as_ref().and_then(|d| d.code.clone()),
-                message: detail.and_then(|d| d.message).unwrap_or_else(|| format!("HTTP {status}")),
-            });
         }
-        Err(StripeError::Unavailable(last_error))
     }
+}
+
+fn json(raw: miniserde::json::Value) -> Result<Value, StripeError> {
+    serde_json::from_str(&miniserde::json::to_string(&raw)).map_err(|e| StripeError::Unexpected(e.to_string()))
+}
+
+/// Stripe's transient answers (409 is an idempotency conflict with a request still running, 424
+/// an outside dependency) are worth retrying; other 4xx are refusals. An answer that is not
+/// Stripe's JSON (async-stripe cannot read it, and keeps no status) comes from something in
+/// front of Stripe failing, so it is treated as unavailability too.
+fn classify(error: stripe::StripeError) -> StripeError {
+    match error {
+        stripe::StripeError::Stripe(error, status) if !matches!(status, 409 | 424 | 429 | 500..) => {
+            StripeError::Refused {
+                status,
+                code: error.code.as_ref().map(|c| c.as_str().to_owned()),
+                message: error.message.clone().unwrap_or_else(|| format!("HTTP {status}")),
+            }
+        }
+        other => StripeError::Unavailable(other.to_string()),
+    }
+}
+
+/// The first object of a list answer (`data[0]`).
+pub fn first_of_list(list: Value) -> Result<Option<Value>, StripeError> {
+    match list {
+        Value::Object(mut object) => match object.remove("data") {
+            Some(Value::Array(data)) => Ok(data.into_iter().next()),
+            _ => Err(StripeError::Unexpected("a list without `data`".into())),
+        },
+        _ => Err(StripeError::Unexpected("a list that is not an object".into())),
+    }
+}
+
+/// A string field of an answer (`id`, `url`, ...).
+pub fn text(object: &Value, field: &str) -> Result<String, StripeError> {
+    object
+        .get(field)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| StripeError::Unexpected(format!("no `{field}` in Stripe's answer")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn forms_use_stripes_bracket_notation() {
-        let form = Form::new().field("line_items[0][price]", "price_1").field("metadata[workspace_id]", "w 1");
-        assert_eq!(form.encode(), "line_items%5B0%5D%5Bprice%5D=price_1&metadata%5Bworkspace_id%5D=w+1");
+    fn lists_and_fields_are_read_tolerantly() {
+        let list = json!({"object": "list", "data": [{"id": "price_1", "new_field": {"x": 1}}], "has_more": false});
+        let first = first_of_list(list).unwrap().unwrap();
+        assert_eq!(text(&first, "id").unwrap(), "price_1");
+        assert!(text(&first, "url").is_err());
+        assert_eq!(first_of_list(json!({"data": []})).unwrap(), None);
+        assert!(first_of_list(json!([])).is_err());
     }
 }

@@ -305,6 +305,16 @@ impl wiremock::Respond for Creates {
     }
 }
 
+/// A price list request naming this lookup key, as Stripe reads arrays: `lookup_keys[]=` or
+/// indexed, `lookup_keys[0]=`.
+pub struct LookupKey(pub &'static str);
+
+impl wiremock::Match for LookupKey {
+    fn matches(&self, request: &wiremock::Request) -> bool {
+        request.url.query_pairs().any(|(k, v)| k.starts_with("lookup_keys[") && k.ends_with(']') && v == self.0)
+    }
+}
+
 pub fn price_list(lookup_key: &str) -> Value {
     json!({"object": "list", "url": "/v1/prices", "has_more": false, "data": [{
         "id": format!("price_{lookup_key}"), "object": "price", "active": true, "currency": "usd",
@@ -315,7 +325,7 @@ pub fn price_list(lookup_key: &str) -> Value {
 /// A local Stripe answering every call the billing functions make, as the API documents, with
 /// subscription reads answered from `account`.
 pub async fn start_default_server(account: &StripeAccount) -> wiremock::MockServer {
-    use wiremock::matchers::{method, path, path_regex, query_param};
+    use wiremock::matchers::{method, path, path_regex};
     use wiremock::{Mock, ResponseTemplate};
     let server = wiremock::MockServer::start().await;
     Mock::given(method("GET"))
@@ -337,7 +347,7 @@ pub async fn start_default_server(account: &StripeAccount) -> wiremock::MockServ
     for key in ["pro_monthly", "studio_monthly"] {
         Mock::given(method("GET"))
             .and(path("/v1/prices"))
-            .and(query_param("lookup_keys[]", key))
+            .and(LookupKey(key))
             .respond_with(ResponseTemplate::new(200).set_body_json(price_list(key)))
             .mount(&server)
             .await;

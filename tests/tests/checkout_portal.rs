@@ -51,7 +51,14 @@ async fn checkout_sends_stripe_exactly_what_links_the_subscription_to_the_worksp
     assert_eq!(customers[0].headers.get("stripe-version").unwrap(), shared::stripe::API_VERSION);
 
     let prices = requests_to(&app.stripe, "/v1/prices").await;
-    assert_eq!(prices[0].url.query_pairs().find(|(k, _)| k == "lookup_keys[]").unwrap().1, "pro_monthly");
+    // Stripe reads an array as `lookup_keys[]=` or indexed (`lookup_keys[0]=`, async-stripe's form).
+    let lookup_keys: Vec<_> = prices[0]
+        .url
+        .query_pairs()
+        .filter(|(k, _)| k.starts_with("lookup_keys["))
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    assert_eq!(lookup_keys, ["pro_monthly"]);
 
     let sessions = requests_to(&app.stripe, "/v1/checkout/sessions").await;
     assert_eq!(sessions.len(), 1);

@@ -211,9 +211,10 @@ async fn every_sample_event_is_served_by_its_function() {
                 let worker = usage_worker::UsageWorker {
                     pool: integration_tests::worker_pool("app_usage").await,
                     stripe: shared::stripe::StripeClient::new(
-                        SecretString::from("sk_test_unused"),
-                        Some(app.stripe.uri()),
-                    ),
+                        &SecretString::from("sk_test_unused"),
+                        Some(&app.stripe.uri()),
+                    )
+                    .unwrap(),
                     event_name: "ai_tool_runs".into(),
                 };
                 let response = usage_worker::handle_batch(&worker, event).await;

@@ -32,7 +32,7 @@ async fn stripe() -> MockServer {
 async fn worker(stripe: &MockServer) -> UsageWorker {
     UsageWorker {
         pool: integration_tests::worker_pool("app_usage").await,
-        stripe: StripeClient::new(SecretString::from(SECRET_KEY), Some(stripe.uri())),
+        stripe: StripeClient::new(&SecretString::from(SECRET_KEY), Some(&stripe.uri())).unwrap(),
         event_name: "ai_tool_runs".into(),
     }
 }

@@ -7,7 +7,8 @@ use shared::ApiError;
 use shared::auth::Caller;
 use shared::billing::stripe_failure;
 use shared::db::TenantTx;
-use shared::stripe::{Form, StripeClient};
+use shared::stripe::{StripeClient, text};
+use stripe_core::customer::CreateCustomer;
 use uuid::Uuid;
 
 pub async fn ensure(
@@ -24,16 +25,19 @@ pub async fn ensure(
     if let Some(customer) = existing {
         return Ok(customer);
     }
-    let mut form = Form::new().field("name", name).field("metadata[workspace_id]", workspace_id.to_string());
+    let mut request = CreateCustomer::new()
+        .name(name)
+        .metadata(std::collections::HashMap::from([("workspace_id".to_owned(), workspace_id.to_string())]));
     if let Some(email) = &caller.email {
-        form = form.field("email", email.clone());
+        request = request.email(email.clone());
     }
-    let customer = stripe.create_customer(form, &format!("customer:{workspace_id}")).await.map_err(stripe_failure)?;
+    let customer = stripe.post(request, &format!("customer:{workspace_id}")).await.map_err(stripe_failure)?;
+    let customer = text(&customer, "id").map_err(stripe_failure)?;
     sqlx::query("UPDATE workspaces SET stripe_customer_id = $2 WHERE id = $1")
         .bind(workspace_id)
-        .bind(&customer.id)
+        .bind(&customer)
         .execute(&mut **tx)
         .await?;
-    tracing::info!(customer = %customer.id, "Stripe customer created");
-    Ok(customer.id)
+    tracing::info!(%customer, "Stripe customer created");
+    Ok(customer)
 }

@@ -10,6 +10,8 @@
 
 mod customer;
 
+use std::collections::HashMap;
+
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
@@ -22,9 +24,14 @@ use shared::db::Cost;
 use shared::error::FieldError;
 use shared::http::extract::{self, Path};
 use shared::plans::{self, Plan};
-use shared::stripe::Form;
+use shared::stripe::{first_of_list, text};
 use shared::validate::Validator;
 use shared::{ApiError, AppState};
+use stripe_checkout::CheckoutSessionMode;
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+};
+use stripe_product::price::ListPrice;
 use uuid::Uuid;
 
 pub const FUNCTION: &str = "checkout";
@@ -105,38 +112,51 @@ async fn create(
         return Ok(Json(json!({ "id": id, "url": url })));
     }
 
-    let price = state.stripe.price_by_lookup_key(lookup_key).await.map_err(stripe_failure)?.ok_or_else(|| {
+    let prices = ListPrice::new().lookup_keys(vec![lookup_key.to_owned()]).active(true).limit(1);
+    let price = first_of_list(state.stripe.get(prices).await.map_err(stripe_failure)?).map_err(stripe_failure)?;
+    let price = price.ok_or_else(|| {
         tracing::error!(lookup_key, "no active Stripe price has this lookup key");
         ApiError::Upstream { code: "billing_not_configured", detail: "This plan cannot be bought right now.".into() }
     })?;
+    let price_id = text(&price, "id").map_err(stripe_failure)?;
     let workspace = workspace_id.to_string();
-    let form = Form::new()
-        .field("mode", "subscription")
-        .field("customer", &customer)
-        .field("client_reference_id", &workspace)
-        .field("line_items[0][price]", &price.id)
-        .field("line_items[0][quantity]", "1")
-        .field("success_url", success_url.as_str())
-        .field("cancel_url", cancel_url.as_str())
-        .field("metadata[workspace_id]", &workspace)
-        .field("subscription_data[metadata][workspace_id]", &workspace)
-        .field("allow_promotion_codes", "true");
-    let session = state
-        .stripe
-        .create_checkout_session(form, &format!("checkout:{workspace_id}:{plan_id}:{request_key}", plan_id = plan.id))
-        .await
-        .map_err(stripe_failure)?;
-    let url = session.url.clone().ok_or_else(|| ApiError::Upstream {
-        code: "billing_provider_error",
-        detail: "Stripe answered without a checkout URL.".into(),
-    })?;
+    let tagged = || HashMap::from([("workspace_id".to_owned(), workspace.clone())]);
+    let mut line_item = CreateCheckoutSessionLineItems::new();
+    line_item.price = Some(price_id);
+    line_item.quantity = Some(1);
+    let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
+    subscription_data.metadata = Some(tagged());
+    let request = CreateCheckoutSession::new()
+        .mode(CheckoutSessionMode::Subscription)
+        .customer(customer)
+        .client_reference_id(workspace.clone())
+        .line_items(vec![line_item])
+        .success_url(success_url.as_str())
+        .cancel_url(cancel_url.as_str())
+        .metadata(tagged())
+        .subscription_data(subscription_data)
+        .allow_promotion_codes(true);
+    let key = format!("checkout:{workspace_id}:{plan_id}:{request_key}", plan_id = plan.id);
+    let session = state.stripe.post(request, &key).await.map_err(stripe_failure)?;
+    let (session_id, url) = match (text(&session, "id"), text(&session, "url")) {
+        (Ok(id), Ok(url)) => (id, url),
+        _ => {
+            return Err(ApiError::Upstream {
+                code: "billing_provider_error",
+                detail: "Stripe answered without a checkout session URL.".into(),
+            });
+        }
+    };
     // Stripe's default lifetime when it does not say: 24 hours.
-    let expires_at = session.expires_at.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp() + 86_400);
+    let expires_at = session
+        .get("expires_at")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp() + 86_400);
     sqlx::query(
         "INSERT INTO checkout_sessions (stripe_session_id, workspace_id, plan_id, url, expires_at, created_by)
          VALUES ($1, $2, $3, $4, to_timestamp($5), $6)",
     )
-    .bind(&session.id)
+    .bind(&session_id)
     .bind(workspace_id)
     .bind(plan.id)
     .bind(&url)
@@ -145,8 +165,8 @@ async fn create(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    tracing::info!(session = %session.id, plan = plan.id, "checkout session created");
-    Ok(Json(json!({ "id": session.id, "url": url })))
+    tracing::info!(session = %session_id, plan = plan.id, "checkout session created");
+    Ok(Json(json!({ "id": session_id, "url": url })))
 }
 
 fn paid_plan(id: &str) -> Result<Plan, FieldError> {

@@ -10,8 +10,9 @@ use shared::ApiError;
 use shared::auth::Caller;
 use shared::billing::{BillingState, stripe_failure};
 use shared::http::extract::{self, Path};
-use shared::stripe::Form;
+use shared::stripe::text;
 use shared::validate::Validator;
+use stripe_billing::billing_portal_session::CreateBillingPortalSession;
 use uuid::Uuid;
 
 pub const FUNCTION: &str = "portal";
@@ -51,11 +52,12 @@ async fn create(
         code: "no_billing_account",
         detail: "The workspace has no billing account yet; start a checkout first.".into(),
     })?;
-    let form = Form::new().field("customer", customer).field("return_url", return_url.as_str());
+    let request = CreateBillingPortalSession::new().customer(customer).return_url(return_url.as_str());
+    // A new session each time (a portal link is short-lived); the key only guards the retries.
     let session = state
         .stripe
-        .create_portal_session(form, &format!("portal:{workspace_id}:{}", Uuid::new_v4()))
+        .post(request, &format!("portal:{workspace_id}:{}", Uuid::new_v4()))
         .await
         .map_err(stripe_failure)?;
-    Ok(Json(json!({ "url": session.url })))
+    Ok(Json(json!({ "url": text(&session, "url").map_err(stripe_failure)? })))
 }

@@ -9,8 +9,9 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use secrecy::SecretString;
 use shared::config::{DatabaseConfig, Settings};
-use shared::stripe::{Form, StripeClient, StripeError};
+use shared::stripe::{StripeClient, StripeError};
 use sqlx::PgPool;
+use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -58,9 +59,9 @@ impl UsageWorker {
         Ok(Self {
             pool: shared::db::connect_as(&database, "usage-worker").await?,
             stripe: StripeClient::new(
-                SecretString::from(settings.require("STRIPE_SECRET_KEY")?),
-                settings.get("STRIPE_API_BASE"),
-            ),
+                &SecretString::from(settings.require("STRIPE_SECRET_KEY")?),
+                settings.get("STRIPE_API_BASE").as_deref(),
+            )?,
             event_name: settings.get("STRIPE_METER_EVENT_NAME").unwrap_or_else(|| DEFAULT_METER_EVENT_NAME.to_owned()),
         })
     }
@@ -83,13 +84,14 @@ impl UsageWorker {
             return Ok(Outcome::AlreadyReported);
         }
         let Some(customer) = record.stripe_customer_id else { return Ok(Outcome::NoCustomer) };
-        let form = Form::new()
-            .field("event_name", &self.event_name)
-            .field("payload[stripe_customer_id]", &customer)
-            .field("payload[value]", record.quantity.to_string())
-            .field("identifier", id.to_string())
-            .field("timestamp", record.occurred_at.unix_timestamp().to_string());
-        self.stripe.create_meter_event(form, &format!("meter-event:{id}")).await?;
+        let payload = std::collections::HashMap::from([
+            ("stripe_customer_id".to_owned(), customer.clone()),
+            ("value".to_owned(), record.quantity.to_string()),
+        ]);
+        let event = CreateBillingMeterEvent::new(self.event_name.as_str(), payload)
+            .identifier(id.to_string())
+            .timestamp(record.occurred_at.unix_timestamp());
+        self.stripe.post(event, &format!("meter-event:{id}")).await?;
         sqlx::query("UPDATE usage_records SET reported_at = now(), stripe_customer_id = $2 WHERE id = $1")
             .bind(id)
             .bind(&customer)

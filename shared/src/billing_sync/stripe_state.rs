@@ -1,17 +1,15 @@
 //! Stripe's current billing state, read through async-stripe: one subscription, every live
 //! subscription, and the event log. Events are signals; these reads are the truth the worker
-//! and reconciliation apply. One write lives here too: ending a duplicate subscription (cancel
-//! it, refund what it charged), the only change the worker ever makes in Stripe.
+//! and reconciliation apply. The writes the workers and operators make live here too: ending a
+//! duplicate subscription (cancel it, refund what it charged), canceling a deleted workspace's,
+//! and extending a trial.
 //!
 //! Requests are built by async-stripe's typed request builders, but responses are read as JSON
 //! and handed to the same tolerant reader the webhook events go through (`event::Subscription`),
 //! so a field Stripe adds or moves never turns into a dropped update.
 
-use std::time::Duration;
-
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use stripe::{IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
+use stripe::StripeRequest;
 use stripe_billing::invoice::RetrieveInvoice;
 use stripe_billing::subscription::{
     CancelSubscription, ListSubscription, RetrieveSubscription, UpdateSubscription,
@@ -20,11 +18,9 @@ use stripe_billing::subscription::{
 use stripe_core::event::ListEvent;
 use stripe_core::refund::{CreateRefund, CreateRefundReason};
 
-pub const DEFAULT_API_BASE: &str = "https://api.stripe.com/";
-/// Per-attempt limit; a worker retries through SQS, so an attempt need not wait long.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Attempts per read (reads are safe to repeat), with async-stripe's exponential backoff.
-const ATTEMPTS: u32 = 3;
+use crate::stripe::{StripeClient, StripeError};
+
+pub use crate::stripe::DEFAULT_API_BASE;
 const PAGE_SIZE: i64 = 100;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,40 +34,32 @@ pub enum StripeReadError {
     Unexpected(String),
 }
 
+impl From<StripeError> for StripeReadError {
+    fn from(error: StripeError) -> Self {
+        match error {
+            StripeError::Unexpected(reason) => StripeReadError::Unexpected(reason),
+            other => StripeReadError::Unavailable(other.to_string()),
+        }
+    }
+}
+
 /// A reader of Stripe's billing state, built once per execution environment.
 #[derive(Clone)]
 pub struct StripeState {
-    client: stripe::Client,
+    client: StripeClient,
 }
 
 impl StripeState {
     /// `api_base` replaces `https://api.stripe.com/` (a local Stripe in tests and development).
-    pub fn new(secret_key: &SecretString, api_base: Option<&str>) -> Result<Self, StripeReadError> {
-        let base = api_base.unwrap_or(DEFAULT_API_BASE);
-        // async-stripe appends `v1/...` to the base as is.
-        let base = if base.ends_with('/') { base.to_owned() } else { format!("{base}/") };
-        let client = stripe::ClientBuilder::new(secret_key.expose_secret())
-            .url(base)
-            .request_strategy(RequestStrategy::ExponentialBackoff(ATTEMPTS))
-            .timeout(ATTEMPT_TIMEOUT)
-            .build()
-            .map_err(|e| StripeReadError::Unavailable(format!("cannot build the Stripe client: {e}")))?;
-        Ok(Self { client })
+    pub fn new(secret_key: &secrecy::SecretString, api_base: Option<&str>) -> Result<Self, StripeReadError> {
+        Ok(Self { client: StripeClient::new(secret_key, api_base)? })
     }
 
     /// The subscription as Stripe holds it now (with its items and their prices), or `None`
     /// when Stripe has no such subscription.
     #[tracing::instrument(skip(self))]
     pub async fn subscription(&self, id: &str) -> Result<Option<Value>, StripeReadError> {
-        match self.send(RetrieveSubscription::new(id)).await {
-            Ok(object) => Ok(Some(object)),
-            Err(StripeError::Stripe(error, 404))
-                if error.code.as_ref().is_none_or(|c| c.as_str() == "resource_missing") =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        missing_is_none(self.client.get(RetrieveSubscription::new(id)).await)
     }
 
     /// Every subscription that is not canceled (Stripe's default list), following pagination.
@@ -116,14 +104,12 @@ impl StripeState {
         // Already gone from Stripe: nothing left to cancel or to refund.
         let Some(canceled) = self.cancel_now(id, &format!("cancel-duplicate:{id}")).await? else { return Ok(None) };
         let Some(invoice_id) = canceled.get("latest_invoice").and_then(super::event::id_of) else { return Ok(None) };
-        let invoice = self
-            .send(RetrieveInvoice::new(invoice_id.as_str()).expand(vec!["payments".to_owned()]))
-            .await
-            .map_err(unavailable)?;
+        let invoice =
+            self.client.get(RetrieveInvoice::new(invoice_id.as_str()).expand(vec!["payments".to_owned()])).await?;
         let paid = invoice.get("amount_paid").and_then(Value::as_i64).unwrap_or(0);
         let Some(payment_intent) = paid_payment_intent(&invoice).filter(|_| paid > 0) else { return Ok(None) };
         let refund = CreateRefund::new().payment_intent(payment_intent).reason(CreateRefundReason::Duplicate);
-        let refund = self.send_once(refund, &format!("refund-duplicate:{id}")).await.map_err(unavailable)?;
+        let refund = self.client.post(refund, &format!("refund-duplicate:{id}")).await?;
         let refund_id = refund.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
         Ok(Some((refund_id, refund.get("amount").and_then(Value::as_i64).unwrap_or(paid))))
     }
@@ -136,7 +122,7 @@ impl StripeState {
         let mut all = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let (data, has_more) = list_page(self.send(page(after.take())).await.map_err(unavailable)?)?;
+            let (data, has_more) = list_page(self.client.get(page(after.take())).await?)?;
             after = data.last().and_then(|item| item.get("id")).and_then(Value::as_str).map(str::to_owned);
             all.extend(data);
             if !has_more || after.is_none() {
@@ -149,15 +135,7 @@ impl StripeState {
     /// such subscription. `key` makes a retry cancel once.
     pub async fn cancel_now(&self, id: &str, key: &str) -> Result<Option<Value>, StripeReadError> {
         let cancel = CancelSubscription::new(id).prorate(false).invoice_now(false);
-        match self.send_once(cancel, key).await {
-            Ok(object) => Ok(Some(object)),
-            Err(StripeError::Stripe(error, 404))
-                if error.code.as_ref().is_none_or(|c| c.as_str() == "resource_missing") =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        missing_is_none(self.client.post(cancel, key).await)
     }
 
     /// Moves a subscription's trial end to `trial_end` (unix seconds) without proration; `None`
@@ -167,30 +145,15 @@ impl StripeState {
         let update = UpdateSubscription::new(id)
             .trial_end(UpdateSubscriptionTrialEnd::Timestamp(trial_end))
             .proration_behavior(UpdateSubscriptionProrationBehavior::None);
-        match self.send_once(update, key).await {
-            Ok(object) => Ok(Some(object)),
-            Err(StripeError::Stripe(error, 404))
-                if error.code.as_ref().is_none_or(|c| c.as_str() == "resource_missing") =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(unavailable(error)),
-        }
+        missing_is_none(self.client.post(update, key).await)
     }
+}
 
-    /// A POST, sent once with an idempotency key (a retry of the message sends the same key).
-    async fn send_once(&self, request: impl StripeRequest, key: &str) -> Result<Value, StripeError> {
-        let key = IdempotencyKey::new(key).map_err(|e| StripeError::ClientError(e.to_string()))?;
-        let raw: miniserde::json::Value =
-            request.build().customize().request_strategy(RequestStrategy::Idempotent(key)).send(&self.client).await?;
-        serde_json::from_str(&miniserde::json::to_string(&raw)).map_err(|e| StripeError::JSONDeserialize(e.to_string()))
-    }
-
-    /// Sends a typed request and reads the answer as JSON (not as async-stripe's typed object,
-    /// which would reject a shape it does not know).
-    async fn send(&self, request: impl StripeRequest) -> Result<Value, StripeError> {
-        let raw: miniserde::json::Value = request.build().customize().send(&self.client).await?;
-        serde_json::from_str(&miniserde::json::to_string(&raw)).map_err(|e| StripeError::JSONDeserialize(e.to_string()))
+fn missing_is_none(answer: Result<Value, StripeError>) -> Result<Option<Value>, StripeReadError> {
+    match answer {
+        Ok(object) => Ok(Some(object)),
+        Err(error) if error.is_missing() => Ok(None),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -214,17 +177,5 @@ fn list_page(page: Value) -> Result<(Vec<Value>, bool), StripeReadError> {
             _ => Err(StripeReadError::Unexpected("a list without `data`".into())),
         },
         _ => Err(StripeReadError::Unexpected("a list that is not an object".into())),
-    }
-}
-
-fn unavailable(error: StripeError) -> StripeReadError {
-    match error {
-        StripeError::JSONDeserialize(reason) => StripeReadError::Unexpected(reason),
-        StripeError::Stripe(error, status) => StripeReadError::Unavailable(format!(
-            "HTTP {status} {}: {}",
-            error.code.map(|c| c.as_str().to_owned()).unwrap_or_default(),
-            error.message.unwrap_or_default()
-        )),
-        other => StripeReadError::Unavailable(other.to_string()),
     }
 }
