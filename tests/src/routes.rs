@@ -54,6 +54,16 @@ impl Ctx {
             .await;
         let test =
             app.post(&tenant.owner, &format!("{}/webhooks/{}/test", tenant.path(), webhook.id()), json!(null)).await;
+        // Stripe holds the fixture's subscription as the database records it.
+        app.stripe_account.put(&crate::stripe::SubscriptionState {
+            subscription: format!("sub_{}", tenant.id.simple()),
+            customer: format!("cus_{}", tenant.id.simple()),
+            workspace_id: tenant.id,
+            status: "active",
+            lookup_key: "studio_monthly",
+            period_end: crate::stripe::now() + 2_592_000,
+            cancel_at_period_end: false,
+        });
         let export_id = uuid::Uuid::now_v7();
         sqlx::query(
             "INSERT INTO workspace_exports (id, workspace_id, requested_by, status, attempts, error, finished_at)
@@ -485,6 +495,20 @@ pub fn rows() -> Vec<Row> {
                 )
             },
             expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/billing/subscription/cancel",
+            request: |c| (M::POST, format!("{}/billing/subscription/cancel", p(&c.tenant)), None),
+            expect: [202, 202, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/billing/subscription/resume",
+            request: |c| (M::POST, format!("{}/billing/subscription/resume", p(&c.tenant)), None),
+            expect: [202, 202, 403, 403, 403, 404],
             fresh: false,
         },
         // ---- ai-runs function: owners, admins and members run tools; everyone in the team reads runs

@@ -165,7 +165,7 @@ fn no_such(kind: &str, id: &str) -> wiremock::ResponseTemplate {
 
 /// `GET /v1/subscriptions/{id}`, `GET /v1/subscriptions` (not canceled, newest first, with
 /// `limit` and `starting_after`), `DELETE /v1/subscriptions/{id}` (cancels), `POST
-/// /v1/subscriptions/{id}` (moves `trial_end`), `GET
+/// /v1/subscriptions/{id}` (moves `trial_end`, sets `cancel_at_period_end`), `GET
 /// /v1/invoices/{id}` (a subscription's paid first invoice, with its payments) and
 /// `POST /v1/refunds`, answered from the account.
 impl wiremock::Respond for StripeAccount {
@@ -220,6 +220,11 @@ impl wiremock::Respond for StripeAccount {
                 Some(object) => {
                     if let Some(end) = form.get("trial_end").and_then(|t| t.parse::<i64>().ok()) {
                         object["trial_end"] = json!(end);
+                    }
+                    if let Some(cancel) = form.get("cancel_at_period_end").map(|c| c == "true") {
+                        object["cancel_at_period_end"] = json!(cancel);
+                        let period_end = object.pointer("/items/data/0/current_period_end").cloned();
+                        object["cancel_at"] = if cancel { period_end.unwrap_or(Value::Null) } else { Value::Null };
                     }
                     wiremock::ResponseTemplate::new(200).set_body_json(&*object)
                 }

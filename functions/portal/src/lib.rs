@@ -1,5 +1,9 @@
 //! The `portal` function: `POST /v1/workspaces/{id}/billing/portal` opens a Stripe Customer
-//! Portal session, where owners and admins change plan, payment method or cancel.
+//! Portal session, where owners and admins change plan, payment method or cancel; and
+//! `.../billing/subscription/cancel|resume` cancel at the period's end (or take it back)
+//! through the API.
+
+mod subscription;
 
 use axum::extract::State;
 use axum::routing::post;
@@ -18,7 +22,7 @@ use uuid::Uuid;
 pub const FUNCTION: &str = "portal";
 
 pub fn router() -> Router<BillingState> {
-    Router::new().route("/v1/workspaces/{workspace_id}/billing/portal", post(create))
+    Router::new().route("/v1/workspaces/{workspace_id}/billing/portal", post(create)).merge(subscription::router())
 }
 
 pub fn app(state: BillingState) -> Router {
