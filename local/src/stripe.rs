@@ -229,19 +229,29 @@ impl LocalStripe {
     }
 
     /// Starts a subscription the way a paid checkout does: created `incomplete`, then `active`
-    /// once its first invoice is paid. Returns the events to emit (all in one second) and the
-    /// subscription; `around` adds the caller's own events given the new subscription's id.
+    /// once its first invoice is paid (or `trialing`, its first period being the trial, when it
+    /// has trial days). Returns the events to emit (all in one second) and the subscription;
+    /// `around` adds the caller's own events given the new subscription's id.
     fn start_subscription(
         self: &Arc<Self>,
         customer: &str,
         price: Value,
         metadata: Value,
+        trial_days: Option<i64>,
         around: impl FnOnce(&str) -> Vec<(&'static str, Value)>,
     ) -> Value {
         let incomplete = self.new_subscription(customer, price, metadata, "incomplete");
         let id = incomplete["id"].as_str().unwrap_or_default().to_owned();
         let mut active = incomplete.clone();
         active["status"] = json!("active");
+        if let Some(days) = trial_days.filter(|d| *d > 0) {
+            let start = active["created"].as_i64().unwrap_or_else(now);
+            let end = start + days * 86_400;
+            active["status"] = json!("trialing");
+            active["trial_start"] = json!(start);
+            active["trial_end"] = json!(end);
+            active["items"]["data"][0]["current_period_end"] = json!(end);
+        }
         self.account().subscriptions.insert(id.clone(), active.clone());
         let invoice = json!({"id": new_id("in"), "object": "invoice", "customer": customer, "status": "paid",
                              "parent": {"type": "subscription_details", "subscription_details": {"subscription": id}}});
@@ -343,7 +353,9 @@ async fn create_checkout_session(State(stripe): State<Arc<LocalStripe>>, body: B
         "expires_at": now() + 86_400,
         "url": format!("{}/checkout/{id}", stripe.public_base),
         "line_items": {"data": [{"price": price, "quantity": 1}]},
-        "subscription_data": {"metadata": metadata(&form, "subscription_data[metadata]")},
+        "subscription_data": {"metadata": metadata(&form, "subscription_data[metadata]"),
+                              "trial_period_days": field(&form, "subscription_data[trial_period_days]")
+                                  .and_then(|d| d.parse::<i64>().ok())},
     });
     stripe.account().checkout_sessions.insert(id, session.clone());
     stripe.save();
@@ -381,11 +393,12 @@ async fn pay_checkout(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<Str
     let customer = session["customer"].as_str().map(str::to_owned).unwrap_or_else(|| new_id("cus"));
     let price = session["line_items"]["data"][0]["price"].clone();
     let metadata = session["subscription_data"]["metadata"].clone();
+    let trial_days = session["subscription_data"]["trial_period_days"].as_i64();
     session["status"] = json!("complete");
     session["payment_status"] = json!("paid");
     session["customer"] = json!(customer);
     let success_url = session["success_url"].as_str().unwrap_or("/").to_owned();
-    stripe.start_subscription(&customer, price, metadata, |subscription| {
+    stripe.start_subscription(&customer, price, metadata, trial_days, |subscription| {
         session["subscription"] = json!(subscription);
         stripe.account().checkout_sessions.insert(id, session.clone());
         stripe.save();
@@ -532,7 +545,9 @@ async fn create_subscription(State(stripe): State<Arc<LocalStripe>>, body: Bytes
             "customer and items[0][price] are required".into(),
         );
     };
-    axum::Json(stripe.start_subscription(customer, price, metadata(&form, "metadata"), |_| Vec::new())).into_response()
+    let trial_days = field(&form, "trial_period_days").and_then(|d| d.parse().ok());
+    axum::Json(stripe.start_subscription(customer, price, metadata(&form, "metadata"), trial_days, |_| Vec::new()))
+        .into_response()
 }
 
 /// `cancel_at_period_end` and `items[0][price]`.

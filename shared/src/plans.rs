@@ -33,6 +33,8 @@ pub struct Plan {
     pub name: &'static str,
     /// The Stripe Price lookup key checkout uses; `None` for the free plan.
     pub stripe_lookup_key: Option<&'static str>,
+    /// Days of trial on a workspace's first paid subscription (never on a later one).
+    pub trial_days: Option<u32>,
     pub features: Features,
     pub limits: Limits,
 }
@@ -41,6 +43,7 @@ pub const FREE: Plan = Plan {
     id: "free",
     name: "Free",
     stripe_lookup_key: None,
+    trial_days: None,
     features: Features { ai_tools: false, client_portal: false, api_access: false, webhooks: false },
     limits: Limits {
         projects: Some(3),
@@ -55,6 +58,7 @@ pub const PRO: Plan = Plan {
     id: "pro",
     name: "Pro",
     stripe_lookup_key: Some("pro_monthly"),
+    trial_days: Some(14),
     features: Features { ai_tools: true, client_portal: true, api_access: false, webhooks: true },
     limits: Limits {
         projects: Some(50),
@@ -69,6 +73,7 @@ pub const STUDIO: Plan = Plan {
     id: "studio",
     name: "Studio",
     stripe_lookup_key: Some("studio_monthly"),
+    trial_days: Some(14),
     features: Features { ai_tools: true, client_portal: true, api_access: true, webhooks: true },
     limits: Limits {
         projects: None,

@@ -74,6 +74,8 @@ async fn checkout_sends_stripe_exactly_what_links_the_subscription_to_the_worksp
         ("cancel_url", "https://app.example.test/billing"),
         ("metadata[workspace_id]", &ws.to_string()),
         ("subscription_data[metadata][workspace_id]", &ws.to_string()),
+        // The workspace's first paid subscription: the plan's trial.
+        ("subscription_data[trial_period_days]", "14"),
         ("allow_promotion_codes", "true"),
     ];
     for (field, value) in expected {
@@ -142,7 +144,13 @@ async fn a_new_session_only_for_another_plan_or_once_the_open_one_is_used_or_exp
     worker.apply(&completed.to_string()).await.unwrap();
     let after = app.post(&owner, &path, checkout_body("pro")).await;
     assert_ne!(url(&after), url(&fresh));
-    assert_eq!(requests_to(&app.stripe, "/v1/checkout/sessions").await.len(), 4);
+    let sessions = requests_to(&app.stripe, "/v1/checkout/sessions").await;
+    assert_eq!(sessions.len(), 4);
+    // The trial comes with the first subscription only: not once a checkout completed.
+    let trials: Vec<Option<String>> =
+        sessions.iter().map(|s| form_of(s).get("subscription_data[trial_period_days]").cloned()).collect();
+    assert_eq!(trials, [Some("14".to_owned()), Some("14".to_owned()), Some("14".to_owned()), None]);
+    assert_eq!((pro.body["trial_days"].as_u64(), after.body["trial_days"].as_u64()), (Some(14), None));
 }
 
 #[tokio::test]
@@ -206,9 +214,12 @@ async fn a_workspace_with_a_live_subscription_is_sent_to_the_portal() {
     assert_eq!(response.problem(StatusCode::CONFLICT), "subscription_exists");
     assert!(app.stripe.received_requests().await.unwrap().is_empty());
     subscribe(ws, "pro", "canceled").await;
-    app.post(&owner, &format!("/v1/workspaces/{ws}/billing/checkout"), checkout_body("studio"))
-        .await
-        .expect(StatusCode::OK);
+    let again = app.post(&owner, &format!("/v1/workspaces/{ws}/billing/checkout"), checkout_body("studio")).await;
+    again.expect(StatusCode::OK);
+    // It had a subscription: no second trial.
+    assert_eq!(again.body["trial_days"], serde_json::Value::Null);
+    let sessions = requests_to(&app.stripe, "/v1/checkout/sessions").await;
+    assert!(!form_of(&sessions[0]).contains_key("subscription_data[trial_period_days]"));
 }
 
 async fn app_with_stripe(stripe: &MockServer) -> TestApp {

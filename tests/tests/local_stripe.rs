@@ -66,7 +66,11 @@ async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe
         worker.apply(&event.to_string()).await.unwrap();
     }
     let billing = app.get(&owner, &format!("/v1/workspaces/{ws}/billing")).await;
-    assert_eq!((billing.body["plan"].as_str(), billing.body["status"].as_str()), (Some("pro"), Some("active")));
+    // The workspace's first paid subscription: in the plan's trial, with its entitlements.
+    assert_eq!((billing.body["plan"].as_str(), billing.body["status"].as_str()), (Some("pro"), Some("trialing")));
+    let trial_end = sent[0]["data"]["object"]["trial_end"].as_i64().expect("a trial end");
+    let created = sent[0]["data"]["object"]["created"].as_i64().unwrap();
+    assert_eq!(trial_end - created, 14 * 86_400);
 
     // An operator's trial extension: the local Stripe moves the trial's end and says so; the
     // sync records it, and the price the subscription is worth.

@@ -2,6 +2,9 @@
 //! Session for a paid plan. Owners and admins only. The redirect back proves nothing: the plan
 //! changes only when the subscription's webhooks arrive.
 //!
+//! A plan's trial (`trial_days` in the catalog) comes with the workspace's first paid
+//! subscription only: never again once it had a subscription or completed a checkout.
+//!
 //! One open session per workspace and plan: while a session is open (not completed, not about to
 //! expire), every checkout for that plan answers it, even concurrent ones without an
 //! `Idempotency-Key` (they wait on the workspace row's lock), so two people clicking "Upgrade"
@@ -112,6 +115,16 @@ async fn create(
         return Ok(Json(json!({ "id": id, "url": url })));
     }
 
+    // A trial only on the workspace's first paid subscription: never once it had one, nor once
+    // a checkout of it completed (its subscription may not have been synced yet).
+    let first: bool = sqlx::query_scalar(
+        "SELECT NOT EXISTS (SELECT 1 FROM subscriptions WHERE workspace_id = $1)
+            AND NOT EXISTS (SELECT 1 FROM checkout_sessions WHERE workspace_id = $1 AND completed_at IS NOT NULL)",
+    )
+    .bind(workspace_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    let trial_days = plan.trial_days.filter(|_| first);
     let prices = ListPrice::new().lookup_keys(vec![lookup_key.to_owned()]).active(true).limit(1);
     let price = first_of_list(state.stripe.get(prices).await.map_err(stripe_failure)?).map_err(stripe_failure)?;
     let price = price.ok_or_else(|| {
@@ -126,6 +139,7 @@ async fn create(
     line_item.quantity = Some(1);
     let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
     subscription_data.metadata = Some(tagged());
+    subscription_data.trial_period_days = trial_days;
     let request = CreateCheckoutSession::new()
         .mode(CheckoutSessionMode::Subscription)
         .customer(customer)
@@ -165,8 +179,8 @@ async fn create(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    tracing::info!(session = %session_id, plan = plan.id, "checkout session created");
-    Ok(Json(json!({ "id": session_id, "url": url })))
+    tracing::info!(session = %session_id, plan = plan.id, ?trial_days, "checkout session created");
+    Ok(Json(json!({ "id": session_id, "url": url, "trial_days": trial_days })))
 }
 
 fn paid_plan(id: &str) -> Result<Plan, FieldError> {
