@@ -74,6 +74,11 @@ async fn a_subscription_event_grants_the_plan_and_leaves_a_trail() {
     assert_eq!(worker.apply(&event.to_string()).await.unwrap(), Outcome::Applied);
     let billing = app.get(&owner, &format!("/v1/workspaces/{ws}/billing")).await;
     assert_eq!((billing.body["plan"].as_str(), billing.body["status"].as_str()), (Some("pro"), Some("active")));
+    // The next invoice: the period's end and the prices' amount, as Stripe's object says.
+    assert_eq!(billing.body["payment"], "paid");
+    assert_eq!(billing.body["next_invoice"]["amount"], 2900);
+    assert_eq!(billing.body["next_invoice"]["currency"], "usd");
+    assert_eq!(billing.body["next_invoice"]["at"], billing.body["current_period_end"]);
     // The subscription row's insert and the workspace's link to its Stripe customer (by the
     // triggers, as the worker, with the event id), and the worker's own account of the change.
     let event_id = event["id"].as_str().map(str::to_owned);
@@ -510,6 +515,9 @@ async fn past_due_keeps_the_plan_for_the_grace_period_only() {
         .await
         .unwrap();
     assert_eq!(subscription_row(ws).await["effective"], "pro");
+    let billing = app.get(&owner, &format!("/v1/workspaces/{ws}/billing")).await;
+    assert_eq!((billing.body["payment"].as_str(), billing.body["status"].as_str()), (Some("failed"), Some("past_due")));
+    assert!(billing.body["grace_until"].is_string() && billing.body["next_invoice"]["at"].is_string());
     // A later past_due event does not extend the grace period.
     let grace_before: time::OffsetDateTime =
         sqlx::query_scalar("SELECT grace_until FROM subscriptions WHERE workspace_id = $1")

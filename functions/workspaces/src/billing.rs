@@ -31,8 +31,25 @@ struct BillingView {
     /// While `past_due`, the end of the grace period during which the plan is kept.
     #[serde(with = "time::serde::rfc3339::option")]
     grace_until: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    trial_end: Option<OffsetDateTime>,
+    /// The next invoice, while the subscription renews: its date (the period's end) and its
+    /// recurring amount (the prices per month, before prorations, discounts and tax).
+    next_invoice: Option<NextInvoice>,
+    /// `paid` (nothing owed), `failed` (the last payment failed; Stripe retries until the grace
+    /// period ends), or `none` (no subscription).
+    payment: &'static str,
     entitlements: Entitlements,
     usage: Usage,
+}
+
+#[derive(Serialize)]
+struct NextInvoice {
+    #[serde(with = "time::serde::rfc3339")]
+    at: OffsetDateTime,
+    /// In the currency's smallest unit; `null` if Stripe's prices did not say.
+    amount: Option<i64>,
+    currency: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -57,6 +74,9 @@ struct Row {
     current_period_end: Option<OffsetDateTime>,
     cancel_at_period_end: Option<bool>,
     grace_until: Option<OffsetDateTime>,
+    trial_end: Option<OffsetDateTime>,
+    monthly_amount: Option<i64>,
+    currency: Option<String>,
     projects: i64,
     members: i64,
 }
@@ -71,6 +91,7 @@ async fn read(
     let row = sqlx::query_as::<_, Row>(
         "SELECT app.effective_plan($1) AS effective_plan, app.active_overrides($1) AS overrides,
                 s.plan_id, s.status, s.current_period_end, s.cancel_at_period_end, s.grace_until,
+                s.trial_end, s.monthly_amount, s.currency,
                 (SELECT count(*) FROM projects WHERE workspace_id = $1) AS projects,
                 (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS members
          FROM (SELECT $1::uuid AS id) w LEFT JOIN subscriptions s ON s.workspace_id = w.id",
@@ -80,13 +101,29 @@ async fn read(
     .await?;
     tx.commit().await?;
     let plan = plans::by_id(&row.effective_plan).with_overrides(&row.overrides);
+    let status = row.status.unwrap_or_else(|| "none".to_owned());
+    let cancel_at_period_end = row.cancel_at_period_end.unwrap_or(false);
+    let renews = matches!(status.as_str(), "active" | "trialing" | "past_due") && !cancel_at_period_end;
+    let next_invoice = row.current_period_end.filter(|_| renews).map(|at| NextInvoice {
+        at,
+        amount: row.monthly_amount,
+        currency: row.currency.clone(),
+    });
+    let payment = match status.as_str() {
+        "none" => "none",
+        "past_due" | "unpaid" => "failed",
+        _ => "paid",
+    };
     Ok(Json(BillingView {
         plan: plan.id,
         subscribed_plan: row.plan_id,
-        status: row.status.unwrap_or_else(|| "none".to_owned()),
+        status,
         current_period_end: row.current_period_end,
-        cancel_at_period_end: row.cancel_at_period_end.unwrap_or(false),
+        cancel_at_period_end,
         grace_until: row.grace_until,
+        trial_end: row.trial_end,
+        next_invoice,
+        payment,
         entitlements: Entitlements { features: plan.features, limits: plan.limits },
         usage: Usage { projects: row.projects, members: row.members },
     }))
