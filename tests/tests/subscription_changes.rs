@@ -65,6 +65,7 @@ async fn cancel_at_period_end_and_resume_go_to_stripe_and_come_back_by_webhook()
         (summary.body["cancel_at_period_end"].as_bool(), summary.body["plan"].as_str()),
         (Some(true), Some("pro"))
     );
+    assert!(summary.body["next_invoice"].is_null(), "a cancelling subscription sends no next invoice");
 
     // Resuming, with the client's own idempotency key.
     let request = Request::builder()
