@@ -262,6 +262,32 @@ impl LocalStripe {
         active
     }
 
+    /// A renewal invoice paid or failed: `invoice.paid` or `invoice.payment_failed`, then the
+    /// subscription back to `active` or `past_due`, as Stripe sends them. `None` if there is no
+    /// such subscription.
+    fn invoice_outcome(self: &Arc<Self>, id: &str, paid: bool) -> Option<Value> {
+        let (customer, amount) = {
+            let account = self.account();
+            let subscription = account.subscriptions.get(id)?;
+            (subscription["customer"].clone(), subscription["items"]["data"][0]["price"]["unit_amount"].clone())
+        };
+        let invoice = json!({
+            "id": new_id("in"), "object": "invoice", "customer": customer, "currency": "usd",
+            "status": if paid { "paid" } else { "open" }, "amount_due": amount,
+            "amount_paid": if paid { amount.clone() } else { json!(0) }, "attempt_count": 1,
+            "billing_reason": "subscription_cycle", "livemode": false, "created": now(),
+            "parent": {"type": "subscription_details", "subscription_details": {"subscription": id}}});
+        let updated = {
+            let mut account = self.account();
+            let subscription = account.subscriptions.get_mut(id)?;
+            subscription["status"] = json!(if paid { "active" } else { "past_due" });
+            subscription.clone()
+        };
+        let kind = if paid { "invoice.paid" } else { "invoice.payment_failed" };
+        self.emit(vec![(kind, invoice), ("customer.subscription.updated", updated.clone())]);
+        Some(updated)
+    }
+
     /// Applies a change to a subscription and emits its event; `None` if there is no such one.
     fn change(self: &Arc<Self>, id: &str, change: impl FnOnce(&mut Value)) -> Option<Value> {
         let updated = {
@@ -438,12 +464,13 @@ async fn portal_page(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<Stri
         if subscription["status"] == "canceled" {
             continue;
         }
-        let mut actions = vec![
-            ("switch-pro", "Switch to Pro"),
-            ("switch-studio", "Switch to Studio"),
-            ("past-due", "Simulate a failed payment"),
-            ("cancel", "Cancel now"),
-        ];
+        let mut actions = vec![("switch-pro", "Switch to Pro"), ("switch-studio", "Switch to Studio")];
+        actions.push(if subscription["status"] == "past_due" {
+            ("pay", "Pay the open invoice")
+        } else {
+            ("past-due", "Simulate a failed payment")
+        });
+        actions.push(("cancel", "Cancel now"));
         actions.push(if subscription["cancel_at_period_end"] == true {
             ("resume", "Don't cancel")
         } else {
@@ -481,7 +508,9 @@ async fn portal_action(
             let key = if action == "switch-pro" { "pro_monthly" } else { "studio_monthly" };
             stripe.change(&subscription, |s| set_price(s, price(key).unwrap_or_default()))
         }
-        "past-due" => stripe.change(&subscription, |s| s["status"] = json!("past_due")),
+        // As Stripe does on a renewal: the invoice's event, then the subscription's.
+        "past-due" => stripe.invoice_outcome(&subscription, false),
+        "pay" => stripe.invoice_outcome(&subscription, true),
         "cancel" => stripe.change(&subscription, cancel_now),
         "cancel-at-period-end" => stripe.change(&subscription, |s| set_cancel_at_period_end(s, true)),
         "resume" => stripe.change(&subscription, |s| set_cancel_at_period_end(s, false)),

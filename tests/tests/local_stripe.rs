@@ -104,6 +104,33 @@ async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe
         .await;
     let portal_url = portal.expect(axum::http::StatusCode::OK)["url"].as_str().unwrap().to_owned();
     assert!(reqwest::get(&portal_url).await.unwrap().text().await.unwrap().contains("Cancel at period end"));
+
+    // A failed renewal: the invoice's event, then the subscription past due, as Stripe sends
+    // them; the workspace keeps its plan through the grace period and shows the payment failed.
+    let failed = client.post(format!("{portal_url}/{subscription}/past-due")).send().await.unwrap();
+    assert_eq!(failed.status(), 303);
+    let sent = events(&base).await;
+    let kinds: Vec<&str> = sent[..2].iter().rev().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["invoice.payment_failed", "customer.subscription.updated"]);
+    for event in sent[..2].iter().rev() {
+        worker.apply(&event.to_string()).await.unwrap();
+    }
+    let billing = app.get(&owner, &format!("/v1/workspaces/{ws}/billing")).await;
+    assert_eq!(
+        (billing.body["plan"].as_str(), billing.body["status"].as_str(), billing.body["payment"].as_str()),
+        (Some("pro"), Some("past_due"), Some("failed"))
+    );
+    assert!(reqwest::get(&portal_url).await.unwrap().text().await.unwrap().contains("Pay the open invoice"));
+    let paid = client.post(format!("{portal_url}/{subscription}/pay")).send().await.unwrap();
+    assert_eq!(paid.status(), 303);
+    let sent = events(&base).await;
+    assert_eq!(sent[1]["type"], "invoice.paid");
+    for event in sent[..2].iter().rev() {
+        worker.apply(&event.to_string()).await.unwrap();
+    }
+    let billing = app.get(&owner, &format!("/v1/workspaces/{ws}/billing")).await;
+    assert_eq!((billing.body["status"].as_str(), billing.body["payment"].as_str()), (Some("active"), Some("paid")));
+
     let canceled = client.post(format!("{portal_url}/{subscription}/cancel")).send().await.unwrap();
     assert_eq!(canceled.status(), 303);
     let deleted = events(&base).await.into_iter().next().unwrap();
@@ -114,7 +141,7 @@ async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe
 
     // Reconciliation reads the same account: every event already applied, nothing drifted here.
     let report = Reconciler { worker, lookback: time::Duration::days(30) }.run().await.unwrap();
-    assert_eq!(report.events_checked, 6);
+    assert_eq!(report.events_checked, 10);
     assert!(report.missed_events.is_empty(), "{report:?}");
     assert!(!report.drift.iter().any(|d| d.workspace_id == ws), "{report:?}");
 }
