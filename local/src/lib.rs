@@ -2,6 +2,7 @@
 //! billing worker through a local SQS queue (moto), plus the helpers developers need
 //! (migrations, a demo workspace, development tokens, reconciliation).
 
+pub mod ai;
 pub mod demo;
 pub mod queues;
 pub mod realtime;

@@ -39,7 +39,19 @@ fn uses_local_stripe() -> bool {
     env("STRIPE_SECRET_KEY").is_none()
 }
 
+/// Without a provider key, the local stack serves its own AI provider at `/_ai`.
+fn uses_local_ai() -> bool {
+    env("AI_PROVIDER_API_KEY").is_none()
+}
+
 fn setting(name: &str) -> Option<String> {
+    if uses_local_ai() {
+        match name {
+            "AI_PROVIDER_API_KEY" => return Some("sk-ant-local-provider".to_owned()),
+            "AI_PROVIDER_BASE_URL" => return Some(format!("http://127.0.0.1:{}/_ai", port())),
+            _ => {}
+        }
+    }
     if uses_local_stripe() {
         match name {
             "STRIPE_SECRET_KEY" => return Some(LOCAL_STRIPE_KEY.to_owned()),
@@ -291,6 +303,13 @@ async fn serve(args: &[String]) -> Result<()> {
             if let Some(queue) = &usage_queue {
                 start_usage_pipeline(&settings, queue.clone()).await?;
             }
+            if uses_local_ai() {
+                println!(
+                    "AI tools: the local AI provider at http://127.0.0.1:{port}/_ai (deterministic answers; \
+                     POST /_ai/mode {{\"mode\": \"rate_limited\", \"times\": 2}} to try the retry paths; \
+                     set AI_PROVIDER_API_KEY to use Anthropic)"
+                );
+            }
             Some(ai_runs::AiState { app: state.clone(), ai, usage_queue })
         }
         None => {
@@ -333,6 +352,9 @@ async fn serve(args: &[String]) -> Result<()> {
     let mut app = local_stack::app(state, billing, webhook, ai, admin).merge(realtime);
     if let Some(local_stripe) = local_stripe {
         app = app.nest("/_stripe", local_stack::stripe::router(local_stripe));
+    }
+    if uses_local_ai() {
+        app = app.nest("/_ai", local_stack::ai::router(local_stack::ai::LocalAi::default()));
     }
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.context("serve")?;
     Ok(())
