@@ -100,6 +100,8 @@ fn price(lookup_key: &str) -> Option<Value> {
     let unit_amount = if plan.id == "studio" { 9900 } else { 2900 };
     Some(json!({
         "id": format!("price_local_{lookup_key}"), "object": "price", "active": true, "currency": "usd",
+        "billing_scheme": "per_unit", "created": 1_790_000_000, "tax_behavior": "unspecified",
+        "unit_amount_decimal": unit_amount.to_string(),
         "livemode": false, "lookup_key": lookup_key, "metadata": {}, "nickname": plan.name,
         "product": format!("prod_local_{}", plan.id), "type": "recurring", "unit_amount": unit_amount,
         "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"}
@@ -373,12 +375,17 @@ async fn create_checkout_session(State(stripe): State<Arc<LocalStripe>>, body: B
     let id = new_id("cs_test");
     let session = json!({
         "id": id, "object": "checkout.session", "mode": "subscription", "status": "open", "payment_status": "unpaid",
+        "automatic_tax": {"enabled": false, "liability": null, "provider": null, "status": null},
+        "custom_fields": [], "custom_text": {"after_submit": null, "shipping_address": null, "submit": null,
+                                             "terms_of_service_acceptance": null},
+        "payment_method_types": ["card"], "shipping_options": [],
         "customer": field(&form, "customer"), "client_reference_id": field(&form, "client_reference_id"),
         "success_url": field(&form, "success_url"), "cancel_url": field(&form, "cancel_url"),
         "metadata": metadata(&form, "metadata"), "subscription": null, "livemode": false, "created": now(),
         "expires_at": now() + 86_400,
         "url": format!("{}/checkout/{id}", stripe.public_base),
-        "line_items": {"data": [{"price": price, "quantity": 1}]},
+        // Stripe returns line items only when expanded; the local account keeps the price here.
+        "local_price": price,
         "subscription_data": {"metadata": metadata(&form, "subscription_data[metadata]"),
                               "trial_period_days": field(&form, "subscription_data[trial_period_days]")
                                   .and_then(|d| d.parse::<i64>().ok())},
@@ -392,7 +399,7 @@ async fn checkout_page(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<St
     let Some(session) = stripe.account().checkout_sessions.get(&id).cloned() else {
         return missing("checkout session", &id);
     };
-    let price = &session["line_items"]["data"][0]["price"];
+    let price = &session["local_price"];
     let amount = price["unit_amount"].as_i64().unwrap_or_default() as f64 / 100.0;
     let body = if session["status"] == "open" {
         format!(
@@ -417,7 +424,7 @@ async fn pay_checkout(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<Str
         return Redirect::to(session["success_url"].as_str().unwrap_or("/")).into_response();
     }
     let customer = session["customer"].as_str().map(str::to_owned).unwrap_or_else(|| new_id("cus"));
-    let price = session["line_items"]["data"][0]["price"].clone();
+    let price = session["local_price"].clone();
     let metadata = session["subscription_data"]["metadata"].clone();
     let trial_days = session["subscription_data"]["trial_period_days"].as_i64();
     session["status"] = json!("complete");
@@ -440,6 +447,7 @@ async fn create_portal_session(State(stripe): State<Arc<LocalStripe>>, body: Byt
     };
     let id = new_id("bps");
     let session = json!({"id": id, "object": "billing_portal.session", "customer": customer, "livemode": false,
+                         "configuration": "bpc_local_default",
                          "created": now(), "return_url": field(&form, "return_url"),
                          "url": format!("{}/portal/{id}", stripe.public_base)});
     stripe.account().portal_sessions.insert(id, session.clone());
@@ -651,9 +659,10 @@ async fn list_events(State(stripe): State<Arc<LocalStripe>>, RawQuery(query): Ra
 async fn create_meter_event(State(stripe): State<Arc<LocalStripe>>, body: Bytes) -> Response {
     let form = form_of(&body);
     let event = json!({"object": "billing.meter_event", "created": now(), "livemode": false,
-                       "event_name": field(&form, "event_name"), "identifier": field(&form, "identifier"),
+                       "event_name": field(&form, "event_name"),
+                       "identifier": field(&form, "identifier").map_or_else(|| new_id("mev"), str::to_owned),
                        "payload": metadata(&form, "payload"),
-                       "timestamp": field(&form, "timestamp").and_then(|t| t.parse::<i64>().ok())});
+                       "timestamp": field(&form, "timestamp").and_then(|t| t.parse::<i64>().ok()).unwrap_or_else(now)});
     stripe.account().meter_events.push(event.clone());
     stripe.save();
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], event.to_string()).into_response()

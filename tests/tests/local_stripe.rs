@@ -145,3 +145,46 @@ async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe
     assert!(report.missed_events.is_empty(), "{report:?}");
     assert!(!report.drift.iter().any(|d| d.workspace_id == ws), "{report:?}");
 }
+
+/// The local Stripe answers in Stripe's shapes: async-stripe's own typed objects (not only the
+/// tolerant JSON reading the product does) parse its prices, customers, Checkout and portal
+/// sessions, meter events and event list.
+#[tokio::test]
+async fn async_stripes_own_types_parse_the_local_stripes_answers() {
+    use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
+    use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+    use stripe_checkout::CheckoutSessionMode;
+    use stripe_checkout::checkout_session::{CreateCheckoutSession, CreateCheckoutSessionLineItems};
+    use stripe_core::customer::CreateCustomer;
+    use stripe_core::event::ListEvent;
+    use stripe_product::price::ListPrice;
+
+    let base = start_local_stripe().await;
+    let client = stripe::ClientBuilder::new("sk_test_local").url(format!("{base}/")).build().unwrap();
+    let prices = ListPrice::new().lookup_keys(vec!["pro_monthly".to_owned()]).send(&client).await.unwrap();
+    let price = prices.data.first().expect("the catalog's price");
+    assert_eq!((price.lookup_key.as_deref(), price.unit_amount), (Some("pro_monthly"), Some(2900)));
+    let customer = CreateCustomer::new().name("Typed").send(&client).await.unwrap();
+    let mut item = CreateCheckoutSessionLineItems::new();
+    item.price = Some(price.id.to_string());
+    item.quantity = Some(1);
+    let session = CreateCheckoutSession::new()
+        .mode(CheckoutSessionMode::Subscription)
+        .customer(customer.id.as_str())
+        .line_items(vec![item])
+        .success_url("http://127.0.0.1:3000/ok")
+        .cancel_url("http://127.0.0.1:3000/no")
+        .send(&client)
+        .await
+        .unwrap();
+    assert!(session.url.is_some());
+    let portal = CreateBillingPortalSession::new().customer(customer.id.as_str()).send(&client).await.unwrap();
+    assert!(portal.url.starts_with(&base));
+    let payload = std::collections::HashMap::from([
+        ("stripe_customer_id".to_owned(), customer.id.to_string()),
+        ("value".to_owned(), "1".to_owned()),
+    ]);
+    let meter = CreateBillingMeterEvent::new("ai_tool_runs", payload).send(&client).await.unwrap();
+    assert_eq!(meter.event_name, "ai_tool_runs");
+    ListEvent::new().send(&client).await.unwrap();
+}
