@@ -222,11 +222,15 @@ impl LocalStripe {
             "created": created, "currency": "usd", "customer": customer, "livemode": false,
             "latest_invoice": format!("in_{id}"),
             "metadata": metadata, "start_date": created, "status": status,
+            "automatic_tax": {"enabled": false, "disabled_reason": null, "liability": null},
+            "billing_mode": {"type": "flexible"}, "billing_schedules": [], "discounts": [],
+            "invoice_settings": {"account_tax_ids": null, "issuer": {"type": "self"}},
             "items": {"object": "list", "has_more": false, "total_count": 1,
                       "url": format!("/v1/subscription_items?subscription={id}"),
                       "data": [{"id": new_id("si"), "object": "subscription_item", "created": created,
                                 "current_period_start": created, "current_period_end": created + MONTH_SECS,
-                                "metadata": {}, "price": price, "quantity": 1, "subscription": id}]}
+                                "discounts": [], "metadata": {}, "plan": plan_of(&price), "price": price,
+                                "quantity": 1, "subscription": id}]}
         })
     }
 
@@ -321,7 +325,20 @@ fn set_cancel_at_period_end(subscription: &mut Value, cancel: bool) {
 }
 
 fn set_price(subscription: &mut Value, price: Value) {
+    subscription["items"]["data"][0]["plan"] = plan_of(&price);
     subscription["items"]["data"][0]["price"] = price;
+}
+
+/// The legacy `plan` object Stripe still puts on subscription items, from the item's price.
+fn plan_of(price: &Value) -> Value {
+    json!({
+        "id": price["id"], "object": "plan", "active": price["active"], "amount": price["unit_amount"],
+        "amount_decimal": price["unit_amount_decimal"], "billing_scheme": price["billing_scheme"],
+        "created": price["created"], "currency": price["currency"],
+        "interval": price["recurring"]["interval"], "interval_count": price["recurring"]["interval_count"],
+        "livemode": false, "metadata": {}, "nickname": price["nickname"], "product": price["product"],
+        "usage_type": price["recurring"]["usage_type"]
+    })
 }
 
 pub fn router(stripe: Arc<LocalStripe>) -> Router {

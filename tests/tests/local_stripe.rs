@@ -148,11 +148,15 @@ async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe
 
 /// The local Stripe answers in Stripe's shapes: async-stripe's own typed objects (not only the
 /// tolerant JSON reading the product does) parse its prices, customers, Checkout and portal
-/// sessions, meter events and event list.
+/// sessions, meter events, subscriptions (created, read, listed, updated, canceled) and event list.
 #[tokio::test]
 async fn async_stripes_own_types_parse_the_local_stripes_answers() {
     use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
     use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+    use stripe_billing::subscription::{
+        CancelSubscription, CreateSubscription, CreateSubscriptionItems, ListSubscription, RetrieveSubscription,
+        UpdateSubscription,
+    };
     use stripe_checkout::CheckoutSessionMode;
     use stripe_checkout::checkout_session::{CreateCheckoutSession, CreateCheckoutSessionLineItems};
     use stripe_core::customer::CreateCustomer;
@@ -185,6 +189,18 @@ async fn async_stripes_own_types_parse_the_local_stripes_answers() {
         ("value".to_owned(), "1".to_owned()),
     ]);
     let meter = CreateBillingMeterEvent::new("ai_tool_runs", payload).send(&client).await.unwrap();
+    let mut items = CreateSubscriptionItems::new();
+    items.price = Some(price.id.to_string());
+    let created =
+        CreateSubscription::new().customer(customer.id.as_str()).items(vec![items]).send(&client).await.unwrap();
+    assert_eq!(created.items.data[0].price.id, price.id);
+    let read = RetrieveSubscription::new(created.id.as_str()).send(&client).await.unwrap();
+    let listed = ListSubscription::new().send(&client).await.unwrap();
+    assert!(listed.data.iter().any(|s| s.id == read.id));
+    let updated = UpdateSubscription::new(read.id.as_str()).cancel_at_period_end(true).send(&client).await.unwrap();
+    assert!(updated.cancel_at_period_end);
+    let canceled = CancelSubscription::new(read.id.as_str()).send(&client).await.unwrap();
+    assert_eq!(canceled.status.as_str(), "canceled");
     assert_eq!(meter.event_name, "ai_tool_runs");
     ListEvent::new().send(&client).await.unwrap();
 }
