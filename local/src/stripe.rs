@@ -54,6 +54,8 @@ struct Account {
     events: Vec<Value>,
     meter_events: Vec<Value>,
     refunds: Vec<Value>,
+    #[serde(default)]
+    schedules: BTreeMap<String, Value>,
 }
 
 type Form = Vec<(String, String)>;
@@ -221,7 +223,7 @@ impl LocalStripe {
             "cancel_at_period_end": false, "canceled_at": null, "collection_method": "charge_automatically",
             "created": created, "currency": "usd", "customer": customer, "livemode": false,
             "latest_invoice": format!("in_{id}"),
-            "metadata": metadata, "start_date": created, "status": status,
+            "metadata": metadata, "start_date": created, "status": status, "schedule": null,
             "automatic_tax": {"enabled": false, "disabled_reason": null, "liability": null},
             "billing_mode": {"type": "flexible"}, "billing_schedules": [], "discounts": [],
             "invoice_settings": {"account_tax_ids": null, "issuer": {"type": "self"}},
@@ -294,6 +296,46 @@ impl LocalStripe {
         Some(updated)
     }
 
+    /// The period ends: a scheduled next phase takes over (and the schedule is released), or a
+    /// subscription cancelling at the period's end ends; otherwise it renews. Emits what Stripe
+    /// sends (the renewal's `invoice.paid`, then the subscription's event).
+    fn renew(self: &Arc<Self>, id: &str) -> Option<Value> {
+        let next_price = {
+            let mut account = self.account();
+            let schedule_id = account.subscriptions.get(id)?["schedule"].as_str().map(str::to_owned);
+            match schedule_id.and_then(|s| account.schedules.remove(&s)) {
+                Some(schedule) => schedule["phases"][1]["items"][0]["price"].as_str().and_then(price_of),
+                None => None,
+            }
+        };
+        if self.account().subscriptions.get(id)?["cancel_at_period_end"] == true {
+            return self.change(id, cancel_now);
+        }
+        let (customer, amount) = {
+            let mut account = self.account();
+            let subscription = account.subscriptions.get_mut(id)?;
+            let end = subscription["items"]["data"][0]["current_period_end"].as_i64().unwrap_or_else(now);
+            subscription["items"]["data"][0]["current_period_start"] = json!(end);
+            subscription["items"]["data"][0]["current_period_end"] = json!(end + MONTH_SECS);
+            subscription["schedule"] = Value::Null;
+            if subscription["status"] == "trialing" {
+                subscription["status"] = json!("active");
+            }
+            if let Some(price) = next_price {
+                set_price(subscription, price);
+            }
+            (subscription["customer"].clone(), subscription["items"]["data"][0]["price"]["unit_amount"].clone())
+        };
+        self.save();
+        let invoice = json!({"id": new_id("in"), "object": "invoice", "customer": customer, "currency": "usd",
+                             "status": "paid", "amount_due": amount, "amount_paid": amount,
+                             "billing_reason": "subscription_cycle", "livemode": false, "created": now(),
+                             "parent": {"type": "subscription_details", "subscription_details": {"subscription": id}}});
+        let updated = self.account().subscriptions.get(id)?.clone();
+        self.emit(vec![("invoice.paid", invoice), ("customer.subscription.updated", updated.clone())]);
+        Some(updated)
+    }
+
     /// Applies a change to a subscription and emits its event; `None` if there is no such one.
     fn change(self: &Arc<Self>, id: &str, change: impl FnOnce(&mut Value)) -> Option<Value> {
         let updated = {
@@ -349,6 +391,9 @@ pub fn router(stripe: Arc<LocalStripe>) -> Router {
         .route("/v1/billing_portal/sessions", post(create_portal_session))
         .route("/v1/subscriptions", get(list_subscriptions).post(create_subscription))
         .route("/v1/subscriptions/{id}", get(read_subscription).post(update_subscription).delete(delete_subscription))
+        .route("/v1/subscription_schedules", post(create_schedule))
+        .route("/v1/subscription_schedules/{id}", post(update_schedule))
+        .route("/v1/subscription_schedules/{id}/release", post(release_schedule))
         .route("/v1/events", get(list_events))
         .route("/v1/invoices/{id}", get(read_invoice))
         .route("/v1/refunds", post(create_refund))
@@ -496,6 +541,7 @@ async fn portal_page(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<Stri
             ("past-due", "Simulate a failed payment")
         });
         actions.push(("cancel", "Cancel now"));
+        actions.push(("renew", "Advance to the period's end"));
         actions.push(if subscription["cancel_at_period_end"] == true {
             ("resume", "Don't cancel")
         } else {
@@ -538,6 +584,7 @@ async fn portal_action(
         "pay" => stripe.invoice_outcome(&subscription, true),
         "cancel" => stripe.change(&subscription, cancel_now),
         "cancel-at-period-end" => stripe.change(&subscription, |s| set_cancel_at_period_end(s, true)),
+        "renew" => stripe.renew(&subscription),
         "resume" => stripe.change(&subscription, |s| set_cancel_at_period_end(s, false)),
         _ => return error(StatusCode::NOT_FOUND, None, format!("Unknown action '{action}'")),
     };
@@ -622,6 +669,85 @@ async fn update_subscription(State(stripe): State<Arc<LocalStripe>>, Path(id): P
         }
     });
     changed.map_or_else(|| missing("subscription", &id), |s| axum::Json(s).into_response())
+}
+
+/// `from_subscription`: a schedule whose one phase is the subscription's current period.
+async fn create_schedule(State(stripe): State<Arc<LocalStripe>>, body: Bytes) -> Response {
+    let form = form_of(&body);
+    let Some(subscription_id) = field(&form, "from_subscription") else {
+        return error(StatusCode::BAD_REQUEST, Some("parameter_missing"), "from_subscription is required".into());
+    };
+    let schedule = {
+        let mut account = stripe.account();
+        let Some(subscription) = account.subscriptions.get_mut(subscription_id) else {
+            return missing("subscription", subscription_id);
+        };
+        if !subscription["schedule"].is_null() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                Some("resource_already_exists"),
+                "This subscription is already managed by a subscription schedule.".into(),
+            );
+        }
+        let id = new_id("sub_sched");
+        let item = &subscription["items"]["data"][0];
+        let schedule = json!({
+            "id": id, "object": "subscription_schedule", "created": now(), "livemode": false,
+            "customer": subscription["customer"], "subscription": subscription_id, "status": "active",
+            "end_behavior": "release", "metadata": {},
+            "phases": [{"start_date": item["current_period_start"], "end_date": item["current_period_end"],
+                        "items": [{"price": item["price"]["id"], "quantity": 1}]}]
+        });
+        subscription["schedule"] = json!(id);
+        account.schedules.insert(id, schedule.clone());
+        schedule
+    };
+    stripe.save();
+    axum::Json(schedule).into_response()
+}
+
+/// `phases[i][items][0][price]`, `phases[i][start_date]`, `phases[i][end_date]`, `end_behavior`.
+async fn update_schedule(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>, body: Bytes) -> Response {
+    let form = form_of(&body);
+    let phases: Vec<Value> = (0..)
+        .map_while(|i| {
+            field(&form, &format!("phases[{i}][items][0][price]")).map(|price| {
+                let date =
+                    |name: &str| field(&form, &format!("phases[{i}][{name}]")).and_then(|d| d.parse::<i64>().ok());
+                json!({"start_date": date("start_date"), "end_date": date("end_date"),
+                       "items": [{"price": price, "quantity": 1}]})
+            })
+        })
+        .collect();
+    let schedule = {
+        let mut account = stripe.account();
+        let Some(schedule) = account.schedules.get_mut(&id) else { return missing("subscription schedule", &id) };
+        if !phases.is_empty() {
+            schedule["phases"] = json!(phases);
+        }
+        if let Some(end_behavior) = field(&form, "end_behavior") {
+            schedule["end_behavior"] = json!(end_behavior);
+        }
+        schedule.clone()
+    };
+    stripe.save();
+    axum::Json(schedule).into_response()
+}
+
+async fn release_schedule(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>) -> Response {
+    let schedule = {
+        let mut account = stripe.account();
+        let Some(mut schedule) = account.schedules.remove(&id) else { return missing("subscription schedule", &id) };
+        if let Some(subscription) = schedule["subscription"].as_str().map(str::to_owned)
+            && let Some(subscription) = account.subscriptions.get_mut(&subscription)
+        {
+            subscription["schedule"] = Value::Null;
+        }
+        schedule["status"] = json!("released");
+        schedule
+    };
+    stripe.save();
+    axum::Json(schedule).into_response()
 }
 
 async fn delete_subscription(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>) -> Response {

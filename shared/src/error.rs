@@ -51,6 +51,9 @@ pub enum ApiError {
     BadRequest { code: &'static str, detail: String },
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// A conflict with what must change first, one entry per thing (in `errors`).
+    #[error("{detail}")]
+    Blocked { code: &'static str, detail: String, errors: Vec<FieldError> },
     /// The workspace's plan does not allow more of something; upgrading does.
     #[error("{0}")]
     PlanLimitReached(String),
@@ -104,7 +107,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::Blocked { .. } => StatusCode::CONFLICT,
             Self::PlanLimitReached(_) | Self::FeatureNotInPlan(_) => StatusCode::PAYMENT_REQUIRED,
             Self::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -127,6 +130,7 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::BadRequest { code, .. }
             | Self::Conflict { code, .. }
+            | Self::Blocked { code, .. }
             | Self::Upstream { code, .. }
             | Self::ApiKeyRejected { code, .. }
             | Self::Denied { code, .. }
@@ -189,7 +193,7 @@ impl IntoResponse for ApiError {
             _ => tracing::debug!(code = self.code(), "client error"),
         }
         let errors = match &self {
-            Self::Validation(errors) => errors.as_slice(),
+            Self::Validation(errors) | Self::Blocked { errors, .. } => errors.as_slice(),
             _ => &[],
         };
         let problem = Problem {

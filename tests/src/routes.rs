@@ -497,6 +497,14 @@ pub fn rows() -> Vec<Row> {
             expect: [200, 200, 403, 403, 403, 404],
             fresh: false,
         },
+        // A downgrade from the fixture's Studio plan while it holds an API key: refused, before Stripe.
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/billing/subscription",
+            request: |c| (M::POST, format!("{}/billing/subscription", p(&c.tenant)), Some(json!({"plan": "pro"}))),
+            expect: [409, 409, 403, 403, 403, 404],
+            fresh: false,
+        },
         Row {
             method: M::POST,
             pattern: "/v1/workspaces/{workspace_id}/billing/subscription/cancel",

@@ -61,11 +61,12 @@ async fn a_suspended_workspace_reads_but_refuses_every_write_and_its_keys_stop()
 
     // The billing portal writes nothing here and stays open, so an owner can fix a payment;
     // checkout, with this fixture's live subscription, sends to the portal before writing (a
-    // new checkout of a suspended workspace is refused: below). Cancelling (or resuming) the
-    // subscription writes only in Stripe: a suspended customer may still stop paying.
+    // new checkout of a suspended workspace is refused: below). Changing plan, cancelling or
+    // resuming the subscription writes only in Stripe: a suspended customer may still stop paying.
     let open_while_suspended = [
         "/v1/workspaces/{workspace_id}/billing/portal",
         "/v1/workspaces/{workspace_id}/billing/checkout",
+        "/v1/workspaces/{workspace_id}/billing/subscription",
         "/v1/workspaces/{workspace_id}/billing/subscription/cancel",
         "/v1/workspaces/{workspace_id}/billing/subscription/resume",
     ];

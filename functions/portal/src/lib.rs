@@ -3,6 +3,7 @@
 //! `.../billing/subscription/cancel|resume` cancel at the period's end (or take it back)
 //! through the API.
 
+mod plan_change;
 mod subscription;
 
 use axum::extract::State;

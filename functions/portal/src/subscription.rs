@@ -16,13 +16,14 @@ use stripe_billing::subscription::UpdateSubscription;
 use uuid::Uuid;
 
 /// The statuses in which a subscription is still billing (or about to).
-const LIVE: [&str; 3] = ["active", "trialing", "past_due"];
+pub const LIVE: [&str; 3] = ["active", "trialing", "past_due"];
 
 pub fn router() -> Router<BillingState> {
     use axum::routing::post;
     Router::new()
         .route("/v1/workspaces/{workspace_id}/billing/subscription/cancel", post(cancel))
         .route("/v1/workspaces/{workspace_id}/billing/subscription/resume", post(resume))
+        .route("/v1/workspaces/{workspace_id}/billing/subscription", post(crate::plan_change::change))
 }
 
 async fn cancel(
