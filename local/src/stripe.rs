@@ -311,29 +311,19 @@ impl LocalStripe {
         if self.account().subscriptions.get(id)?["cancel_at_period_end"] == true {
             return self.change(id, cancel_now);
         }
-        let (customer, amount) = {
+        {
             let mut account = self.account();
             let subscription = account.subscriptions.get_mut(id)?;
             let end = subscription["items"]["data"][0]["current_period_end"].as_i64().unwrap_or_else(now);
             subscription["items"]["data"][0]["current_period_start"] = json!(end);
             subscription["items"]["data"][0]["current_period_end"] = json!(end + MONTH_SECS);
             subscription["schedule"] = Value::Null;
-            if subscription["status"] == "trialing" {
-                subscription["status"] = json!("active");
-            }
             if let Some(price) = next_price {
                 set_price(subscription, price);
             }
-            (subscription["customer"].clone(), subscription["items"]["data"][0]["price"]["unit_amount"].clone())
-        };
-        self.save();
-        let invoice = json!({"id": new_id("in"), "object": "invoice", "customer": customer, "currency": "usd",
-                             "status": "paid", "amount_due": amount, "amount_paid": amount,
-                             "billing_reason": "subscription_cycle", "livemode": false, "created": now(),
-                             "parent": {"type": "subscription_details", "subscription_details": {"subscription": id}}});
-        let updated = self.account().subscriptions.get(id)?.clone();
-        self.emit(vec![("invoice.paid", invoice), ("customer.subscription.updated", updated.clone())]);
-        Some(updated)
+        }
+        // The new period's invoice, paid: the subscription active (a trial's end included).
+        self.invoice_outcome(id, true)
     }
 
     /// Applies a change to a subscription and emits its event; `None` if there is no such one.

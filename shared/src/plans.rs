@@ -146,6 +146,14 @@ pub fn by_id(id: &str) -> Plan {
     CATALOG.into_iter().find(|plan| plan.id == id).unwrap_or(FREE)
 }
 
+/// A paid plan by id, or the field error a request naming another one gets.
+pub fn paid(id: &str) -> Result<Plan, crate::error::FieldError> {
+    CATALOG.into_iter().find(|plan| plan.id == id && plan.stripe_lookup_key.is_some()).ok_or_else(|| {
+        let paid: Vec<&str> = CATALOG.iter().filter(|p| p.stripe_lookup_key.is_some()).map(|p| p.id).collect();
+        crate::error::FieldError::new("plan", format!("must be one of: {}", paid.join(", ")))
+    })
+}
+
 /// The paid plan sold under a Stripe Price lookup key.
 pub fn by_lookup_key(key: &str) -> Option<Plan> {
     CATALOG.into_iter().find(|plan| plan.stripe_lookup_key == Some(key))

@@ -120,6 +120,15 @@ fn classify(error: stripe::StripeError) -> StripeError {
     }
 }
 
+/// An id field that Stripe sends either as a string or, when expanded, as an object with an id.
+pub fn id_of(value: &Value) -> Option<String> {
+    match value {
+        Value::String(id) => Some(id.clone()),
+        Value::Object(object) => object.get("id").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    }
+}
+
 /// The first object of a list answer (`data[0]`).
 pub fn first_of_list(list: Value) -> Result<Option<Value>, StripeError> {
     match list {

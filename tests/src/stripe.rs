@@ -375,3 +375,19 @@ pub async fn start_default_server(account: &StripeAccount) -> wiremock::MockServ
 pub fn form_of(request: &wiremock::Request) -> std::collections::HashMap<String, String> {
     serde_urlencoded::from_bytes(&request.body).expect("Stripe requests are form-encoded")
 }
+
+/// Serves the local stack's local Stripe (no webhook: a test applies its event log itself) on a
+/// free port; returns its base URL.
+pub async fn start_local_stripe() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stripe = local_stack::stripe::LocalStripe::new(base.clone(), None, None);
+    tokio::spawn(async move { axum::serve(listener, local_stack::stripe::router(stripe)).await });
+    base
+}
+
+/// The local Stripe's events, newest first.
+pub async fn local_stripe_events(base: &str) -> Vec<Value> {
+    let list: Value = reqwest::get(format!("{base}/v1/events?limit=100")).await.unwrap().json().await.unwrap();
+    list["data"].as_array().unwrap().clone()
+}

@@ -3,23 +3,9 @@
 //! and the events it sends, applied in any order, end on its state.
 
 use billing_reconcile::Reconciler;
+use integration_tests::stripe::{local_stripe_events as events, start_local_stripe};
 use integration_tests::{TestApp, base_settings};
-use local_stack::stripe::LocalStripe;
-use serde_json::{Value, json};
-
-/// Serves a local Stripe (no webhook: the test applies its event log itself) on a free port.
-async fn start_local_stripe() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let stripe = LocalStripe::new(base.clone(), None, None);
-    tokio::spawn(async move { axum::serve(listener, local_stack::stripe::router(stripe)).await });
-    base
-}
-
-async fn events(base: &str) -> Vec<Value> {
-    let list: Value = reqwest::get(format!("{base}/v1/events?limit=100")).await.unwrap().json().await.unwrap();
-    list["data"].as_array().unwrap().clone()
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe() {

@@ -4,23 +4,9 @@
 //! more than the smaller plan allows.
 
 use axum::http::StatusCode;
+use integration_tests::stripe::{local_stripe_events as events, start_local_stripe};
 use integration_tests::{TestApp, base_settings};
-use local_stack::stripe::LocalStripe;
-use serde_json::{Value, json};
-
-async fn start_local_stripe() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let stripe = LocalStripe::new(base.clone(), None, None);
-    tokio::spawn(async move { axum::serve(listener, local_stack::stripe::router(stripe)).await });
-    base
-}
-
-/// The local Stripe's events, newest first.
-async fn events(base: &str) -> Vec<Value> {
-    let list: Value = reqwest::get(format!("{base}/v1/events?limit=100")).await.unwrap().json().await.unwrap();
-    list["data"].as_array().unwrap().clone()
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn upgrades_apply_now_downgrades_at_the_period_end_and_only_when_they_fit() {

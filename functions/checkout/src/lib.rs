@@ -24,9 +24,8 @@ use serde_json::{Value, json};
 use shared::auth::Caller;
 use shared::billing::{BillingState, stripe_failure};
 use shared::db::Cost;
-use shared::error::FieldError;
 use shared::http::extract::{self, Path};
-use shared::plans::{self, Plan};
+use shared::plans;
 use shared::stripe::{first_of_list, text};
 use shared::validate::Validator;
 use shared::{ApiError, AppState};
@@ -67,7 +66,7 @@ async fn create(
     extract::Json(input): extract::Json<CheckoutInput>,
 ) -> Result<Json<Value>, ApiError> {
     let mut v = Validator::default();
-    let plan = v.check(paid_plan(&input.plan));
+    let plan = v.check(plans::paid(&input.plan));
     let success_url = v.check(state.redirects.check("success_url", &input.success_url));
     let cancel_url = v.check(state.redirects.check("cancel_url", &input.cancel_url));
     // The client's key makes a retried click get the same session; without one, a fresh key.
@@ -181,11 +180,4 @@ async fn create(
     tx.commit().await?;
     tracing::info!(session = %session_id, plan = plan.id, ?trial_days, "checkout session created");
     Ok(Json(json!({ "id": session_id, "url": url, "trial_days": trial_days })))
-}
-
-fn paid_plan(id: &str) -> Result<Plan, FieldError> {
-    plans::CATALOG.into_iter().find(|plan| plan.id == id && plan.stripe_lookup_key.is_some()).ok_or_else(|| {
-        let paid: Vec<&str> = plans::CATALOG.iter().filter(|p| p.stripe_lookup_key.is_some()).map(|p| p.id).collect();
-        FieldError::new("plan", format!("must be one of: {}", paid.join(", ")))
-    })
 }

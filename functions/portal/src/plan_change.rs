@@ -17,7 +17,7 @@ use shared::db::TenantTx;
 use shared::error::FieldError;
 use shared::http::extract::{self, Path};
 use shared::plans::{self, Plan};
-use shared::stripe::{StripeError, first_of_list, text};
+use shared::stripe::{StripeError, first_of_list, id_of, text};
 use shared::validate::Validator;
 use stripe_billing::SubscriptionScheduleEndBehavior;
 use stripe_billing::subscription::{
@@ -44,13 +44,6 @@ fn rank(plan: &Plan) -> usize {
     plans::CATALOG.iter().position(|p| p.id == plan.id).unwrap_or(0)
 }
 
-fn paid_plan(id: &str) -> Result<Plan, FieldError> {
-    plans::CATALOG.into_iter().find(|plan| plan.id == id && plan.stripe_lookup_key.is_some()).ok_or_else(|| {
-        let paid: Vec<&str> = plans::CATALOG.iter().filter(|p| p.stripe_lookup_key.is_some()).map(|p| p.id).collect();
-        FieldError::new("plan", format!("must be one of: {}", paid.join(", ")))
-    })
-}
-
 pub async fn change(
     State(state): State<BillingState>,
     caller: Caller,
@@ -59,7 +52,7 @@ pub async fn change(
     extract::Json(input): extract::Json<ChangeInput>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let mut v = Validator::default();
-    let target = v.check(paid_plan(&input.plan));
+    let target = v.check(plans::paid(&input.plan));
     let request_key = v.check(extract::idempotency_key(&headers)).unwrap_or_else(|| Uuid::new_v4().to_string());
     v.finish()?;
     let (mut tx, access) = state.app.open_workspace(&caller, workspace_id).await?;
@@ -173,15 +166,6 @@ pub async fn change(
         Json(json!({"subscription": subscription,
                     "requested": {"plan": target.id, "effective": "period_end", "at": at}})),
     ))
-}
-
-/// An id Stripe sends as a string, or as an object with its id when expanded.
-fn id_of(value: &Value) -> Option<String> {
-    match value {
-        Value::String(id) => Some(id.clone()),
-        Value::Object(object) => object.get("id").and_then(Value::as_str).map(str::to_owned),
-        _ => None,
-    }
 }
 
 fn missing_or_failure(error: StripeError) -> ApiError {

@@ -27,14 +27,7 @@ impl StripeEvent {
     }
 }
 
-/// An id field that Stripe sends either as a string or, when expanded, as an object with an id.
-pub fn id_of(value: &Value) -> Option<String> {
-    match value {
-        Value::String(id) => Some(id.clone()),
-        Value::Object(object) => object.get("id").and_then(Value::as_str).map(str::to_owned),
-        _ => None,
-    }
-}
+pub use crate::stripe::id_of;
 
 pub fn workspace_id_in_metadata(object: &Value) -> Option<Uuid> {
     object.pointer("/metadata/workspace_id").and_then(Value::as_str).and_then(|id| id.parse().ok())
