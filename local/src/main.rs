@@ -86,8 +86,11 @@ async fn main() -> Result<()> {
         "watch" => watch(&args).await,
         "reconcile" => {
             let settings = shared::config::Settings::load_from(worker_setting("app_billing")).await?;
-            let reconciler =
-                billing_reconcile::Reconciler::from_settings(&settings).await.map_err(|e| anyhow::anyhow!(e))?;
+            let reconciler = billing_reconcile::Reconciler {
+                worker: billing_worker::Worker::from_settings(&settings).await?,
+                lookback: time::Duration::days(30),
+                queue: local_stack::queues::ensure_with_dlq("stripe-events").await?,
+            };
             let report = reconciler.run().await.map_err(|e| anyhow::anyhow!(e))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
@@ -238,6 +241,7 @@ async fn serve(args: &[String]) -> Result<()> {
         println!(
             "Stripe: the local Stripe at http://127.0.0.1:{port}/_stripe (set STRIPE_SECRET_KEY to use Stripe's test mode)"
         );
+        println!("{}", local_stack::stripe::walkthrough(port));
         let state_file = setting("LOCAL_STRIPE_STATE").unwrap_or_else(|| "target/local-stripe.json".into());
         let local = local_stack::stripe::LocalStripe::new(
             format!("http://127.0.0.1:{port}/_stripe"),
@@ -267,12 +271,18 @@ async fn serve(args: &[String]) -> Result<()> {
             let worker_settings = shared::config::Settings::load_from(worker_setting("app_billing")).await?;
             let worker = billing_worker::Worker::from_settings(&worker_settings).await?;
             let worker: &'static billing_worker::Worker = Box::leak(Box::new(worker));
-            // As the frequent schedule on AWS: deleted workspaces' subscriptions are canceled.
+            // As the frequent schedule on AWS: deleted workspaces' subscriptions are canceled,
+            // and seat syncs go on the billing queue (more often here than on AWS, so a seat
+            // change shows in the local Stripe within seconds).
+            let outbox_queue = queue.clone();
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
                     if let Err(error) = worker.send_pending_cancellations().await {
                         tracing::warn!(%error, "sending cancellations failed");
+                    }
+                    if let Err(error) = worker.enqueue_seat_syncs(&outbox_queue).await {
+                        tracing::warn!(%error, "queueing seat syncs failed");
                     }
                 }
             });

@@ -26,6 +26,27 @@ use uuid::Uuid;
 
 const MONTH_SECS: i64 = 30 * 86_400;
 
+/// How to walk the whole subscription lifecycle against the local Stripe with `curl` and a
+/// browser, printed by `local-stack serve` (with `$TOKEN` from its output).
+pub fn walkthrough(port: u16) -> String {
+    let api = format!("http://127.0.0.1:{port}/v1");
+    let auth = "-H \"Authorization: Bearer $TOKEN\" -H 'content-type: application/json'";
+    [
+        "Billing, end to end (no Stripe account needed):".to_owned(),
+        format!("  WS=$(curl -s -X POST {auth} -d '{{\"name\":\"Billing tour\"}}' {api}/workspaces | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')"),
+        format!("  curl -s -X POST {auth} -d '{{\"plan\":\"pro\",\"success_url\":\"http://127.0.0.1:{port}/\",\"cancel_url\":\"http://127.0.0.1:{port}/\"}}' {api}/workspaces/$WS/billing/checkout"),
+        "      open its \"url\" in a browser and press \"Pay with a test card\" (a 14-day trial: the workspace's first subscription)".to_owned(),
+        format!("  curl -s {auth} {api}/workspaces/$WS/billing                       # plan, status, next invoice, seats"),
+        format!("  curl -s -X POST {auth} -d '{{\"plan\":\"team\"}}' {api}/workspaces/$WS/billing/subscription   # upgrade now (per seat)"),
+        format!("  curl -s -X POST {auth} -d '{{\"email\":\"new@example.com\",\"role\":\"member\"}}' {api}/workspaces/$WS/invitations   # one more seat, synced within seconds"),
+        format!("  curl -s -X POST {auth} -d '{{\"plan\":\"pro\"}}' {api}/workspaces/$WS/billing/subscription    # downgrade at the period's end"),
+        format!("  curl -s -X POST {auth} {api}/workspaces/$WS/billing/subscription/cancel   # then .../resume"),
+        format!("  curl -s -X POST {auth} -d '{{\"return_url\":\"http://127.0.0.1:{port}/\"}}' {api}/workspaces/$WS/billing/portal"),
+        "      open its \"url\": fail the renewal's payment, pay it, advance to the period's end (the downgrade takes over)".to_owned(),
+    ]
+    .join("\n")
+}
+
 /// Where the local Stripe sends its events.
 #[derive(Clone)]
 pub struct WebhookTarget {
@@ -56,6 +77,9 @@ struct Account {
     refunds: Vec<Value>,
     #[serde(default)]
     schedules: BTreeMap<String, Value>,
+    /// POST answers by `Idempotency-Key`, with the request they answered (Stripe replays them).
+    #[serde(default)]
+    idempotent: BTreeMap<String, Value>,
 }
 
 type Form = Vec<(String, String)>;
@@ -99,7 +123,12 @@ fn list(url: &str, data: Vec<Value>, has_more: bool) -> Response {
 /// The price sold under a lookup key of the plan catalog.
 fn price(lookup_key: &str) -> Option<Value> {
     let plan = shared::plans::by_lookup_key(lookup_key)?;
-    let unit_amount = if plan.id == "studio" { 9900 } else { 2900 };
+    let unit_amount = match plan.id {
+        "studio" => 9900,
+        // Per seat.
+        "team" => 1200,
+        _ => 2900,
+    };
     Some(json!({
         "id": format!("price_local_{lookup_key}"), "object": "price", "active": true, "currency": "usd",
         "billing_scheme": "per_unit", "created": 1_790_000_000, "tax_behavior": "unspecified",
@@ -243,12 +272,13 @@ impl LocalStripe {
     fn start_subscription(
         self: &Arc<Self>,
         customer: &str,
-        price: Value,
+        (price, quantity): (Value, i64),
         metadata: Value,
         trial_days: Option<i64>,
         around: impl FnOnce(&str) -> Vec<(&'static str, Value)>,
     ) -> Value {
-        let incomplete = self.new_subscription(customer, price, metadata, "incomplete");
+        let mut incomplete = self.new_subscription(customer, price, metadata, "incomplete");
+        incomplete["items"]["data"][0]["quantity"] = json!(quantity.max(1));
         let id = incomplete["id"].as_str().unwrap_or_default().to_owned();
         let mut active = incomplete.clone();
         active["status"] = json!("active");
@@ -277,7 +307,7 @@ impl LocalStripe {
         let (customer, amount) = {
             let account = self.account();
             let subscription = account.subscriptions.get(id)?;
-            (subscription["customer"].clone(), subscription["items"]["data"][0]["price"]["unit_amount"].clone())
+            (subscription["customer"].clone(), json!(amount_of(subscription)))
         };
         let invoice = json!({
             "id": new_id("in"), "object": "invoice", "customer": customer, "currency": "usd",
@@ -300,11 +330,14 @@ impl LocalStripe {
     /// subscription cancelling at the period's end ends; otherwise it renews. Emits what Stripe
     /// sends (the renewal's `invoice.paid`, then the subscription's event).
     fn renew(self: &Arc<Self>, id: &str) -> Option<Value> {
-        let next_price = {
+        let next_phase = {
             let mut account = self.account();
             let schedule_id = account.subscriptions.get(id)?["schedule"].as_str().map(str::to_owned);
             match schedule_id.and_then(|s| account.schedules.remove(&s)) {
-                Some(schedule) => schedule["phases"][1]["items"][0]["price"].as_str().and_then(price_of),
+                Some(schedule) => {
+                    let item = &schedule["phases"][1]["items"][0];
+                    item["price"].as_str().and_then(price_of).map(|price| (price, item["quantity"].as_i64()))
+                }
                 None => None,
             }
         };
@@ -318,8 +351,11 @@ impl LocalStripe {
             subscription["items"]["data"][0]["current_period_start"] = json!(end);
             subscription["items"]["data"][0]["current_period_end"] = json!(end + MONTH_SECS);
             subscription["schedule"] = Value::Null;
-            if let Some(price) = next_price {
+            if let Some((price, quantity)) = next_phase {
                 set_price(subscription, price);
+                if let Some(quantity) = quantity {
+                    subscription["items"]["data"][0]["quantity"] = json!(quantity);
+                }
             }
         }
         // The new period's invoice, paid: the subscription active (a trial's end included).
@@ -354,6 +390,12 @@ fn set_cancel_at_period_end(subscription: &mut Value, cancel: bool) {
     subscription["cancel_at_period_end"] = json!(cancel);
     subscription["cancel_at"] =
         if cancel { subscription["items"]["data"][0]["current_period_end"].clone() } else { Value::Null };
+}
+
+/// What a subscription's plan item costs per period: its price times its quantity.
+fn amount_of(subscription: &Value) -> i64 {
+    let item = &subscription["items"]["data"][0];
+    item["price"]["unit_amount"].as_i64().unwrap_or_default() * item["quantity"].as_i64().unwrap_or(1)
 }
 
 fn set_price(subscription: &mut Value, price: Value) {
@@ -392,7 +434,83 @@ pub fn router(stripe: Arc<LocalStripe>) -> Router {
         .route("/checkout/{id}/pay", post(pay_checkout))
         .route("/portal/{id}", get(portal_page))
         .route("/portal/{id}/{subscription}/{action}", post(portal_action))
+        .layer(axum::middleware::from_fn_with_state(stripe.clone(), idempotent))
         .with_state(stripe)
+}
+
+/// How long Stripe keeps an idempotent answer.
+const IDEMPOTENCY_SECS: i64 = 86_400;
+
+/// As Stripe: a POST with an `Idempotency-Key` seen before gets the first answer again, and
+/// nothing is done twice; the same key with other parameters is a 400 `idempotency_error`, and
+/// while the first request still runs, a 409. Only successful answers are kept.
+async fn idempotent(
+    State(stripe): State<Arc<LocalStripe>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let key = request.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let Some(key) = key.filter(|_| request.method() == axum::http::Method::POST) else {
+        return next.run(request).await;
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 1 << 20).await else {
+        return error(StatusCode::BAD_REQUEST, None, "The request body could not be read.".into());
+    };
+    let fingerprint = format!("{} {}", parts.uri.path(), String::from_utf8_lossy(&body));
+    let idempotency_error = |status: StatusCode, message: &str| {
+        let body = json!({"error": {"type": "idempotency_error", "message": message}});
+        (status, axum::Json(body)).into_response()
+    };
+    {
+        let mut account = stripe.account();
+        let cutoff = now() - IDEMPOTENCY_SECS;
+        account.idempotent.retain(|_, seen| seen["at"].as_i64().unwrap_or_default() > cutoff);
+        if let Some(seen) = account.idempotent.get(&key) {
+            if seen["request"] != fingerprint.as_str() {
+                return idempotency_error(
+                    StatusCode::BAD_REQUEST,
+                    "Keys for idempotent requests can only be used with the same parameters they were first used with.",
+                );
+            }
+            if seen["in_flight"] == true {
+                return idempotency_error(
+                    StatusCode::CONFLICT,
+                    "There is currently another in-progress request using this Idempotent Key.",
+                );
+            }
+            let status = seen["status"].as_u64().and_then(|s| StatusCode::from_u16(s as u16).ok());
+            return (
+                status.unwrap_or(StatusCode::OK),
+                [
+                    (header::CONTENT_TYPE, "application/json"),
+                    (header::HeaderName::from_static("idempotent-replayed"), "true"),
+                ],
+                seen["body"].to_string(),
+            )
+                .into_response();
+        }
+        account.idempotent.insert(key.clone(), json!({"request": fingerprint, "in_flight": true, "at": now()}));
+    }
+    let response = next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(body))).await;
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    {
+        let mut account = stripe.account();
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(answer) if parts.status.is_success() => {
+                account.idempotent.insert(
+                    key,
+                    json!({"request": fingerprint, "status": parts.status.as_u16(), "body": answer, "at": now()}),
+                );
+            }
+            _ => {
+                account.idempotent.remove(&key);
+            }
+        }
+    }
+    stripe.save();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 fn query_pairs(query: Option<String>) -> Form {
@@ -436,8 +554,9 @@ async fn create_checkout_session(State(stripe): State<Arc<LocalStripe>>, body: B
         "metadata": metadata(&form, "metadata"), "subscription": null, "livemode": false, "created": now(),
         "expires_at": now() + 86_400,
         "url": format!("{}/checkout/{id}", stripe.public_base),
-        // Stripe returns line items only when expanded; the local account keeps the price here.
+        // Stripe returns line items only when expanded; the local account keeps them here.
         "local_price": price,
+        "local_quantity": field(&form, "line_items[0][quantity]").and_then(|q| q.parse::<i64>().ok()).unwrap_or(1),
         "subscription_data": {"metadata": metadata(&form, "subscription_data[metadata]"),
                               "trial_period_days": field(&form, "subscription_data[trial_period_days]")
                                   .and_then(|d| d.parse::<i64>().ok())},
@@ -452,10 +571,12 @@ async fn checkout_page(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<St
         return missing("checkout session", &id);
     };
     let price = &session["local_price"];
-    let amount = price["unit_amount"].as_i64().unwrap_or_default() as f64 / 100.0;
+    let quantity = session["local_quantity"].as_i64().unwrap_or(1);
+    let amount = (price["unit_amount"].as_i64().unwrap_or_default() * quantity) as f64 / 100.0;
+    let seats = if quantity > 1 { format!(" ({quantity} seats)") } else { String::new() };
     let body = if session["status"] == "open" {
         format!(
-            "<p>{} — ${amount:.2} per month</p><form method=\"post\" action=\"{}/checkout/{}/pay\">\
+            "<p>{}{seats} — ${amount:.2} per month</p><form method=\"post\" action=\"{}/checkout/{}/pay\">\
              <button type=\"submit\">Pay with a test card</button></form><p><a href=\"{}\">Cancel</a></p>",
             escape(price["nickname"].as_str().unwrap_or_default()),
             escape(&stripe.public_base),
@@ -476,7 +597,7 @@ async fn pay_checkout(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<Str
         return Redirect::to(session["success_url"].as_str().unwrap_or("/")).into_response();
     }
     let customer = session["customer"].as_str().map(str::to_owned).unwrap_or_else(|| new_id("cus"));
-    let price = session["local_price"].clone();
+    let price = (session["local_price"].clone(), session["local_quantity"].as_i64().unwrap_or(1));
     let metadata = session["subscription_data"]["metadata"].clone();
     let trial_days = session["subscription_data"]["trial_period_days"].as_i64();
     session["status"] = json!("complete");
@@ -524,7 +645,11 @@ async fn portal_page(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<Stri
         if subscription["status"] == "canceled" {
             continue;
         }
-        let mut actions = vec![("switch-pro", "Switch to Pro"), ("switch-studio", "Switch to Studio")];
+        let mut actions = vec![
+            ("switch-pro", "Switch to Pro"),
+            ("switch-team", "Switch to Team"),
+            ("switch-studio", "Switch to Studio"),
+        ];
         actions.push(if subscription["status"] == "past_due" {
             ("pay", "Pay the open invoice")
         } else {
@@ -565,8 +690,12 @@ async fn portal_action(
         return missing("subscription", &subscription);
     }
     let changed = match action.as_str() {
-        "switch-pro" | "switch-studio" => {
-            let key = if action == "switch-pro" { "pro_monthly" } else { "studio_monthly" };
+        "switch-pro" | "switch-team" | "switch-studio" => {
+            let key = match action.as_str() {
+                "switch-pro" => "pro_monthly",
+                "switch-team" => "team_seat_monthly",
+                _ => "studio_monthly",
+            };
             stripe.change(&subscription, |s| set_price(s, price(key).unwrap_or_default()))
         }
         // As Stripe does on a renewal: the invoice's event, then the subscription's.
@@ -637,15 +766,25 @@ async fn create_subscription(State(stripe): State<Arc<LocalStripe>>, body: Bytes
         );
     };
     let trial_days = field(&form, "trial_period_days").and_then(|d| d.parse().ok());
-    axum::Json(stripe.start_subscription(customer, price, metadata(&form, "metadata"), trial_days, |_| Vec::new()))
-        .into_response()
+    let quantity = field(&form, "items[0][quantity]").and_then(|q| q.parse().ok()).unwrap_or(1);
+    let started =
+        stripe.start_subscription(customer, (price, quantity), metadata(&form, "metadata"), trial_days, |_| Vec::new());
+    axum::Json(started).into_response()
 }
 
-/// `cancel_at_period_end` and `items[0][price]`.
+/// `cancel_at_period_end`, `trial_end`, `items[0][price]` and `items[0][quantity]` (of the
+/// item `items[0][id]`, which must be the subscription's).
 async fn update_subscription(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>, body: Bytes) -> Response {
     let form = form_of(&body);
     let cancel = field(&form, "cancel_at_period_end").map(|v| v == "true");
     let price = field(&form, "items[0][price]").and_then(price_of);
+    let quantity = field(&form, "items[0][quantity]").and_then(|q| q.parse::<i64>().ok());
+    if let Some(item) = field(&form, "items[0][id]") {
+        let known = stripe.account().subscriptions.get(&id).map(|s| s["items"]["data"][0]["id"] == item);
+        if known == Some(false) {
+            return missing("subscription item", item);
+        }
+    }
     let trial_end = field(&form, "trial_end").and_then(|t| t.parse::<i64>().ok());
     let changed = stripe.change(&id, |s| {
         if let Some(end) = trial_end {
@@ -656,6 +795,9 @@ async fn update_subscription(State(stripe): State<Arc<LocalStripe>>, Path(id): P
         }
         if let Some(price) = price {
             set_price(s, price);
+        }
+        if let Some(quantity) = quantity {
+            s["items"]["data"][0]["quantity"] = json!(quantity);
         }
     });
     changed.map_or_else(|| missing("subscription", &id), |s| axum::Json(s).into_response())
@@ -686,7 +828,7 @@ async fn create_schedule(State(stripe): State<Arc<LocalStripe>>, body: Bytes) ->
             "customer": subscription["customer"], "subscription": subscription_id, "status": "active",
             "end_behavior": "release", "metadata": {},
             "phases": [{"start_date": item["current_period_start"], "end_date": item["current_period_end"],
-                        "items": [{"price": item["price"]["id"], "quantity": 1}]}]
+                        "items": [{"price": item["price"]["id"], "quantity": item["quantity"]}]}]
         });
         subscription["schedule"] = json!(id);
         account.schedules.insert(id, schedule.clone());
@@ -704,8 +846,11 @@ async fn update_schedule(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<
             field(&form, &format!("phases[{i}][items][0][price]")).map(|price| {
                 let date =
                     |name: &str| field(&form, &format!("phases[{i}][{name}]")).and_then(|d| d.parse::<i64>().ok());
+                let quantity = field(&form, &format!("phases[{i}][items][0][quantity]"))
+                    .and_then(|q| q.parse::<i64>().ok())
+                    .unwrap_or(1);
                 json!({"start_date": date("start_date"), "end_date": date("end_date"),
-                       "items": [{"price": price, "quantity": 1}]})
+                       "items": [{"price": price, "quantity": quantity}]})
             })
         })
         .collect();
@@ -750,7 +895,7 @@ async fn read_invoice(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<Str
     let Some(subscription) = stripe.account().subscriptions.get(subscription_id).cloned() else {
         return missing("invoice", &id);
     };
-    let amount = subscription["items"]["data"][0]["price"]["unit_amount"].as_i64().unwrap_or_default();
+    let amount = amount_of(&subscription);
     axum::Json(json!({
         "id": id, "object": "invoice", "amount_paid": amount, "currency": "usd", "livemode": false,
         "customer": subscription["customer"], "status": "paid",

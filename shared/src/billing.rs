@@ -84,6 +84,21 @@ pub fn stripe_failure(error: StripeError) -> ApiError {
     }
 }
 
+/// How many of `plan` to ask Stripe for: a per-seat plan is bought for every billable seat of
+/// the workspace (members and pending member invitations), any other plan once.
+pub async fn quantity_to_buy(
+    tx: &mut crate::db::TenantTx,
+    workspace_id: uuid::Uuid,
+    plan: &crate::plans::Plan,
+) -> Result<u64, sqlx::Error> {
+    if !plan.per_seat {
+        return Ok(1);
+    }
+    let seats: Option<i32> =
+        sqlx::query_scalar("SELECT app.workspace_billable_seats($1)").bind(workspace_id).fetch_one(&mut **tx).await?;
+    Ok(seats.and_then(|n| u64::try_from(n).ok()).unwrap_or(1).max(1))
+}
+
 /// Runs a Stripe-calling HTTP function on Lambda.
 pub async fn run_billing_function(
     function: &'static str,

@@ -35,6 +35,9 @@ pub struct Plan {
     pub stripe_lookup_key: Option<&'static str>,
     /// Days of trial on a workspace's first paid subscription (never on a later one).
     pub trial_days: Option<u32>,
+    /// Priced per seat: the subscription's quantity follows the workspace's billable seats
+    /// (members and pending member invitations), and `limits.members` is the most seats it sells.
+    pub per_seat: bool,
     pub features: Features,
     pub limits: Limits,
 }
@@ -44,6 +47,7 @@ pub const FREE: Plan = Plan {
     name: "Free",
     stripe_lookup_key: None,
     trial_days: None,
+    per_seat: false,
     features: Features { ai_tools: false, client_portal: false, api_access: false, webhooks: false },
     limits: Limits {
         projects: Some(3),
@@ -59,6 +63,7 @@ pub const PRO: Plan = Plan {
     name: "Pro",
     stripe_lookup_key: Some("pro_monthly"),
     trial_days: Some(14),
+    per_seat: false,
     features: Features { ai_tools: true, client_portal: true, api_access: false, webhooks: true },
     limits: Limits {
         projects: Some(50),
@@ -74,6 +79,7 @@ pub const STUDIO: Plan = Plan {
     name: "Studio",
     stripe_lookup_key: Some("studio_monthly"),
     trial_days: Some(14),
+    per_seat: false,
     features: Features { ai_tools: true, client_portal: true, api_access: true, webhooks: true },
     limits: Limits {
         projects: None,
@@ -84,7 +90,25 @@ pub const STUDIO: Plan = Plan {
     },
 };
 
-pub const CATALOG: [Plan; 3] = [FREE, PRO, STUDIO];
+/// Priced per seat: a workspace pays for each member and pending member invitation.
+pub const TEAM: Plan = Plan {
+    id: "team",
+    name: "Team",
+    stripe_lookup_key: Some("team_seat_monthly"),
+    trial_days: Some(14),
+    per_seat: true,
+    features: Features { ai_tools: true, client_portal: true, api_access: true, webhooks: true },
+    limits: Limits {
+        projects: None,
+        members: Some(200),
+        ai_runs_per_month: 2000,
+        requests_per_minute: 3000,
+        expensive_per_minute: 150,
+    },
+};
+
+/// Ordered from the smallest plan to the biggest: a change to a later plan is an upgrade.
+pub const CATALOG: [Plan; 4] = [FREE, PRO, TEAM, STUDIO];
 
 /// What a workspace without a subscription has.
 impl Default for Plan {

@@ -129,6 +129,13 @@ pub fn id_of(value: &Value) -> Option<String> {
     }
 }
 
+/// The item that carries the plan: the first one whose price is not metered (usage-based prices
+/// ride along on the same subscription).
+pub fn plan_item(subscription: &Value) -> Option<&Value> {
+    let items = subscription.pointer("/items/data")?.as_array()?;
+    items.iter().find(|item| item.pointer("/price/recurring/usage_type").and_then(Value::as_str) != Some("metered"))
+}
+
 /// The first object of a list answer (`data[0]`).
 pub fn first_of_list(list: Value) -> Result<Option<Value>, StripeError> {
     match list {

@@ -484,6 +484,7 @@ pub async fn fill_other_tables(tenant: &Tenant) {
          VALUES ('evt_' || replace($2::text, '-', ''), 'fixture', now(), $1, 'applied', '{}')",
         "INSERT INTO subscription_cancellations (stripe_subscription_id, workspace_id, stripe_customer_id, reason)
          VALUES ('sub_' || replace($2::text, '-', ''), $1, 'cus_x', 'fixture')",
+        "INSERT INTO seat_syncs (workspace_id) VALUES ($1) ON CONFLICT DO NOTHING",
         "INSERT INTO checkout_sessions (stripe_session_id, workspace_id, plan_id, url, expires_at)
          VALUES ('cs_' || replace($2::text, '-', ''), $1, 'pro', 'https://checkout.stripe.com/x', now() + interval '1 day')",
         "INSERT INTO users (id, issuer, subject) VALUES ($2, 'urn:saas:api-key', $2::text)",
@@ -543,6 +544,11 @@ pub async fn local_aws() -> aws_config::SdkConfig {
 }
 
 /// A fresh SQS queue in moto; returns its URL.
+/// A fresh billing queue (Stripe events and seat syncs), as the reconciliation sends to.
+pub async fn billing_queue() -> shared::queue::Queue {
+    shared::queue::Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), create_queue("billing", &[]).await)
+}
+
 pub async fn create_queue(
     name_prefix: &str,
     attributes: &[(aws_sdk_sqs::types::QueueAttributeName, String)],

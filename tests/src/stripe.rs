@@ -391,3 +391,90 @@ pub async fn local_stripe_events(base: &str) -> Vec<Value> {
     let list: Value = reqwest::get(format!("{base}/v1/events?limit=100")).await.unwrap().json().await.unwrap();
     list["data"].as_array().unwrap().clone()
 }
+
+/// An app whose billing functions and worker talk to a local Stripe, with a signed-in owner and
+/// their workspace: the setup of the tests that walk a subscription from request to event to
+/// entitlements.
+pub struct LocalBilling {
+    pub app: crate::TestApp,
+    /// The local Stripe's base URL.
+    pub base: String,
+    pub worker: billing_worker::Worker,
+    pub owner: crate::TestUser,
+    pub ws: Uuid,
+    /// How many of the local Stripe's events have been applied.
+    applied: std::sync::atomic::AtomicUsize,
+}
+
+impl LocalBilling {
+    pub async fn start(label: &str) -> Self {
+        let base = start_local_stripe().await;
+        let mut settings = crate::base_settings();
+        settings.push(("STRIPE_API_BASE".into(), base.clone()));
+        let app = crate::TestApp::with_settings(settings).await;
+        let owner = app.user(label).await;
+        let ws = app.workspace(&owner, label).await;
+        let worker = billing_worker::Worker { stripe: reader(&base), ..app.billing_worker(7).await };
+        Self { app, base, worker, owner, ws, applied: Default::default() }
+    }
+
+    /// Applies the local Stripe's events not applied yet, oldest first, as the webhook and the
+    /// worker would.
+    pub async fn apply_events(&self) {
+        use std::sync::atomic::Ordering;
+        let all = local_stripe_events(&self.base).await;
+        for event in all[..all.len() - self.applied.load(Ordering::SeqCst)].iter().rev() {
+            self.worker.apply(&event.to_string()).await.unwrap();
+        }
+        self.applied.store(all.len(), Ordering::SeqCst);
+    }
+
+    /// Starts a checkout of `plan` for the workspace and pays it on the hosted page; the
+    /// checkout function's answer.
+    pub async fn checkout(&self, plan: &str) -> Value {
+        let session = self
+            .app
+            .post(
+                &self.owner,
+                &format!("/v1/workspaces/{}/billing/checkout", self.ws),
+                json!({"plan": plan, "success_url": "http://127.0.0.1:3000/ok", "cancel_url": "http://127.0.0.1:3000/no"}),
+            )
+            .await
+            .expect(axum::http::StatusCode::OK)
+            .clone();
+        let url = session["url"].as_str().unwrap();
+        assert_eq!(no_redirects().post(format!("{url}/pay")).send().await.unwrap().status(), 303);
+        session
+    }
+
+    /// A portal session's page URL for the workspace's owner.
+    pub async fn portal_url(&self) -> String {
+        let path = format!("/v1/workspaces/{}/billing/portal", self.ws);
+        let portal = self.app.post(&self.owner, &path, json!({"return_url": "http://127.0.0.1:3000/"})).await;
+        portal.expect(axum::http::StatusCode::OK)["url"].as_str().unwrap().to_owned()
+    }
+
+    /// Presses a button of the hosted portal page (`past-due`, `pay`, `renew`, `cancel`, ...).
+    pub async fn portal_action(&self, portal_url: &str, action: &str) {
+        let url = format!("{portal_url}/{}/{action}", self.subscription_id().await);
+        assert_eq!(no_redirects().post(url).send().await.unwrap().status(), 303, "{action}");
+    }
+
+    pub async fn subscription_id(&self) -> String {
+        sqlx::query_scalar("SELECT stripe_subscription_id FROM subscriptions WHERE workspace_id = $1")
+            .bind(self.ws)
+            .fetch_one(&crate::owner_pool().await)
+            .await
+            .unwrap()
+    }
+
+    /// The workspace's billing summary, as its owner reads it.
+    pub async fn billing(&self) -> Value {
+        let path = format!("/v1/workspaces/{}/billing", self.ws);
+        self.app.get(&self.owner, &path).await.expect(axum::http::StatusCode::OK).clone()
+    }
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}

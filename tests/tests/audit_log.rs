@@ -16,14 +16,16 @@ fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
 /// the activity feed and the e-mail outbox (written alongside changes that are audited), and
 /// Stripe's inbound event ledger (its effects on subscriptions are audited), and the outgoing
 /// webhook outbox and its delivery log (each event is caused by an audited change; the endpoints
-/// themselves are audited), and live WebSocket subscriptions (they come and go by the second and
-/// read, never change, tenant data).
-const NOT_AUDITED: [&str; 9] = [
+/// themselves are audited), live WebSocket subscriptions (they come and go by the second and
+/// read, never change, tenant data), and the seat sync ledger (raised by audited member and
+/// invitation changes; Stripe's quantity comes back through audited subscription syncs).
+const NOT_AUDITED: [&str; 10] = [
     "activity",
     "audit_chain_heads",
     "audit_log",
     "emails",
     "realtime_subscriptions",
+    "seat_syncs",
     "stripe_events",
     "webhook_attempts",
     "webhook_deliveries",

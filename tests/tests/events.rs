@@ -260,17 +260,23 @@ async fn every_sample_event_is_served_by_its_function() {
                 let sent = client.receive_message().queue_url(&usage_queue_url).send().await.unwrap();
                 assert_eq!(sent.messages()[0].body(), Some(SAMPLE_USAGE_RECORD.to_string().as_str()), "{name}");
             }
-            "billing" if name == "billing-reconcile-cancellations" => {
+            "billing" if name == "billing-reconcile-outbox" => {
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();
                 let reconciler = billing_reconcile::Reconciler {
                     worker: app.billing_worker(7).await,
                     lookback: time::Duration::days(30),
+                    queue: shared::queue::Queue::connect(create_queue("events-billing", &[]).await).await,
                 };
                 let report =
                     billing_reconcile::handle(&reconciler, LambdaEvent::new(event, Context::default())).await.unwrap();
                 // Only the cancellation arranged above is sent; no reconciliation runs.
-                assert_eq!(report["canceled"], serde_json::json!([PENDING_CANCELLATION]), "{name}: {report}");
-                assert!(report.get("drift").is_none(), "{name}: {report}");
+                assert_eq!(
+                    report["cancellations"]["canceled"],
+                    serde_json::json!([PENDING_CANCELLATION]),
+                    "{name}: {report}"
+                );
+                assert_eq!(report["seat_syncs_queued"], 0, "{name}: {report}");
+                assert!(report.get("reconciliation").is_none(), "{name}: {report}");
             }
             "billing" if name == "billing-reconcile-schedule" => {
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -278,9 +284,11 @@ async fn every_sample_event_is_served_by_its_function() {
                 let reconciler = billing_reconcile::Reconciler {
                     worker: app.billing_worker(7).await,
                     lookback: time::Duration::days(30),
+                    queue: shared::queue::Queue::connect(create_queue("events-billing", &[]).await).await,
                 };
-                let report =
+                let answer =
                     billing_reconcile::handle(&reconciler, LambdaEvent::new(event, Context::default())).await.unwrap();
+                let report = &answer["reconciliation"];
                 // The drift injected above is found and repaired.
                 assert_eq!(report["drift"][0]["workspace_id"], local_stack::demo::WORKSPACE_ID.to_string(), "{name}");
                 let fields: Vec<&str> = report["drift"][0]["differences"]

@@ -3,8 +3,8 @@
 //! and the events it sends, applied in any order, end on its state.
 
 use billing_reconcile::Reconciler;
-use integration_tests::stripe::{local_stripe_events as events, start_local_stripe};
-use integration_tests::{TestApp, base_settings};
+use integration_tests::stripe::{LocalBilling, local_stripe_events as events, start_local_stripe};
+use integration_tests::{TestApp, base_settings, billing_queue};
 use serde_json::json;
 
 #[tokio::test]
@@ -126,7 +126,8 @@ async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe
     assert_eq!((billing.body["plan"].as_str(), billing.body["status"].as_str()), (Some("free"), Some("canceled")));
 
     // Reconciliation reads the same account: every event already applied, nothing drifted here.
-    let report = Reconciler { worker, lookback: time::Duration::days(30) }.run().await.unwrap();
+    let report =
+        Reconciler { worker, lookback: time::Duration::days(30), queue: billing_queue().await }.run().await.unwrap();
     assert_eq!(report.events_checked, 10);
     assert!(report.missed_events.is_empty(), "{report:?}");
     assert!(!report.drift.iter().any(|d| d.workspace_id == ws), "{report:?}");
@@ -189,4 +190,69 @@ async fn async_stripes_own_types_parse_the_local_stripes_answers() {
     assert_eq!(canceled.status.as_str(), "canceled");
     assert_eq!(meter.event_name, "ai_tool_runs");
     ListEvent::new().send(&client).await.unwrap();
+}
+
+/// A renewal that fails and stays failed: the workspace keeps its plan through the grace period
+/// (told by the activity feed and an e-mail to its owners), falls to the free plan once the
+/// grace period is over, and gets its plan back when the invoice is finally paid.
+#[tokio::test]
+async fn a_payment_still_failed_after_the_grace_period_ends_the_plan_until_it_is_paid() {
+    let t = LocalBilling::start("grace").await;
+    let state = || async {
+        let body = t.billing().await;
+        (body["plan"].as_str().unwrap().to_owned(), body["status"].as_str().unwrap().to_owned(), body)
+    };
+    t.checkout("studio").await;
+    t.apply_events().await;
+    let portal = t.portal_url().await;
+
+    // The renewal fails: past due, the plan kept until the grace period's end.
+    t.portal_action(&portal, "past-due").await;
+    t.apply_events().await;
+    let (plan, status, body) = state().await;
+    assert_eq!((plan.as_str(), status.as_str(), body["payment"].as_str()), ("studio", "past_due", Some("failed")));
+    let grace_until = time::OffsetDateTime::parse(
+        body["grace_until"].as_str().expect("a grace period"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let hours = (grace_until - time::OffsetDateTime::now_utc()).whole_hours();
+    assert!((7 * 24 - 1..=7 * 24).contains(&hours), "seven days of grace, {hours} hours left");
+    let pool = integration_tests::owner_pool().await;
+    let (feed, mails): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM activity WHERE workspace_id = $1 AND message LIKE 'A payment failed%'),
+                (SELECT count(*) FROM emails WHERE workspace_id = $1 AND template = 'payment_failed')",
+    )
+    .bind(t.ws)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((feed, mails), (1, 1), "the feed and the owner are told once");
+
+    // Stripe keeps retrying, still failing; the grace period runs out (moved into the past here,
+    // as a week passing would): the workspace is on the free plan while Stripe still says past_due.
+    t.portal_action(&portal, "past-due").await;
+    t.apply_events().await;
+    sqlx::query("UPDATE subscriptions SET grace_until = now() - interval '1 minute' WHERE workspace_id = $1")
+        .bind(t.ws)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (plan, status, body) = state().await;
+    assert_eq!((plan.as_str(), status.as_str()), ("free", "past_due"));
+    assert_eq!(body["entitlements"]["features"]["api_access"], false);
+    let path = format!("/v1/workspaces/{}/api-keys", t.ws);
+    let key = t.app.post(&t.owner, &path, json!({"name": "CI", "role": "member"})).await;
+    assert_eq!(key.status, axum::http::StatusCode::PAYMENT_REQUIRED, "{}", key.body);
+    // A later failure does not restart the grace period.
+    t.portal_action(&portal, "past-due").await;
+    t.apply_events().await;
+    assert_eq!(state().await.0, "free");
+
+    // Paid at last: the plan is back at once.
+    t.portal_action(&portal, "pay").await;
+    t.apply_events().await;
+    let (plan, status, body) = state().await;
+    assert_eq!((plan.as_str(), status.as_str(), body["payment"].as_str()), ("studio", "active", Some("paid")));
+    assert!(body["grace_until"].is_null());
 }

@@ -7,13 +7,14 @@ use serde_json::json;
 use shared::plans;
 use uuid::Uuid;
 
-/// A plan's row: id, projects, members, AI runs a month, requests and expensive requests a minute.
-type PlanRow = (String, Option<i32>, Option<i32>, i32, i32, i32);
+/// A plan's row: id, projects, members, AI runs a month, requests and expensive requests a
+/// minute, priced per seat.
+type PlanRow = (String, Option<i32>, Option<i32>, i32, i32, i32, bool);
 
 #[tokio::test]
 async fn the_catalog_matches_the_database() {
     let rows: Vec<PlanRow> = sqlx::query_as(
-        "SELECT id, max_projects, max_members, ai_runs_per_month, requests_per_minute, expensive_per_minute
+        "SELECT id, max_projects, max_members, ai_runs_per_month, requests_per_minute, expensive_per_minute, per_seat
          FROM plans ORDER BY id",
     )
     .fetch_all(&owner_pool().await)
@@ -30,6 +31,7 @@ async fn the_catalog_matches_the_database() {
                 p.limits.ai_runs_per_month as i32,
                 p.limits.requests_per_minute as i32,
                 p.limits.expensive_per_minute as i32,
+                p.per_seat,
             )
         })
         .collect();

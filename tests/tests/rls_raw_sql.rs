@@ -346,6 +346,7 @@ async fn each_worker_role_reaches_only_the_tables_it_works_on() {
                 "stripe_events",
                 "checkout_sessions",
                 "subscription_cancellations",
+                "seat_syncs",
                 "plans",
             ],
         ),

@@ -3,8 +3,10 @@
 //! every live subscription with Stripe's state, repairing and reporting each difference (see
 //! `shared::billing_sync::reconcile`).
 
+use serde_json::{Value, json};
 use shared::billing_sync::{ReconcileReport, Reconciliation, StripeState, Worker};
 use shared::config::{Settings, parse_or};
+use shared::queue::Queue;
 
 pub const FUNCTION: &str = "billing-reconcile";
 
@@ -13,15 +15,28 @@ pub struct Reconciler {
     pub worker: Worker,
     /// How far back to look for events; Stripe keeps events for 30 days.
     pub lookback: time::Duration,
+    /// The billing queue, where seat syncs go for the billing worker.
+    pub queue: Queue,
 }
 
 impl Reconciler {
+    /// Reads the billing worker's settings, `RECONCILE_LOOKBACK_DAYS` (default 30) and
+    /// `STRIPE_EVENTS_QUEUE_URL` (the billing queue).
     pub async fn from_settings(settings: &Settings) -> Result<Self, lambda_runtime::Error> {
         let lookback_days: i64 = parse_or(&|name: &str| settings.get(name), "RECONCILE_LOOKBACK_DAYS", 30)?;
         Ok(Self {
             worker: Worker::from_settings(settings).await?,
             lookback: time::Duration::days(lookback_days.clamp(1, 30)),
+            queue: Queue::connect(settings.require("STRIPE_EVENTS_QUEUE_URL")?).await,
         })
+    }
+
+    /// The frequent pass: deleted workspaces' subscriptions canceled in Stripe, and seat syncs
+    /// put on the billing queue.
+    pub async fn outbox(&self) -> Result<Value, lambda_runtime::Error> {
+        let cancellations = self.worker.send_pending_cancellations().await?;
+        let seat_syncs_queued = self.worker.enqueue_seat_syncs(&self.queue).await?;
+        Ok(json!({"cancellations": cancellations, "seat_syncs_queued": seat_syncs_queued}))
     }
 
     pub fn stripe(&self) -> &StripeState {
@@ -47,17 +62,19 @@ impl Reconciler {
     }
 }
 
-/// One scheduled invocation. `{"task": "cancellations"}` (the frequent schedule) only sends the
-/// pending cancellations of deleted workspaces' subscriptions; anything else (the reconcile
-/// schedule) runs the whole reconciliation, cancellations included. The answer is the report.
+/// One scheduled invocation. `{"task": "outbox"}` (the frequent schedule; `"cancellations"`,
+/// its former name, still works) runs the frequent pass; anything else (the reconcile schedule)
+/// runs the whole reconciliation, then the frequent pass. The answer is the report.
 pub async fn handle(
     reconciler: &Reconciler,
-    event: lambda_runtime::LambdaEvent<serde_json::Value>,
-) -> Result<serde_json::Value, lambda_runtime::Error> {
-    if event.payload.get("task").and_then(serde_json::Value::as_str) == Some("cancellations") {
-        return Ok(serde_json::to_value(reconciler.worker.send_pending_cancellations().await?)?);
+    event: lambda_runtime::LambdaEvent<Value>,
+) -> Result<Value, lambda_runtime::Error> {
+    if matches!(event.payload.get("task").and_then(Value::as_str), Some("outbox" | "cancellations")) {
+        return reconciler.outbox().await;
     }
-    Ok(serde_json::to_value(reconciler.run().await?)?)
+    let report = serde_json::to_value(reconciler.run().await?)?;
+    let outbox = reconciler.outbox().await?;
+    Ok(json!({"reconciliation": report, "outbox": outbox}))
 }
 
 /// The Lambda entry point.

@@ -6,12 +6,16 @@
 //! Stripe proves unavailable, the rest of the batch is handed back without asking it again:
 //! each read may take its retries and timeouts, and a batch must not outlive the function's
 //! timeout waiting on an outage.
+//!
+//! The same queue carries seat syncs (`{"seat_sync": "<workspace id>"}`, put there by the
+//! reconciliation's frequent pass): the quantity of a per-seat subscription set to the
+//! workspace's billable seats (`shared::billing_sync::seats`).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::config::Settings;
 
-pub use shared::billing_sync::{ApplyError, Outcome, StripeState, Worker};
+pub use shared::billing_sync::{ApplyError, Outcome, SeatSync, SeatSyncMessage, StripeState, Worker};
 
 pub const FUNCTION: &str = "billing-worker";
 
@@ -26,7 +30,10 @@ pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse 
             continue;
         }
         let result = match record.body.as_deref() {
-            Some(body) => worker.apply(body).await,
+            Some(body) => match SeatSyncMessage::parse(body) {
+                Some(message) => worker.sync_seats(message.seat_sync).await.map(|_| ()),
+                None => worker.apply(body).await.map(|_| ()),
+            },
             None => Err(ApplyError::Malformed("empty message".into())),
         };
         if let Err(error) = result {

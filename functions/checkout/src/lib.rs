@@ -3,7 +3,9 @@
 //! changes only when the subscription's webhooks arrive.
 //!
 //! A plan's trial (`trial_days` in the catalog) comes with the workspace's first paid
-//! subscription only: never again once it had a subscription or completed a checkout.
+//! subscription only: never again once it had a subscription or completed a checkout. A
+//! per-seat plan is bought for the workspace's billable seats (members and pending member
+//! invitations).
 //!
 //! One open session per workspace and plan: while a session is open (not completed, not about to
 //! expire), every checkout for that plan answers it, even concurrent ones without an
@@ -124,6 +126,8 @@ async fn create(
     .fetch_one(&mut *tx)
     .await?;
     let trial_days = plan.trial_days.filter(|_| first);
+    // Later changes of seats follow through the queue (shared::billing_sync::seats).
+    let seats = shared::billing::quantity_to_buy(&mut tx, workspace_id, &plan).await?;
     let prices = ListPrice::new().lookup_keys(vec![lookup_key.to_owned()]).active(true).limit(1);
     let price = first_of_list(state.stripe.get(prices).await.map_err(stripe_failure)?).map_err(stripe_failure)?;
     let price = price.ok_or_else(|| {
@@ -135,7 +139,7 @@ async fn create(
     let tagged = || HashMap::from([("workspace_id".to_owned(), workspace.clone())]);
     let mut line_item = CreateCheckoutSessionLineItems::new();
     line_item.price = Some(price_id);
-    line_item.quantity = Some(1);
+    line_item.quantity = Some(seats);
     let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
     subscription_data.metadata = Some(tagged());
     subscription_data.trial_period_days = trial_days;
@@ -179,5 +183,6 @@ async fn create(
     .await?;
     tx.commit().await?;
     tracing::info!(session = %session_id, plan = plan.id, ?trial_days, "checkout session created");
-    Ok(Json(json!({ "id": session_id, "url": url, "trial_days": trial_days })))
+    let seats = plan.per_seat.then_some(seats);
+    Ok(Json(json!({ "id": session_id, "url": url, "trial_days": trial_days, "seats": seats })))
 }

@@ -2,7 +2,8 @@
 //! An upgrade applies at once, prorated and invoiced now; a downgrade applies at the end of the
 //! current period, through a Stripe subscription schedule (its current phase kept to the
 //! period's end, the new plan's phase after it, then released), and is refused while the
-//! workspace uses more than the new plan allows, with what to remove first. The API answers
+//! workspace uses more than the new plan allows, with what to remove first. A per-seat plan is
+//! asked for with the workspace's billable seats as its quantity. The API answers
 //! `202` with what it asked Stripe; the plan changes when Stripe's event arrives.
 
 use axum::Json;
@@ -89,6 +90,7 @@ pub async fn change(
             });
         }
     }
+    let quantity = shared::billing::quantity_to_buy(&mut tx, workspace_id, &target).await?;
     tx.commit().await?;
 
     let lookup_key = target.stripe_lookup_key.unwrap_or_default();
@@ -100,7 +102,9 @@ pub async fn change(
     })?;
     let price = text(&price, "id").map_err(stripe_failure)?;
     let held = state.stripe.get(RetrieveSubscription::new(subscription.as_str())).await.map_err(missing_or_failure)?;
-    let item = &held["items"]["data"][0];
+    let Some(item) = shared::stripe::plan_item(&held) else {
+        return Err(stripe_failure(StripeError::Unexpected("a subscription without its item".into())));
+    };
     let (item_id, current_price) = match (text(item, "id"), item["price"]["id"].as_str()) {
         (Ok(id), Some(price)) => (id, price.to_owned()),
         _ => return Err(stripe_failure(StripeError::Unexpected("a subscription without its item".into()))),
@@ -120,6 +124,7 @@ pub async fn change(
         let mut change = UpdateSubscriptionItems::new();
         change.id = Some(item_id);
         change.price = Some(price);
+        change.quantity = Some(quantity);
         let request = UpdateSubscription::new(subscription.as_str())
             .items(vec![change])
             .proration_behavior(UpdateSubscriptionProrationBehavior::AlwaysInvoice);
@@ -145,17 +150,18 @@ pub async fn change(
             text(&created, "id").map_err(stripe_failure)?
         }
     };
-    let phase = |price: String| {
+    let phase = |price: String, quantity: u64| {
         let mut item = UpdateSubscriptionSchedulePhasesItems::new();
         item.price = Some(price);
+        item.quantity = Some(quantity);
         UpdateSubscriptionSchedulePhases::new(vec![item])
     };
-    let mut now = phase(current_price);
+    let mut now = phase(current_price, item["quantity"].as_u64().unwrap_or(1));
     now.start_date = Some(UpdateSubscriptionSchedulePhasesStartDate::Timestamp(start));
     now.end_date = Some(UpdateSubscriptionSchedulePhasesEndDate::Timestamp(end));
     let request = UpdateSubscriptionSchedule::new(schedule.as_str())
         .end_behavior(SubscriptionScheduleEndBehavior::Release)
-        .phases(vec![now, phase(price)]);
+        .phases(vec![now, phase(price, quantity)]);
     state.stripe.post(request, &key("downgrade")).await.map_err(stripe_failure)?;
     tracing::info!(%workspace_id, %subscription, %schedule, plan = target.id, "downgrade scheduled");
     let at = time::OffsetDateTime::from_unix_timestamp(end)

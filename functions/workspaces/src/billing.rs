@@ -1,5 +1,5 @@
 //! A workspace's billing state as members see it: plan, subscription status, entitlements and
-//! usage against limits. Read-only and derived only from the webhook-synced subscription; the
+//! usage against limits, and the seats of a per-seat plan. Read-only and derived only from the webhook-synced subscription; the
 //! checkout and portal functions change it through Stripe.
 
 use axum::extract::State;
@@ -41,6 +41,18 @@ struct BillingView {
     payment: &'static str,
     entitlements: Entitlements,
     usage: Usage,
+    /// On a per-seat plan: the seats bought and the seats to bill.
+    seats: Option<Seats>,
+}
+
+#[derive(Serialize)]
+struct Seats {
+    /// The subscription's quantity as Stripe last said: the member limit of the plan.
+    purchased: Option<i32>,
+    /// Members and pending member invitations; the quantity follows within a minute or two.
+    billable: i32,
+    /// The most seats the plan sells.
+    max: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -77,6 +89,8 @@ struct Row {
     trial_end: Option<OffsetDateTime>,
     monthly_amount: Option<i64>,
     currency: Option<String>,
+    quantity: Option<i32>,
+    billable_seats: Option<i32>,
     projects: i64,
     members: i64,
 }
@@ -91,7 +105,7 @@ async fn read(
     let row = sqlx::query_as::<_, Row>(
         "SELECT app.effective_plan($1) AS effective_plan, app.active_overrides($1) AS overrides,
                 s.plan_id, s.status, s.current_period_end, s.cancel_at_period_end, s.grace_until,
-                s.trial_end, s.monthly_amount, s.currency,
+                s.trial_end, s.monthly_amount, s.currency, s.quantity, app.workspace_billable_seats($1) AS billable_seats,
                 (SELECT count(*) FROM projects WHERE workspace_id = $1) AS projects,
                 (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS members
          FROM (SELECT $1::uuid AS id) w LEFT JOIN subscriptions s ON s.workspace_id = w.id",
@@ -100,7 +114,16 @@ async fn read(
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    let plan = plans::by_id(&row.effective_plan).with_overrides(&row.overrides);
+    let mut plan = plans::by_id(&row.effective_plan).with_overrides(&row.overrides);
+    let seats = plan.per_seat.then(|| Seats {
+        purchased: row.quantity,
+        billable: row.billable_seats.unwrap_or_default(),
+        max: plan.limits.members,
+    });
+    if plan.per_seat && row.overrides.get("members").is_none() {
+        // A per-seat plan's members are what was bought.
+        plan.limits.members = row.quantity.and_then(|q| u32::try_from(q).ok()).or(plan.limits.members);
+    }
     let status = row.status.unwrap_or_else(|| "none".to_owned());
     let cancel_at_period_end = row.cancel_at_period_end.unwrap_or(false);
     let renews = matches!(status.as_str(), "active" | "trialing" | "past_due") && !cancel_at_period_end;
@@ -126,5 +149,6 @@ async fn read(
         payment,
         entitlements: Entitlements { features: plan.features, limits: plan.limits },
         usage: Usage { projects: row.projects, members: row.members },
+        seats,
     }))
 }

@@ -127,6 +127,7 @@ pub(super) struct Stored {
     pub cancel_at_period_end: bool,
     pub grace_until: Option<OffsetDateTime>,
     pub stripe_created: Option<OffsetDateTime>,
+    pub quantity: Option<i32>,
 }
 
 /// Unlinked events re-applied per event that links their customer; the rest wait for the next.
@@ -294,7 +295,7 @@ impl Worker {
         }
         let stored: Option<Stored> = sqlx::query_as(
             "SELECT workspace_id, stripe_subscription_id, plan_id, status, current_period_end,
-                    cancel_at_period_end, grace_until, stripe_created
+                    cancel_at_period_end, grace_until, stripe_created, quantity
              FROM subscriptions WHERE workspace_id = $1",
         )
         .bind(workspace_id)
@@ -338,8 +339,8 @@ impl Worker {
             "INSERT INTO subscriptions (workspace_id, stripe_subscription_id, stripe_customer_id, plan_id, status,
                                         current_period_end, cancel_at_period_end, grace_until, stripe_created,
                                         last_event_created, last_event_id, trial_end, monthly_amount, currency,
-                                        synced_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now(), now())
+                                        stripe_item_id, quantity, synced_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, now(), now())
              ON CONFLICT (workspace_id) DO UPDATE SET
                  stripe_subscription_id = excluded.stripe_subscription_id,
                  stripe_customer_id = excluded.stripe_customer_id,
@@ -349,7 +350,8 @@ impl Worker {
                  grace_until = excluded.grace_until, stripe_created = excluded.stripe_created,
                  last_event_created = excluded.last_event_created, last_event_id = excluded.last_event_id,
                  trial_end = excluded.trial_end, monthly_amount = excluded.monthly_amount,
-                 currency = excluded.currency, synced_at = now(), updated_at = now()",
+                 currency = excluded.currency, stripe_item_id = excluded.stripe_item_id,
+                 quantity = excluded.quantity, synced_at = now(), updated_at = now()",
         )
         .bind(workspace_id)
         .bind(&sub.id)
@@ -365,9 +367,15 @@ impl Worker {
         .bind(sub.trial_end)
         .bind(sub.monthly_amount)
         .bind(&sub.currency)
+        .bind(&sub.item_id)
+        .bind(sub.quantity)
         .execute(&mut *tx)
         .await?;
         link_customer(tx, workspace_id, &sub.customer).await?;
+        if crate::plans::by_id(&plan).per_seat {
+            let before = stored.as_ref().filter(|s| s.stripe_subscription_id == sub.id).and_then(|s| s.quantity);
+            self.seats_synced(tx, workspace_id, before, &sub).await?;
+        }
         let after: String =
             sqlx::query_scalar("SELECT app.effective_plan($1)").bind(workspace_id).fetch_one(&mut *tx).await?;
         let status_before = stored.as_ref().map_or("none", |s| s.status.as_str());
@@ -538,6 +546,7 @@ pub(super) fn differences(stored: Option<&Stored>, sub: &Subscription, plan: &st
             timestamp(sub.current_period_end),
         ),
         ("cancel_at_period_end", stored_field(|s| json!(s.cancel_at_period_end)), json!(sub.cancel_at_period_end)),
+        ("quantity", stored_field(|s| json!(s.quantity)), json!(sub.quantity)),
     ]
     .into_iter()
     .filter(|(_, stored, stripe)| stored != stripe)

@@ -27,7 +27,7 @@ impl StripeEvent {
     }
 }
 
-pub use crate::stripe::id_of;
+pub use crate::stripe::{id_of, plan_item};
 
 pub fn workspace_id_in_metadata(object: &Value) -> Option<Uuid> {
     object.pointer("/metadata/workspace_id").and_then(Value::as_str).and_then(|id| id.parse().ok())
@@ -49,11 +49,15 @@ pub struct Subscription {
     /// What its items cost per month, in the currency's smallest unit, if every item says.
     pub monthly_amount: Option<i64>,
     pub currency: Option<String>,
+    /// The plan's item (the first one not billed by metered usage) and its quantity: the
+    /// seats bought, on a per-seat plan.
+    pub item_id: Option<String>,
+    pub quantity: Option<i32>,
 }
 
 impl Subscription {
     pub fn from_object(object: &Value) -> Option<Self> {
-        let first_item = object.pointer("/items/data/0");
+        let first_item = plan_item(object);
         // Newer API versions moved the period from the subscription to its items.
         let period_end = object
             .get("current_period_end")
@@ -77,6 +81,11 @@ impl Subscription {
                 .and_then(|item| item.pointer("/price/currency"))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            item_id: first_item.and_then(|item| item.get("id")).and_then(Value::as_str).map(str::to_owned),
+            quantity: first_item
+                .and_then(|item| item.get("quantity"))
+                .and_then(Value::as_i64)
+                .and_then(|q| i32::try_from(q).ok()),
         })
     }
 
@@ -148,6 +157,17 @@ mod tests {
         );
         let new = Subscription::from_object(&new).unwrap();
         assert_eq!((new.customer.as_str(), new.lookup_key.as_deref()), ("cus_1", Some("pro_monthly")));
+    }
+
+    #[test]
+    fn the_plan_is_the_item_not_billed_by_usage() {
+        let sub = json!({"id": "sub_1", "customer": "cus_1", "status": "active", "items": {"data": [
+            {"id": "si_meter", "price": {"lookup_key": "ai_usage", "recurring": {"usage_type": "metered"}}},
+            {"id": "si_seats", "quantity": 7, "price": {"lookup_key": "team_seat_monthly",
+                                                        "recurring": {"usage_type": "licensed"}}}]}});
+        let read = Subscription::from_object(&sub).unwrap();
+        assert_eq!(read.lookup_key.as_deref(), Some("team_seat_monthly"));
+        assert_eq!((read.item_id.as_deref(), read.quantity), (Some("si_seats"), Some(7)));
     }
 
     #[test]

@@ -6,12 +6,14 @@ pub mod apply;
 pub mod cancellations;
 pub mod event;
 pub mod reconcile;
+pub mod seats;
 mod setup;
 pub mod stripe_state;
 
 pub use apply::{ApplyError, Cause, Difference, Outcome, Synced, Worker};
 pub use cancellations::CancellationReport;
 pub use reconcile::{Drift, ReconcileReport, Reconciliation, Repair};
+pub use seats::{SeatSync, SeatSyncMessage};
 pub use setup::SetupError;
 pub use stripe_state::{StripeReadError, StripeState};
 

@@ -11,7 +11,9 @@
 //!    workspace and reads Stripe again, and is reported field by field.
 //!
 //! 4. Cancellations: subscriptions of deleted workspaces are canceled in Stripe (also run on
-//!    their own, every few minutes: `run_cancellations`).
+//!    their own, every few minutes: `send_pending_cancellations`).
+//! 5. Seats: every live per-seat subscription whose quantity is not its workspace's count of
+//!    billable seats (an invitation expired, which no trigger sees) is marked for a seat sync.
 //!
 //! Cost: one list request per 100 live subscriptions, plus one GET per drifted or ended row.
 
@@ -59,6 +61,8 @@ pub struct ReconcileReport {
     pub failed: Vec<String>,
     /// Subscriptions of deleted workspaces sent to Stripe for cancellation.
     pub cancellations: CancellationReport,
+    /// Workspaces on a per-seat plan whose quantity was not their seat count: marked for a sync.
+    pub seats_to_sync: Vec<Uuid>,
 }
 
 pub struct Reconciliation<'a> {
@@ -75,7 +79,23 @@ impl Reconciliation<'_> {
         self.retry_waiting_events(since, &mut report).await?;
         self.compare_state(&mut report).await?;
         report.cancellations = self.worker.send_pending_cancellations().await?;
+        report.seats_to_sync = self.seats_drifted().await?;
         Ok(report)
+    }
+
+    async fn seats_drifted(&self) -> Result<Vec<Uuid>, ApplyError> {
+        let drifted: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT s.workspace_id FROM subscriptions s JOIN plans p ON p.id = s.plan_id
+             WHERE p.per_seat AND s.status NOT IN ('canceled', 'incomplete_expired')
+               AND s.quantity IS DISTINCT FROM app.billable_seats(s.workspace_id)",
+        )
+        .fetch_all(&self.worker.pool)
+        .await?;
+        sqlx::query("SELECT app.want_seat_sync(id) FROM unnest($1::uuid[]) AS id")
+            .bind(&drifted)
+            .execute(&self.worker.pool)
+            .await?;
+        Ok(drifted)
     }
 
     async fn replay_missed_events(&self, since: i64, report: &mut ReconcileReport) -> Result<(), ApplyError> {
@@ -105,7 +125,7 @@ impl Reconciliation<'_> {
     async fn compare_state(&self, report: &mut ReconcileReport) -> Result<(), ApplyError> {
         let stored: Vec<Stored> = sqlx::query_as(
             "SELECT workspace_id, stripe_subscription_id, plan_id, status, current_period_end,
-                    cancel_at_period_end, grace_until, stripe_created
+                    cancel_at_period_end, grace_until, stripe_created, quantity
              FROM subscriptions",
         )
         .fetch_all(&self.worker.pool)

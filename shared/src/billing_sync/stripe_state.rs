@@ -12,7 +12,7 @@ use serde_json::Value;
 use stripe::StripeRequest;
 use stripe_billing::invoice::RetrieveInvoice;
 use stripe_billing::subscription::{
-    CancelSubscription, ListSubscription, RetrieveSubscription, UpdateSubscription,
+    CancelSubscription, ListSubscription, RetrieveSubscription, UpdateSubscription, UpdateSubscriptionItems,
     UpdateSubscriptionProrationBehavior, UpdateSubscriptionTrialEnd,
 };
 use stripe_core::event::ListEvent;
@@ -146,6 +146,35 @@ impl StripeState {
             .trial_end(UpdateSubscriptionTrialEnd::Timestamp(trial_end))
             .proration_behavior(UpdateSubscriptionProrationBehavior::None);
         missing_is_none(self.client.post(update, key).await)
+    }
+}
+
+impl StripeState {
+    /// Sets the quantity of a subscription's item (the seats of a per-seat plan), prorated on
+    /// the next invoice. `key` makes a retry set it once.
+    #[tracing::instrument(skip(self))]
+    pub async fn set_quantity(&self, id: &str, item: &str, quantity: i32, key: &str) -> Result<Value, StripeReadError> {
+        let mut change = UpdateSubscriptionItems::new();
+        change.id = Some(item.to_owned());
+        change.quantity = Some(u64::try_from(quantity.max(1)).unwrap_or(1));
+        let update = UpdateSubscription::new(id)
+            .items(vec![change])
+            .proration_behavior(UpdateSubscriptionProrationBehavior::CreateProrations);
+        Ok(self.client.post(update, key).await?)
+    }
+
+    /// As `set_quantity`, for a subscription whose plan item is not known yet: read from Stripe.
+    pub async fn set_plan_quantity(&self, id: &str, quantity: i32, key: &str) -> Result<Value, StripeReadError> {
+        let subscription = self
+            .subscription(id)
+            .await?
+            .ok_or_else(|| StripeReadError::Unexpected(format!("Stripe has no subscription {id}")))?;
+        let item = super::event::plan_item(&subscription)
+            .and_then(|item| item.get("id"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| StripeReadError::Unexpected(format!("subscription {id} has no plan item")))?
+            .to_owned();
+        self.set_quantity(id, &item, quantity, key).await
     }
 }
 
