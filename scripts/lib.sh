@@ -54,7 +54,7 @@ admin_url() {
   echo "postgres://postgres:postgres@$PG_HOST:$PG_PORT/postgres"
 }
 
-# Python tools (moto, cfn-lint, cargo-lambda) in .venv, pinned in scripts/requirements-dev.txt.
+# Python tools (moto, cfn-lint, SAM CLI, cargo-lambda) in .venv, pinned in scripts/requirements-dev.txt.
 ensure_python_tools() {
   local stamp="$VENV/.requirements"
   if [ -f "$stamp" ] && cmp -s "$stamp" "$REPO_ROOT/scripts/requirements-dev.txt"; then return; fi
@@ -67,7 +67,7 @@ ensure_python_tools() {
       python3 -m venv "$VENV"
     }
   fi
-  say "installing moto, cfn-lint and cargo-lambda from PyPI"
+  say "installing moto, cfn-lint, the SAM CLI and cargo-lambda from PyPI"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REPO_ROOT/scripts/requirements-dev.txt" \
     || die "pip could not install scripts/requirements-dev.txt"
   cp "$REPO_ROOT/scripts/requirements-dev.txt" "$stamp"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test suite: formatting, lints, every Rust test against a real PostgreSQL and a local
-# AWS-compatible server (moto), and cfn-lint on the SAM template. CI runs exactly this.
+# AWS-compatible server (moto), and cfn-lint and `sam validate --lint` on the SAM template. CI
+# runs exactly this.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -25,6 +26,10 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "$REPO_ROOT/target/test-output.
 
 say "cfn-lint template.yaml"
 "$VENV/bin/cfn-lint" template.yaml
+
+say "sam validate --lint"
+# Offline: the region only names the partition's resource specification; no call leaves.
+AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 "$VENV/bin/sam" validate --lint --template template.yaml
 
 say "all checks passed"
 # One closing line with the totals of every test binary.

@@ -54,8 +54,11 @@ pub fn app(
     admin: Option<admin::AdminState>,
 ) -> Router {
     let api_limit = state.config.max_body_bytes;
-    let mut routes =
-        workspaces::router().merge(projects::router()).with_state(state).layer(DefaultBodyLimit::max(api_limit));
+    let mut routes = workspaces::router()
+        .merge(projects::router())
+        .merge(shared::http::health::routes())
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(api_limit));
     if let Some(billing) = billing {
         routes = routes.merge(
             checkout::router().merge(portal::router()).with_state(billing).layer(DefaultBodyLimit::max(api_limit)),

@@ -291,8 +291,8 @@ impl LocalStripe {
             active["items"]["data"][0]["current_period_end"] = json!(end);
         }
         self.account().subscriptions.insert(id.clone(), active.clone());
-        let invoice = json!({"id": new_id("in"), "object": "invoice", "customer": customer, "status": "paid",
-                             "parent": {"type": "subscription_details", "subscription_details": {"subscription": id}}});
+        let amount = if active["status"] == "trialing" { 0 } else { amount_of(&active) };
+        let invoice = invoice_object(&new_id("in"), &active, amount, true, "subscription_create");
         let mut events = vec![("customer.subscription.created", incomplete)];
         events.extend(around(&id));
         events.extend([("invoice.paid", invoice), ("customer.subscription.updated", active.clone())]);
@@ -304,17 +304,11 @@ impl LocalStripe {
     /// subscription back to `active` or `past_due`, as Stripe sends them. `None` if there is no
     /// such subscription.
     fn invoice_outcome(self: &Arc<Self>, id: &str, paid: bool) -> Option<Value> {
-        let (customer, amount) = {
+        let invoice = {
             let account = self.account();
             let subscription = account.subscriptions.get(id)?;
-            (subscription["customer"].clone(), json!(amount_of(subscription)))
+            invoice_object(&new_id("in"), subscription, amount_of(subscription), paid, "subscription_cycle")
         };
-        let invoice = json!({
-            "id": new_id("in"), "object": "invoice", "customer": customer, "currency": "usd",
-            "status": if paid { "paid" } else { "open" }, "amount_due": amount,
-            "amount_paid": if paid { amount.clone() } else { json!(0) }, "attempt_count": 1,
-            "billing_reason": "subscription_cycle", "livemode": false, "created": now(),
-            "parent": {"type": "subscription_details", "subscription_details": {"subscription": id}}});
         let updated = {
             let mut account = self.account();
             let subscription = account.subscriptions.get_mut(id)?;
@@ -895,16 +889,44 @@ async fn read_invoice(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<Str
     let Some(subscription) = stripe.account().subscriptions.get(subscription_id).cloned() else {
         return missing("invoice", &id);
     };
-    let amount = amount_of(&subscription);
-    axum::Json(json!({
-        "id": id, "object": "invoice", "amount_paid": amount, "currency": "usd", "livemode": false,
-        "customer": subscription["customer"], "status": "paid",
-        "parent": {"type": "subscription_details", "subscription_details": {"subscription": subscription_id}},
-        "payments": {"object": "list", "has_more": false, "data": [{
-            "id": format!("inpay_{subscription_id}"), "object": "invoice_payment", "amount_paid": amount,
-            "status": "paid", "payment": {"type": "payment_intent", "payment_intent": format!("pi_{subscription_id}")}}]}
-    }))
-    .into_response()
+    axum::Json(invoice_object(&id, &subscription, amount_of(&subscription), true, "subscription_create"))
+        .into_response()
+}
+
+/// An invoice of a subscription's plan item, in Stripe's shape (async-stripe's typed `Invoice`
+/// parses it): paid with its payment (a payment intent), or open after a failed attempt.
+fn invoice_object(id: &str, subscription: &Value, amount: i64, paid: bool, reason: &str) -> Value {
+    let created = now();
+    let item = &subscription["items"]["data"][0];
+    let (start, end) = (item["current_period_start"].clone(), item["current_period_end"].clone());
+    let payment = json!({
+        "id": format!("inpay_{id}"), "object": "invoice_payment", "amount_paid": if paid { Some(amount) } else { None },
+        "amount_requested": amount, "created": created, "currency": "usd", "invoice": id, "is_default": true,
+        "livemode": false, "status": if paid { "paid" } else { "open" },
+        "payment": {"type": "payment_intent", "payment_intent": format!("pi_{id}")},
+        "status_transitions": {"canceled_at": null, "paid_at": if paid { Some(created) } else { None }}
+    });
+    json!({
+        "id": id, "object": "invoice", "account_country": "US", "account_name": "Local Stripe",
+        "amount_due": amount, "amount_overpaid": 0, "amount_paid": if paid { amount } else { 0 },
+        "amount_remaining": if paid { 0 } else { amount }, "amount_shipping": 0,
+        "attempt_count": 1, "attempted": true, "auto_advance": !paid,
+        "automatic_tax": {"enabled": false, "disabled_reason": null, "liability": null, "provider": null, "status": null},
+        "billing_reason": reason, "collection_method": "charge_automatically", "created": created,
+        "currency": "usd", "customer": subscription["customer"], "default_tax_rates": [], "discounts": [],
+        "hosted_invoice_url": format!("https://invoice.stripe.com/i/local/{id}"), "issuer": {"type": "self"},
+        "lines": {"object": "list", "data": [], "has_more": false, "url": format!("/v1/invoices/{id}/lines")},
+        "livemode": false, "metadata": {},
+        "parent": {"type": "subscription_details", "quote_details": null,
+                   "subscription_details": {"subscription": subscription["id"], "metadata": subscription["metadata"]}},
+        "payment_settings": {"default_mandate": null, "payment_method_options": null, "payment_method_types": null},
+        "payments": {"object": "list", "has_more": false, "data": [payment], "url": format!("/v1/invoices/{id}/payments")},
+        "period_end": end, "period_start": start, "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0, "starting_balance": 0, "status": if paid { "paid" } else { "open" },
+        "status_transitions": {"finalized_at": created, "marked_uncollectible_at": null,
+                               "paid_at": if paid { Some(created) } else { None }, "voided_at": null},
+        "subtotal": amount, "total": amount
+    })
 }
 
 async fn create_refund(State(stripe): State<Arc<LocalStripe>>, body: Bytes) -> Response {

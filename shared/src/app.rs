@@ -30,6 +30,13 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// The health check reads the pool from the state.
+impl axum::extract::FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> PgPool {
+        state.pool.clone()
+    }
+}
+
 impl AppState {
     pub fn new(config: Config, pool: PgPool) -> Self {
         let auth = Authenticator::new(&config.auth);

@@ -57,6 +57,12 @@ impl FromRef<BillingState> for AppState {
     }
 }
 
+impl FromRef<BillingState> for sqlx::PgPool {
+    fn from_ref(state: &BillingState) -> sqlx::PgPool {
+        state.app.pool.clone()
+    }
+}
+
 impl BillingState {
     pub fn from_settings(app: AppState, settings: &Settings) -> Result<Self, ConfigError> {
         let key = SecretString::from(settings.require("STRIPE_SECRET_KEY")?);

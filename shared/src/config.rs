@@ -57,6 +57,9 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
     pub statement_timeout: Duration,
+    /// Connect to this host instead of the URL's (`DATABASE_PROXY_HOST`: the RDS Proxy endpoint
+    /// the template creates), keeping the URL's login, database and options.
+    pub host_override: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -182,6 +185,7 @@ impl DatabaseConfig {
             max_connections: parse_or(lookup, "DB_MAX_CONNECTIONS", 2)?,
             acquire_timeout: Duration::from_millis(parse_or(lookup, "DB_ACQUIRE_TIMEOUT_MS", 3_000)?),
             statement_timeout: Duration::from_millis(parse_or(lookup, "DB_STATEMENT_TIMEOUT_MS", 10_000)?),
+            host_override: lookup("DATABASE_PROXY_HOST").map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()),
         })
     }
 }
@@ -252,6 +256,30 @@ mod tests {
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn a_proxy_host_replaces_the_urls_host_and_keeps_the_rest() {
+        let url = "postgres://app_api:secret@db.internal:5432/saas?sslmode=require";
+        let direct = DatabaseConfig::from_lookup(&lookup(&[("DATABASE_URL", url)]), "DATABASE_URL").unwrap();
+        let proxied = DatabaseConfig::from_lookup(
+            &lookup(&[("DATABASE_URL", url), ("DATABASE_PROXY_HOST", "saas.proxy-abc.eu-west-1.rds.amazonaws.com")]),
+            "DATABASE_URL",
+        )
+        .unwrap();
+        let direct = crate::db::connect_options(&direct, None).unwrap();
+        let proxied = crate::db::connect_options(&proxied, None).unwrap();
+        assert_eq!(direct.get_host(), "db.internal");
+        assert_eq!(proxied.get_host(), "saas.proxy-abc.eu-west-1.rds.amazonaws.com");
+        assert_eq!(
+            (proxied.get_port(), proxied.get_username(), proxied.get_database()),
+            (5432, "app_api", Some("saas"))
+        );
+        let blank = DatabaseConfig::from_lookup(
+            &lookup(&[("DATABASE_URL", url), ("DATABASE_PROXY_HOST", " ")]),
+            "DATABASE_URL",
+        );
+        assert_eq!(blank.unwrap().host_override, None);
     }
 
     #[test]

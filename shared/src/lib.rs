@@ -21,6 +21,7 @@ pub mod error;
 #[cfg(feature = "exports")]
 pub mod exports;
 pub mod http;
+pub mod metrics;
 pub mod plans;
 #[cfg(feature = "queue")]
 pub mod queue;

@@ -199,6 +199,7 @@ where
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let message_id = record.message_id.clone().unwrap_or_default();
+        crate::metrics::queue_lag(&record.attributes);
         match handle(record.body.unwrap_or_default()).await {
             Ok(outcome) => tracing::info!(%message_id, ?outcome, what, "message handled"),
             Err(error) => {

@@ -1,10 +1,13 @@
 //! Structured logs. JSON without timestamps on Lambda (CloudWatch adds them); the request span
-//! adds request id, function, user and workspace to every line. Tokens and secrets are never
-//! recorded: nothing logs headers or configuration values.
+//! adds request id, function, user and workspace to every line, and on Lambda every line also
+//! lists its enclosing spans, the runtime's invocation span among them (its `requestId` and,
+//! with active tracing, `xrayTraceId`). Tokens and secrets are never recorded: nothing logs
+//! headers or configuration values.
 
 use tracing_subscriber::EnvFilter;
 
 pub fn init(function: &'static str) {
+    crate::metrics::set_function(function);
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let pretty = std::env::var("LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("pretty"));
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
@@ -12,7 +15,7 @@ pub fn init(function: &'static str) {
     let result = if pretty {
         builder.try_init()
     } else if on_lambda {
-        builder.json().flatten_event(true).with_current_span(true).with_span_list(false).without_time().try_init()
+        builder.json().flatten_event(true).with_current_span(true).with_span_list(true).without_time().try_init()
     } else {
         builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
     };

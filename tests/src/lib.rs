@@ -269,16 +269,21 @@ impl TestApp {
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
         let router = self.function_for(request.uri().path()).clone();
-        let response = router.oneshot(request).await.expect("router is infallible");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        respond(router, request).await
+    }
+
+    /// Sends a request to one function by name (`workspaces`, `projects`, `checkout`,
+    /// `portal`, `ai-runs`), whatever its path.
+    pub async fn send_to(&self, function: &str, request: Request<Body>) -> TestResponse {
+        let router = match function {
+            "workspaces" => &self.workspaces,
+            "projects" => &self.projects,
+            "checkout" => &self.checkout,
+            "portal" => &self.portal,
+            "ai-runs" => &self.ai_runs,
+            other => panic!("no HTTP function {other}"),
         };
-        TestResponse { status, headers, body }
+        respond(router.clone(), request).await
     }
 
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> TestResponse {
@@ -444,6 +449,7 @@ pub async fn worker_pool_as(role: &str, actor: &str) -> PgPool {
         max_connections: 2,
         acquire_timeout: Duration::from_secs(10),
         statement_timeout: Duration::from_secs(30),
+        host_override: None,
     };
     shared::db::connect_as(&config, actor).await.expect("connect as a worker role")
 }
@@ -458,6 +464,20 @@ pub async fn api_pool() -> PgPool {
 }
 
 /// A pool as the migration owner (a superuser in tests), for catalog checks.
+/// Sends a request through a function's router and reads its answer.
+pub async fn respond(router: Router, request: Request<Body>) -> TestResponse {
+    let response = router.oneshot(request).await.expect("router is infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    TestResponse { status, headers, body }
+}
+
 pub async fn owner_pool() -> PgPool {
     PgPoolOptions::new().max_connections(2).connect(&database().owner_url).await.expect("connect as owner")
 }

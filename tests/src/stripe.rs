@@ -392,6 +392,22 @@ pub async fn local_stripe_events(base: &str) -> Vec<Value> {
     list["data"].as_array().unwrap().clone()
 }
 
+/// A `customer.subscription.created` event of a fresh active Pro subscription of the workspace
+/// (fresh event, subscription and customer ids), as Stripe would send it.
+pub fn sample_subscription_event(workspace_id: Uuid) -> String {
+    let state = SubscriptionState {
+        subscription: format!("sub_{}", Uuid::new_v4().simple()),
+        customer: format!("cus_{}", Uuid::new_v4().simple()),
+        workspace_id,
+        status: "active",
+        lookup_key: "pro_monthly",
+        period_end: now() + 1000,
+        cancel_at_period_end: false,
+    };
+    subscription_event(&format!("evt_{}", Uuid::new_v4().simple()), "customer.subscription.created", now(), &state)
+        .to_string()
+}
+
 /// An app whose billing functions and worker talk to a local Stripe, with a signed-in owner and
 /// their workspace: the setup of the tests that walk a subscription from request to event to
 /// entitlements.

@@ -277,3 +277,40 @@ async fn an_unverified_email_is_not_used() {
         assert_eq!(stored(subject).await.is_some(), kept, "{subject}");
     }
 }
+
+/// A user federated into the Cognito user pool from an enterprise identity provider (the
+/// template's SAML or OIDC SSO): Cognito's ID token carries `identities` and
+/// `cognito:username`, and usually no `email_verified` (a SAML assertion has none). Such a user
+/// signs in, is created once, and keeps one user row (and its id) across sign-ins; the mapped
+/// e-mail is theirs.
+#[tokio::test]
+async fn a_federated_sso_user_signs_in_and_keeps_one_user_row() {
+    let idp = IdentityProvider::start().await;
+    let app = idp.app().await;
+    let sub = uuid::Uuid::new_v4().to_string();
+    let federated = |email: &str| {
+        let mut claims = with(idp.claims(), "sub", json!(sub));
+        claims["email"] = json!(email);
+        claims["cognito:username"] = json!(format!("CompanySSO_{email}"));
+        claims["token_use"] = json!("id");
+        claims["identities"] = json!([{
+            "userId": email, "providerName": "CompanySSO", "providerType": "SAML",
+            "issuer": "http://www.okta.com/exk1abcd", "primary": "true", "dateCreated": "1795348800000"
+        }]);
+        sign(Algorithm::RS256, "rsa-1", &claims)
+    };
+    for _ in 0..3 {
+        assert_eq!(status_for(&app, Some(&federated("jdoe@acme.example"))).await.0, StatusCode::OK);
+    }
+    // The identity provider renamed the address: the same user, its e-mail current.
+    assert_eq!(status_for(&app, Some(&federated("john.doe@acme.example"))).await.0, StatusCode::OK);
+    let rows: Vec<(uuid::Uuid, Option<String>)> =
+        sqlx::query_as("SELECT id, email FROM users WHERE issuer = $1 AND subject = $2")
+            .bind(&idp.issuer)
+            .bind(&sub)
+            .fetch_all(&integration_tests::owner_pool().await)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1, "one user row across sign-ins");
+    assert_eq!(rows[0], (shared::auth::user_id_for(&idp.issuer, &sub), Some("john.doe@acme.example".to_owned())));
+}

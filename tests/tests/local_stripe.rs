@@ -140,6 +140,7 @@ async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe
 async fn async_stripes_own_types_parse_the_local_stripes_answers() {
     use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
     use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+    use stripe_billing::invoice::RetrieveInvoice;
     use stripe_billing::subscription::{
         CancelSubscription, CreateSubscription, CreateSubscriptionItems, ListSubscription, RetrieveSubscription,
         UpdateSubscription,
@@ -186,10 +187,25 @@ async fn async_stripes_own_types_parse_the_local_stripes_answers() {
     assert!(listed.data.iter().any(|s| s.id == read.id));
     let updated = UpdateSubscription::new(read.id.as_str()).cancel_at_period_end(true).send(&client).await.unwrap();
     assert!(updated.cancel_at_period_end);
+    // Its first invoice, and every invoice its events carried.
+    let latest = read.latest_invoice.as_ref().and_then(|i| i.id().as_ref()).expect("a latest invoice").to_string();
+    let invoice = RetrieveInvoice::new(latest.as_str()).send(&client).await.unwrap();
+    assert_eq!((invoice.amount_paid, invoice.currency.to_string().as_str()), (2900, "usd"));
     let canceled = CancelSubscription::new(read.id.as_str()).send(&client).await.unwrap();
     assert_eq!(canceled.status.as_str(), "canceled");
     assert_eq!(meter.event_name, "ai_tool_runs");
     ListEvent::new().send(&client).await.unwrap();
+    let invoices: Vec<serde_json::Value> = events(&base)
+        .await
+        .into_iter()
+        .filter(|event| event["type"].as_str().is_some_and(|t| t.starts_with("invoice.")))
+        .map(|event| event["data"]["object"].clone())
+        .collect();
+    assert!(!invoices.is_empty());
+    for object in invoices {
+        let typed: Result<stripe_billing::Invoice, _> = miniserde::json::from_str(&object.to_string());
+        assert!(typed.is_ok(), "async-stripe cannot read {object}");
+    }
 }
 
 /// A renewal that fails and stays failed: the workspace keeps its plan through the grace period

@@ -261,6 +261,7 @@ async fn a_warm_workspace_request_makes_three_round_trips() {
         max_connections: 1,
         acquire_timeout: std::time::Duration::from_secs(5),
         statement_timeout: std::time::Duration::from_secs(5),
+        host_override: None,
     };
     let pool = shared::db::connect(&config).await.unwrap();
     let member = caller(&t.member, Some(&t.member.email));

@@ -61,17 +61,7 @@ async fn queued(queue_url: &str) -> Vec<aws_sdk_sqs::types::Message> {
 }
 
 fn sample_event() -> String {
-    let state = SubscriptionState {
-        subscription: "sub_sample".into(),
-        customer: "cus_sample".into(),
-        workspace_id: Uuid::new_v4(),
-        status: "active",
-        lookup_key: "pro_monthly",
-        period_end: now() + 1000,
-        cancel_at_period_end: false,
-    };
-    subscription_event(&format!("evt_{}", Uuid::new_v4().simple()), "customer.subscription.created", now(), &state)
-        .to_string()
+    integration_tests::stripe::sample_subscription_event(Uuid::new_v4())
 }
 
 #[tokio::test]

@@ -115,6 +115,12 @@ pub fn parse_dead_letter_queues(value: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+impl FromRef<AdminState> for PgPool {
+    fn from_ref(state: &AdminState) -> PgPool {
+        state.pool.clone()
+    }
+}
+
 impl std::ops::Deref for AdminState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
@@ -162,7 +168,7 @@ pub fn router() -> Router<AdminState> {
 }
 
 pub fn app(state: AdminState) -> Router {
-    shared::http::finish_with(router(), state, FUNCTION, 16 * 1024)
+    shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, 16 * 1024)
 }
 
 /// The reason every operator write must give (3 to 1000 characters, trimmed).

@@ -22,6 +22,12 @@ pub struct AiState {
     pub usage_queue: Option<Queue>,
 }
 
+impl FromRef<AiState> for sqlx::PgPool {
+    fn from_ref(state: &AiState) -> sqlx::PgPool {
+        state.app.pool.clone()
+    }
+}
+
 impl FromRef<AiState> for AppState {
     fn from_ref(state: &AiState) -> AppState {
         state.app.clone()
@@ -34,7 +40,7 @@ pub fn router() -> Router<AiState> {
 
 pub fn app(state: AiState) -> Router {
     let body_limit = state.app.config.max_body_bytes;
-    shared::http::finish_with(router(), state, FUNCTION, body_limit)
+    shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, body_limit)
 }
 
 /// The Lambda entry point.

@@ -125,7 +125,10 @@ async fn create(
     .await?;
     tx.commit().await?;
 
+    let asked = std::time::Instant::now();
     let result = state.ai.complete(&prompt.system, &prompt.user).await;
+    shared::metrics::milliseconds("AiProviderLatency", asked.elapsed().as_secs_f64() * 1000.0, None);
+    shared::metrics::count("AiRuns", Some(("outcome", if result.is_ok() { "succeeded" } else { "failed" })));
     let mut tx = state.app.begin(&caller).await?;
     match result {
         Ok(completion) => {

@@ -25,6 +25,7 @@ pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse 
     let mut stripe_down = false;
     for record in event.records {
         let message_id = record.message_id.clone().unwrap_or_default();
+        shared::metrics::queue_lag(&record.attributes);
         if stripe_down {
             response.add_failure(message_id);
             continue;

@@ -46,7 +46,7 @@ pub fn router() -> Router<BillingState> {
 
 pub fn app(state: BillingState) -> Router {
     let body_limit = state.app.config.max_body_bytes;
-    shared::http::finish_with(router(), state, FUNCTION, body_limit)
+    shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, body_limit)
 }
 
 #[derive(Deserialize)]
@@ -126,7 +126,7 @@ async fn create(
     .fetch_one(&mut *tx)
     .await?;
     let trial_days = plan.trial_days.filter(|_| first);
-    // Later changes of seats follow through the queue (shared::billing_sync::seats).
+    // Later changes of seats follow through the billing queue (the billing worker sets them).
     let seats = shared::billing::quantity_to_buy(&mut tx, workspace_id, &plan).await?;
     let prices = ListPrice::new().lookup_keys(vec![lookup_key.to_owned()]).active(true).limit(1);
     let price = first_of_list(state.stripe.get(prices).await.map_err(stripe_failure)?).map_err(stripe_failure)?;

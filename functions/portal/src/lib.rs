@@ -28,7 +28,7 @@ pub fn router() -> Router<BillingState> {
 
 pub fn app(state: BillingState) -> Router {
     let body_limit = state.app.config.max_body_bytes;
-    shared::http::finish_with(router(), state, FUNCTION, body_limit)
+    shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, body_limit)
 }
 
 #[derive(Deserialize)]

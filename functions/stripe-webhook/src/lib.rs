@@ -94,6 +94,7 @@ async fn receive(
     let signature = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
     if let Err(error) = state.0.verifier.verify(&body, signature, now) {
         tracing::warn!(%error, "webhook signature rejected");
+        shared::metrics::count("StripeWebhook", Some(("result", "rejected")));
         return Err(ApiError::BadRequest {
             code: "invalid_signature",
             detail: format!("Signature verification failed: {error}."),
@@ -102,9 +103,9 @@ async fn receive(
     // Verified bytes from Stripe; anything but a JSON event with an id and a type is refused.
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::BadRequest { code: "invalid_event", detail: "The event is not UTF-8 JSON.".into() })?;
-    let event: EventHeader = serde_json::from_str(text).map_err(|_| ApiError::BadRequest {
-        code: "invalid_event",
-        detail: "The event lacks an id or a type.".into(),
+    let event: EventHeader = serde_json::from_str(text).map_err(|_| {
+        shared::metrics::count("StripeWebhook", Some(("result", "malformed")));
+        ApiError::BadRequest { code: "invalid_event", detail: "The event lacks an id or a type.".into() }
     })?;
     let message_id =
         state.0.queue.send(text, &[("event_id", &event.id), ("event_type", &event.kind)]).await.map_err(|error| {
@@ -112,6 +113,7 @@ async fn receive(
             ApiError::ServiceUnavailable("The event could not be queued; Stripe will retry.".into())
         })?;
     tracing::info!(event_id = %event.id, event_type = %event.kind, %message_id, "event enqueued");
+    shared::metrics::count("StripeWebhook", Some(("result", "accepted")));
     Ok(Json(json!({ "received": true })))
 }
 

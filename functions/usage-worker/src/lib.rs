@@ -104,7 +104,19 @@ impl UsageWorker {
 
 /// Reports each message of a batch; the failed ones are retried by SQS and dead-lettered.
 pub async fn handle_batch(worker: &UsageWorker, event: SqsEvent) -> SqsBatchResponse {
-    shared::queue::each_message(event, "usage record", |body| async move { worker.report(&body).await }).await
+    shared::queue::each_message(event, "usage record", |body| async move {
+        let result = worker.report(&body).await;
+        let outcome = match &result {
+            Ok(Outcome::Reported) => "reported",
+            Ok(Outcome::AlreadyReported) => "already_reported",
+            Ok(Outcome::NoCustomer) => "no_customer",
+            Ok(Outcome::Gone) => "gone",
+            Err(_) => "failed",
+        };
+        shared::metrics::count("UsageReports", Some(("outcome", outcome)));
+        result
+    })
+    .await
 }
 
 /// The Lambda entry point.

@@ -389,6 +389,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 pub async fn handle_batch(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchResponse {
     let results = join_all(event.records.into_iter().map(|record| async move {
         let message_id = record.message_id.unwrap_or_default();
+        shared::metrics::queue_lag(&record.attributes);
         let result = dispatcher.deliver(&record.body.unwrap_or_default()).await;
         (message_id, result)
     }))

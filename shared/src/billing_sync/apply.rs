@@ -162,6 +162,7 @@ impl Worker {
         .await?;
         if recorded.rows_affected() == 0 {
             tracing::info!(event_id = %event.id, "duplicate delivery ignored");
+            crate::metrics::count("StripeEvents", Some(("outcome", Outcome::Duplicate.as_str())));
             return Ok(Outcome::Duplicate);
         }
         let (outcome, workspace_id) = self.handle(&mut tx, &event).await?;
@@ -171,6 +172,7 @@ impl Worker {
         }
         tx.commit().await?;
         tracing::info!(event_id = %event.id, event_type = %event.kind, outcome = outcome.as_str(), ?workspace_id, "event applied");
+        crate::metrics::count("StripeEvents", Some(("outcome", outcome.as_str())));
         Ok(outcome)
     }
 

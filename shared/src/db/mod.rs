@@ -34,8 +34,13 @@ pub async fn connect_as(config: &DatabaseConfig, actor: &str) -> Result<PgPool, 
     pool(config, Some(actor)).await
 }
 
-async fn pool(config: &DatabaseConfig, actor: Option<&str>) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = config.url.expose_secret().parse()?;
+/// How a pool's connections are opened: the URL (its host replaced by the proxy's, when one is
+/// configured), the statement timeout, generic plans and, for a worker, the audit actor.
+pub fn connect_options(config: &DatabaseConfig, actor: Option<&str>) -> Result<PgConnectOptions, sqlx::Error> {
+    let mut options: PgConnectOptions = config.url.expose_secret().parse()?;
+    if let Some(host) = &config.host_override {
+        options = options.host(host);
+    }
     let statement_timeout = config.statement_timeout.as_millis().to_string();
     // Generic plans: the statements are prepared once per connection and their custom plans
     // would be rebuilt on every execution, because row-level security's filters make the
@@ -44,10 +49,14 @@ async fn pool(config: &DatabaseConfig, actor: Option<&str>) -> Result<PgPool, sq
     let options = options
         .application_name("saas-backend")
         .options([("statement_timeout", statement_timeout.as_str()), ("plan_cache_mode", "force_generic_plan")]);
-    let options = match actor {
+    Ok(match actor {
         Some(actor) => options.options([("app.actor", actor)]),
         None => options,
-    };
+    })
+}
+
+async fn pool(config: &DatabaseConfig, actor: Option<&str>) -> Result<PgPool, sqlx::Error> {
+    let options = connect_options(config, actor)?;
     PgPoolOptions::new()
         .max_connections(config.max_connections)
         .min_connections(0)

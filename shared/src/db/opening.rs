@@ -124,6 +124,7 @@ pub fn interpret(rows: &[PgRow]) -> Result<Option<Entry>, ApiError> {
         rate_limit::record(quotas);
     }
     if let Some(retry_after) = retry_after {
+        crate::metrics::count("RateLimited", None);
         return Err(ApiError::RateLimited {
             retry_after,
             detail: format!("Too many requests; retry in {retry_after} seconds."),

@@ -2,6 +2,7 @@
 //! the per-request context (request id, trace span), and the finishing of a function's router.
 
 pub mod extract;
+pub mod health;
 pub mod pagination;
 pub mod rate_limit;
 pub mod request_context;

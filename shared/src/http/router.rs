@@ -9,10 +9,11 @@ use crate::error::ApiError;
 /// unknown routes and methods, the body size cap, and the request context.
 pub fn finish(routes: Router<AppState>, state: AppState, function: &'static str) -> Router {
     let body_limit = state.config.max_body_bytes;
-    finish_with(routes, state, function, body_limit)
+    finish_with(routes.merge(crate::http::health::routes()), state, function, body_limit)
 }
 
-/// `finish` for a function whose state is not the database-backed `AppState` (the webhook).
+/// `finish` for a function whose state is not the database-backed `AppState`; a function with a
+/// database merges `crate::http::health::routes()` into its routes first.
 pub fn finish_with<S: Clone + Send + Sync + 'static>(
     routes: Router<S>,
     state: S,

@@ -58,6 +58,7 @@ async fn main() {
         max_connections: 2,
         acquire_timeout: Duration::from_secs(10),
         statement_timeout: Duration::from_secs(30),
+        host_override: None,
     };
     integration_tests::local_aws().await;
     let bucket = integration_tests::create_bucket("bench-exports").await;
