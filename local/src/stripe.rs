@@ -34,14 +34,15 @@ pub fn walkthrough(port: u16) -> String {
     [
         "Billing, end to end (no Stripe account needed):".to_owned(),
         format!("  WS=$(curl -s -X POST {auth} -d '{{\"name\":\"Billing tour\"}}' {api}/workspaces | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')"),
-        format!("  curl -s -X POST {auth} -d '{{\"plan\":\"pro\",\"success_url\":\"http://127.0.0.1:{port}/\",\"cancel_url\":\"http://127.0.0.1:{port}/\"}}' {api}/workspaces/$WS/billing/checkout"),
+        // Redirects go back to the web app, on an allowed origin (BILLING_REDIRECT_ORIGINS).
+        format!("  curl -s -X POST {auth} -d '{{\"plan\":\"pro\",\"success_url\":\"http://localhost:3000/\",\"cancel_url\":\"http://localhost:3000/\"}}' {api}/workspaces/$WS/billing/checkout"),
         "      open its \"url\" in a browser and press \"Pay with a test card\" (a 14-day trial: the workspace's first subscription)".to_owned(),
         format!("  curl -s {auth} {api}/workspaces/$WS/billing                       # plan, status, next invoice, seats"),
         format!("  curl -s -X POST {auth} -d '{{\"plan\":\"team\"}}' {api}/workspaces/$WS/billing/subscription   # upgrade now (per seat)"),
         format!("  curl -s -X POST {auth} -d '{{\"email\":\"new@example.com\",\"role\":\"member\"}}' {api}/workspaces/$WS/invitations   # one more seat, synced within seconds"),
         format!("  curl -s -X POST {auth} -d '{{\"plan\":\"pro\"}}' {api}/workspaces/$WS/billing/subscription    # downgrade at the period's end"),
         format!("  curl -s -X POST {auth} {api}/workspaces/$WS/billing/subscription/cancel   # then .../resume"),
-        format!("  curl -s -X POST {auth} -d '{{\"return_url\":\"http://127.0.0.1:{port}/\"}}' {api}/workspaces/$WS/billing/portal"),
+        format!("  curl -s -X POST {auth} -d '{{\"return_url\":\"http://localhost:3000/\"}}' {api}/workspaces/$WS/billing/portal"),
         "      open its \"url\": fail the renewal's payment, pay it, advance to the period's end (the downgrade takes over)".to_owned(),
     ]
     .join("\n")
