@@ -623,7 +623,12 @@ async fn link_customer(tx: &mut PgConnection, workspace_id: Uuid, customer: &str
     Ok(())
 }
 
-async fn add_activity(tx: &mut PgConnection, workspace_id: Uuid, kind: &str, message: &str) -> Result<(), sqlx::Error> {
+pub(super) async fn add_activity(
+    tx: &mut PgConnection,
+    workspace_id: Uuid,
+    kind: &str,
+    message: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO activity (workspace_id, kind, message) VALUES ($1, $2, $3)")
         .bind(workspace_id)
         .bind(kind)

@@ -141,8 +141,10 @@ impl Worker {
         .bind(BATCH)
         .fetch_all(&self.pool)
         .await?;
-        let bodies: Vec<String> =
-            due.iter().map(|workspace_id| serde_json::json!({ "seat_sync": workspace_id }).to_string()).collect();
+        let bodies: Vec<String> = due
+            .iter()
+            .map(|workspace_id| serde_json::json!(SeatSyncMessage { seat_sync: *workspace_id }).to_string())
+            .collect();
         if let Err(error) = queue.send_all(&bodies).await {
             // Not sent: due again on the next pass.
             sqlx::query("UPDATE seat_syncs SET enqueued_at = NULL WHERE workspace_id = ANY($1)")
@@ -168,11 +170,8 @@ impl Worker {
         if let (Some(before), Some(after)) = (before, after.quantity)
             && before != after
         {
-            sqlx::query("INSERT INTO activity (workspace_id, kind, message) VALUES ($1, 'billing', $2)")
-                .bind(workspace_id)
-                .bind(format!("Seats changed from {before} to {after}."))
-                .execute(&mut *tx)
-                .await?;
+            let message = format!("Seats changed from {before} to {after}.");
+            super::apply::add_activity(tx, workspace_id, "billing", &message).await?;
         }
         if !Subscription::has_ended(&after.status) {
             sqlx::query("SELECT app.want_seat_sync($1) WHERE app.billable_seats($1) IS DISTINCT FROM $2::integer")
