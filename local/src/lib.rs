@@ -14,6 +14,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use shared::AppState;
 use shared::billing::BillingState;
+use shared::openapi::OpenApiRouter;
 
 /// Settings used when the environment does not give them, matching `scripts/dev.sh`.
 pub const DEV_DATABASE_URL: &str = "postgres://app_api:app_api@127.0.0.1:5432/saas_dev";
@@ -46,6 +47,7 @@ pub fn dev_defaults() -> HashMap<&'static str, &'static str> {
 
 /// Every HTTP function's routes, merged, behind the same shared layers each function uses. Each
 /// function keeps its own state and body limit; billing, AI and the webhook join when configured.
+/// `GET /v1/openapi.json` documents the routes served.
 pub fn app(
     state: AppState,
     billing: Option<BillingState>,
@@ -54,7 +56,7 @@ pub fn app(
     admin: Option<admin::AdminState>,
 ) -> Router {
     let api_limit = state.config.max_body_bytes;
-    let mut routes = workspaces::router()
+    let mut routes: OpenApiRouter = workspaces::router()
         .merge(projects::router())
         .merge(shared::http::health::routes())
         .with_state(state)
@@ -73,5 +75,27 @@ pub fn app(
     if let Some((webhook, limit)) = webhook {
         routes = routes.merge(stripe_webhook::router().with_state(webhook).layer(DefaultBodyLimit::max(limit)));
     }
-    shared::http::finish_with(routes, (), "local", usize::MAX)
+    shared::http::finish_with(routes, (), API_TITLE, usize::MAX)
+}
+
+/// The title of the whole API's document (the local stack serves every function's routes).
+const API_TITLE: &str = "local";
+
+/// The document of every HTTP function's routes: what `openapi.json` at the repository's root
+/// holds, and what the local stack serves with billing, AI, admin and the webhook configured.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let mut paths = workspaces::router().into_openapi();
+    for other in [
+        projects::router().into_openapi(),
+        shared::http::health::routes::<AppState>().into_openapi(),
+        checkout::router().into_openapi(),
+        portal::router().into_openapi(),
+        ai_runs::router().into_openapi(),
+        admin::router().into_openapi(),
+        stripe_webhook::router().into_openapi(),
+        shared::openapi::own_route(),
+    ] {
+        paths.merge(other);
+    }
+    shared::openapi::document(paths, &shared::openapi::title(API_TITLE))
 }

@@ -10,6 +10,7 @@
 //! local-stack reconcile                      apply Stripe events the webhook missed (needs STRIPE_SECRET_KEY)
 //! local-stack audit-verify WORKSPACE_ID      check a workspace's audit hash chain (SERVICE_DATABASE_URL);
 //!                                            names the first broken link and exits 1 if there is one
+//! local-stack openapi                       print the whole API's OpenAPI document (`openapi.json`)
 //! local-stack watch [--sub S] [--workspace W] follow a workspace's live activity on the running stack
 //!                                            (as the demo owner and the demo workspace by default)
 //! ```
@@ -84,6 +85,10 @@ async fn main() -> Result<()> {
             Ok(())
         }
         "watch" => watch(&args).await,
+        "openapi" => {
+            print!("{}", shared::openapi::to_pretty_json(&local_stack::openapi_document()));
+            Ok(())
+        }
         "reconcile" => {
             let settings = shared::config::Settings::load_from(worker_setting("app_billing")).await?;
             let reconciler = billing_reconcile::Reconciler {
@@ -106,7 +111,9 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
-        other => bail!("unknown command {other:?}; use serve, migrate, seed, token, reconcile or audit-verify"),
+        other => bail!(
+            "unknown command {other:?}; use serve, migrate, seed, token, watch, openapi, reconcile or audit-verify"
+        ),
     }
 }
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::db::{Entry, TenantTx};
 use crate::error::ApiError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
 #[sqlx(type_name = "member_role", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum Role {

@@ -22,6 +22,7 @@ pub mod error;
 pub mod exports;
 pub mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod plans;
 #[cfg(feature = "queue")]
 pub mod queue;

@@ -15,7 +15,6 @@ mod trial;
 
 use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
@@ -25,9 +24,12 @@ use shared::billing_sync::StripeState;
 use shared::config::{AuthConfig, DatabaseConfig, Settings};
 use shared::http::extract::Query;
 use shared::http::pagination::{Page, PageRequest};
+use shared::openapi::OpenApiRouter;
 use shared::queue::Queue;
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 pub const FUNCTION: &str = "admin";
@@ -155,16 +157,16 @@ where
     }
 }
 
-pub fn router() -> Router<AdminState> {
-    Router::new()
-        .route("/v1/admin/workspaces", get(search))
-        .route("/v1/admin/workspaces/{workspace_id}", get(overview::overview))
-        .route("/v1/admin/totals", get(totals))
-        .route("/v1/admin/workspaces/{workspace_id}/overrides", get(overrides::list).post(overrides::grant))
-        .route("/v1/admin/workspaces/{workspace_id}/overrides/{override_id}/revoke", post(overrides::revoke))
-        .route("/v1/admin/workspaces/{workspace_id}/suspend", post(suspension::suspend))
-        .route("/v1/admin/workspaces/{workspace_id}/unsuspend", post(suspension::unsuspend))
-        .route("/v1/admin/workspaces/{workspace_id}/trial", post(trial::extend))
+pub fn router() -> OpenApiRouter<AdminState> {
+    OpenApiRouter::new()
+        .routes(routes!(search))
+        .routes(routes!(overview::overview))
+        .routes(routes!(totals))
+        .routes(routes!(overrides::list, overrides::grant))
+        .routes(routes!(overrides::revoke))
+        .routes(routes!(suspension::suspend))
+        .routes(routes!(suspension::unsuspend))
+        .routes(routes!(trial::extend))
 }
 
 pub fn app(state: AdminState) -> Router {
@@ -185,7 +187,8 @@ pub fn actor(operator: &Caller) -> String {
     format!("operator:{}|{}", operator.issuer, operator.subject)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SearchQuery {
     /// Part of a workspace's name, a member's e-mail, or a Stripe customer id (exact).
@@ -194,7 +197,7 @@ struct SearchQuery {
     cursor: Option<String>,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
 struct WorkspaceRow {
     id: Uuid,
     name: String,
@@ -206,6 +209,8 @@ struct WorkspaceRow {
     created_at: OffsetDateTime,
 }
 
+/// Workspaces by name, member e-mail or Stripe customer id (platform operators).
+#[utoipa::path(get, path = "/v1/admin/workspaces", operation_id = "admin_workspaces_search", tag = "admin", params(SearchQuery), responses((status = 200, body = Page<WorkspaceRow>)))]
 async fn search(
     State(state): State<AdminState>,
     _operator: Operator,
@@ -239,7 +244,7 @@ async fn search(
     Ok(Json(Page::from_rows(rows, &page, |w| w.id)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Totals {
     workspaces: i64,
     by_plan: serde_json::Value,
@@ -256,6 +261,8 @@ struct Totals {
     dead_lettered: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Platform totals: workspaces by plan, subscriptions, MRR, Stripe events, dead-letter depths.
+#[utoipa::path(get, path = "/v1/admin/totals", operation_id = "admin_totals", tag = "admin", responses((status = 200, body = Totals)))]
 async fn totals(State(state): State<AdminState>, _operator: Operator) -> Result<Json<Totals>, ApiError> {
     type Row = (i64, serde_json::Value, serde_json::Value, serde_json::Value, i64, serde_json::Value);
     let (workspaces, by_plan, by_status, mrr, unpriced, events): Row = sqlx::query_as(

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::{AdminState, Operator, required_reason};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
     entitlement: String,
@@ -27,7 +27,7 @@ pub struct Grant {
     reason: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Revocation {
     reason: String,
@@ -39,7 +39,7 @@ pub struct OverridePath {
     override_id: Uuid,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
 pub struct OverrideView {
     id: Uuid,
     workspace_id: Uuid,
@@ -61,7 +61,10 @@ const COLUMNS: &str = "id, workspace_id, entitlement, value, reason, granted_by,
     revoked_by, revoke_reason";
 
 use shared::plans::{OVERRIDABLE, is_feature};
+use utoipa::ToSchema;
 
+/// Grants an entitlement override until `expires_at`.
+#[utoipa::path(post, path = "/v1/admin/workspaces/{workspace_id}/overrides", operation_id = "admin_overrides_grant", tag = "admin", params(("workspace_id" = Uuid, Path)), request_body = Grant, responses((status = 201, body = OverrideView)))]
 pub async fn grant(
     State(state): State<AdminState>,
     Operator(operator): Operator,
@@ -111,6 +114,8 @@ pub async fn grant(
 }
 
 /// Every override the workspace has had, newest first.
+/// The workspace's overrides, in force or not.
+#[utoipa::path(get, path = "/v1/admin/workspaces/{workspace_id}/overrides", operation_id = "admin_overrides_list", tag = "admin", params(("workspace_id" = Uuid, Path)), responses((status = 200, body = Vec<OverrideView>)))]
 pub async fn list(
     State(state): State<AdminState>,
     _operator: Operator,
@@ -126,6 +131,7 @@ pub async fn list(
 }
 
 /// Ends an override now; revoking twice is harmless (the first revocation stands).
+#[utoipa::path(post, path = "/v1/admin/workspaces/{workspace_id}/overrides/{override_id}/revoke", operation_id = "admin_overrides_revoke", tag = "admin", params(("workspace_id" = Uuid, Path), ("override_id" = Uuid, Path)), request_body = Revocation, responses((status = 200, body = OverrideView)))]
 pub async fn revoke(
     State(state): State<AdminState>,
     Operator(operator): Operator,

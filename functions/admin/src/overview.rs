@@ -11,6 +11,8 @@ use uuid::Uuid;
 
 use crate::{AdminState, Operator};
 
+/// Everything an operator needs to support one workspace.
+#[utoipa::path(get, path = "/v1/admin/workspaces/{workspace_id}", operation_id = "admin_workspace_overview", tag = "admin", params(("workspace_id" = Uuid, Path)), responses((status = 200, body = Object, description = "The workspace, its members, subscription, effective entitlements, overrides, usage and recent activity.")))]
 pub async fn overview(
     State(state): State<AdminState>,
     _operator: Operator,

@@ -10,14 +10,15 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{AdminState, Operator, required_reason};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reason {
     reason: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Suspension {
     workspace_id: Uuid,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -25,6 +26,8 @@ pub struct Suspension {
     suspended_reason: Option<String>,
 }
 
+/// Suspends the workspace: it can be read, not changed.
+#[utoipa::path(post, path = "/v1/admin/workspaces/{workspace_id}/suspend", operation_id = "admin_suspend", tag = "admin", params(("workspace_id" = Uuid, Path)), request_body = Reason, responses((status = 200, body = Suspension)))]
 pub async fn suspend(
     State(state): State<AdminState>,
     Operator(operator): Operator,
@@ -35,6 +38,7 @@ pub async fn suspend(
     change(&state, &operator, workspace_id, Some(why), why).await
 }
 
+#[utoipa::path(post, path = "/v1/admin/workspaces/{workspace_id}/unsuspend", operation_id = "admin_unsuspend", tag = "admin", params(("workspace_id" = Uuid, Path)), request_body = Reason, responses((status = 200, body = Suspension)))]
 pub async fn unsuspend(
     State(state): State<AdminState>,
     Operator(operator): Operator,

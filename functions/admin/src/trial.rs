@@ -12,11 +12,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{AdminState, Operator, required_reason};
+use utoipa::ToSchema;
 
 /// Stripe refuses trials ending more than two years ahead.
 const LONGEST_TRIAL: time::Duration = time::Duration::days(730);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Extension {
     #[serde(with = "time::serde::rfc3339")]
@@ -24,7 +25,7 @@ pub struct Extension {
     reason: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Requested {
     workspace_id: Uuid,
     stripe_subscription_id: String,
@@ -34,6 +35,8 @@ pub struct Requested {
     trial_end: OffsetDateTime,
 }
 
+/// Moves a trialing subscription's trial end (asked of Stripe; the sync records it).
+#[utoipa::path(post, path = "/v1/admin/workspaces/{workspace_id}/trial", operation_id = "admin_trial_extend", tag = "admin", params(("workspace_id" = Uuid, Path)), request_body = Extension, responses((status = 202, body = Requested), (status = 409), (status = 502)))]
 pub async fn extend(
     State(state): State<AdminState>,
     Operator(operator): Operator,

@@ -34,7 +34,7 @@ impl FromRef<AiState> for AppState {
     }
 }
 
-pub fn router() -> Router<AiState> {
+pub fn router() -> shared::openapi::OpenApiRouter<AiState> {
     runs::router()
 }
 

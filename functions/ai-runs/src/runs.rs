@@ -6,11 +6,10 @@
 //! run failed and gives the reservation back; nothing is billed. A run left pending by a
 //! function that died is failed and released by the sweeper.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -27,14 +26,15 @@ use uuid::Uuid;
 
 use crate::AiState;
 use crate::tools::{self, Tool};
+use shared::openapi::OpenApiRouter;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AiState> {
-    Router::new()
-        .route("/v1/workspaces/{workspace_id}/ai/runs", get(list).post(create))
-        .route("/v1/workspaces/{workspace_id}/ai/runs/{run_id}", get(read))
+pub fn router() -> OpenApiRouter<AiState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(read))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RunInput {
     tool: String,
@@ -43,7 +43,7 @@ struct RunInput {
     input: Value,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct RunView {
     id: Uuid,
     tool: String,
@@ -72,6 +72,8 @@ struct RunPath {
     run_id: Uuid,
 }
 
+/// Runs an AI tool (owners, admins and members; plans with AI tools), within the month's quota.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/ai/runs", operation_id = "ai_runs_create", tag = "ai", params(("workspace_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "A repeated key answers the first run (200, `idempotent-replayed: true`) instead of running again.")), request_body = RunInput, responses((status = 201, body = RunView), (status = 200, body = RunView, description = "The first run for this `Idempotency-Key`.", headers(("idempotent-replayed" = String))), (status = 409), (status = 502), (status = 504)))]
 async fn create(
     State(state): State<AiState>,
     caller: Caller,
@@ -245,6 +247,7 @@ async fn find(tx: &mut shared::db::TenantTx, workspace_id: Uuid, run_id: Uuid) -
         .await?)
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/ai/runs/{run_id}", operation_id = "ai_runs_read", tag = "ai", params(("workspace_id" = Uuid, Path), ("run_id" = Uuid, Path)), responses((status = 200, body = RunView)))]
 async fn read(
     State(state): State<AiState>,
     caller: Caller,
@@ -257,6 +260,7 @@ async fn read(
     Ok(Json(run))
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/ai/runs", operation_id = "ai_runs_list", tag = "ai", params(("workspace_id" = Uuid, Path), PageQuery), responses((status = 200, body = Page<RunView>)))]
 async fn list(
     State(state): State<AiState>,
     caller: Caller,

@@ -19,14 +19,14 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+
 use shared::auth::Caller;
 use shared::billing::{BillingState, stripe_failure};
 use shared::db::Cost;
 use shared::http::extract::{self, Path};
+use shared::openapi::OpenApiRouter;
 use shared::plans;
 use shared::stripe::{first_of_list, text};
 use shared::validate::Validator;
@@ -36,12 +36,14 @@ use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
 };
 use stripe_product::price::ListPrice;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 pub const FUNCTION: &str = "checkout";
 
-pub fn router() -> Router<BillingState> {
-    Router::new().route("/v1/workspaces/{workspace_id}/billing/checkout", post(create))
+pub fn router() -> OpenApiRouter<BillingState> {
+    OpenApiRouter::new().routes(routes!(create))
 }
 
 pub fn app(state: BillingState) -> Router {
@@ -49,9 +51,10 @@ pub fn app(state: BillingState) -> Router {
     shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, body_limit)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CheckoutInput {
+    /// A paid plan: `pro`, `team` or `studio`.
     plan: String,
     success_url: String,
     cancel_url: String,
@@ -60,13 +63,26 @@ struct CheckoutInput {
 /// Subscriptions in these states are alive: changing them is the Customer Portal's job.
 const LIVE: [&str; 5] = ["active", "trialing", "past_due", "unpaid", "paused"];
 
+/// A Stripe Checkout Session to send the customer to.
+#[derive(Serialize, ToSchema)]
+struct CheckoutSession {
+    id: String,
+    url: String,
+    /// The trial it starts with (the workspace's first paid subscription only); null without.
+    trial_days: Option<u32>,
+    /// The seats it buys, on a per-seat plan; null otherwise.
+    seats: Option<u64>,
+}
+
+/// Starts a Stripe Checkout for a paid plan (owners and admins); an open session for the same plan is reused.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/billing/checkout", operation_id = "billing_checkout", tag = "billing", params(("workspace_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key asks Stripe once (at most 255 visible characters).")), request_body = CheckoutInput, responses((status = 200, body = CheckoutSession), (status = 409), (status = 502)))]
 async fn create(
     State(state): State<BillingState>,
     caller: Caller,
     Path(workspace_id): Path<Uuid>,
     headers: HeaderMap,
     extract::Json(input): extract::Json<CheckoutInput>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CheckoutSession>, ApiError> {
     let mut v = Validator::default();
     let plan = v.check(plans::paid(&input.plan));
     let success_url = v.check(state.redirects.check("success_url", &input.success_url));
@@ -113,7 +129,7 @@ async fn create(
     if let Some((id, url)) = open {
         tx.commit().await?;
         tracing::info!(session = %id, plan = plan.id, "open checkout session reused");
-        return Ok(Json(json!({ "id": id, "url": url })));
+        return Ok(Json(CheckoutSession { id, url, trial_days: None, seats: None }));
     }
 
     // A trial only on the workspace's first paid subscription: never once it had one, nor once
@@ -184,5 +200,5 @@ async fn create(
     tx.commit().await?;
     tracing::info!(session = %session_id, plan = plan.id, ?trial_days, "checkout session created");
     let seats = plan.per_seat.then_some(seats);
-    Ok(Json(json!({ "id": session_id, "url": url, "trial_days": trial_days, "seats": seats })))
+    Ok(Json(CheckoutSession { id: session_id, url, trial_days, seats }))
 }

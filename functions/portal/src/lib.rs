@@ -7,23 +7,25 @@ mod plan_change;
 mod subscription;
 
 use axum::extract::State;
-use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+
 use shared::ApiError;
 use shared::auth::Caller;
 use shared::billing::{BillingState, stripe_failure};
 use shared::http::extract::{self, Path};
+use shared::openapi::OpenApiRouter;
 use shared::stripe::text;
 use shared::validate::Validator;
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 pub const FUNCTION: &str = "portal";
 
-pub fn router() -> Router<BillingState> {
-    Router::new().route("/v1/workspaces/{workspace_id}/billing/portal", post(create)).merge(subscription::router())
+pub fn router() -> OpenApiRouter<BillingState> {
+    OpenApiRouter::new().routes(routes!(create)).merge(subscription::router())
 }
 
 pub fn app(state: BillingState) -> Router {
@@ -31,18 +33,26 @@ pub fn app(state: BillingState) -> Router {
     shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, body_limit)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PortalInput {
     return_url: String,
 }
 
+#[derive(Serialize, ToSchema)]
+struct PortalSession {
+    /// The Stripe Customer Portal session to send the customer to.
+    url: String,
+}
+
+/// A Stripe Customer Portal session (owners and admins).
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/billing/portal", operation_id = "billing_portal", tag = "billing", params(("workspace_id" = Uuid, Path)), request_body = PortalInput, responses((status = 200, body = PortalSession), (status = 409), (status = 502)))]
 async fn create(
     State(state): State<BillingState>,
     caller: Caller,
     Path(workspace_id): Path<Uuid>,
     extract::Json(input): extract::Json<PortalInput>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PortalSession>, ApiError> {
     let mut v = Validator::default();
     let return_url = v.check(state.redirects.check("return_url", &input.return_url));
     v.finish()?;
@@ -64,5 +74,5 @@ async fn create(
         .post(request, &format!("portal:{workspace_id}:{}", Uuid::new_v4()))
         .await
         .map_err(stripe_failure)?;
-    Ok(Json(json!({ "url": text(&session, "url").map_err(stripe_failure)? })))
+    Ok(Json(PortalSession { url: text(&session, "url").map_err(stripe_failure)? }))
 }

@@ -9,8 +9,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use shared::ApiError;
 use shared::auth::Caller;
 use shared::billing::{BillingState, stripe_failure};
@@ -33,8 +33,9 @@ use stripe_product::price::ListPrice;
 use uuid::Uuid;
 
 use crate::subscription::LIVE;
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeInput {
     plan: String,
@@ -45,13 +46,39 @@ fn rank(plan: &Plan) -> usize {
     plans::CATALOG.iter().position(|p| p.id == plan.id).unwrap_or(0)
 }
 
+/// What was asked of Stripe; the billing summary changes when Stripe's event arrives.
+#[derive(Serialize, ToSchema)]
+pub struct PlanChangeRequested {
+    subscription: String,
+    requested: PlanChange,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PlanChange {
+    plan: &'static str,
+    /// An upgrade applies now; a downgrade at the period's end.
+    effective: Effective,
+    /// When a downgrade takes effect (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Effective {
+    Now,
+    PeriodEnd,
+}
+
+/// Changes the plan: an upgrade now (prorated, invoiced at once), a downgrade at the period's end.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/billing/subscription", operation_id = "billing_subscription_change", tag = "billing", params(("workspace_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key asks Stripe once (at most 255 visible characters).")), request_body = ChangeInput, responses((status = 202, body = PlanChangeRequested), (status = 409), (status = 502)))]
 pub async fn change(
     State(state): State<BillingState>,
     caller: Caller,
     Path(workspace_id): Path<Uuid>,
     headers: HeaderMap,
     extract::Json(input): extract::Json<ChangeInput>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PlanChangeRequested>), ApiError> {
     let mut v = Validator::default();
     let target = v.check(plans::paid(&input.plan));
     let request_key = v.check(extract::idempotency_key(&headers)).unwrap_or_else(|| Uuid::new_v4().to_string());
@@ -132,7 +159,10 @@ pub async fn change(
         tracing::info!(%workspace_id, %subscription, plan = target.id, "upgrade requested");
         return Ok((
             StatusCode::ACCEPTED,
-            Json(json!({"subscription": subscription, "requested": {"plan": target.id, "effective": "now"}})),
+            Json(PlanChangeRequested {
+                subscription,
+                requested: PlanChange { plan: target.id, effective: Effective::Now, at: None },
+            }),
         ));
     }
 
@@ -169,8 +199,10 @@ pub async fn change(
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"subscription": subscription,
-                    "requested": {"plan": target.id, "effective": "period_end", "at": at}})),
+        Json(PlanChangeRequested {
+            subscription,
+            requested: PlanChange { plan: target.id, effective: Effective::PeriodEnd, at },
+        }),
     ))
 }
 

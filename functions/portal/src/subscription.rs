@@ -3,44 +3,60 @@
 //! workspace's billing state changes only when Stripe's `customer.subscription.updated` event
 //! arrives, as for every other billing change.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 use shared::ApiError;
 use shared::auth::Caller;
 use shared::billing::{BillingState, stripe_failure};
 use shared::http::extract::{self, Path};
+use shared::openapi::OpenApiRouter;
 use shared::validate::Validator;
 use stripe_billing::subscription::UpdateSubscription;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// The statuses in which a subscription is still billing (or about to).
 pub const LIVE: [&str; 3] = ["active", "trialing", "past_due"];
 
-pub fn router() -> Router<BillingState> {
-    use axum::routing::post;
-    Router::new()
-        .route("/v1/workspaces/{workspace_id}/billing/subscription/cancel", post(cancel))
-        .route("/v1/workspaces/{workspace_id}/billing/subscription/resume", post(resume))
-        .route("/v1/workspaces/{workspace_id}/billing/subscription", post(crate::plan_change::change))
+pub fn router() -> OpenApiRouter<BillingState> {
+    OpenApiRouter::new().routes(routes!(cancel)).routes(routes!(resume)).routes(routes!(crate::plan_change::change))
 }
 
+/// What was asked of Stripe; the billing summary changes when Stripe's event arrives.
+#[derive(Serialize, ToSchema)]
+pub struct CancellationRequested {
+    subscription: String,
+    requested: Cancellation,
+    detail: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Cancellation {
+    cancel_at_period_end: bool,
+}
+
+/// Cancels the subscription at the end of its period (owners and admins).
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/billing/subscription/cancel", operation_id = "billing_subscription_cancel", tag = "billing", params(("workspace_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key asks Stripe once (at most 255 visible characters).")), responses((status = 202, body = CancellationRequested), (status = 409), (status = 502)))]
 async fn cancel(
     State(state): State<BillingState>,
     caller: Caller,
     Path(workspace_id): Path<Uuid>,
     headers: HeaderMap,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CancellationRequested>), ApiError> {
     set_cancel_at_period_end(&state, &caller, workspace_id, &headers, true).await
 }
 
+/// Takes back a cancellation at the period's end (owners and admins).
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/billing/subscription/resume", operation_id = "billing_subscription_resume", tag = "billing", params(("workspace_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retrying with the same key asks Stripe once (at most 255 visible characters).")), responses((status = 202, body = CancellationRequested), (status = 409), (status = 502)))]
 async fn resume(
     State(state): State<BillingState>,
     caller: Caller,
     Path(workspace_id): Path<Uuid>,
     headers: HeaderMap,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CancellationRequested>), ApiError> {
     set_cancel_at_period_end(&state, &caller, workspace_id, &headers, false).await
 }
 
@@ -50,7 +66,7 @@ async fn set_cancel_at_period_end(
     workspace_id: Uuid,
     headers: &HeaderMap,
     cancel: bool,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CancellationRequested>), ApiError> {
     let mut v = Validator::default();
     // The client's key makes its retries one request; without one, each request is its own (a
     // cancel, a resume and a cancel again must each reach Stripe).
@@ -86,10 +102,10 @@ async fn set_cancel_at_period_end(
     tracing::info!(%workspace_id, %subscription, cancel, "subscription change requested");
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "subscription": subscription,
-            "requested": { "cancel_at_period_end": cancel },
-            "detail": "Requested from Stripe; the billing summary shows it once Stripe confirms.",
-        })),
+        Json(CancellationRequested {
+            subscription,
+            requested: Cancellation { cancel_at_period_end: cancel },
+            detail: "Requested from Stripe; the billing summary shows it once Stripe confirms.",
+        }),
     ))
 }

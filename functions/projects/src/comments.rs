@@ -2,10 +2,9 @@
 //! contact reads and writes only client-visible comments on its client's projects. Authors edit
 //! their own comments; owners and admins may delete any.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use shared::access::Access;
 use shared::auth::Caller;
@@ -18,15 +17,15 @@ use uuid::Uuid;
 
 use crate::model::{CommentView, ItemPath, ProjectPath};
 use crate::projects::{find_item, project_found, require_project};
+use shared::openapi::OpenApiRouter;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/workspaces/{workspace_id}/projects/{project_id}/comments", get(list).post(create)).route(
-        "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}",
-        get(read).put(edit).delete(remove),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(read, edit, remove))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommentInput {
     body: String,
@@ -53,6 +52,7 @@ impl CommentInput {
     }
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/comments", operation_id = "comments_list", tag = "comments", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), PageQuery), responses((status = 200, body = Page<CommentView>)))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -78,6 +78,7 @@ async fn list(
     Ok(Json(Page::from_rows(rows, &page, |c| c.id)))
 }
 
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/comments", operation_id = "comments_create", tag = "comments", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path)), request_body = CommentInput, responses((status = 201, body = CommentView)))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -104,6 +105,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(comment)))
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}", operation_id = "comments_read", tag = "comments", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), ("item_id" = Uuid, Path)), responses((status = 200, body = CommentView)))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -115,6 +117,7 @@ async fn read(
     Ok(Json(comment))
 }
 
+#[utoipa::path(put, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}", operation_id = "comments_replace", tag = "comments", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), ("item_id" = Uuid, Path)), request_body = CommentInput, responses((status = 200, body = CommentView)))]
 async fn edit(
     State(state): State<AppState>,
     caller: Caller,
@@ -146,6 +149,7 @@ async fn edit(
 }
 
 /// Idempotent: deleting a comment that is gone succeeds.
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}", operation_id = "comments_delete", tag = "comments", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), ("item_id" = Uuid, Path)), responses((status = 204)))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,

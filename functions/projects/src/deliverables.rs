@@ -1,9 +1,8 @@
 //! Deliverables of a project. Client contacts see only those marked `client_visible`.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use shared::auth::Caller;
 use shared::http::extract::{self, Path, Query};
@@ -14,17 +13,15 @@ use uuid::Uuid;
 
 use crate::model::{DeliverableStatus, DeliverableView, ItemPath, ProjectPath};
 use crate::projects::{delete_item, find_item, project_found};
+use shared::openapi::OpenApiRouter;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables", get(list).post(create))
-        .route(
-            "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}",
-            get(read).put(replace).delete(remove),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(read, replace, remove))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeliverableInput {
     title: String,
@@ -57,6 +54,7 @@ impl DeliverableInput {
     }
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables", operation_id = "deliverables_list", tag = "deliverables", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), PageQuery), responses((status = 200, body = Page<DeliverableView>)))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -81,6 +79,7 @@ async fn list(
     Ok(Json(Page::from_rows(rows, &page, |d| d.id)))
 }
 
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables", operation_id = "deliverables_create", tag = "deliverables", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path)), request_body = DeliverableInput, responses((status = 201, body = DeliverableView)))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -112,6 +111,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(deliverable)))
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}", operation_id = "deliverables_read", tag = "deliverables", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), ("item_id" = Uuid, Path)), responses((status = 200, body = DeliverableView)))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -130,6 +130,7 @@ async fn read(
     Ok(Json(deliverable))
 }
 
+#[utoipa::path(put, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}", operation_id = "deliverables_replace", tag = "deliverables", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), ("item_id" = Uuid, Path)), request_body = DeliverableInput, responses((status = 200, body = DeliverableView)))]
 async fn replace(
     State(state): State<AppState>,
     caller: Caller,
@@ -163,6 +164,7 @@ async fn replace(
 }
 
 /// Idempotent.
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}", operation_id = "deliverables_delete", tag = "deliverables", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), ("item_id" = Uuid, Path)), responses((status = 204)))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,

@@ -8,12 +8,13 @@ mod projects;
 
 use axum::Router;
 use shared::AppState;
+use shared::openapi::OpenApiRouter;
 
 pub const FUNCTION: &str = "projects";
 
 /// Every route this function serves, before the shared layers (the local stack merges these).
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(projects::router())
         .merge(milestones::router())
         .merge(deliverables::router())

@@ -1,10 +1,9 @@
 //! Milestones of a project: readable by whoever sees the project, written by owners, admins and
 //! members.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use shared::auth::Caller;
 use shared::http::extract::{self, Path, Query};
@@ -16,15 +15,15 @@ use uuid::Uuid;
 
 use crate::model::{ItemPath, MilestoneStatus, MilestoneView, ProjectPath};
 use crate::projects::{delete_item, find_item, project_found};
+use shared::openapi::OpenApiRouter;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/workspaces/{workspace_id}/projects/{project_id}/milestones", get(list).post(create)).route(
-        "/v1/workspaces/{workspace_id}/projects/{project_id}/milestones/{item_id}",
-        get(read).put(replace).delete(remove),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(read, replace, remove))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MilestoneInput {
     title: String,
@@ -45,6 +44,7 @@ impl MilestoneInput {
     }
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/milestones", operation_id = "milestones_list", tag = "milestones", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), PageQuery), responses((status = 200, body = Page<MilestoneView>)))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -69,6 +69,7 @@ async fn list(
     Ok(Json(Page::from_rows(rows, &page, |m| m.id)))
 }
 
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/milestones", operation_id = "milestones_create", tag = "milestones", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path)), request_body = MilestoneInput, responses((status = 201, body = MilestoneView)))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -97,6 +98,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(milestone)))
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/milestones/{item_id}", operation_id = "milestones_read", tag = "milestones", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), ("item_id" = Uuid, Path)), responses((status = 200, body = MilestoneView)))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -115,6 +117,7 @@ async fn read(
     Ok(Json(milestone))
 }
 
+#[utoipa::path(put, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/milestones/{item_id}", operation_id = "milestones_replace", tag = "milestones", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), ("item_id" = Uuid, Path)), request_body = MilestoneInput, responses((status = 200, body = MilestoneView)))]
 async fn replace(
     State(state): State<AppState>,
     caller: Caller,
@@ -144,6 +147,7 @@ async fn replace(
 }
 
 /// Idempotent; deliverables of the milestone stay, detached from it.
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/milestones/{item_id}", operation_id = "milestones_delete", tag = "milestones", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), ("item_id" = Uuid, Path)), responses((status = 204)))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,

@@ -2,9 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
 #[sqlx(type_name = "project_status", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum ProjectStatus {
@@ -16,7 +17,7 @@ pub enum ProjectStatus {
     Archived,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
 #[sqlx(type_name = "milestone_status", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum MilestoneStatus {
@@ -25,7 +26,7 @@ pub enum MilestoneStatus {
     Done,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
 #[sqlx(type_name = "deliverable_status", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum DeliverableStatus {
@@ -36,7 +37,7 @@ pub enum DeliverableStatus {
     Approved,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct ProjectView {
     pub id: Uuid,
     pub workspace_id: Uuid,
@@ -52,7 +53,7 @@ pub struct ProjectView {
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct MilestoneView {
     pub id: Uuid,
     pub project_id: Uuid,
@@ -66,7 +67,7 @@ pub struct MilestoneView {
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct DeliverableView {
     pub id: Uuid,
     pub project_id: Uuid,
@@ -82,7 +83,7 @@ pub struct DeliverableView {
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct CommentView {
     pub id: Uuid,
     pub project_id: Uuid,

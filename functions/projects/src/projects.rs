@@ -1,10 +1,9 @@
 //! Projects: everyone in the workspace reads (a client contact only its client's projects);
 //! owners, admins and members write.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use shared::access::Access;
 use shared::auth::Caller;
@@ -18,15 +17,16 @@ use time::Date;
 use uuid::Uuid;
 
 use crate::model::{ItemPath, ProjectPath, ProjectStatus, ProjectView};
+use shared::openapi::OpenApiRouter;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workspaces/{workspace_id}/projects", get(list).post(create))
-        .route("/v1/workspaces/{workspace_id}/projects/{project_id}", get(read).put(replace).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(read, replace, remove))
 }
 
 /// Body of POST and PUT; PUT replaces every field, so omitted ones take these defaults.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProjectInput {
     name: String,
@@ -55,7 +55,8 @@ impl ProjectInput {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     status: Option<ProjectStatus>,
@@ -67,6 +68,8 @@ struct ListQuery {
 /// A page of projects, newest first. A client contact's page is read through its clients'
 /// index (the same rows row-level security allows, said to the planner), so its cost follows
 /// the contact's projects, not the size of the agency's workspace.
+/// Projects, newest first (a client contact sees its clients' projects only).
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/projects", operation_id = "projects_list", tag = "projects", params(("workspace_id" = Uuid, Path), ListQuery), responses((status = 200, body = Page<ProjectView>)))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,6 +109,8 @@ async fn list(
     Ok(Json(Page::from_rows(rows, &page, |p| p.id)))
 }
 
+/// Creates a project (owners, admins and members).
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/projects", operation_id = "projects_create", tag = "projects", params(("workspace_id" = Uuid, Path)), request_body = ProjectInput, responses((status = 201, body = ProjectView)))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -134,6 +139,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(project)))
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/projects/{project_id}", operation_id = "projects_read", tag = "projects", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path)), responses((status = 200, body = ProjectView)))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -153,6 +159,7 @@ async fn read(
     Ok(Json(project))
 }
 
+#[utoipa::path(put, path = "/v1/workspaces/{workspace_id}/projects/{project_id}", operation_id = "projects_replace", tag = "projects", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path)), request_body = ProjectInput, responses((status = 200, body = ProjectView)))]
 async fn replace(
     State(state): State<AppState>,
     caller: Caller,
@@ -184,6 +191,8 @@ async fn replace(
 
 /// Idempotent: deleting a project that is already gone succeeds. Its milestones, deliverables
 /// and comments go with it.
+/// Deletes the project and everything in it.
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/projects/{project_id}", operation_id = "projects_delete", tag = "projects", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path)), responses((status = 204)))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,

@@ -9,17 +9,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
 use axum::{Json, Router};
 use secrecy::SecretString;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use shared::config::{ConfigError, Settings, parse_or};
 use shared::http::extract::RawBody;
+use shared::openapi::OpenApiRouter;
 use shared::queue::Queue;
 use shared::{ApiError, config};
 
 pub use signature::{SignatureError, Verifier};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 pub const FUNCTION: &str = "stripe-webhook";
 
@@ -69,8 +70,8 @@ impl WebhookState {
 }
 
 /// The webhook answers at the Function URL's root and, for the local stack, under `/v1`.
-pub fn router() -> Router<WebhookState> {
-    Router::new().route("/", post(receive)).route("/v1/stripe/webhook", post(receive))
+pub fn router() -> OpenApiRouter<WebhookState> {
+    OpenApiRouter::new().routes(routes!(receive_at_root)).routes(routes!(receive))
 }
 
 pub fn app(state: WebhookState, config: &WebhookConfig) -> Router {
@@ -85,11 +86,34 @@ struct EventHeader {
     kind: String,
 }
 
+#[derive(Serialize, ToSchema)]
+struct Received {
+    received: bool,
+}
+
+/// `receive`, at the Function URL's root (where Stripe is pointed on AWS).
+#[utoipa::path(post, path = "/", operation_id = "stripe_webhook_root", tag = "stripe", security(()),
+    params(("Stripe-Signature" = String, Header)), request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, body = Received), (status = 400), (status = 413), (status = 503)))]
+async fn receive_at_root(
+    state: State<WebhookState>,
+    headers: HeaderMap,
+    body: RawBody,
+) -> Result<Json<Received>, ApiError> {
+    receive(state, headers, body).await
+}
+
+/// Stripe's webhook: verifies `Stripe-Signature` over the raw body and queues the event; 200
+/// only once the queue has it (anything else makes Stripe retry).
+#[utoipa::path(post, path = "/v1/stripe/webhook", operation_id = "stripe_webhook", tag = "stripe", security(()),
+    params(("Stripe-Signature" = String, Header, description = "Stripe's signature of the raw body.")),
+    request_body(content = Object, content_type = "application/json", description = "A Stripe event, as Stripe sends it."),
+    responses((status = 200, body = Received), (status = 400), (status = 413), (status = 503)))]
 async fn receive(
     State(state): State<WebhookState>,
     headers: HeaderMap,
     RawBody(body): RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Received>, ApiError> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
     let signature = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
     if let Err(error) = state.0.verifier.verify(&body, signature, now) {
@@ -114,7 +138,7 @@ async fn receive(
         })?;
     tracing::info!(event_id = %event.id, event_type = %event.kind, %message_id, "event enqueued");
     shared::metrics::count("StripeWebhook", Some(("result", "accepted")));
-    Ok(Json(json!({ "received": true })))
+    Ok(Json(Received { received: true }))
 }
 
 /// The Lambda entry point: configuration, queue client, then the runtime loop.

@@ -1,15 +1,15 @@
 //! The caller's own account: `DELETE /v1/me` erases it (see `app.delete_account` for exactly
 //! what goes and what stays).
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::delete;
 use shared::auth::Caller;
+use shared::openapi::OpenApiRouter;
 use shared::{ApiError, AppState};
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/me", delete(delete_account))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(delete_account))
 }
 
 #[derive(sqlx::FromRow)]
@@ -20,6 +20,8 @@ struct Step {
 
 /// 204 once the account is gone; 409 `last_owner` naming the workspaces to hand over (or
 /// delete) first, with nothing changed.
+/// Deletes the caller's own account (people, not API keys).
+#[utoipa::path(delete, path = "/v1/me", operation_id = "account_delete", tag = "account", responses((status = 204, description = "The account is gone."), (status = 409)))]
 async fn delete_account(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
     if caller.api_key.is_some() {
         return Err(ApiError::Forbidden("An API key has no account to delete.".into()));

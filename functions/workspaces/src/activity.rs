@@ -3,24 +3,27 @@
 //! decides, the queries only say it to the planner). `after` resumes a live feed: the events
 //! after the last one a client saw, oldest first.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use shared::access::Access;
 use shared::activity::{ActivityView, COLUMNS};
 use shared::auth::Caller;
 use shared::http::extract::{Path, Query};
 use shared::http::pagination::{Page, PageRequest};
+use shared::openapi::OpenApiRouter;
 use shared::{ApiError, AppState};
 use time::OffsetDateTime;
+use utoipa::IntoParams;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/workspaces/{workspace_id}/activity", get(feed))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(feed))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct FeedQuery {
     limit: Option<u32>,
@@ -33,6 +36,8 @@ struct FeedQuery {
     after: Option<Uuid>,
 }
 
+/// The activity feed, newest first (or, with `after`, the events after it, oldest first).
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/activity", operation_id = "activity_list", tag = "activity", params(("workspace_id" = Uuid, Path), FeedQuery), responses((status = 200, body = Page<ActivityView>)))]
 async fn feed(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,28 +1,28 @@
 //! A workspace's API keys: owners and admins create, list and revoke them. A key's text is
 //! answered once, at creation; only its hash is stored.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::access::{Role, require_feature};
 use shared::auth::{Caller, api_key};
 use shared::error::FieldError;
 use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageQuery};
+use shared::openapi::OpenApiRouter;
 use shared::validate::{Name, Validator};
 use shared::{ApiError, AppState};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workspaces/{workspace_id}/api-keys", get(list).post(create))
-        .route("/v1/workspaces/{workspace_id}/api-keys/{key_id}", delete(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(revoke))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKeyInput {
     name: String,
@@ -33,7 +33,7 @@ struct NewKeyInput {
     requests_per_minute: Option<u32>,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
 struct KeyView {
     id: Uuid,
     name: String,
@@ -49,7 +49,7 @@ struct KeyView {
     expires_at: Option<OffsetDateTime>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CreatedKey {
     #[serde(flatten)]
     view: KeyView,
@@ -66,6 +66,8 @@ struct KeyPath {
 const SELECT_KEY: &str = "SELECT id, name, role, display_prefix, requests_per_minute, created_by, created_at,
         last_used_at, expires_at FROM api_keys";
 
+/// Creates an API key (owners and admins, plans with API access); the key is shown this once.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/api-keys", operation_id = "api_keys_create", tag = "api-keys", params(("workspace_id" = Uuid, Path)), request_body = NewKeyInput, responses((status = 201, body = CreatedKey)))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -109,6 +111,7 @@ async fn create(
 }
 
 /// The workspace's keys that still work or have yet to expire; revoked keys are gone.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/api-keys", operation_id = "api_keys_list", tag = "api-keys", params(("workspace_id" = Uuid, Path), PageQuery), responses((status = 200, body = Page<KeyView>)))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -132,6 +135,8 @@ async fn list(
 }
 
 /// Revokes at once: the key's next request is refused. Revoking twice is harmless.
+/// Revokes the key now.
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/api-keys/{key_id}", operation_id = "api_keys_revoke", tag = "api-keys", params(("workspace_id" = Uuid, Path), ("key_id" = Uuid, Path)), responses((status = 204)))]
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

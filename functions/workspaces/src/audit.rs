@@ -2,26 +2,29 @@
 //! with filters, a page at a time or as one NDJSON export. The rows are written by the database
 //! (triggers), never by this code.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::auth::Caller;
 use shared::db::TenantTx;
 use shared::http::extract::{Path, Query};
 use shared::http::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
+use shared::openapi::OpenApiRouter;
 use shared::{ApiError, AppState};
 use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/workspaces/{workspace_id}/audit-log", get(list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     limit: Option<u32>,
@@ -50,7 +53,7 @@ struct Filters {
     until: Option<OffsetDateTime>,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
 struct AuditEntry {
     /// The entry's position in the workspace's hash chain (1, 2, ...).
     seq: i64,
@@ -69,7 +72,7 @@ struct AuditEntry {
     hash: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AuditPage {
     items: Vec<AuditEntry>,
     next_cursor: Option<String>,
@@ -78,6 +81,8 @@ struct AuditPage {
 /// Rows in one NDJSON step: the export never holds more than this in memory.
 const EXPORT_BATCH: i64 = 500;
 
+/// Every change in the workspace (owners and admins).
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/audit-log", operation_id = "audit_log_list", tag = "audit-log", params(("workspace_id" = Uuid, Path), AuditQuery), responses((status = 200, description = "A page of entries, newest first; with `?format=ndjson` every matching entry, one per line.", content((AuditPage = "application/json"), (AuditEntry = "application/x-ndjson")))))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,

@@ -2,22 +2,24 @@
 //! usage against limits, and the seats of a per-seat plan. Read-only and derived only from the webhook-synced subscription; the
 //! checkout and portal functions change it through Stripe.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Serialize;
 use shared::auth::Caller;
 use shared::http::extract::Path;
+use shared::openapi::OpenApiRouter;
 use shared::plans::{self, Features, Limits};
 use shared::{ApiError, AppState};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/workspaces/{workspace_id}/billing", get(read))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(read))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct BillingView {
     /// The plan the workspace is entitled to now.
     plan: &'static str,
@@ -45,7 +47,7 @@ struct BillingView {
     seats: Option<Seats>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Seats {
     /// The subscription's quantity as Stripe last said: the member limit of the plan.
     purchased: Option<i32>,
@@ -55,7 +57,7 @@ struct Seats {
     max: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct NextInvoice {
     #[serde(with = "time::serde::rfc3339")]
     at: OffsetDateTime,
@@ -64,13 +66,13 @@ struct NextInvoice {
     currency: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Entitlements {
     features: Features,
     limits: Limits,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Usage {
     projects: i64,
     members: i64,
@@ -95,6 +97,8 @@ struct Row {
     members: i64,
 }
 
+/// The workspace's plan, subscription, entitlements, usage and seats.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/billing", operation_id = "billing_read", tag = "billing", params(("workspace_id" = Uuid, Path)), responses((status = 200, body = BillingView)))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,

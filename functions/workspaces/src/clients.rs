@@ -1,10 +1,9 @@
 //! A workspace's clients: members read them (a client contact reads only its own client);
 //! owners and admins manage them.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use shared::access::Access;
 use shared::auth::Caller;
@@ -15,14 +14,15 @@ use shared::{ApiError, AppState};
 use uuid::Uuid;
 
 use crate::views::{ClientBody, ClientPortalView, ClientView};
+use shared::openapi::OpenApiRouter;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workspaces/{workspace_id}/clients", get(list).post(create))
-        .route("/v1/workspaces/{workspace_id}/clients/{client_id}", get(read).put(replace).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(read, replace, remove))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ClientInput {
     name: String,
@@ -62,6 +62,7 @@ pub struct ClientPath {
 
 /// Members get the team's view; a client contact gets its own client's portal view, read from
 /// `client_portal` (the database gives contacts nothing else of the clients table).
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/clients", operation_id = "clients_list", tag = "clients", params(("workspace_id" = Uuid, Path), PageQuery), responses((status = 200, body = Page<ClientBody>)))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -97,6 +98,8 @@ async fn list(
     Ok(Json(body))
 }
 
+/// Creates a client (owners and admins).
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/clients", operation_id = "clients_create", tag = "clients", params(("workspace_id" = Uuid, Path)), request_body = ClientInput, responses((status = 201, body = ClientView)))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -122,6 +125,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/clients/{client_id}", operation_id = "clients_read", tag = "clients", params(("workspace_id" = Uuid, Path), ("client_id" = Uuid, Path)), responses((status = 200, body = ClientBody)))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -152,6 +156,8 @@ async fn read(
     Ok(Json(view.ok_or(ApiError::NotFound("client"))?))
 }
 
+/// Replaces the client (owners and admins).
+#[utoipa::path(put, path = "/v1/workspaces/{workspace_id}/clients/{client_id}", operation_id = "clients_replace", tag = "clients", params(("workspace_id" = Uuid, Path), ("client_id" = Uuid, Path)), request_body = ClientInput, responses((status = 200, body = ClientView)))]
 async fn replace(
     State(state): State<AppState>,
     caller: Caller,
@@ -180,6 +186,7 @@ async fn replace(
 }
 
 /// Idempotent. Projects of a deleted client stay, unassigned; its contacts lose access.
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/clients/{client_id}", operation_id = "clients_delete", tag = "clients", params(("workspace_id" = Uuid, Path), ("client_id" = Uuid, Path)), responses((status = 204)))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,

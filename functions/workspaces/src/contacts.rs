@@ -1,9 +1,8 @@
 //! Client contacts: users linked to a client, who then see that client's projects in the portal.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde::Deserialize;
 use shared::auth::Caller;
 use shared::http::extract::{self, Path, Query};
@@ -15,14 +14,15 @@ use uuid::Uuid;
 use crate::clients::ClientPath;
 use crate::members::user_by_email;
 use crate::views::ContactView;
+use shared::openapi::OpenApiRouter;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workspaces/{workspace_id}/clients/{client_id}/contacts", get(list).post(add))
-        .route("/v1/workspaces/{workspace_id}/clients/{client_id}/contacts/{user_id}", delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, add)).routes(routes!(remove))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddContact {
     email: String,
@@ -35,6 +35,8 @@ struct ContactPath {
     user_id: Uuid,
 }
 
+/// The client's contacts, in a stable order by user id.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/clients/{client_id}/contacts", operation_id = "contacts_list", tag = "clients", params(("workspace_id" = Uuid, Path), ("client_id" = Uuid, Path), PageQuery), responses((status = 200, body = Page<ContactView>)))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -61,6 +63,8 @@ async fn list(
     Ok(Json(Page::from_rows(rows, &page, |c| c.user_id)))
 }
 
+/// Links a user who has signed in at least once, by e-mail, as a contact of the client.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/clients/{client_id}/contacts", operation_id = "contacts_add", tag = "clients", params(("workspace_id" = Uuid, Path), ("client_id" = Uuid, Path)), request_body = AddContact, responses((status = 201, body = ContactView), (status = 409)))]
 async fn add(
     State(state): State<AppState>,
     caller: Caller,
@@ -108,6 +112,7 @@ async fn add(
 }
 
 /// Idempotent: unlinking someone who is not linked succeeds.
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/clients/{client_id}/contacts/{user_id}", operation_id = "contacts_remove", tag = "clients", params(("workspace_id" = Uuid, Path), ("client_id" = Uuid, Path), ("user_id" = Uuid, Path)), responses((status = 204)))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,

@@ -2,24 +2,24 @@
 //! download links are ready. The export worker writes it (see `export-worker`); the links are
 //! signed here, for a quarter of an hour, and only while the archive is kept.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::auth::Caller;
 use shared::exports;
 use shared::http::extract::{Path, Query};
 use shared::http::pagination::{Page, PageQuery};
+use shared::openapi::OpenApiRouter;
 use shared::{ApiError, AppState};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workspaces/{workspace_id}/exports", get(list).post(request))
-        .route("/v1/workspaces/{workspace_id}/exports/{export_id}", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, request)).routes(routes!(show))
 }
 
 #[derive(Deserialize)]
@@ -48,7 +48,7 @@ struct Row {
 const SELECT_EXPORT: &str = "SELECT id, status, requested_by, created_at, started_at, finished_at, bytes, row_count,
         tables, error, expires_at, data_key, manifest_key FROM workspace_exports";
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ExportView {
     id: Uuid,
     /// pending, running, succeeded, failed, or expired (succeeded, and its archive removed).
@@ -72,7 +72,7 @@ struct ExportView {
     download: Option<Download>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Download {
     data_url: String,
     manifest_url: String,
@@ -117,6 +117,8 @@ fn bucket(state: &AppState) -> Result<&str, ApiError> {
 
 /// Asks for an archive of the whole workspace (owners). One at a time: while one is being
 /// written, another request is a conflict.
+/// Asks for an archive of the whole workspace (owners; one at a time).
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/exports", operation_id = "exports_create", tag = "exports", params(("workspace_id" = Uuid, Path)), responses((status = 202, body = ExportView), (status = 409)))]
 async fn request(
     State(state): State<AppState>,
     caller: Caller,
@@ -142,6 +144,7 @@ async fn request(
 }
 
 /// The workspace's exports, newest first (paged); links only on the export itself.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/exports", operation_id = "exports_list", tag = "exports", params(("workspace_id" = Uuid, Path), PageQuery), responses((status = 200, body = Page<ExportView>)))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -166,6 +169,8 @@ async fn list(
 }
 
 /// An export's state; once it succeeded, fresh download links for its data and manifest.
+/// One export's state and, once written, download links for 15 minutes.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/exports/{export_id}", operation_id = "exports_read", tag = "exports", params(("workspace_id" = Uuid, Path), ("export_id" = Uuid, Path)), responses((status = 200, body = ExportView)))]
 async fn show(
     State(state): State<AppState>,
     caller: Caller,

@@ -4,19 +4,21 @@
 //! token's hash is kept on the invitation. The invited person accepts with the token while
 //! signed in with the invited (verified) address.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use shared::access::Role;
 use shared::auth::{Caller, api_key};
 use shared::db::TenantTx;
 use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageQuery};
+use shared::openapi::OpenApiRouter;
 use shared::validate::{Email, Validator};
 use shared::{ApiError, AppState};
 use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// How long an invitation can be accepted.
@@ -25,29 +27,29 @@ const VALID_FOR: Duration = Duration::days(7);
 const TOKEN_PREFIX: &str = "inv_";
 const TOKEN_LEN: usize = TOKEN_PREFIX.len() + 43;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workspaces/{workspace_id}/invitations", get(list).post(invite_member))
-        .route("/v1/workspaces/{workspace_id}/invitations/{invitation_id}", delete(revoke))
-        .route("/v1/workspaces/{workspace_id}/invitations/{invitation_id}/resend", post(resend))
-        .route("/v1/workspaces/{workspace_id}/clients/{client_id}/invitations", post(invite_contact))
-        .route("/v1/invitations/accept", post(accept))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, invite_member))
+        .routes(routes!(revoke))
+        .routes(routes!(resend))
+        .routes(routes!(invite_contact))
+        .routes(routes!(accept))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MemberInvitation {
     email: String,
     role: Role,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ContactInvitation {
     email: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Acceptance {
     token: String,
@@ -65,7 +67,7 @@ struct ClientPath {
     client_id: Uuid,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
 struct InvitationView {
     id: Uuid,
     email: String,
@@ -80,7 +82,7 @@ struct InvitationView {
     expires_at: OffsetDateTime,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Accepted {
     workspace_id: Uuid,
     role: Option<String>,
@@ -97,6 +99,8 @@ fn parse_email(raw: &str) -> Result<Email, ApiError> {
     Ok(email)
 }
 
+/// Invites an address to the team (owners and admins; only owners invite owners).
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/invitations", operation_id = "invitations_create", tag = "invitations", params(("workspace_id" = Uuid, Path)), request_body = MemberInvitation, responses((status = 201, body = InvitationView), (status = 409)))]
 async fn invite_member(
     State(state): State<AppState>,
     caller: Caller,
@@ -128,6 +132,8 @@ async fn invite_member(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Invites an address to the client's portal (a paid feature).
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/clients/{client_id}/invitations", operation_id = "invitations_create_contact", tag = "invitations", params(("workspace_id" = Uuid, Path), ("client_id" = Uuid, Path)), request_body = ContactInvitation, responses((status = 201, body = InvitationView), (status = 409)))]
 async fn invite_contact(
     State(state): State<AppState>,
     caller: Caller,
@@ -220,6 +226,8 @@ fn new_token() -> Result<String, ApiError> {
 }
 
 /// Pending invitations (not accepted, revoked or expired), newest first.
+/// Pending invitations.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/invitations", operation_id = "invitations_list", tag = "invitations", params(("workspace_id" = Uuid, Path), PageQuery), responses((status = 200, body = Page<InvitationView>)))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -244,6 +252,8 @@ async fn list(
 
 /// A new token and a new mail; the old token stops working, and the invitation runs for a full
 /// period again.
+/// A new token and mail; the old token stops working.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/invitations/{invitation_id}/resend", operation_id = "invitations_resend", tag = "invitations", params(("workspace_id" = Uuid, Path), ("invitation_id" = Uuid, Path)), responses((status = 200, body = InvitationView), (status = 410)))]
 async fn resend(
     State(state): State<AppState>,
     caller: Caller,
@@ -270,6 +280,7 @@ async fn resend(
 }
 
 /// Revokes at once; revoking twice (or a used one) is harmless.
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/invitations/{invitation_id}", operation_id = "invitations_revoke", tag = "invitations", params(("workspace_id" = Uuid, Path), ("invitation_id" = Uuid, Path)), responses((status = 204)))]
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
@@ -289,6 +300,8 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The signed-in person with the invited (verified) address joins; accepting twice is harmless.
+#[utoipa::path(post, path = "/v1/invitations/accept", operation_id = "invitations_accept", tag = "invitations", request_body = Acceptance, responses((status = 200, body = Accepted), (status = 409), (status = 410)))]
 async fn accept(
     State(state): State<AppState>,
     caller: Caller,

@@ -18,12 +18,13 @@ mod workspaces;
 
 use axum::Router;
 use shared::AppState;
+use shared::openapi::OpenApiRouter;
 
 pub const FUNCTION: &str = "workspaces";
 
 /// Every route this function serves, before the shared layers (the local stack merges these).
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(workspaces::router())
         .merge(activity::router())
         .merge(account::router())

@@ -1,10 +1,9 @@
 //! Workspace members: everyone reads the list; owners and admins add, change and remove members;
 //! only owners touch owners; anyone may leave; a workspace always keeps one owner.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use serde::Deserialize;
 use shared::access::Role;
 use shared::auth::Caller;
@@ -16,21 +15,22 @@ use shared::{ApiError, AppState};
 use uuid::Uuid;
 
 use crate::views::MemberView;
+use shared::openapi::OpenApiRouter;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workspaces/{workspace_id}/members", get(list).post(add))
-        .route("/v1/workspaces/{workspace_id}/members/{user_id}", put(change_role).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, add)).routes(routes!(change_role, remove))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddMember {
     email: String,
     role: Role,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangeRole {
     role: Role,
@@ -46,6 +46,8 @@ const SELECT_MEMBER: &str = "SELECT m.user_id, u.email, m.role, m.created_at AS 
     FROM workspace_members m JOIN users u ON u.id = m.user_id
     WHERE m.workspace_id = $1 AND m.user_id = $2";
 
+/// The workspace's members, in a stable order by user id.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/members", operation_id = "members_list", tag = "members", params(("workspace_id" = Uuid, Path), PageQuery), responses((status = 200, body = Page<MemberView>)))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -71,6 +73,8 @@ async fn list(
     Ok(Json(Page::from_rows(rows, &page, |m| m.user_id)))
 }
 
+/// Adds a user who has signed in at least once, by e-mail (owners and admins; only owners add owners).
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/members", operation_id = "members_add", tag = "members", params(("workspace_id" = Uuid, Path)), request_body = AddMember, responses((status = 201, body = MemberView), (status = 409)))]
 async fn add(
     State(state): State<AppState>,
     caller: Caller,
@@ -97,6 +101,8 @@ async fn add(
     Ok((StatusCode::CREATED, Json(member)))
 }
 
+/// Changes a member's role.
+#[utoipa::path(put, path = "/v1/workspaces/{workspace_id}/members/{user_id}", operation_id = "members_change_role", tag = "members", params(("workspace_id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = ChangeRole, responses((status = 200, body = MemberView), (status = 409)))]
 async fn change_role(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,6 +132,8 @@ async fn change_role(
 }
 
 /// Idempotent: removing someone who is not (or no longer) a member succeeds.
+/// Removes a member (or, for yourself, leaves).
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/members/{user_id}", operation_id = "members_remove", tag = "members", params(("workspace_id" = Uuid, Path), ("user_id" = Uuid, Path)), responses((status = 204), (status = 409)))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,

@@ -3,9 +3,10 @@
 use serde::Serialize;
 use shared::access::Role;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct WorkspaceView {
     pub id: Uuid,
     pub name: String,
@@ -15,7 +16,7 @@ pub struct WorkspaceView {
     pub created_at: OffsetDateTime,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct MemberView {
     pub user_id: Uuid,
     pub email: Option<String>,
@@ -25,7 +26,7 @@ pub struct MemberView {
 }
 
 /// A client as the team sees it.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct ClientView {
     pub id: Uuid,
     pub name: String,
@@ -41,7 +42,7 @@ pub struct ClientView {
 }
 
 /// A client as its own contacts see it in the portal (read from the `client_portal` view).
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct ClientPortalView {
     pub id: Uuid,
     pub name: String,
@@ -49,14 +50,14 @@ pub struct ClientPortalView {
 }
 
 /// What a client route answers: the team's view, or the portal's.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum ClientBody {
     Team(ClientView),
     Portal(ClientPortalView),
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
 pub struct ContactView {
     pub user_id: Uuid,
     pub email: Option<String>,

@@ -3,10 +3,9 @@
 //! delivery. Events themselves are written by the database, in the transaction of the change
 //! that caused them; the `webhook-dispatcher` function sends them.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::access::require_feature;
@@ -15,11 +14,14 @@ use shared::db::TenantTx;
 use shared::error::FieldError;
 use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageRequest};
+use shared::openapi::OpenApiRouter;
 use shared::validate::Validator;
 use shared::webhooks::catalog::{self, Format};
 use shared::webhooks::signature::SigningSecret;
 use shared::{ApiError, AppState};
 use time::{Duration, OffsetDateTime};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 /// How long the previous secret is still signed with after a rotation, unless asked otherwise.
@@ -27,18 +29,18 @@ const DEFAULT_OVERLAP_HOURS: u32 = 24;
 const MAX_OVERLAP_HOURS: u32 = 168;
 const MAX_DESCRIPTION: usize = 500;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workspaces/{workspace_id}/webhooks", get(list).post(create))
-        .route("/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}", get(read).patch(update).delete(remove))
-        .route("/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/rotate-secret", post(rotate_secret))
-        .route("/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/test", post(send_test))
-        .route("/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/deliveries", get(deliveries))
-        .route("/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/deliveries/{delivery_id}", get(delivery))
-        .route("/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry", post(retry))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(send_test))
+        .routes(routes!(deliveries))
+        .routes(routes!(delivery))
+        .routes(routes!(retry))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewEndpoint {
     url: String,
@@ -54,7 +56,7 @@ fn standard() -> Format {
 }
 
 /// A partial change; `enabled: true` re-enables an endpoint the dispatcher disabled.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EndpointChange {
     url: Option<String>,
@@ -64,7 +66,7 @@ struct EndpointChange {
     enabled: Option<bool>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rotation {
     overlap_hours: Option<u32>,
@@ -83,7 +85,8 @@ struct DeliveryPath {
     delivery_id: Uuid,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeliveryQuery {
     limit: Option<u32>,
@@ -91,7 +94,7 @@ struct DeliveryQuery {
     status: Option<DeliveryStatus>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, sqlx::Type, ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 enum DeliveryStatus {
@@ -100,7 +103,7 @@ enum DeliveryStatus {
     Failed,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
 struct EndpointView {
     id: Uuid,
     url: String,
@@ -127,7 +130,7 @@ struct EndpointView {
 const ENDPOINT_COLUMNS: &str = "id, url, description, events, format, disabled_at IS NULL AS enabled, disabled_at,
     disabled_reason, failing_since, previous_secret_expires_at, created_by, created_at, updated_at";
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct WithSecret {
     #[serde(flatten)]
     endpoint: EndpointView,
@@ -135,7 +138,7 @@ struct WithSecret {
     secret: String,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
 struct DeliveryView {
     id: Uuid,
     event_id: Uuid,
@@ -158,7 +161,7 @@ const DELIVERY_COLUMNS: &str = "d.id, d.event_id, e.type AS event_type, d.status
     CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at, d.last_status_code, d.last_error,
     d.created_at, d.finished_at";
 
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
 struct AttemptView {
     #[serde(with = "time::serde::rfc3339")]
     attempted_at: OffsetDateTime,
@@ -169,7 +172,7 @@ struct AttemptView {
     error: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct DeliveryDetail {
     #[serde(flatten)]
     delivery: DeliveryView,
@@ -178,7 +181,7 @@ struct DeliveryDetail {
     attempts_log: Vec<AttemptView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Queued {
     delivery_id: Uuid,
     event_id: Uuid,
@@ -241,6 +244,8 @@ async fn find(tx: &mut TenantTx, path: &EndpointPath) -> Result<EndpointView, Ap
     .ok_or(ApiError::NotFound("webhook endpoint"))
 }
 
+/// Registers an endpoint (owners and admins; Pro and Studio); its signing secret is shown this once.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/webhooks", operation_id = "webhooks_create", tag = "webhooks", params(("workspace_id" = Uuid, Path)), request_body = NewEndpoint, responses((status = 201, body = WithSecret)))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -273,6 +278,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(WithSecret { endpoint, secret })))
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/webhooks", operation_id = "webhooks_list", tag = "webhooks", params(("workspace_id" = Uuid, Path), shared::http::pagination::PageQuery), responses((status = 200, body = Page<EndpointView>)))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -294,6 +300,7 @@ async fn list(
     Ok(Json(Page::from_rows(rows, &page, |e| e.id)))
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}", operation_id = "webhooks_read", tag = "webhooks", params(("workspace_id" = Uuid, Path), ("endpoint_id" = Uuid, Path)), responses((status = 200, body = EndpointView)))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -305,6 +312,8 @@ async fn read(
     Ok(Json(endpoint))
 }
 
+/// Changes the fields given; `enabled: true` re-enables a disabled endpoint.
+#[utoipa::path(patch, path = "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}", operation_id = "webhooks_update", tag = "webhooks", params(("workspace_id" = Uuid, Path), ("endpoint_id" = Uuid, Path)), request_body = EndpointChange, responses((status = 200, body = EndpointView)))]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
@@ -352,6 +361,7 @@ async fn update(
 }
 
 /// Deletes the endpoint with its deliveries and their log.
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}", operation_id = "webhooks_delete", tag = "webhooks", params(("workspace_id" = Uuid, Path), ("endpoint_id" = Uuid, Path)), responses((status = 204)))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -374,6 +384,8 @@ async fn remove(
 /// A new secret, answered once; deliveries carry signatures by both secrets until the overlap
 /// ends, so receivers can switch without missing an event. Rotating again during an overlap
 /// ends the older one (only the secret being replaced stays valid).
+/// A new signing secret; the previous one is still signed with for `overlap_hours` (default 24).
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/rotate-secret", operation_id = "webhooks_rotate_secret", tag = "webhooks", params(("workspace_id" = Uuid, Path), ("endpoint_id" = Uuid, Path)), request_body = Rotation, responses((status = 200, body = WithSecret)))]
 async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
@@ -406,6 +418,8 @@ async fn rotate_secret(
 
 /// Queues a `webhook.test` event to this endpoint alone (whatever it subscribes to, disabled or
 /// not: testing is how a fixed receiver is checked before re-enabling it).
+/// Sends a `webhook.test` event to the endpoint.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/test", operation_id = "webhooks_test", tag = "webhooks", params(("workspace_id" = Uuid, Path), ("endpoint_id" = Uuid, Path)), responses((status = 202, body = Queued)))]
 async fn send_test(
     State(state): State<AppState>,
     caller: Caller,
@@ -437,6 +451,8 @@ async fn send_test(
     Ok((StatusCode::ACCEPTED, Json(Queued { delivery_id, event_id })))
 }
 
+/// The endpoint's deliveries, newest first.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/deliveries", operation_id = "webhooks_deliveries_list", tag = "webhooks", params(("workspace_id" = Uuid, Path), ("endpoint_id" = Uuid, Path), DeliveryQuery), responses((status = 200, body = Page<DeliveryView>)))]
 async fn deliveries(
     State(state): State<AppState>,
     caller: Caller,
@@ -461,6 +477,8 @@ async fn deliveries(
     Ok(Json(Page::from_rows(rows, &page, |d| d.id)))
 }
 
+/// One delivery, its payload and every attempt.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/deliveries/{delivery_id}", operation_id = "webhooks_deliveries_read", tag = "webhooks", params(("workspace_id" = Uuid, Path), ("endpoint_id" = Uuid, Path), ("delivery_id" = Uuid, Path)), responses((status = 200, body = DeliveryDetail)))]
 async fn delivery(
     State(state): State<AppState>,
     caller: Caller,
@@ -497,6 +515,8 @@ async fn delivery(
 /// Sends a delivery once more, now: a failed one (or a pending one, sooner). A delivery that
 /// succeeded is not sent again (409): receivers deduplicate on the event id anyway, but a
 /// retry that reports success twice would be a lie in the log.
+/// Sends a failed delivery again.
+#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry", operation_id = "webhooks_deliveries_retry", tag = "webhooks", params(("workspace_id" = Uuid, Path), ("endpoint_id" = Uuid, Path), ("delivery_id" = Uuid, Path)), responses((status = 202, body = Queued), (status = 409)))]
 async fn retry(
     State(state): State<AppState>,
     caller: Caller,

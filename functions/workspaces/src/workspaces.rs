@@ -1,28 +1,29 @@
 //! Create, list, read, rename and delete workspaces.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use shared::auth::Caller;
 use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageQuery};
+use shared::openapi::OpenApiRouter;
 use shared::validate::{Name, Validator};
 use shared::{ApiError, AppState};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::views::WorkspaceView;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workspaces", get(list).post(create))
-        .route("/v1/workspaces/{workspace_id}", get(read).put(rename).delete(remove))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(read, rename, remove))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WorkspaceInput {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
 }
 
@@ -52,6 +53,9 @@ macro_rules! select_view {
     };
 }
 
+/// Creates a workspace; the caller becomes its owner.
+#[utoipa::path(post, path = "/v1/workspaces", operation_id = "workspaces_create", tag = "workspaces",
+    request_body = WorkspaceInput, responses((status = 201, body = WorkspaceView)))]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -68,6 +72,9 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// The workspaces the caller belongs to (with the caller's `role`; `client` for a contact).
+#[utoipa::path(get, path = "/v1/workspaces", operation_id = "workspaces_list", tag = "workspaces",
+    params(PageQuery), responses((status = 200, body = Page<WorkspaceView>)))]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -86,6 +93,8 @@ async fn list(
     Ok(Json(Page::from_rows(rows, &page, |w| w.id)))
 }
 
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}", operation_id = "workspaces_read", tag = "workspaces",
+    params(("workspace_id" = Uuid, Path)), responses((status = 200, body = WorkspaceView)))]
 async fn read(
     State(state): State<AppState>,
     caller: Caller,
@@ -101,6 +110,9 @@ async fn read(
     Ok(Json(view))
 }
 
+/// Renames the workspace (owners and admins).
+#[utoipa::path(put, path = "/v1/workspaces/{workspace_id}", operation_id = "workspaces_rename", tag = "workspaces",
+    params(("workspace_id" = Uuid, Path)), request_body = WorkspaceInput, responses((status = 200, body = WorkspaceView)))]
 async fn rename(
     State(state): State<AppState>,
     caller: Caller,
@@ -126,6 +138,9 @@ async fn rename(
     Ok(Json(view))
 }
 
+/// Deletes the workspace and everything in it (owners); its Stripe subscription is canceled.
+#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}", operation_id = "workspaces_delete", tag = "workspaces",
+    params(("workspace_id" = Uuid, Path)), responses((status = 204)))]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,

@@ -5,29 +5,43 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{FromRef, State};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 use sqlx::PgPool;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 
 pub const PATH: &str = "/v1/health";
 
 /// The route, for any state the database pool can be taken from.
-pub fn routes<S>() -> Router<S>
+pub fn routes<S>() -> OpenApiRouter<S>
 where
     PgPool: FromRef<S>,
     S: Clone + Send + Sync + 'static,
 {
-    Router::new().route(PATH, get(health))
+    OpenApiRouter::new().routes(routes!(health))
 }
 
-async fn health(State(pool): State<PgPool>) -> Result<Json<Value>, ApiError> {
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` in a 200.
+    #[schema(example = "ok")]
+    status: &'static str,
+    #[schema(example = "ok")]
+    database: &'static str,
+}
+
+/// The function and its database answer.
+#[utoipa::path(get, path = "/v1/health", operation_id = "health", tag = "meta", security(()),
+    responses((status = 200, body = Health), (status = 503)))]
+async fn health(State(pool): State<PgPool>) -> Result<Json<Health>, ApiError> {
     let check = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&pool);
     match tokio::time::timeout(Duration::from_secs(2), check).await {
-        Ok(Ok(_)) => Ok(Json(json!({"status": "ok", "database": "ok"}))),
+        Ok(Ok(_)) => Ok(Json(Health { status: "ok", database: "ok" })),
         Ok(Err(error)) => {
             tracing::error!(%error, "health check: the database refused");
             Err(ApiError::ServiceUnavailable("The database cannot be reached.".into()))

@@ -2,6 +2,7 @@
 //! is simply the last id of the page (opaque to callers).
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -41,10 +42,14 @@ impl PageRequest {
 }
 
 /// The query string of a list without filters: `?limit=&cursor=` and nothing else.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Items per page (default 25).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
@@ -54,7 +59,8 @@ impl PageQuery {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One page of a list, newest first; `next_cursor` is null on the last page.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,

@@ -4,10 +4,12 @@ use axum::middleware;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::openapi::{self, OpenApiRouter};
 
-/// Turns a function's routes into the service Lambda (or the local stack) runs: problem+json for
-/// unknown routes and methods, the body size cap, and the request context.
-pub fn finish(routes: Router<AppState>, state: AppState, function: &'static str) -> Router {
+/// Turns a function's routes into the service Lambda (or the local stack) runs: the health check
+/// and the OpenAPI document of these routes, problem+json for unknown routes and methods, the
+/// body size cap, and the request context.
+pub fn finish(routes: OpenApiRouter<AppState>, state: AppState, function: &'static str) -> Router {
     let body_limit = state.config.max_body_bytes;
     finish_with(routes.merge(crate::http::health::routes()), state, function, body_limit)
 }
@@ -15,12 +17,17 @@ pub fn finish(routes: Router<AppState>, state: AppState, function: &'static str)
 /// `finish` for a function whose state is not the database-backed `AppState`; a function with a
 /// database merges `crate::http::health::routes()` into its routes first.
 pub fn finish_with<S: Clone + Send + Sync + 'static>(
-    routes: Router<S>,
+    routes: OpenApiRouter<S>,
     state: S,
     function: &'static str,
     max_body_bytes: usize,
 ) -> Router {
+    let (routes, paths) = routes.split_for_parts();
+    let mut paths = paths;
+    paths.merge(openapi::own_route());
+    let doc = openapi::document(paths, &openapi::title(function));
     routes
+        .merge(openapi::serve(&doc))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -24,7 +24,7 @@ pub const TEST_EVENT: &str = "webhook.test";
 
 /// What a delivery's body is: the Standard Webhooks envelope, or a chat service's incoming
 /// webhook message (best effort; the signature headers are sent all the same).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum Format {
