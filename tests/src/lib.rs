@@ -275,6 +275,11 @@ impl TestApp {
     /// Sends a request to one function by name (`workspaces`, `projects`, `checkout`,
     /// `portal`, `ai-runs`), whatever its path.
     pub async fn send_to(&self, function: &str, request: Request<Body>) -> TestResponse {
+        respond(self.router_of(function), request).await
+    }
+
+    /// The service of one HTTP function, as its Lambda runs it.
+    pub fn router_of(&self, function: &str) -> Router {
         let router = match function {
             "workspaces" => &self.workspaces,
             "projects" => &self.projects,
@@ -283,7 +288,7 @@ impl TestApp {
             "ai-runs" => &self.ai_runs,
             other => panic!("no HTTP function {other}"),
         };
-        respond(router.clone(), request).await
+        router.clone()
     }
 
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> TestResponse {
