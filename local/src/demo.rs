@@ -18,8 +18,9 @@ pub const SUBSCRIPTION_ID: &str = "sub_demo";
 pub const CUSTOMER_ID: &str = "cus_demo";
 
 /// (subject, e-mail, role in the demo workspace; None for the client contact)
-pub const USERS: [(&str, &str, Option<&str>); 4] = [
+pub const USERS: [(&str, &str, Option<&str>); 5] = [
     ("demo-owner", "owner@demo.test", Some("owner")),
+    ("demo-admin", "admin@demo.test", Some("admin")),
     ("demo-member", "member@demo.test", Some("member")),
     ("demo-viewer", "viewer@demo.test", Some("viewer")),
     ("demo-client", "client@acme.test", None),

@@ -56,7 +56,9 @@ pub fn app(state: BillingState) -> Router {
 struct CheckoutInput {
     /// A paid plan: `pro`, `team` or `studio`.
     plan: String,
+    #[schema(format = "uri", max_length = 2048)]
     success_url: String,
+    #[schema(format = "uri", max_length = 2048)]
     cancel_url: String,
 }
 

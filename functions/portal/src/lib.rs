@@ -36,6 +36,7 @@ pub fn app(state: BillingState) -> Router {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PortalInput {
+    #[schema(format = "uri", max_length = 2048)]
     return_url: String,
 }
 

@@ -28,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommentInput {
+    #[schema(min_length = 1, max_length = 10000)]
     body: String,
     /// Ignored for client contacts, whose comments are always client-visible.
     client_visible: Option<bool>,

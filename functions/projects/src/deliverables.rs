@@ -24,9 +24,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeliverableInput {
+    #[schema(min_length = 1, max_length = 200)]
     title: String,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     description: String,
+    #[schema(format = "uri", max_length = 2048)]
     url: Option<String>,
     #[serde(default)]
     status: DeliverableStatus,

@@ -25,11 +25,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKeyInput {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
     role: Role,
     #[serde(default, with = "time::serde::rfc3339::option")]
     expires_at: Option<OffsetDateTime>,
     /// The key's own limit; at most (and by default) its plan's.
+    #[schema(minimum = 1)]
     requests_per_minute: Option<u32>,
 }
 

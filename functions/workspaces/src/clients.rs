@@ -25,11 +25,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ClientInput {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    #[schema(format = Email, max_length = 320)]
     email: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     notes: String,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     portal_note: String,
 }
 

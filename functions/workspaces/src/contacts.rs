@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddContact {
+    #[schema(format = Email, max_length = 320)]
     email: String,
 }
 

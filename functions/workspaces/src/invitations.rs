@@ -39,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MemberInvitation {
+    #[schema(format = Email, max_length = 320)]
     email: String,
     role: Role,
 }
@@ -46,6 +47,7 @@ struct MemberInvitation {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ContactInvitation {
+    #[schema(format = Email, max_length = 320)]
     email: String,
 }
 

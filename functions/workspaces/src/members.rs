@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddMember {
+    #[schema(format = Email, max_length = 320)]
     email: String,
     role: Role,
 }

@@ -43,6 +43,9 @@ pub struct ClientView {
 
 /// A client as its own contacts see it in the portal (read from the `client_portal` view).
 #[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+// Closed (`additionalProperties: false` in the document), so it is told apart from the team's
+// view: `ClientBody` is exactly one of the two.
+#[serde(deny_unknown_fields)]
 pub struct ClientPortalView {
     pub id: Uuid,
     pub name: String,

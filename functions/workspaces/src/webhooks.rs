@@ -43,9 +43,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewEndpoint {
+    #[schema(format = "uri", max_length = 2048)]
     url: String,
     events: Vec<String>,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     description: String,
     #[serde(default = "standard")]
     format: Format,
@@ -59,8 +61,10 @@ fn standard() -> Format {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EndpointChange {
+    #[schema(format = "uri", max_length = 2048)]
     url: Option<String>,
     events: Option<Vec<String>>,
+    #[schema(max_length = 10000)]
     description: Option<String>,
     format: Option<Format>,
     enabled: Option<bool>,
@@ -69,6 +73,8 @@ struct EndpointChange {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rotation {
+    /// Hours the previous secret is still signed with (default 24).
+    #[schema(maximum = 168)]
     overlap_hours: Option<u32>,
 }
 

@@ -140,6 +140,10 @@ fn complete_operation(path: &str, operation: &mut Operation) {
     let has_query =
         params.iter().any(|p| matches!(p, RefOr::T(p) if p.parameter_in == utoipa::openapi::path::ParameterIn::Query));
     let has_body = operation.request_body.is_some();
+    // A header the handler validates (an `Idempotency-Key`) is refused as a field error.
+    let has_header = params
+        .iter()
+        .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == utoipa::openapi::path::ParameterIn::Header));
 
     let mut statuses: Vec<u16> = vec![500, 503];
     if !public {
@@ -157,6 +161,9 @@ fn complete_operation(path: &str, operation: &mut Operation) {
     }
     if has_body {
         statuses.extend([400, 413, 415, 422]);
+    }
+    if has_header {
+        statuses.push(422);
     }
     // The statuses the handler declared itself (without content) take the shared response too.
     let declared: Vec<u16> = operation
