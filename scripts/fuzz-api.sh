@@ -67,8 +67,9 @@ done
 api_key="$(api POST "$owner" "/v1/workspaces/$FUZZ_WORKSPACE_ID/api-keys" '{"name":"fuzz","role":"member"}' |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')"
 
-failed=()
-# One run per caller, with the credential for its security scheme (`bearer` or `api_key`).
+# One run per caller, with the credential for its security scheme (`bearer` or `api_key`), its
+# output in target/fuzz-<caller>.log. Runs go two at a time (the machine's cores).
+pids=() names=() failed=()
 run() {
   local who="$1" scheme="$2" credential="$3"; shift 3
   local config="$REPO_ROOT/target/schemathesis-$who.toml"
@@ -78,11 +79,25 @@ run() {
   else
     printf '\n[auth.openapi.api_key]\napi_key = "%s"\n' "$credential" >>"$config"
   fi
-  say "schemathesis as $who"
-  if ! "$VENV/bin/st" --config-file "$config" run "$base/v1/openapi.json" \
-      --max-examples "$max_examples" --seed 1 "$@"; then
-    failed+=("$who")
-  fi
+  "$VENV/bin/st" --config-file "$config" run "$base/v1/openapi.json" --max-examples "$max_examples" --seed 1 \
+    --report ndjson --report-dir "$REPO_ROOT/target/schemathesis-$who" "$@" >"$REPO_ROOT/target/fuzz-$who.log" 2>&1 &
+  pids+=("$!") names+=("$who")
+  if [ "${#pids[@]}" -ge 2 ]; then finish_runs; fi
+}
+finish_runs() {
+  local i
+  for i in "${!pids[@]}"; do
+    local who="${names[$i]}" log="$REPO_ROOT/target/fuzz-${names[$i]}.log"
+    if wait "${pids[$i]}"; then
+      say "schemathesis as $who: $(grep -E '^Test cases:' -A1 "$log" | tail -1 | xargs)"
+    else
+      failed+=("$who")
+      say "schemathesis as $who FAILED:"
+      sed -n '/= FAILURES =/,/= WARNINGS =\|= SUMMARY =/p' "$log" >&2
+      tail -5 "$log" >&2
+    fi
+  done
+  pids=() names=()
 }
 # What deletes the demo's rows (or the caller) would leave later runs nothing to reach: those run
 # last, once.
@@ -90,16 +105,21 @@ destructive=(workspaces_delete account_delete projects_delete clients_delete mil
   comments_delete)
 keep=()
 for id in "${destructive[@]}"; do keep+=(--exclude-operation-id "$id"); done
+say "schemathesis over every operation, $max_examples examples each, as each kind of caller"
 run owner bearer "$owner" "${keep[@]}"
 run admin bearer "$(token demo-admin)" "${keep[@]}"
 run member bearer "$(token demo-member)" "${keep[@]}"
 run viewer bearer "$(token demo-viewer)" "${keep[@]}"
 run contact bearer "$(token demo-client)" "${keep[@]}"
 run api-key api_key "$api_key" "${keep[@]}"
+finish_runs
+# The operator may suspend the demo workspace: after every tenant's run.
 run operator bearer "$operator" "${keep[@]}"
+finish_runs
 leaving=()
 for id in "${destructive[@]}"; do leaving+=(--include-operation-id "$id"); done
 run owner-deleting bearer "$owner" "${leaving[@]}"
+finish_runs
 
-[ "${#failed[@]}" -eq 0 ] || die "schemathesis failed for: ${failed[*]} (the stack's log: $log)"
+[ "${#failed[@]}" -eq 0 ] || die "schemathesis failed for: ${failed[*]} (logs: target/fuzz-*.log; the stack's: $log)"
 say "schemathesis passed for every caller"

@@ -67,7 +67,7 @@ ensure_python_tools() {
       python3 -m venv "$VENV"
     }
   fi
-  say "installing moto, cfn-lint, the SAM CLI and cargo-lambda from PyPI"
+  say "installing moto, cfn-lint, the SAM CLI, cargo-lambda and schemathesis from PyPI"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REPO_ROOT/scripts/requirements-dev.txt" \
     || die "pip could not install scripts/requirements-dev.txt"
   cp "$REPO_ROOT/scripts/requirements-dev.txt" "$stamp"

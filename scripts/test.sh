@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suite: formatting, lints, every Rust test against a real PostgreSQL and a local
-# AWS-compatible server (moto), and cfn-lint and `sam validate --lint` on the SAM template. CI
+# AWS-compatible server (moto), schemathesis over the local stack against openapi.json, and cfn-lint and `sam validate --lint` on the SAM template. CI
 # runs exactly this.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -26,6 +26,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 say "cargo test"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$REPO_ROOT/target/test-output.log"
+
+# The API against its own OpenAPI document, as every kind of caller (schemathesis).
+scripts/fuzz-api.sh --max-examples 10
 
 say "cfn-lint template.yaml"
 "$VENV/bin/cfn-lint" template.yaml

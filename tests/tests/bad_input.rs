@@ -135,6 +135,8 @@ async fn bad_paths_queries_routes_and_methods_are_client_errors() {
         (format!("{}/projects?limit=0", t.path()), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
         (format!("{}/projects?limit=1000", t.path()), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
         (format!("{}/projects?cursor=zzz", t.path()), StatusCode::BAD_REQUEST, "invalid_cursor"),
+        // A NUL in a filter reaches PostgreSQL, which cannot store it (found by schemathesis).
+        (format!("{}/audit-log?actor=a%00b", t.path()), StatusCode::BAD_REQUEST, "invalid_text"),
         ("/v1/nothing-here".to_owned(), StatusCode::NOT_FOUND, "route_not_found"),
         (format!("{}/members/{}", t.path(), t.owner.id), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
     ];

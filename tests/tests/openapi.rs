@@ -74,7 +74,8 @@ fn operations_are_named_tagged_and_described_once() {
             assert!(ids.insert(id.to_owned()), "operationId {id} twice");
             assert!(operation["tags"].as_array().is_some_and(|t| t.len() == 1), "{id}: one tag");
             for (status, response) in operation["responses"].as_object().unwrap() {
-                let described = response.get("$ref").is_some() || response["description"].as_str().is_some_and(|d| !d.is_empty());
+                let described =
+                    response.get("$ref").is_some() || response["description"].as_str().is_some_and(|d| !d.is_empty());
                 assert!(described, "{id} {status}: a response needs a description");
             }
             // Path parameters are all declared.
@@ -128,7 +129,10 @@ async fn every_function_serves_its_own_routes_and_each_documented_route_exists()
         }
         // A schema of the same name means the same thing in the whole API's document.
         for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
-            assert_eq!(&whole["components"]["schemas"][name], schema, "{function}: schema {name} differs (two types, one name)");
+            assert_eq!(
+                &whole["components"]["schemas"][name], schema,
+                "{function}: schema {name} differs (two types, one name)"
+            );
         }
         union.extend(operations(&doc));
     }

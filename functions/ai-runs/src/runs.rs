@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<AiState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RunInput {
+    #[schema(schema_with = crate::tools::tool_schema)]
     tool: String,
     project_id: Option<Uuid>,
     #[serde(default)]

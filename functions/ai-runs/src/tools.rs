@@ -30,6 +30,11 @@ pub struct Prompt {
     pub user: String,
 }
 
+/// The document's schema of a run's `tool`.
+pub fn tool_schema() -> utoipa::openapi::schema::ObjectBuilder {
+    shared::openapi::schemas::one_of(&TOOLS.map(|(id, _)| id))
+}
+
 impl Tool {
     pub fn parse(name: &str) -> Result<Tool, FieldError> {
         TOOLS

@@ -54,7 +54,7 @@ pub fn app(state: BillingState) -> Router {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CheckoutInput {
-    /// A paid plan: `pro`, `team` or `studio`.
+    #[schema(schema_with = shared::openapi::schemas::paid_plan)]
     plan: String,
     #[schema(format = "uri", max_length = 2048)]
     success_url: String,

@@ -38,6 +38,7 @@ use utoipa::ToSchema;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeInput {
+    #[schema(schema_with = shared::openapi::schemas::paid_plan)]
     plan: String,
 }
 

@@ -45,6 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 struct NewEndpoint {
     #[schema(format = "uri", max_length = 2048)]
     url: String,
+    #[schema(schema_with = shared::webhooks::catalog::events_schema)]
     events: Vec<String>,
     #[serde(default)]
     #[schema(max_length = 10000)]
@@ -63,6 +64,7 @@ fn standard() -> Format {
 struct EndpointChange {
     #[schema(format = "uri", max_length = 2048)]
     url: Option<String>,
+    #[schema(schema_with = shared::webhooks::catalog::events_schema)]
     events: Option<Vec<String>>,
     #[schema(max_length = 10000)]
     description: Option<String>,

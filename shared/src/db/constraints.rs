@@ -53,6 +53,9 @@ const DEADLOCK_DETECTED: &str = "40P01";
 /// A write in a read-only transaction: the request entered a suspended workspace.
 const READ_ONLY_SQL_TRANSACTION: &str = "25006";
 const QUERY_CANCELED: &str = "57014";
+/// Text PostgreSQL cannot store: a NUL character in a query parameter or a field the handler
+/// passes through unvalidated.
+const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
 
 pub fn classify(error: sqlx::Error) -> ApiError {
     let Some(db) = error.as_database_error() else {
@@ -77,6 +80,10 @@ pub fn classify(error: sqlx::Error) -> ApiError {
         }
         Some(QUERY_CANCELED) => ApiError::ServiceUnavailable("The database took too long; retry shortly.".into()),
         Some(READ_ONLY_SQL_TRANSACTION) => suspended(),
+        Some(CHARACTER_NOT_IN_REPERTOIRE) => ApiError::BadRequest {
+            code: "invalid_text",
+            detail: "The request carries text with a character that cannot be stored (NUL).".into(),
+        },
         _ => ApiError::Database(error),
     }
 }

@@ -4,6 +4,7 @@
 //! their codes, the two security schemes) and serves the document at [`PATH`].
 
 mod problems;
+pub mod schemas;
 
 use axum::routing::get;
 use utoipa::openapi::path::{Operation, PathItem};
@@ -141,9 +142,8 @@ fn complete_operation(path: &str, operation: &mut Operation) {
         params.iter().any(|p| matches!(p, RefOr::T(p) if p.parameter_in == utoipa::openapi::path::ParameterIn::Query));
     let has_body = operation.request_body.is_some();
     // A header the handler validates (an `Idempotency-Key`) is refused as a field error.
-    let has_header = params
-        .iter()
-        .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == utoipa::openapi::path::ParameterIn::Header));
+    let has_header =
+        params.iter().any(|p| matches!(p, RefOr::T(p) if p.parameter_in == utoipa::openapi::path::ParameterIn::Header));
 
     let mut statuses: Vec<u16> = vec![500, 503];
     if !public {

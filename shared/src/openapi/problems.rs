@@ -12,6 +12,7 @@ pub const PROBLEMS: &[(u16, &str, &str)] = &[
     (400, "invalid_query", "a malformed query parameter"),
     (400, "invalid_cursor", "a cursor this API did not return"),
     (400, "unreadable_body", "the body could not be read"),
+    (400, "invalid_text", "text with a character that cannot be stored (NUL) in a query parameter"),
     (400, "invalid_signature", "webhook: the `Stripe-Signature` does not verify"),
     (400, "invalid_event", "webhook: the verified body is not an event"),
     (

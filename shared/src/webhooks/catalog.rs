@@ -19,6 +19,11 @@ pub const EVENT_TYPES: [&str; 10] = [
     "ai_run.failed",
 ];
 
+/// The document's schema of an endpoint's `events`: event types from the catalog, at least one.
+pub fn events_schema() -> utoipa::openapi::schema::ArrayBuilder {
+    utoipa::openapi::schema::ArrayBuilder::new().items(crate::openapi::schemas::one_of(&EVENT_TYPES)).min_items(Some(1))
+}
+
 /// The event `POST .../webhooks/{id}/test` sends, to that endpoint only.
 pub const TEST_EVENT: &str = "webhook.test";
 
@@ -49,17 +54,26 @@ pub enum UrlError {
     Malformed,
     #[error("must not carry credentials")]
     Credentials,
+    #[error("must be at most {MAX_URL_CHARS} characters (as normalized)")]
+    TooLong,
     #[error("{0}")]
     Refused(String),
 }
 
-/// An endpoint URL as a tenant may register it: absolute, no user-info, `https` (plain `http`
+/// The longest endpoint URL stored (the column's check), measured after normalization: parsing
+/// may lengthen what was sent (a trailing `/`, percent-encoding, punycode).
+pub const MAX_URL_CHARS: usize = 2048;
+
+/// An endpoint URL as a tenant may register it: at most `MAX_URL_CHARS`, absolute, no user-info, `https` (plain `http`
 /// to loopback only when local development allows it) and no literal address outside the
 /// public internet. Names are checked again each time the dispatcher connects.
 pub fn endpoint_url(raw: &str, allow_loopback_http: bool) -> Result<reqwest::Url, UrlError> {
     let url = reqwest::Url::parse(raw.trim()).map_err(|_| UrlError::Malformed)?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(UrlError::Credentials);
+    }
+    if url.as_str().len() > MAX_URL_CHARS {
+        return Err(UrlError::TooLong);
     }
     egress::check_url(&url, allow_loopback_http).map_err(|error| match error {
         EgressError::Scheme if allow_loopback_http => UrlError::Refused("must be https (or http to loopback)".into()),
@@ -87,6 +101,15 @@ mod tests {
         assert!(matches!(endpoint_url("https://169.254.169.254/latest", false), Err(UrlError::Refused(_))));
         assert!(matches!(endpoint_url("http://127.0.0.1:9000/", false), Err(UrlError::Refused(_))));
         assert!(endpoint_url("http://127.0.0.1:9000/", true).is_ok());
+        // 2048 characters as sent, 2049 once parsing adds the path's `/`.
+        let mut host = String::from("example.com");
+        while "https://".len() + host.len() + 64 <= 2048 {
+            host = format!("{}.{host}", "a".repeat(63));
+        }
+        host = format!("{}.{host}", "b".repeat(2048 - "https://".len() - host.len() - 1));
+        let sent = format!("https://{host}");
+        assert_eq!(sent.len(), 2048);
+        assert_eq!(endpoint_url(&sent, false), Err(UrlError::TooLong));
     }
 
     #[test]
