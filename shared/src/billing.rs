@@ -78,15 +78,24 @@ impl BillingState {
 
 /// Stripe refusing our request is our misconfiguration (502); Stripe down is 503, retryable.
 pub fn stripe_failure(error: StripeError) -> ApiError {
-    tracing::error!(%error, "Stripe request failed");
     match error {
+        // The caller's mistake (its key names another request), answered as the Idempotency-Key
+        // draft does: 422.
+        StripeError::IdempotencyKeyReused => ApiError::validation(
+            "Idempotency-Key",
+            "was already used for a request with other parameters; send a new key for a new request",
+        ),
         StripeError::Unavailable(_) => {
+            tracing::error!(%error, "Stripe request failed");
             ApiError::ServiceUnavailable("The billing provider is unavailable; retry shortly.".into())
         }
-        StripeError::Refused { .. } | StripeError::Unexpected(_) => ApiError::Upstream {
-            code: "billing_provider_error",
-            detail: "The billing provider refused the request; it has been logged.".into(),
-        },
+        StripeError::Refused { .. } | StripeError::Unexpected(_) => {
+            tracing::error!(%error, "Stripe request failed");
+            ApiError::Upstream {
+                code: "billing_provider_error",
+                detail: "The billing provider refused the request; it has been logged.".into(),
+            }
+        }
     }
 }
 

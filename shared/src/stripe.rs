@@ -38,6 +38,10 @@ pub enum StripeError {
     Unavailable(String),
     #[error("unexpected Stripe response: {0}")]
     Unexpected(String),
+    /// The idempotency key was used before with other parameters: the caller sent its own
+    /// `Idempotency-Key` again for a different request.
+    #[error("Stripe refused an idempotency key reused with other parameters")]
+    IdempotencyKeyReused,
 }
 
 impl StripeError {
@@ -109,6 +113,9 @@ fn json(raw: miniserde::json::Value) -> Result<Value, StripeError> {
 /// front of Stripe failing, so it is treated as unavailability too.
 fn classify(error: stripe::StripeError) -> StripeError {
     match error {
+        stripe::StripeError::Stripe(error, 400) if error.type_.as_str() == "idempotency_error" => {
+            StripeError::IdempotencyKeyReused
+        }
         stripe::StripeError::Stripe(error, status) if !matches!(status, 409 | 424 | 429 | 500..) => {
             StripeError::Refused {
                 status,

@@ -78,6 +78,22 @@ fn operations_are_named_tagged_and_described_once() {
                     response.get("$ref").is_some() || response["description"].as_str().is_some_and(|d| !d.is_empty());
                 assert!(described, "{id} {status}: a response needs a description");
             }
+            // Links name an operation of the document and give each of its path parameters.
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                for (name, link) in response["links"].as_object().into_iter().flatten() {
+                    let target = link["operationId"].as_str().unwrap();
+                    let target_path = doc["paths"]
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .find(|(_, item)| item.as_object().unwrap().values().any(|op| op["operationId"] == target))
+                        .map(|(path, _)| path.clone())
+                        .unwrap_or_else(|| panic!("{id} {status}: link {name} to an unknown operation"));
+                    for param in target_path.split('{').skip(1).map(|p| p.split('}').next().unwrap()) {
+                        assert!(link["parameters"][param].is_string(), "{id} {status}: link {name} lacks {param}");
+                    }
+                }
+            }
             // Path parameters are all declared.
             for name in path.split('{').skip(1).map(|p| p.split('}').next().unwrap()) {
                 let declared = operation["parameters"]

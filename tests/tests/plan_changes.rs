@@ -71,3 +71,52 @@ async fn upgrades_apply_now_downgrades_at_the_period_end_and_only_when_they_fit(
         app.post(&member, &format!("/v1/workspaces/{ws}/billing/subscription"), json!({"plan": "studio"})).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
 }
+
+/// A client's `Idempotency-Key` sent again: the same request is a harmless retry, and after the
+/// seats changed it asks for the seats now (it was a 502, Stripe refusing the key reused with
+/// another quantity; found by schemathesis). A key Stripe does refuse as reused with other
+/// parameters is the caller's mistake: 422 on the header, not a 502.
+#[tokio::test]
+async fn a_retried_idempotency_key_is_a_retry_and_a_reused_one_a_422() {
+    let t = LocalBilling::start("plan-change-key").await;
+    let ws = t.ws;
+    t.checkout("pro").await;
+    t.apply_events().await;
+    let change = |plan: &str| {
+        let request = axum::http::Request::post(format!("/v1/workspaces/{ws}/billing/subscription"))
+            .header("authorization", format!("Bearer {}", t.owner.token))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "change-1")
+            .body(axum::body::Body::from(json!({"plan": plan}).to_string()))
+            .unwrap();
+        t.app.send(request)
+    };
+    change("team").await.expect(StatusCode::ACCEPTED);
+    let seen = events(&t.base).await.len();
+    change("team").await.expect(StatusCode::ACCEPTED);
+    assert_eq!(events(&t.base).await.len(), seen, "a retry asks Stripe nothing new");
+    let member = t.app.user("key-member").await;
+    t.app
+        .post(&t.owner, &format!("/v1/workspaces/{ws}/members"), json!({"email": member.email, "role": "member"}))
+        .await
+        .expect(StatusCode::CREATED);
+    change("team").await.expect(StatusCode::ACCEPTED);
+
+    // Stripe's own refusal of a key reused with other parameters.
+    let stripe = shared::stripe::StripeClient::new(&"sk_test_local".into(), Some(t.base.as_str())).unwrap();
+    let subscription: String =
+        sqlx::query_scalar("SELECT stripe_subscription_id FROM subscriptions WHERE workspace_id = $1")
+            .bind(ws)
+            .fetch_one(&integration_tests::owner_pool().await)
+            .await
+            .unwrap();
+    let ask = |cancel: bool| {
+        stripe_billing::subscription::UpdateSubscription::new(subscription.as_str()).cancel_at_period_end(cancel)
+    };
+    stripe.post(ask(true), "reused-key").await.expect("the first use of the key");
+    let refused = stripe.post(ask(false), "reused-key").await.expect_err("a key reused with other parameters");
+    assert!(matches!(refused, shared::stripe::StripeError::IdempotencyKeyReused), "{refused}");
+    let answer = shared::billing::stripe_failure(refused);
+    assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(matches!(&answer, shared::ApiError::Validation(errors) if errors[0].field == "Idempotency-Key"));
+}

@@ -138,7 +138,9 @@ pub async fn change(
         _ => return Err(stripe_failure(StripeError::Unexpected("a subscription without its item".into()))),
     };
     let schedule = held.get("schedule").and_then(id_of);
-    let key = |step: &str| format!("{step}:{subscription}:{}:{request_key}", target.id);
+    // The quantity is part of what is asked: a retry after the seats changed is a new request
+    // (for the seats now), not one Stripe refuses as a key reused with other parameters.
+    let key = |step: &str| format!("{step}:{subscription}:{}:{quantity}:{request_key}", target.id);
 
     if upgrade {
         // A downgrade waiting for the period's end gives way to the upgrade.

@@ -28,7 +28,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommentInput {
-    #[schema(min_length = 1, max_length = 10000)]
+    #[schema(
+        min_length = 1,
+        max_length = 10000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     body: String,
     /// Ignored for client contacts, whose comments are always client-visible.
     client_visible: Option<bool>,

@@ -48,7 +48,7 @@ struct NewEndpoint {
     #[schema(schema_with = shared::webhooks::catalog::events_schema)]
     events: Vec<String>,
     #[serde(default)]
-    #[schema(max_length = 10000)]
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     description: String,
     #[serde(default = "standard")]
     format: Format,
@@ -66,7 +66,7 @@ struct EndpointChange {
     url: Option<String>,
     #[schema(schema_with = shared::webhooks::catalog::events_schema)]
     events: Option<Vec<String>>,
-    #[schema(max_length = 10000)]
+    #[schema(max_length = 500, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     description: Option<String>,
     format: Option<Format>,
     enabled: Option<bool>,

@@ -3,6 +3,7 @@
 //! one declaration. This module adds what every operation shares (problem+json errors with
 //! their codes, the two security schemes) and serves the document at [`PATH`].
 
+mod links;
 mod problems;
 pub mod schemas;
 
@@ -73,6 +74,7 @@ pub fn document(paths: OpenApi, title: &str) -> OpenApi {
             complete_operation(path, operation);
         }
     }
+    links::add(&mut doc);
     doc
 }
 
