@@ -22,12 +22,10 @@ pub fn finish_with<S: Clone + Send + Sync + 'static>(
     function: &'static str,
     max_body_bytes: usize,
 ) -> Router {
-    let (routes, paths) = routes.split_for_parts();
-    let mut paths = paths;
+    let (routes, mut paths) = routes.split_for_parts();
     paths.merge(openapi::own_route());
-    let doc = openapi::document(paths, &openapi::title(function));
     routes
-        .merge(openapi::serve(&doc))
+        .merge(openapi::serve(paths, openapi::title(function)))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(max_body_bytes))

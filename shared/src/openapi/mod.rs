@@ -85,14 +85,32 @@ pub fn to_pretty_json(doc: &OpenApi) -> String {
     text
 }
 
-/// `GET /v1/openapi.json` answering `doc`; no token, like the health check. Serialized once,
-/// when the router is built.
-pub fn serve<S: Clone + Send + Sync + 'static>(doc: &OpenApi) -> axum::Router<S> {
-    let body = axum::body::Bytes::from(serde_json::to_vec(doc).expect("an OpenAPI document serializes"));
+/// `GET /v1/openapi.json` answering the document of `paths`; no token, like the health check.
+/// Completed and serialized on the first request, not at start-up: a cold start pays only for
+/// collecting the routes' paths, and most execution environments are never asked.
+pub fn serve<S: Clone + Send + Sync + 'static>(paths: OpenApi, title: String) -> axum::Router<S> {
+    let lazy = std::sync::Arc::new(LazyDocument { paths, title, body: std::sync::OnceLock::new() });
     axum::Router::new().route(
         PATH,
-        get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body.clone()) }),
+        get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], lazy.body()) }),
     )
+}
+
+struct LazyDocument {
+    paths: OpenApi,
+    title: String,
+    body: std::sync::OnceLock<axum::body::Bytes>,
+}
+
+impl LazyDocument {
+    fn body(&self) -> axum::body::Bytes {
+        self.body
+            .get_or_init(|| {
+                let doc = document(self.paths.clone(), &self.title);
+                axum::body::Bytes::from(serde_json::to_vec(&doc).expect("an OpenAPI document serializes"))
+            })
+            .clone()
+    }
 }
 
 /// Documents the document's own route.
