@@ -101,3 +101,13 @@ ensure_rust() {
   command -v cargo >/dev/null 2>&1 || die "Rust is required: https://rustup.rs (then re-run)"
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
 }
+
+# sqlx-cli (`cargo sqlx`), at the version of the sqlx the workspace uses: it checks (and
+# regenerates) the compile-time query data in .sqlx/.
+SQLX_CLI_VERSION=0.9.0
+ensure_sqlx_cli() {
+  if cargo sqlx --version 2>/dev/null | grep -q " $SQLX_CLI_VERSION\$"; then return; fi
+  say "installing sqlx-cli $SQLX_CLI_VERSION (once; a few minutes)"
+  cargo install -q sqlx-cli --version "$SQLX_CLI_VERSION" --locked --no-default-features --features postgres,rustls \
+    || die "could not install sqlx-cli $SQLX_CLI_VERSION"
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test suite: formatting, lints, every Rust test against a real PostgreSQL and a local
-# AWS-compatible server (moto), schemathesis over the local stack against openapi.json, and cfn-lint and `sam validate --lint` on the SAM template. CI
-# runs exactly this.
+# The test suite: formatting, lints, a check that the SQL the macros verified at compile time
+# still matches the migrations (`cargo sqlx prepare --check`), every Rust test against a real
+# PostgreSQL and a local AWS-compatible server (moto), schemathesis over the local stack against
+# openapi.json, and cfn-lint and `sam validate --lint` on the SAM template. CI runs exactly this.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -23,6 +24,9 @@ cargo fmt --all -- --check
 
 say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+# The queries' compile-time descriptions in .sqlx/ against a database migrated from migrations/.
+scripts/sqlx-prepare.sh --check
 
 say "cargo test"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$REPO_ROOT/target/test-output.log"
