@@ -16,7 +16,7 @@ use shared::{ApiError, AppState};
 use uuid::Uuid;
 
 use crate::model::{CommentView, ItemPath, ProjectPath};
-use crate::projects::{find_item, project_found, require_project};
+use crate::projects::{project_found, require_project};
 use shared::openapi::OpenApiRouter;
 use utoipa::ToSchema;
 use utoipa_axum::routes;
@@ -67,16 +67,17 @@ async fn list(
     let page = query.page()?;
     let (mut tx, _access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
     project_found(project)?;
-    let rows = sqlx::query_as::<_, CommentView>(
-        "SELECT id, project_id, author_id, body, client_visible, created_at, updated_at
+    let rows = sqlx::query_as!(
+        CommentView,
+        r#"SELECT id, project_id, author_id, body, client_visible, created_at, updated_at
          FROM comments
          WHERE workspace_id = $1 AND project_id = $2 AND ($3::uuid IS NULL OR id < $3)
-         ORDER BY id DESC LIMIT $4",
+         ORDER BY id DESC LIMIT $4"#,
+        path.workspace_id,
+        path.project_id,
+        page.before,
+        page.fetch_limit(),
     )
-    .bind(path.workspace_id)
-    .bind(path.project_id)
-    .bind(page.before)
-    .bind(page.fetch_limit())
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -94,16 +95,17 @@ async fn create(
     let (mut tx, access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
     let client_visible = input.visibility(access)?;
     project_found(project)?;
-    let comment = sqlx::query_as::<_, CommentView>(
-        "INSERT INTO comments (id, workspace_id, project_id, author_id, body, client_visible)
+    let comment = sqlx::query_as!(
+        CommentView,
+        r#"INSERT INTO comments (id, workspace_id, project_id, author_id, body, client_visible)
          VALUES ($1, $2, $3, app.current_user_id(), $4, $5)
-         RETURNING id, project_id, author_id, body, client_visible, created_at, updated_at",
+         RETURNING id, project_id, author_id, body, client_visible, created_at, updated_at"#,
+        Uuid::now_v7(),
+        path.workspace_id,
+        path.project_id,
+        body.as_str(),
+        client_visible,
     )
-    .bind(Uuid::now_v7())
-    .bind(path.workspace_id)
-    .bind(path.project_id)
-    .bind(body.as_str())
-    .bind(client_visible)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -136,16 +138,17 @@ async fn edit(
     if existing.author_id != Some(caller.user_id) {
         return Err(ApiError::Forbidden("Only the author can edit a comment.".into()));
     }
-    let comment = sqlx::query_as::<_, CommentView>(
-        "UPDATE comments SET body = $4, client_visible = $5, updated_at = now()
+    let comment = sqlx::query_as!(
+        CommentView,
+        r#"UPDATE comments SET body = $4, client_visible = $5, updated_at = now()
          WHERE workspace_id = $1 AND project_id = $2 AND id = $3
-         RETURNING id, project_id, author_id, body, client_visible, created_at, updated_at",
+         RETURNING id, project_id, author_id, body, client_visible, created_at, updated_at"#,
+        path.workspace_id,
+        path.project_id,
+        path.item_id,
+        body.as_str(),
+        client_visible,
     )
-    .bind(path.workspace_id)
-    .bind(path.project_id)
-    .bind(path.item_id)
-    .bind(body.as_str())
-    .bind(client_visible)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("comment"))?;
@@ -175,22 +178,27 @@ async fn remove(
     if !(moderates || (is_author && author_may_write)) {
         return Err(ApiError::Forbidden("Only the author, an owner or an admin can delete a comment.".into()));
     }
-    sqlx::query("DELETE FROM comments WHERE workspace_id = $1 AND project_id = $2 AND id = $3")
-        .bind(path.workspace_id)
-        .bind(path.project_id)
-        .bind(path.item_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        r#"DELETE FROM comments WHERE workspace_id = $1 AND project_id = $2 AND id = $3"#,
+        path.workspace_id,
+        path.project_id,
+        path.item_id,
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn find(tx: &mut TenantTx, path: ItemPath) -> Result<Option<CommentView>, ApiError> {
-    find_item(
-        tx,
-        "SELECT id, project_id, author_id, body, client_visible, created_at, updated_at
-         FROM comments WHERE workspace_id = $1 AND project_id = $2 AND id = $3",
-        path,
+    Ok(sqlx::query_as!(
+        CommentView,
+        r#"SELECT id, project_id, author_id, body, client_visible, created_at, updated_at
+         FROM comments WHERE workspace_id = $1 AND project_id = $2 AND id = $3"#,
+        path.workspace_id,
+        path.project_id,
+        path.item_id,
     )
-    .await
+    .fetch_optional(&mut **tx)
+    .await?)
 }

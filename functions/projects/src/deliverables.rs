@@ -12,7 +12,7 @@ use shared::{ApiError, AppState};
 use uuid::Uuid;
 
 use crate::model::{DeliverableStatus, DeliverableView, ItemPath, ProjectPath};
-use crate::projects::{delete_item, find_item, project_found};
+use crate::projects::{open_item_for_writing, project_found};
 use shared::openapi::OpenApiRouter;
 use utoipa::ToSchema;
 use utoipa_axum::routes;
@@ -71,15 +71,16 @@ async fn list(
     let page = query.page()?;
     let (mut tx, _access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
     project_found(project)?;
-    let rows = sqlx::query_as::<_, DeliverableView>(
-        "SELECT id, project_id, milestone_id, title, description, url, status, client_visible, created_at, updated_at
+    let rows = sqlx::query_as!(
+        DeliverableView,
+        r#"SELECT id, project_id, milestone_id, title, description, url, status AS "status: DeliverableStatus", client_visible, created_at, updated_at
          FROM deliverables WHERE workspace_id = $1 AND project_id = $2 AND ($3::uuid IS NULL OR id < $3)
-         ORDER BY id DESC LIMIT $4",
+         ORDER BY id DESC LIMIT $4"#,
+        path.workspace_id,
+        path.project_id,
+        page.before,
+        page.fetch_limit(),
     )
-    .bind(path.workspace_id)
-    .bind(path.project_id)
-    .bind(page.before)
-    .bind(page.fetch_limit())
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -97,21 +98,22 @@ async fn create(
     let (mut tx, access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
     access.require_writer()?;
     project_found(project)?;
-    let deliverable = sqlx::query_as::<_, DeliverableView>(
-        "INSERT INTO deliverables
+    let deliverable = sqlx::query_as!(
+        DeliverableView,
+        r#"INSERT INTO deliverables
              (id, workspace_id, project_id, milestone_id, title, description, url, status, client_visible)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         RETURNING id, project_id, milestone_id, title, description, url, status, client_visible, created_at, updated_at",
+         RETURNING id, project_id, milestone_id, title, description, url, status AS "status: DeliverableStatus", client_visible, created_at, updated_at"#,
+        Uuid::now_v7(),
+        path.workspace_id,
+        path.project_id,
+        input.milestone_id,
+        valid.title.as_str(),
+        valid.description.as_str(),
+        valid.url.as_ref().map(HttpUrl::as_str),
+        input.status as DeliverableStatus,
+        input.client_visible,
     )
-    .bind(Uuid::now_v7())
-    .bind(path.workspace_id)
-    .bind(path.project_id)
-    .bind(input.milestone_id)
-    .bind(valid.title.as_str())
-    .bind(valid.description.as_str())
-    .bind(valid.url.as_ref().map(HttpUrl::as_str))
-    .bind(input.status)
-    .bind(input.client_visible)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -125,12 +127,15 @@ async fn read(
     Path(path): Path<ItemPath>,
 ) -> Result<Json<DeliverableView>, ApiError> {
     let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
-    let deliverable = find_item::<DeliverableView>(
-        &mut tx,
-        "SELECT id, project_id, milestone_id, title, description, url, status, client_visible, created_at, updated_at
-         FROM deliverables WHERE workspace_id = $1 AND project_id = $2 AND id = $3",
-        path,
+    let deliverable = sqlx::query_as!(
+        DeliverableView,
+        r#"SELECT id, project_id, milestone_id, title, description, url, status AS "status: DeliverableStatus", client_visible, created_at, updated_at
+         FROM deliverables WHERE workspace_id = $1 AND project_id = $2 AND id = $3"#,
+        path.workspace_id,
+        path.project_id,
+        path.item_id,
     )
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("deliverable"))?;
     tx.commit().await?;
@@ -147,22 +152,23 @@ async fn replace(
     let valid = input.parse()?;
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_writer()?;
-    let deliverable = sqlx::query_as::<_, DeliverableView>(
-        "UPDATE deliverables
+    let deliverable = sqlx::query_as!(
+        DeliverableView,
+        r#"UPDATE deliverables
          SET milestone_id = $4, title = $5, description = $6, url = $7, status = $8, client_visible = $9,
              updated_at = now()
          WHERE workspace_id = $1 AND project_id = $2 AND id = $3
-         RETURNING id, project_id, milestone_id, title, description, url, status, client_visible, created_at, updated_at",
+         RETURNING id, project_id, milestone_id, title, description, url, status AS "status: DeliverableStatus", client_visible, created_at, updated_at"#,
+        path.workspace_id,
+        path.project_id,
+        path.item_id,
+        input.milestone_id,
+        valid.title.as_str(),
+        valid.description.as_str(),
+        valid.url.as_ref().map(HttpUrl::as_str),
+        input.status as DeliverableStatus,
+        input.client_visible,
     )
-    .bind(path.workspace_id)
-    .bind(path.project_id)
-    .bind(path.item_id)
-    .bind(input.milestone_id)
-    .bind(valid.title.as_str())
-    .bind(valid.description.as_str())
-    .bind(valid.url.as_ref().map(HttpUrl::as_str))
-    .bind(input.status)
-    .bind(input.client_visible)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("deliverable"))?;
@@ -177,11 +183,15 @@ async fn remove(
     caller: Caller,
     Path(path): Path<ItemPath>,
 ) -> Result<StatusCode, ApiError> {
-    delete_item(
-        &state,
-        &caller,
-        path,
+    let mut tx = open_item_for_writing(&state, &caller, path).await?;
+    sqlx::query!(
         "DELETE FROM deliverables WHERE workspace_id = $1 AND project_id = $2 AND id = $3",
+        path.workspace_id,
+        path.project_id,
+        path.item_id,
     )
-    .await
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -14,7 +14,7 @@ use time::Date;
 use uuid::Uuid;
 
 use crate::model::{ItemPath, MilestoneStatus, MilestoneView, ProjectPath};
-use crate::projects::{delete_item, find_item, project_found};
+use crate::projects::{open_item_for_writing, project_found};
 use shared::openapi::OpenApiRouter;
 use utoipa::ToSchema;
 use utoipa_axum::routes;
@@ -60,15 +60,16 @@ async fn list(
     let page = query.page()?;
     let (mut tx, _access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
     project_found(project)?;
-    let rows = sqlx::query_as::<_, MilestoneView>(
-        "SELECT id, project_id, title, description, status, due_date, created_at, updated_at
+    let rows = sqlx::query_as!(
+        MilestoneView,
+        r#"SELECT id, project_id, title, description, status AS "status: MilestoneStatus", due_date, created_at, updated_at
          FROM milestones WHERE workspace_id = $1 AND project_id = $2 AND ($3::uuid IS NULL OR id < $3)
-         ORDER BY id DESC LIMIT $4",
+         ORDER BY id DESC LIMIT $4"#,
+        path.workspace_id,
+        path.project_id,
+        page.before,
+        page.fetch_limit(),
     )
-    .bind(path.workspace_id)
-    .bind(path.project_id)
-    .bind(page.before)
-    .bind(page.fetch_limit())
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -86,18 +87,19 @@ async fn create(
     let (mut tx, access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
     access.require_writer()?;
     project_found(project)?;
-    let milestone = sqlx::query_as::<_, MilestoneView>(
-        "INSERT INTO milestones (id, workspace_id, project_id, title, description, status, due_date)
+    let milestone = sqlx::query_as!(
+        MilestoneView,
+        r#"INSERT INTO milestones (id, workspace_id, project_id, title, description, status, due_date)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
-         RETURNING id, project_id, title, description, status, due_date, created_at, updated_at",
+         RETURNING id, project_id, title, description, status AS "status: MilestoneStatus", due_date, created_at, updated_at"#,
+        Uuid::now_v7(),
+        path.workspace_id,
+        path.project_id,
+        title.as_str(),
+        description.as_str(),
+        input.status as MilestoneStatus,
+        input.due_date,
     )
-    .bind(Uuid::now_v7())
-    .bind(path.workspace_id)
-    .bind(path.project_id)
-    .bind(title.as_str())
-    .bind(description.as_str())
-    .bind(input.status)
-    .bind(input.due_date)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -111,12 +113,15 @@ async fn read(
     Path(path): Path<ItemPath>,
 ) -> Result<Json<MilestoneView>, ApiError> {
     let (mut tx, _access) = state.open_workspace(&caller, path.workspace_id).await?;
-    let milestone = find_item::<MilestoneView>(
-        &mut tx,
-        "SELECT id, project_id, title, description, status, due_date, created_at, updated_at
-         FROM milestones WHERE workspace_id = $1 AND project_id = $2 AND id = $3",
-        path,
+    let milestone = sqlx::query_as!(
+        MilestoneView,
+        r#"SELECT id, project_id, title, description, status AS "status: MilestoneStatus", due_date, created_at, updated_at
+         FROM milestones WHERE workspace_id = $1 AND project_id = $2 AND id = $3"#,
+        path.workspace_id,
+        path.project_id,
+        path.item_id,
     )
+    .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("milestone"))?;
     tx.commit().await?;
@@ -133,18 +138,19 @@ async fn replace(
     let (title, description) = input.parse()?;
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_writer()?;
-    let milestone = sqlx::query_as::<_, MilestoneView>(
-        "UPDATE milestones SET title = $4, description = $5, status = $6, due_date = $7, updated_at = now()
+    let milestone = sqlx::query_as!(
+        MilestoneView,
+        r#"UPDATE milestones SET title = $4, description = $5, status = $6, due_date = $7, updated_at = now()
          WHERE workspace_id = $1 AND project_id = $2 AND id = $3
-         RETURNING id, project_id, title, description, status, due_date, created_at, updated_at",
+         RETURNING id, project_id, title, description, status AS "status: MilestoneStatus", due_date, created_at, updated_at"#,
+        path.workspace_id,
+        path.project_id,
+        path.item_id,
+        title.as_str(),
+        description.as_str(),
+        input.status as MilestoneStatus,
+        input.due_date,
     )
-    .bind(path.workspace_id)
-    .bind(path.project_id)
-    .bind(path.item_id)
-    .bind(title.as_str())
-    .bind(description.as_str())
-    .bind(input.status)
-    .bind(input.due_date)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("milestone"))?;
@@ -159,6 +165,15 @@ async fn remove(
     caller: Caller,
     Path(path): Path<ItemPath>,
 ) -> Result<StatusCode, ApiError> {
-    delete_item(&state, &caller, path, "DELETE FROM milestones WHERE workspace_id = $1 AND project_id = $2 AND id = $3")
-        .await
+    let mut tx = open_item_for_writing(&state, &caller, path).await?;
+    sqlx::query!(
+        "DELETE FROM milestones WHERE workspace_id = $1 AND project_id = $2 AND id = $3",
+        path.workspace_id,
+        path.project_id,
+        path.item_id,
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }

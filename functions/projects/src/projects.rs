@@ -12,7 +12,6 @@ use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageRequest};
 use shared::validate::{Name, Text, Validator};
 use shared::{ApiError, AppState};
-use sqlx::postgres::PgRow;
 use time::Date;
 use uuid::Uuid;
 
@@ -251,32 +250,11 @@ pub async fn require_project(tx: &mut TenantTx, path: ProjectPath) -> Result<(),
     if visible { Ok(()) } else { Err(ApiError::NotFound("project")) }
 }
 
-/// One item under a project (milestone, deliverable, comment) by a query whose parameters are
-/// $1 workspace, $2 project, $3 item.
-pub async fn find_item<T>(tx: &mut TenantTx, select: &'static str, path: ItemPath) -> Result<Option<T>, ApiError>
-where
-    T: for<'r> sqlx::FromRow<'r, PgRow> + Send + Unpin,
-{
-    Ok(sqlx::query_as::<_, T>(select)
-        .bind(path.workspace_id)
-        .bind(path.project_id)
-        .bind(path.item_id)
-        .fetch_optional(&mut **tx)
-        .await?)
-}
-
-/// Deletes an item under a project for a writer of the workspace; idempotent. `delete` takes
-/// $1 workspace, $2 project, $3 item.
-pub async fn delete_item(
-    state: &AppState,
-    caller: &Caller,
-    path: ItemPath,
-    delete: &'static str,
-) -> Result<StatusCode, ApiError> {
+/// The transaction of a writer of the workspace, on an item of a project they can see (404
+/// otherwise): where deleting an item starts.
+pub async fn open_item_for_writing(state: &AppState, caller: &Caller, path: ItemPath) -> Result<TenantTx, ApiError> {
     let (mut tx, access) = state.open_workspace(caller, path.workspace_id).await?;
     access.require_writer()?;
     require_project(&mut tx, path.project()).await?;
-    sqlx::query(delete).bind(path.workspace_id).bind(path.project_id).bind(path.item_id).execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(tx)
 }
