@@ -64,9 +64,6 @@ pub struct RunView {
     request_hash: String,
 }
 
-const SELECT_RUN: &str = "SELECT id, tool, project_id, status, output, error, model, input_tokens, output_tokens,
-        created_by, created_at, finished_at, request_hash FROM ai_runs";
-
 #[derive(Deserialize)]
 struct RunPath {
     workspace_id: Uuid,
@@ -100,9 +97,7 @@ async fn create(
     }
     let prompt = tools::prompt(&mut tx, tool, workspace_id, body.project_id, &body.input).await?;
     let period = month_of(OffsetDateTime::now_utc());
-    let reserved: bool = sqlx::query_scalar("SELECT app.reserve_ai_run($1, $2)")
-        .bind(workspace_id)
-        .bind(period)
+    let reserved = sqlx::query_scalar!(r#"SELECT app.reserve_ai_run($1, $2) AS "reserved!""#, workspace_id, period)
         .fetch_one(&mut *tx)
         .await?;
     if !reserved {
@@ -112,18 +107,18 @@ async fn create(
         )));
     }
     let run_id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO ai_runs (id, workspace_id, project_id, tool, input, status, idempotency_key, request_hash, quota_period, created_by)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, app.current_user_id())",
+    sqlx::query!(
+        r#"INSERT INTO ai_runs (id, workspace_id, project_id, tool, input, status, idempotency_key, request_hash, quota_period, created_by)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, app.current_user_id())"#,
+        run_id,
+        workspace_id,
+        body.project_id,
+        tool.id(),
+        &body.input,
+        key.as_deref(),
+        &request_hash,
+        period,
     )
-    .bind(run_id)
-    .bind(workspace_id)
-    .bind(body.project_id)
-    .bind(tool.id())
-    .bind(&body.input)
-    .bind(&key)
-    .bind(&request_hash)
-    .bind(period)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -136,16 +131,17 @@ async fn create(
     match result {
         Ok(completion) => {
             let usage_id = Uuid::now_v7();
-            let finished = sqlx::query(
-                "UPDATE ai_runs SET status = 'succeeded', output = $2, model = $3, input_tokens = $4, output_tokens = $5,
+            let (input_tokens, output_tokens) = (completion.input_tokens as i32, completion.output_tokens as i32);
+            let finished = sqlx::query!(
+        r#"UPDATE ai_runs SET status = 'succeeded', output = $2, model = $3, input_tokens = $4, output_tokens = $5,
                         finished_at = now()
-                 WHERE id = $1 AND status = 'pending'",
-            )
-            .bind(run_id)
-            .bind(&completion.text)
-            .bind(&completion.model)
-            .bind(completion.input_tokens as i32)
-            .bind(completion.output_tokens as i32)
+                 WHERE id = $1 AND status = 'pending'"#,
+        run_id,
+        &completion.text,
+        &completion.model,
+        input_tokens,
+        output_tokens,
+    )
             .execute(&mut *tx)
             .await?;
             if finished.rows_affected() == 0 {
@@ -155,12 +151,12 @@ async fn create(
                     "Run {run_id} took too long and was abandoned. Nothing was billed."
                 )));
             }
-            sqlx::query(
-                "INSERT INTO usage_records (id, workspace_id, run_id, quantity, occurred_at)
-                 SELECT $1, workspace_id, id, 1, created_at FROM ai_runs WHERE id = $2",
+            sqlx::query!(
+                r#"INSERT INTO usage_records (id, workspace_id, run_id, quantity, occurred_at)
+                 SELECT $1, workspace_id, id, 1, created_at FROM ai_runs WHERE id = $2"#,
+                usage_id,
+                run_id,
             )
-            .bind(usage_id)
-            .bind(run_id)
             .execute(&mut *tx)
             .await?;
             let run = find(&mut tx, workspace_id, run_id).await?.ok_or(ApiError::NotFound("run"))?;
@@ -170,12 +166,14 @@ async fn create(
             Ok((StatusCode::CREATED, Json(run)).into_response())
         }
         Err(error) => {
-            sqlx::query("UPDATE ai_runs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1 AND status = 'pending'")
-                .bind(run_id)
-                .bind(error.reason())
+            sqlx::query!(
+        r#"UPDATE ai_runs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1 AND status = 'pending'"#,
+        run_id,
+        error.reason(),
+    )
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("SELECT app.release_ai_run($1, $2)").bind(workspace_id).bind(period).execute(&mut *tx).await?;
+            sqlx::query!("SELECT app.release_ai_run($1, $2)", workspace_id, period).execute(&mut *tx).await?;
             tx.commit().await?;
             tracing::warn!(%run_id, %error, "AI run failed; quota released, nothing billed");
             Err(match error {
@@ -198,8 +196,7 @@ async fn enqueue_usage(state: &AiState, caller: &Caller, usage_id: Uuid) {
     match queue.send(&usage_id.to_string(), &[("kind", "usage_record")]).await {
         Ok(_) => {
             if let Ok(mut tx) = state.app.begin(caller).await {
-                let marked = sqlx::query("UPDATE usage_records SET enqueued_at = now() WHERE id = $1")
-                    .bind(usage_id)
+                let marked = sqlx::query!(r#"UPDATE usage_records SET enqueued_at = now() WHERE id = $1"#, usage_id,)
                     .execute(&mut *tx)
                     .await;
                 if marked.is_ok() {
@@ -231,21 +228,29 @@ fn replay(previous: RunView, request_hash: &str) -> Result<Response, ApiError> {
 }
 
 async fn run_by_key(tx: &mut shared::db::TenantTx, workspace_id: Uuid, key: &str) -> Result<Option<RunView>, ApiError> {
-    Ok(sqlx::query_as::<_, RunView>(sqlx::AssertSqlSafe(format!(
-        "{SELECT_RUN} WHERE workspace_id = $1 AND idempotency_key = $2"
-    )))
-    .bind(workspace_id)
-    .bind(key)
+    Ok(sqlx::query_as!(
+        RunView,
+        "SELECT id, tool, project_id, status, output, error, model, input_tokens, output_tokens,
+                  created_by, created_at, finished_at, request_hash FROM ai_runs
+         WHERE workspace_id = $1 AND idempotency_key = $2",
+        workspace_id,
+        key,
+    )
     .fetch_optional(&mut **tx)
     .await?)
 }
 
 async fn find(tx: &mut shared::db::TenantTx, workspace_id: Uuid, run_id: Uuid) -> Result<Option<RunView>, ApiError> {
-    Ok(sqlx::query_as::<_, RunView>(sqlx::AssertSqlSafe(format!("{SELECT_RUN} WHERE workspace_id = $1 AND id = $2")))
-        .bind(workspace_id)
-        .bind(run_id)
-        .fetch_optional(&mut **tx)
-        .await?)
+    Ok(sqlx::query_as!(
+        RunView,
+        "SELECT id, tool, project_id, status, output, error, model, input_tokens, output_tokens,
+                  created_by, created_at, finished_at, request_hash FROM ai_runs
+         WHERE workspace_id = $1 AND id = $2",
+        workspace_id,
+        run_id,
+    )
+    .fetch_optional(&mut **tx)
+    .await?)
 }
 
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/ai/runs/{run_id}", operation_id = "ai_runs_read", tag = "ai", params(("workspace_id" = Uuid, Path), ("run_id" = Uuid, Path)), responses((status = 200, body = RunView)))]
@@ -271,12 +276,15 @@ async fn list(
     let page = query.page()?;
     let (mut tx, access) = state.app.open_workspace(&caller, workspace_id).await?;
     access.require_member()?;
-    let rows = sqlx::query_as::<_, RunView>(sqlx::AssertSqlSafe(format!(
-        "{SELECT_RUN} WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-    )))
-    .bind(workspace_id)
-    .bind(page.before)
-    .bind(page.fetch_limit())
+    let rows = sqlx::query_as!(
+        RunView,
+        "SELECT id, tool, project_id, status, output, error, model, input_tokens, output_tokens,
+                  created_by, created_at, finished_at, request_hash FROM ai_runs
+         WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+        workspace_id,
+        page.before,
+        page.fetch_limit(),
+    )
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
