@@ -97,12 +97,13 @@ async fn create(
     let app: &AppState = &state.app;
     let (mut tx, access) = app.open_workspace_costing(&caller, workspace_id, Cost::Expensive).await?;
     access.require_manager()?;
-    let live: Option<String> =
-        sqlx::query_scalar("SELECT status FROM subscriptions WHERE workspace_id = $1 AND status = ANY($2)")
-            .bind(workspace_id)
-            .bind(&LIVE[..])
-            .fetch_optional(&mut *tx)
-            .await?;
+    let live: Option<String> = sqlx::query_scalar!(
+        "SELECT status FROM subscriptions WHERE workspace_id = $1 AND status = ANY($2)",
+        workspace_id,
+        &LIVE[..] as &[&str]
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
     if let Some(status) = live {
         return Err(ApiError::Conflict {
             code: "subscription_exists",
@@ -115,19 +116,19 @@ async fn create(
     // The workspace row stays locked from here to the commit, so a concurrent checkout waits
     // and then finds this session instead of creating its own.
     let (mut tx, _) = app.open_workspace_costing(&caller, workspace_id, Cost::AlreadyCounted).await?;
-    sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(workspace_id)
-        .execute(&mut *tx)
+    sqlx::query!("SELECT 1 AS locked FROM workspaces WHERE id = $1 FOR NO KEY UPDATE", workspace_id)
+        .fetch_optional(&mut *tx)
         .await?;
-    let open: Option<(String, String)> = sqlx::query_as(
+    let open = sqlx::query!(
         "SELECT stripe_session_id, url FROM checkout_sessions
          WHERE workspace_id = $1 AND plan_id = $2 AND completed_at IS NULL AND expires_at > now() + interval '10 minutes'
          ORDER BY expires_at DESC LIMIT 1",
+        workspace_id,
+        plan.id,
     )
-    .bind(workspace_id)
-    .bind(plan.id)
     .fetch_optional(&mut *tx)
-    .await?;
+    .await?
+    .map(|session| (session.stripe_session_id, session.url));
     if let Some((id, url)) = open {
         tx.commit().await?;
         tracing::info!(session = %id, plan = plan.id, "open checkout session reused");
@@ -136,11 +137,12 @@ async fn create(
 
     // A trial only on the workspace's first paid subscription: never once it had one, nor once
     // a checkout of it completed (its subscription may not have been synced yet).
-    let first: bool = sqlx::query_scalar(
-        "SELECT NOT EXISTS (SELECT 1 FROM subscriptions WHERE workspace_id = $1)
-            AND NOT EXISTS (SELECT 1 FROM checkout_sessions WHERE workspace_id = $1 AND completed_at IS NOT NULL)",
+    let first = sqlx::query_scalar!(
+        r#"SELECT NOT EXISTS (SELECT 1 FROM subscriptions WHERE workspace_id = $1)
+             AND NOT EXISTS (SELECT 1 FROM checkout_sessions WHERE workspace_id = $1 AND completed_at IS NOT NULL)
+             AS "first!""#,
+        workspace_id,
     )
-    .bind(workspace_id)
     .fetch_one(&mut *tx)
     .await?;
     let trial_days = plan.trial_days.filter(|_| first);
@@ -187,16 +189,17 @@ async fn create(
         .get("expires_at")
         .and_then(serde_json::Value::as_i64)
         .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp() + 86_400);
-    sqlx::query(
+    let expires_at = expires_at as f64;
+    sqlx::query!(
         "INSERT INTO checkout_sessions (stripe_session_id, workspace_id, plan_id, url, expires_at, created_by)
          VALUES ($1, $2, $3, $4, to_timestamp($5), $6)",
+        &session_id,
+        workspace_id,
+        plan.id,
+        &url,
+        expires_at,
+        caller.user_id,
     )
-    .bind(&session_id)
-    .bind(workspace_id)
-    .bind(plan.id)
-    .bind(&url)
-    .bind(expires_at as f64)
-    .bind(caller.user_id)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

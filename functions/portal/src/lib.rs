@@ -59,8 +59,7 @@ async fn create(
     v.finish()?;
     let (mut tx, access) = state.app.open_workspace(&caller, workspace_id).await?;
     access.require_manager()?;
-    let customer: Option<String> = sqlx::query_scalar("SELECT stripe_customer_id FROM workspaces WHERE id = $1")
-        .bind(workspace_id)
+    let customer = sqlx::query_scalar!("SELECT stripe_customer_id FROM workspaces WHERE id = $1", workspace_id)
         .fetch_one(&mut *tx)
         .await?;
     tx.commit().await?;

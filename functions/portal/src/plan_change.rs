@@ -10,7 +10,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use shared::ApiError;
 use shared::auth::Caller;
 use shared::billing::{BillingState, stripe_failure};
@@ -86,13 +85,14 @@ pub async fn change(
     v.finish()?;
     let (mut tx, access) = state.app.open_workspace(&caller, workspace_id).await?;
     access.require_manager()?;
-    let current: Option<(String, String)> = sqlx::query_as(
+    let current = sqlx::query!(
         "SELECT stripe_subscription_id, plan_id FROM subscriptions WHERE workspace_id = $1 AND status = ANY($2)",
+        workspace_id,
+        &LIVE[..] as &[&str],
     )
-    .bind(workspace_id)
-    .bind(&LIVE[..])
     .fetch_optional(&mut *tx)
-    .await?;
+    .await?
+    .map(|row| (row.stripe_subscription_id, row.plan_id));
     let (subscription, current_plan) = current.ok_or_else(|| ApiError::Conflict {
         code: "no_subscription",
         detail: "The workspace has no live subscription; start one with checkout.".into(),
@@ -222,20 +222,22 @@ fn missing_or_failure(error: StripeError) -> ApiError {
 /// What the workspace uses beyond what `target` (with the workspace's overrides) allows, as
 /// what to remove first; empty when the downgrade fits.
 async fn downgrade_blockers(tx: &mut TenantTx, workspace_id: Uuid, target: Plan) -> Result<Vec<FieldError>, ApiError> {
-    let (projects, members, keys, endpoints, contacts, overrides): (i64, i64, i64, i64, i64, Value) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM projects WHERE workspace_id = $1),
+    let usage = sqlx::query!(
+        r#"SELECT (SELECT count(*) FROM projects WHERE workspace_id = $1) AS "projects!",
                 (SELECT count(*) FROM workspace_members WHERE workspace_id = $1)
                   + (SELECT count(*) FROM invitations WHERE workspace_id = $1 AND role IS NOT NULL
-                     AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()),
+                     AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()) AS "members!",
                 (SELECT count(*) FROM api_keys WHERE workspace_id = $1 AND revoked_at IS NULL
-                   AND (expires_at IS NULL OR expires_at > now())),
-                (SELECT count(*) FROM webhook_endpoints WHERE workspace_id = $1),
-                (SELECT count(*) FROM client_contacts WHERE workspace_id = $1),
-                app.active_overrides($1)",
+                   AND (expires_at IS NULL OR expires_at > now())) AS "keys!",
+                (SELECT count(*) FROM webhook_endpoints WHERE workspace_id = $1) AS "endpoints!",
+                (SELECT count(*) FROM client_contacts WHERE workspace_id = $1) AS "contacts!",
+                app.active_overrides($1) AS "overrides!""#,
+        workspace_id,
     )
-    .bind(workspace_id)
     .fetch_one(&mut **tx)
     .await?;
+    let (projects, members, keys, endpoints, contacts, overrides) =
+        (usage.projects, usage.members, usage.keys, usage.endpoints, usage.contacts, usage.overrides);
     let target = target.with_overrides(&overrides);
     let name = target.name;
     let mut blockers = Vec::new();

@@ -74,11 +74,11 @@ async fn set_cancel_at_period_end(
     v.finish()?;
     let (mut tx, access) = state.app.open_workspace(caller, workspace_id).await?;
     access.require_manager()?;
-    let subscription: Option<String> = sqlx::query_scalar(
+    let subscription = sqlx::query_scalar!(
         "SELECT stripe_subscription_id FROM subscriptions WHERE workspace_id = $1 AND status = ANY($2)",
+        workspace_id,
+        &LIVE[..] as &[&str],
     )
-    .bind(workspace_id)
-    .bind(&LIVE[..])
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
