@@ -37,11 +37,7 @@ log="$REPO_ROOT/target/fuzz-stack.log"
 "$stack" serve --seed --port "$port" >"$log" 2>&1 &
 stack_pid=$!
 trap 'kill "$stack_pid" 2>/dev/null || true; kill "${MOTO_PID:-}" 2>/dev/null || true' EXIT
-for _ in $(seq 1 150); do
-  curl -sf "$base/v1/health" >/dev/null 2>&1 && break
-  kill -0 "$stack_pid" 2>/dev/null || die "the local stack exited; see $log"
-  sleep 0.2
-done
+wait_for_url "$base/v1/health" "$stack_pid" 150 "the local stack" "$log"
 curl -sf "$base/v1/health" >/dev/null || die "the local stack did not become healthy; see $log"
 say "local stack on $base (log: $log)"
 

@@ -73,6 +73,17 @@ ensure_python_tools() {
   cp "$REPO_ROOT/scripts/requirements-dev.txt" "$stamp"
 }
 
+# Waits (0.2 s at a time, at most TRIES times) until URL answers, dying if process PID exits:
+#   wait_for_url URL PID TRIES NAME LOG
+wait_for_url() {
+  local url="$1" pid="$2" tries="$3" name="$4" log="$5"
+  for _ in $(seq 1 "$tries"); do
+    curl -sf "$url" >/dev/null 2>&1 && return
+    kill -0 "$pid" 2>/dev/null || die "$name exited; see $log"
+    sleep 0.2
+  done
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # Starts moto's server on a free loopback port and points the AWS SDK at it (with dummy
@@ -85,11 +96,7 @@ start_moto() {
   "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
   trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
-  for _ in $(seq 1 50); do
-    curl -sf "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && break
-    kill -0 "$MOTO_PID" 2>/dev/null || die "moto_server exited; see $log"
-    sleep 0.2
-  done
+  wait_for_url "http://127.0.0.1:$port/moto-api/" "$MOTO_PID" 50 "moto_server" "$log"
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
   export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
