@@ -119,12 +119,13 @@ pub async fn require_feature(
     has: impl Fn(&crate::plans::Features) -> bool,
     feature: &str,
 ) -> Result<crate::plans::Plan, ApiError> {
-    let (plan, overrides): (String, serde_json::Value) =
-        sqlx::query_as("SELECT app.effective_plan($1), app.active_overrides($1)")
-            .bind(workspace_id)
-            .fetch_one(&mut **tx)
-            .await?;
-    let plan = crate::plans::by_id(&plan).with_overrides(&overrides);
+    let effective = sqlx::query!(
+        r#"SELECT app.effective_plan($1) AS "plan!", app.active_overrides($1) AS "overrides!""#,
+        workspace_id,
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let plan = crate::plans::by_id(&effective.plan).with_overrides(&effective.overrides);
     if has(&plan.features) { Ok(plan) } else { Err(feature_not_in_plan(feature, plan)) }
 }
 

@@ -5,7 +5,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActivityView {
     pub id: Uuid,
     pub verb: String,
@@ -23,6 +23,17 @@ pub struct ActivityView {
     pub created_at: OffsetDateTime,
 }
 
-/// The `activity` columns an `ActivityView` is read from.
-pub const COLUMNS: &str = "id, verb, message, actor_id, actor, subject_type, subject_id, subject_name, project_id,
-    client_id, client_visible, data, created_at";
+/// Reads `ActivityView`s: `select_activity!("WHERE ...", args...)` is a checked `query_as!` of
+/// the `activity` columns a view is made of, followed by the caller's literal clauses.
+#[macro_export]
+macro_rules! select_activity {
+    ($first:tt $(+ $more:tt)* $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            $crate::activity::ActivityView,
+            "SELECT id, verb, message, actor_id, actor, subject_type, subject_id, subject_name, project_id,
+                    client_id, client_visible, data, created_at
+             FROM activity " + $first $(+ $more)*,
+            $($arg),*
+        )
+    };
+}

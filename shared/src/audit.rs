@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// The outcome of checking a workspace's chain from its first entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChainCheck {
     /// Entries that verified, in order, before the first broken link (all of them if none).
     pub checked: i64,
@@ -26,8 +26,12 @@ impl ChainCheck {
 
 /// Recomputes the workspace's chain (as a role allowed to read every entry, e.g. `app_service`).
 pub async fn verify_chain(pool: &PgPool, workspace_id: Uuid) -> Result<ChainCheck, sqlx::Error> {
-    sqlx::query_as("SELECT checked, first_broken_seq, first_broken_id, problem FROM app.verify_audit_chain($1)")
-        .bind(workspace_id)
-        .fetch_one(pool)
-        .await
+    sqlx::query_as!(
+        ChainCheck,
+        r#"SELECT checked AS "checked!", first_broken_seq, first_broken_id, problem
+           FROM app.verify_audit_chain($1)"#,
+        workspace_id,
+    )
+    .fetch_one(pool)
+    .await
 }

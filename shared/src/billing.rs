@@ -110,7 +110,7 @@ pub async fn quantity_to_buy(
         return Ok(1);
     }
     let seats: Option<i32> =
-        sqlx::query_scalar("SELECT app.workspace_billable_seats($1)").bind(workspace_id).fetch_one(&mut **tx).await?;
+        sqlx::query_scalar!("SELECT app.workspace_billable_seats($1)", workspace_id).fetch_one(&mut **tx).await?;
     Ok(seats.and_then(|n| u64::try_from(n).ok()).unwrap_or(1).max(1))
 }
 

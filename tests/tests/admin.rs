@@ -144,6 +144,15 @@ async fn an_operator_finds_a_workspace_and_sees_why_its_plan_is_what_it_is() {
     assert_eq!(ids(&admin.get(Some(&operator), "/v1/admin/workspaces?q=%25").await.1), Vec::<String>::new());
     let all = admin.get(Some(&operator), "/v1/admin/workspaces?limit=100").await.1;
     assert!(ids(&all).contains(&other.id.to_string()));
+    // A workspace that never subscribed: no subscription row to join (found by fuzzing: its
+    // status was read as non-null, a 500).
+    let free_owner = app.user("admin-free-owner").await;
+    let free = app.workspace(&free_owner, "admin-free-findme").await;
+    let (status, found) = admin.get(Some(&operator), "/v1/admin/workspaces?q=admin-free-findme").await;
+    assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(ids(&found), [free.to_string()]);
+    assert_eq!(found["items"][0]["plan"], "free");
+    assert_eq!(found["items"][0]["subscription_status"], Value::Null);
 
     let (status, overview) = admin.get(Some(&operator), &format!("/v1/admin/workspaces/{}", t.id)).await;
     assert_eq!(status, StatusCode::OK, "{overview}");

@@ -17,7 +17,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use futures_util::StreamExt;
 use serde_json::Value;
-use shared::activity::{ActivityView, COLUMNS};
+use shared::activity::ActivityView;
 use shared::config::{DatabaseConfig, Settings};
 use shared::queue::Queue;
 use shared::realtime::{Frame, PushError, Transport};
@@ -48,15 +48,6 @@ pub enum FanoutError {
     Database(#[from] sqlx::Error),
 }
 
-#[derive(sqlx::FromRow)]
-struct Entry {
-    #[sqlx(flatten)]
-    activity: ActivityView,
-    workspace_id: Uuid,
-    plan: String,
-    overrides: serde_json::Value,
-}
-
 pub struct Fanout<T> {
     pub pool: PgPool,
     pub transport: T,
@@ -69,25 +60,44 @@ impl<T: Transport> Fanout<T> {
     pub async fn fan_out(&self, activity_id: &str) -> Result<Pushed, FanoutError> {
         let id: Uuid =
             activity_id.trim().parse().map_err(|_| FanoutError::Malformed(activity_id.chars().take(64).collect()))?;
-        let entry: Option<Entry> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS}, workspace_id, app.effective_plan(workspace_id) AS plan,
-                    app.active_overrides(workspace_id) AS overrides
-             FROM activity WHERE id = $1"
-        )))
-        .bind(id)
+        // The entry and what its workspace's plan allows, in one statement.
+        let entry = sqlx::query!(
+            r#"SELECT id, verb, message, actor_id, actor, subject_type, subject_id, subject_name, project_id,
+                      client_id, client_visible, data, created_at, workspace_id,
+                      app.effective_plan(workspace_id) AS "plan!", app.active_overrides(workspace_id) AS "overrides!"
+               FROM activity WHERE id = $1"#,
+            id,
+        )
         .fetch_optional(&self.pool)
         .await?;
-        let Some(Entry { activity, workspace_id, plan, overrides }) = entry else { return Ok(Pushed::default()) };
+        let Some(entry) = entry else { return Ok(Pushed::default()) };
+        let (workspace_id, plan, overrides) = (entry.workspace_id, entry.plan, entry.overrides);
+        let activity = ActivityView {
+            id: entry.id,
+            verb: entry.verb,
+            message: entry.message,
+            actor_id: entry.actor_id,
+            actor: entry.actor,
+            subject_type: entry.subject_type,
+            subject_id: entry.subject_id,
+            subject_name: entry.subject_name,
+            project_id: entry.project_id,
+            client_id: entry.client_id,
+            client_visible: entry.client_visible,
+            data: entry.data,
+            created_at: entry.created_at,
+        };
         let portal = shared::plans::by_id(&plan).with_overrides(&overrides).features.client_portal;
-        let recipients: Vec<String> =
-            sqlx::query_as::<_, (String, String)>("SELECT connection_id, via FROM app.realtime_recipients($1)")
-                .bind(id)
-                .fetch_all(&self.pool)
-                .await?
-                .into_iter()
-                .filter(|(_, via)| portal || via != "contact")
-                .map(|(connection, _)| connection)
-                .collect();
+        let recipients: Vec<String> = sqlx::query!(
+            r#"SELECT connection_id AS "connection_id!", via AS "via!" FROM app.realtime_recipients($1)"#,
+            id
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .filter(|recipient| portal || recipient.via != "contact")
+        .map(|recipient| recipient.connection_id)
+        .collect();
         let frame = Frame::Activity { workspace_id, activity: &activity }.to_text();
         let results: Vec<(String, Result<(), PushError>)> = futures_util::stream::iter(recipients)
             .map(|connection| {
@@ -113,7 +123,7 @@ impl<T: Transport> Fanout<T> {
         }
         if !gone.is_empty() {
             pushed.gone = gone.len();
-            sqlx::query("DELETE FROM realtime_connections WHERE id = ANY($1)").bind(&gone).execute(&self.pool).await?;
+            sqlx::query!("DELETE FROM realtime_connections WHERE id = ANY($1)", &gone).execute(&self.pool).await?;
         }
         if let Some(first) = failures.first() {
             return Err(FanoutError::Push { failed: failures.len(), total, first: first.clone() });
@@ -126,22 +136,19 @@ impl<T: Transport> Fanout<T> {
     pub async fn sweep(&self) -> Result<usize, FanoutError> {
         let Some(queue) = &self.queue else { return Ok(0) };
         let mut tx = self.pool.begin().await?;
-        let entries: Vec<(Uuid, bool)> = sqlx::query_as(
-            "SELECT a.id, EXISTS (SELECT 1 FROM realtime_subscriptions s WHERE s.workspace_id = a.workspace_id)
-             FROM activity a WHERE a.fanout_queued_at IS NULL
-             ORDER BY a.id LIMIT 500 FOR UPDATE OF a SKIP LOCKED",
+        let entries = sqlx::query!(
+            r#"SELECT a.id,
+                      EXISTS (SELECT 1 FROM realtime_subscriptions s WHERE s.workspace_id = a.workspace_id) AS "watched!"
+               FROM activity a WHERE a.fanout_queued_at IS NULL
+               ORDER BY a.id LIMIT 500 FOR UPDATE OF a SKIP LOCKED"#,
         )
         .fetch_all(&mut *tx)
         .await?;
-        let watched: Vec<String> =
-            entries.iter().filter(|(_, watched)| *watched).map(|(id, _)| id.to_string()).collect();
+        let watched: Vec<String> = entries.iter().filter(|e| e.watched).map(|e| e.id.to_string()).collect();
         queue.send_all(&watched).await?;
         let queued = watched.len();
-        let ids: Vec<Uuid> = entries.iter().map(|(id, _)| *id).collect();
-        sqlx::query("UPDATE activity SET fanout_queued_at = now() WHERE id = ANY($1)")
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
+        let ids: Vec<Uuid> = entries.iter().map(|e| e.id).collect();
+        sqlx::query!("UPDATE activity SET fanout_queued_at = now() WHERE id = ANY($1)", &ids).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(queued)
     }

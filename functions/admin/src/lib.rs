@@ -197,7 +197,7 @@ struct SearchQuery {
     cursor: Option<String>,
 }
 
-#[derive(Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct WorkspaceRow {
     id: Uuid,
     name: String,
@@ -223,9 +223,10 @@ async fn search(
     }
     // LIKE's own characters in the search text are matched literally.
     let pattern = q.map(|q| format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
-    let rows = sqlx::query_as::<_, WorkspaceRow>(
-        "SELECT w.id, w.name, app.effective_plan(w.id) AS plan, s.status AS subscription_status, w.stripe_customer_id,
-                (SELECT count(*) FROM workspace_members m WHERE m.workspace_id = w.id) AS members, w.created_at
+    let rows = sqlx::query_as!(
+        WorkspaceRow,
+        r#"SELECT w.id, w.name, app.effective_plan(w.id) AS "plan!", s.status AS "subscription_status?", w.stripe_customer_id,
+                (SELECT count(*) FROM workspace_members m WHERE m.workspace_id = w.id) AS "members!", w.created_at
          FROM workspaces w LEFT JOIN subscriptions s ON s.workspace_id = w.id
          WHERE ($1::text IS NULL
                 OR w.name ILIKE $2
@@ -233,12 +234,12 @@ async fn search(
                 OR EXISTS (SELECT 1 FROM workspace_members m JOIN users u ON u.id = m.user_id
                            WHERE m.workspace_id = w.id AND u.email ILIKE $2))
            AND ($3::uuid IS NULL OR w.id < $3)
-         ORDER BY w.id DESC LIMIT $4",
+         ORDER BY w.id DESC LIMIT $4"#,
+        q,
+        pattern,
+        page.before,
+        page.fetch_limit(),
     )
-    .bind(q)
-    .bind(pattern)
-    .bind(page.before)
-    .bind(page.fetch_limit())
     .fetch_all(&state.pool)
     .await?;
     Ok(Json(Page::from_rows(rows, &page, |w| w.id)))
@@ -264,25 +265,26 @@ struct Totals {
 /// Platform totals: workspaces by plan, subscriptions, MRR, Stripe events, dead-letter depths.
 #[utoipa::path(get, path = "/v1/admin/totals", operation_id = "admin_totals", tag = "admin", responses((status = 200, body = Totals)))]
 async fn totals(State(state): State<AdminState>, _operator: Operator) -> Result<Json<Totals>, ApiError> {
-    type Row = (i64, serde_json::Value, serde_json::Value, serde_json::Value, i64, serde_json::Value);
-    let (workspaces, by_plan, by_status, mrr, unpriced, events): Row = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM workspaces),
+    let row = sqlx::query!(
+        r#"SELECT (SELECT count(*) FROM workspaces) AS "workspaces!",
                 (SELECT coalesce(jsonb_object_agg(plan, n), '{}') FROM
-                    (SELECT app.effective_plan(id) AS plan, count(*) AS n FROM workspaces GROUP BY 1) p),
+                    (SELECT app.effective_plan(id) AS plan, count(*) AS n FROM workspaces GROUP BY 1) p) AS "by_plan!",
                 (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM
-                    (SELECT status, count(*) AS n FROM subscriptions GROUP BY 1) s),
+                    (SELECT status, count(*) AS n FROM subscriptions GROUP BY 1) s) AS "by_status!",
                 (SELECT coalesce(jsonb_object_agg(currency, amount), '{}') FROM
                     (SELECT currency, sum(monthly_amount) AS amount FROM subscriptions
                      WHERE status IN ('active', 'past_due') AND monthly_amount IS NOT NULL AND currency IS NOT NULL
-                     GROUP BY 1) m),
+                     GROUP BY 1) m) AS "mrr!",
                 (SELECT count(*) FROM subscriptions
-                 WHERE status IN ('active', 'past_due') AND (monthly_amount IS NULL OR currency IS NULL)),
+                 WHERE status IN ('active', 'past_due') AND (monthly_amount IS NULL OR currency IS NULL)) AS "unpriced!",
                 (SELECT coalesce(jsonb_object_agg(outcome, n), '{}') FROM
                     (SELECT outcome, count(*) AS n FROM stripe_events
-                     WHERE received_at > now() - interval '1 day' GROUP BY 1) e)",
+                     WHERE received_at > now() - interval '1 day' GROUP BY 1) e) AS "events!""#,
     )
     .fetch_one(&state.pool)
     .await?;
+    let (workspaces, by_plan, by_status, mrr, unpriced, events) =
+        (row.workspaces, row.by_plan, row.by_status, row.mrr, row.unpriced, row.events);
     let depths = futures_util::future::join_all(state.dead_letter_queues.iter().map(|(name, queue)| async move {
         match queue.approximate_depth().await {
             Ok(depth) => (name.clone(), serde_json::json!(depth)),

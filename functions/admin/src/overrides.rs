@@ -39,7 +39,7 @@ pub struct OverridePath {
     override_id: Uuid,
 }
 
-#[derive(Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct OverrideView {
     id: Uuid,
     workspace_id: Uuid,
@@ -56,9 +56,6 @@ pub struct OverrideView {
     revoked_by: Option<String>,
     revoke_reason: Option<String>,
 }
-
-const COLUMNS: &str = "id, workspace_id, entitlement, value, reason, granted_by, created_at, expires_at, revoked_at,
-    revoked_by, revoke_reason";
 
 use shared::plans::{OVERRIDABLE, is_feature};
 use utoipa::ToSchema;
@@ -93,19 +90,21 @@ pub async fn grant(
         input.value.map(i32::try_from).transpose().map_err(|_| ApiError::validation("value", "is too large"))?;
     let actor = crate::actor(&operator);
     let mut tx = state.pool.begin().await?;
-    sqlx::query("SELECT set_config('app.actor', $1, true)").bind(&actor).execute(&mut *tx).await?;
-    let granted = sqlx::query_as::<_, OverrideView>(sqlx::AssertSqlSafe(format!(
+    sqlx::query!("SELECT set_config('app.actor', $1, true)", &actor).fetch_one(&mut *tx).await?;
+    let granted = sqlx::query_as!(
+        OverrideView,
         "INSERT INTO entitlement_overrides (id, workspace_id, entitlement, value, reason, granted_by, expires_at)
          SELECT $1, w.id, $3, $4, $5, $6, $7 FROM workspaces w WHERE w.id = $2
-         RETURNING {COLUMNS}"
-    )))
-    .bind(Uuid::now_v7())
-    .bind(workspace_id)
-    .bind(&input.entitlement)
-    .bind(value)
-    .bind(why)
-    .bind(&actor)
-    .bind(input.expires_at)
+         RETURNING id, workspace_id, entitlement, value, reason, granted_by, created_at, expires_at, revoked_at,
+         revoked_by, revoke_reason",
+        Uuid::now_v7(),
+        workspace_id,
+        &input.entitlement,
+        value,
+        why,
+        &actor,
+        input.expires_at,
+    )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("workspace"))?;
@@ -121,10 +120,13 @@ pub async fn list(
     _operator: Operator,
     Path(workspace_id): Path<Uuid>,
 ) -> Result<Json<Vec<OverrideView>>, ApiError> {
-    let rows = sqlx::query_as::<_, OverrideView>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM entitlement_overrides WHERE workspace_id = $1 ORDER BY created_at DESC LIMIT 200"
-    )))
-    .bind(workspace_id)
+    let rows = sqlx::query_as!(
+        OverrideView,
+        "SELECT id, workspace_id, entitlement, value, reason, granted_by, created_at, expires_at, revoked_at,
+                revoked_by, revoke_reason
+         FROM entitlement_overrides WHERE workspace_id = $1 ORDER BY created_at DESC LIMIT 200",
+        workspace_id,
+    )
     .fetch_all(&state.pool)
     .await?;
     Ok(Json(rows))
@@ -141,22 +143,25 @@ pub async fn revoke(
     let why = required_reason(&input.reason)?;
     let actor = crate::actor(&operator);
     let mut tx = state.pool.begin().await?;
-    sqlx::query("SELECT set_config('app.actor', $1, true)").bind(&actor).execute(&mut *tx).await?;
-    sqlx::query(
+    sqlx::query!("SELECT set_config('app.actor', $1, true)", &actor).fetch_one(&mut *tx).await?;
+    sqlx::query!(
         "UPDATE entitlement_overrides SET revoked_at = now(), revoked_by = $3, revoke_reason = $4
          WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL",
+        path.workspace_id,
+        path.override_id,
+        &actor,
+        why,
     )
-    .bind(path.workspace_id)
-    .bind(path.override_id)
-    .bind(&actor)
-    .bind(why)
     .execute(&mut *tx)
     .await?;
-    let view = sqlx::query_as::<_, OverrideView>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM entitlement_overrides WHERE workspace_id = $1 AND id = $2"
-    )))
-    .bind(path.workspace_id)
-    .bind(path.override_id)
+    let view = sqlx::query_as!(
+        OverrideView,
+        "SELECT id, workspace_id, entitlement, value, reason, granted_by, created_at, expires_at, revoked_at,
+                revoked_by, revoke_reason
+         FROM entitlement_overrides WHERE workspace_id = $1 AND id = $2",
+        path.workspace_id,
+        path.override_id,
+    )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("override"))?;

@@ -18,8 +18,8 @@ pub async fn overview(
     _operator: Operator,
     Path(workspace_id): Path<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    let found: Option<Value> = sqlx::query_scalar(
-        "SELECT jsonb_build_object(
+    let found: Option<Value> = sqlx::query_scalar!(
+        r#"SELECT jsonb_build_object(
              'workspace', (SELECT jsonb_build_object('id', w.id, 'name', w.name, 'created_at', w.created_at,
                                                      'stripe_customer_id', w.stripe_customer_id)
                            FROM workspaces w WHERE w.id = $1),
@@ -50,9 +50,9 @@ pub async fn overview(
              'active_overrides', app.active_overrides($1),
              'unreported_ai_usage', (SELECT jsonb_build_object('records', count(*), 'quantity', coalesce(sum(quantity), 0))
                                      FROM usage_records WHERE workspace_id = $1 AND reported_at IS NULL))
-         FROM workspaces WHERE id = $1",
+         AS "overview!" FROM workspaces WHERE id = $1"#,
+        workspace_id,
     )
-    .bind(workspace_id)
     .fetch_optional(&state.pool)
     .await?;
     let mut overview = found.ok_or(ApiError::NotFound("workspace"))?;

@@ -59,26 +59,29 @@ async fn change(
     let actor = crate::actor(operator);
     let mut tx = state.pool.begin().await?;
     // The workspace's audit trigger names this operator as the actor of the change.
-    sqlx::query("SELECT set_config('app.actor', $1, true)").bind(&actor).execute(&mut *tx).await?;
-    let row: Option<(Option<OffsetDateTime>, Option<String>)> = sqlx::query_as(
+    sqlx::query!("SELECT set_config('app.actor', $1, true)", &actor).fetch_one(&mut *tx).await?;
+    let row = sqlx::query!(
         "UPDATE workspaces SET
              suspended_at = CASE WHEN $2::text IS NULL THEN NULL ELSE coalesce(suspended_at, now()) END,
              suspended_reason = $2
          WHERE id = $1
          RETURNING suspended_at, suspended_reason",
+        workspace_id,
+        suspend_for,
     )
-    .bind(workspace_id)
-    .bind(suspend_for)
     .fetch_optional(&mut *tx)
     .await?;
-    let Some((suspended_at, suspended_reason)) = row else { return Err(ApiError::NotFound("workspace")) };
-    sqlx::query("INSERT INTO audit_log (workspace_id, actor, action, details) VALUES ($1, $2, $3, $4)")
-        .bind(workspace_id)
-        .bind(&actor)
-        .bind(if suspend_for.is_some() { "workspace.suspended" } else { "workspace.unsuspended" })
-        .bind(serde_json::json!({ "reason": why }))
-        .execute(&mut *tx)
-        .await?;
+    let Some(row) = row else { return Err(ApiError::NotFound("workspace")) };
+    let (suspended_at, suspended_reason) = (row.suspended_at, row.suspended_reason);
+    sqlx::query!(
+        "INSERT INTO audit_log (workspace_id, actor, action, details) VALUES ($1, $2, $3, $4)",
+        workspace_id,
+        &actor,
+        if suspend_for.is_some() { "workspace.suspended" } else { "workspace.unsuspended" },
+        serde_json::json!({ "reason": why }),
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     tracing::warn!(%workspace_id, %actor, suspended = suspend_for.is_some(), reason = why, "workspace suspension changed");
     Ok(Json(Suspension { workspace_id, suspended_at, suspended_reason }))

@@ -52,16 +52,19 @@ pub async fn extend(
         .stripe
         .as_ref()
         .ok_or_else(|| ApiError::ServiceUnavailable("Stripe is not configured for the admin API.".into()))?;
-    let subscription: Option<(Option<String>, Option<String>, Option<OffsetDateTime>)> = sqlx::query_as(
-        "SELECT s.stripe_subscription_id, s.status, s.trial_end
-         FROM workspaces w LEFT JOIN subscriptions s ON s.workspace_id = w.id WHERE w.id = $1",
+    // Nullable overrides: the subscription is left-joined (a workspace may have none).
+    let subscription = sqlx::query!(
+        r#"SELECT s.stripe_subscription_id AS "subscription_id?", s.status AS "status?", s.trial_end AS "trial_end?"
+           FROM workspaces w LEFT JOIN subscriptions s ON s.workspace_id = w.id WHERE w.id = $1"#,
+        workspace_id,
     )
-    .bind(workspace_id)
     .fetch_optional(&state.pool)
     .await?;
-    let Some((subscription_id, status, previous_trial_end)) = subscription else {
+    let Some(subscription) = subscription else {
         return Err(ApiError::NotFound("workspace"));
     };
+    let (subscription_id, status, previous_trial_end) =
+        (subscription.subscription_id, subscription.status, subscription.trial_end);
     let (Some(subscription_id), Some("trialing")) = (subscription_id, status.as_deref()) else {
         return Err(ApiError::Conflict {
             code: "not_trialing",
@@ -84,18 +87,20 @@ pub async fn extend(
         });
     }
     let actor = crate::actor(&operator);
-    sqlx::query("INSERT INTO audit_log (workspace_id, actor, action, details) VALUES ($1, $2, $3, $4)")
-        .bind(workspace_id)
-        .bind(&actor)
-        .bind("subscription.trial_extended")
-        .bind(serde_json::json!({
+    sqlx::query!(
+        "INSERT INTO audit_log (workspace_id, actor, action, details) VALUES ($1, $2, $3, $4)",
+        workspace_id,
+        &actor,
+        "subscription.trial_extended",
+        serde_json::json!({
             "reason": why,
             "stripe_subscription_id": subscription_id,
             "from": previous_trial_end.map(|t| t.unix_timestamp()),
             "to": trial_end,
-        }))
-        .execute(&state.pool)
-        .await?;
+        }),
+    )
+    .execute(&state.pool)
+    .await?;
     tracing::warn!(%workspace_id, %actor, trial_end, reason = why, "trial extended");
     Ok((
         StatusCode::ACCEPTED,

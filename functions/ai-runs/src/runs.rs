@@ -44,7 +44,7 @@ struct RunInput {
     input: Value,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RunView {
     id: Uuid,
     tool: String,
@@ -108,8 +108,8 @@ async fn create(
     }
     let run_id = Uuid::now_v7();
     sqlx::query!(
-        r#"INSERT INTO ai_runs (id, workspace_id, project_id, tool, input, status, idempotency_key, request_hash, quota_period, created_by)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, app.current_user_id())"#,
+        "INSERT INTO ai_runs (id, workspace_id, project_id, tool, input, status, idempotency_key, request_hash, quota_period, created_by)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, app.current_user_id())",
         run_id,
         workspace_id,
         body.project_id,
@@ -133,9 +133,9 @@ async fn create(
             let usage_id = Uuid::now_v7();
             let (input_tokens, output_tokens) = (completion.input_tokens as i32, completion.output_tokens as i32);
             let finished = sqlx::query!(
-        r#"UPDATE ai_runs SET status = 'succeeded', output = $2, model = $3, input_tokens = $4, output_tokens = $5,
+        "UPDATE ai_runs SET status = 'succeeded', output = $2, model = $3, input_tokens = $4, output_tokens = $5,
                         finished_at = now()
-                 WHERE id = $1 AND status = 'pending'"#,
+                 WHERE id = $1 AND status = 'pending'",
         run_id,
         &completion.text,
         &completion.model,
@@ -152,8 +152,8 @@ async fn create(
                 )));
             }
             sqlx::query!(
-                r#"INSERT INTO usage_records (id, workspace_id, run_id, quantity, occurred_at)
-                 SELECT $1, workspace_id, id, 1, created_at FROM ai_runs WHERE id = $2"#,
+                "INSERT INTO usage_records (id, workspace_id, run_id, quantity, occurred_at)
+                 SELECT $1, workspace_id, id, 1, created_at FROM ai_runs WHERE id = $2",
                 usage_id,
                 run_id,
             )
@@ -167,12 +167,13 @@ async fn create(
         }
         Err(error) => {
             sqlx::query!(
-        r#"UPDATE ai_runs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1 AND status = 'pending'"#,
-        run_id,
-        error.reason(),
-    )
-                .execute(&mut *tx)
-                .await?;
+                "UPDATE ai_runs SET status = 'failed', error = $2, finished_at = now()
+         WHERE id = $1 AND status = 'pending'",
+                run_id,
+                error.reason(),
+            )
+            .execute(&mut *tx)
+            .await?;
             sqlx::query!("SELECT app.release_ai_run($1, $2)", workspace_id, period).execute(&mut *tx).await?;
             tx.commit().await?;
             tracing::warn!(%run_id, %error, "AI run failed; quota released, nothing billed");
@@ -196,7 +197,7 @@ async fn enqueue_usage(state: &AiState, caller: &Caller, usage_id: Uuid) {
     match queue.send(&usage_id.to_string(), &[("kind", "usage_record")]).await {
         Ok(_) => {
             if let Ok(mut tx) = state.app.begin(caller).await {
-                let marked = sqlx::query!(r#"UPDATE usage_records SET enqueued_at = now() WHERE id = $1"#, usage_id,)
+                let marked = sqlx::query!("UPDATE usage_records SET enqueued_at = now() WHERE id = $1", usage_id,)
                     .execute(&mut *tx)
                     .await;
                 if marked.is_ok() {

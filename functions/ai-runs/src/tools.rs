@@ -176,7 +176,6 @@ pub async fn prompt(
     }
 }
 
-#[derive(sqlx::FromRow)]
 struct ProjectRow {
     name: String,
     description: String,
@@ -192,40 +191,43 @@ async fn project_context(
     client_visible_only: bool,
 ) -> Result<String, ApiError> {
     let project_id = project_id.ok_or_else(|| ApiError::validation("project_id", "this tool needs a project"))?;
-    let project: Option<ProjectRow> = sqlx::query_as(
-        "SELECT p.name, p.description, p.status::text AS status, p.due_date AS due, c.name AS client
+    let project: Option<ProjectRow> = sqlx::query_as!(
+        ProjectRow,
+        r#"SELECT p.name, p.description, p.status::text AS "status!", p.due_date AS due, c.name AS client
          FROM projects p LEFT JOIN clients c ON c.id = p.client_id
-         WHERE p.workspace_id = $1 AND p.id = $2",
+         WHERE p.workspace_id = $1 AND p.id = $2"#,
+        workspace_id,
+        project_id,
     )
-    .bind(workspace_id)
-    .bind(project_id)
     .fetch_optional(&mut **tx)
     .await?;
     let ProjectRow { name, description, status, due, client } = project.ok_or(ApiError::NotFound("project"))?;
-    let milestones: Vec<(String, String, Option<time::Date>)> = sqlx::query_as(
-        "SELECT title, status::text, due_date FROM milestones WHERE workspace_id = $1 AND project_id = $2
-         ORDER BY due_date NULLS LAST, id LIMIT 50",
+    let milestones = sqlx::query!(
+        r#"SELECT title, status::text AS "status!", due_date FROM milestones
+           WHERE workspace_id = $1 AND project_id = $2
+           ORDER BY due_date NULLS LAST, id LIMIT 50"#,
+        workspace_id,
+        project_id,
     )
-    .bind(workspace_id)
-    .bind(project_id)
     .fetch_all(&mut **tx)
     .await?;
-    let deliverables: Vec<(String, String)> = sqlx::query_as(
-        "SELECT title, status::text FROM deliverables WHERE workspace_id = $1 AND project_id = $2
-           AND (client_visible OR NOT $3) ORDER BY id LIMIT 50",
+    let deliverables = sqlx::query!(
+        r#"SELECT title, status::text AS "status!" FROM deliverables
+           WHERE workspace_id = $1 AND project_id = $2
+           AND (client_visible OR NOT $3) ORDER BY id LIMIT 50"#,
+        workspace_id,
+        project_id,
+        client_visible_only,
     )
-    .bind(workspace_id)
-    .bind(project_id)
-    .bind(client_visible_only)
     .fetch_all(&mut **tx)
     .await?;
-    let comments: Vec<(String,)> = sqlx::query_as(
+    let comments = sqlx::query_scalar!(
         "SELECT body FROM comments WHERE workspace_id = $1 AND project_id = $2
            AND (client_visible OR NOT $3) ORDER BY id DESC LIMIT 20",
+        workspace_id,
+        project_id,
+        client_visible_only,
     )
-    .bind(workspace_id)
-    .bind(project_id)
-    .bind(client_visible_only)
     .fetch_all(&mut **tx)
     .await?;
     let mut text = format!(
@@ -233,18 +235,20 @@ async fn project_context(
         client.as_deref().unwrap_or("(internal)"),
         due.map(|d| d.to_string()).unwrap_or_else(|| "(none)".into())
     );
-    for (title, status, due) in milestones {
+    for milestone in milestones {
         text.push_str(&format!(
-            "- {title} [{status}] due {}\n",
-            due.map(|d| d.to_string()).unwrap_or_else(|| "(none)".into())
+            "- {} [{}] due {}\n",
+            milestone.title,
+            milestone.status,
+            milestone.due_date.map(|d| d.to_string()).unwrap_or_else(|| "(none)".into())
         ));
     }
     text.push_str("\nDeliverables:\n");
-    for (title, status) in deliverables {
-        text.push_str(&format!("- {title} [{status}]\n"));
+    for deliverable in deliverables {
+        text.push_str(&format!("- {} [{}]\n", deliverable.title, deliverable.status));
     }
     text.push_str("\nRecent comments (newest first):\n");
-    for (body,) in comments {
+    for body in comments {
         text.push_str(&format!("- {}\n", body.chars().take(500).collect::<String>()));
     }
     Ok(text)

@@ -47,8 +47,8 @@ impl Sweeper {
     }
 
     pub async fn sweep(&self) -> Result<SweepReport, SweepError> {
-        let abandoned_runs: i64 = sqlx::query_scalar(
-            "WITH stuck AS (
+        let abandoned_runs: i64 = sqlx::query_scalar!(
+            r#"WITH stuck AS (
                  UPDATE ai_runs SET status = 'failed', finished_at = now(),
                         error = 'the run was interrupted before it finished; nothing was billed'
                  WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
@@ -58,30 +58,27 @@ impl Sweeper {
                  FROM (SELECT workspace_id, quota_period, count(*) AS n FROM stuck GROUP BY 1, 2) s
                  WHERE q.workspace_id = s.workspace_id AND q.period = s.quota_period
                  RETURNING 1)
-             SELECT count(*) FROM stuck",
+             SELECT count(*) AS "abandoned!" FROM stuck"#,
+            self.stuck_after_secs as f64,
         )
-        .bind(self.stuck_after_secs as f64)
         .fetch_one(&self.pool)
         .await?;
 
         // Unreported usage whose workspace can be billed, not sent recently (a fresh record is
         // left to its own function's enqueue for a minute).
-        let due: Vec<Uuid> = sqlx::query_scalar(
+        let due: Vec<Uuid> = sqlx::query_scalar!(
             "SELECT u.id FROM usage_records u JOIN workspaces w ON w.id = u.workspace_id
              WHERE u.reported_at IS NULL AND w.stripe_customer_id IS NOT NULL
                AND u.created_at < now() - interval '1 minute'
                AND (u.enqueued_at IS NULL OR u.enqueued_at < now() - make_interval(secs => $1))
              ORDER BY u.created_at LIMIT 500",
+            self.resend_after_secs as f64,
         )
-        .bind(self.resend_after_secs as f64)
         .fetch_all(&self.pool)
         .await?;
         for id in &due {
             self.usage_queue.send(&id.to_string(), &[("kind", "usage_record")]).await?;
-            sqlx::query("UPDATE usage_records SET enqueued_at = now() WHERE id = $1")
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+            sqlx::query!("UPDATE usage_records SET enqueued_at = now() WHERE id = $1", id).execute(&self.pool).await?;
         }
         let report = SweepReport { abandoned_runs, usage_resent: due.len() };
         tracing::info!(abandoned_runs = report.abandoned_runs, usage_resent = report.usage_resent, "swept");

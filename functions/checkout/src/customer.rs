@@ -17,12 +17,12 @@ pub async fn ensure(
     workspace_id: Uuid,
     caller: &Caller,
 ) -> Result<String, ApiError> {
-    let (existing, name): (Option<String>, String) =
-        sqlx::query_as("SELECT stripe_customer_id, name FROM workspaces WHERE id = $1 FOR NO KEY UPDATE")
-            .bind(workspace_id)
+    let workspace =
+        sqlx::query!("SELECT stripe_customer_id, name FROM workspaces WHERE id = $1 FOR NO KEY UPDATE", workspace_id)
             .fetch_one(&mut **tx)
             .await?;
-    if let Some(customer) = existing {
+    let name = workspace.name;
+    if let Some(customer) = workspace.stripe_customer_id {
         return Ok(customer);
     }
     let mut request = CreateCustomer::new()
@@ -33,9 +33,7 @@ pub async fn ensure(
     }
     let customer = stripe.post(request, &format!("customer:{workspace_id}")).await.map_err(stripe_failure)?;
     let customer = text(&customer, "id").map_err(stripe_failure)?;
-    sqlx::query("UPDATE workspaces SET stripe_customer_id = $2 WHERE id = $1")
-        .bind(workspace_id)
-        .bind(&customer)
+    sqlx::query!("UPDATE workspaces SET stripe_customer_id = $2 WHERE id = $1", workspace_id, &customer,)
         .execute(&mut **tx)
         .await?;
     tracing::info!(%customer, "Stripe customer created");

@@ -56,7 +56,6 @@ pub struct Mailer {
     pub echo: bool,
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     to_address: String,
     template: String,
@@ -90,11 +89,13 @@ impl Mailer {
         let id: Uuid =
             email_id.trim().parse().map_err(|_| SendError::Malformed(email_id.chars().take(64).collect()))?;
         let mut tx = self.pool.begin().await?;
-        let row: Option<Row> =
-            sqlx::query_as("SELECT to_address, template, params, sent_at FROM emails WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let row: Option<Row> = sqlx::query_as!(
+            Row,
+            "SELECT to_address, template, params, sent_at FROM emails WHERE id = $1 FOR UPDATE",
+            id,
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = row else { return Ok(Outcome::Gone) };
         if row.sent_at.is_some() {
             return Ok(Outcome::AlreadySent);
@@ -121,22 +122,24 @@ impl Mailer {
             Ok(sent) => sent.message_id().unwrap_or_default().to_owned(),
             Err(error) => {
                 let reason = aws_sdk_sesv2::error::DisplayErrorContext(&error).to_string();
-                sqlx::query("UPDATE emails SET attempts = attempts + 1, last_error = left($2, 500) WHERE id = $1")
-                    .bind(id)
-                    .bind(&reason)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query!(
+                    "UPDATE emails SET attempts = attempts + 1, last_error = left($2, 500) WHERE id = $1",
+                    id,
+                    &reason,
+                )
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
                 return Err(SendError::Ses(reason));
             }
         };
-        sqlx::query(
+        sqlx::query!(
             "UPDATE emails SET sent_at = now(), ses_message_id = $2, attempts = attempts + 1, last_error = NULL,
                     params = params - 'token'
              WHERE id = $1",
+            id,
+            &message_id,
         )
-        .bind(id)
-        .bind(&message_id)
         .execute(&mut *tx)
         .await?;
         if let Err(error) = tx.commit().await {
@@ -155,7 +158,7 @@ impl Mailer {
     /// Puts every mail not yet sent (and not put on the queue in the last minutes) on the queue.
     pub async fn sweep(&self) -> Result<usize, SendError> {
         let Some(queue) = &self.queue else { return Ok(0) };
-        let ids: Vec<Uuid> = sqlx::query_scalar(
+        let ids: Vec<Uuid> = sqlx::query_scalar!(
             "UPDATE emails SET enqueued_at = now()
              WHERE id IN (SELECT id FROM emails
                           WHERE sent_at IS NULL AND attempts < 10

@@ -25,8 +25,8 @@ use crate::archive::{ArchiveError, ArchiveWriter};
 use crate::tables::Table;
 
 pub const FUNCTION: &str = "export-worker";
-/// A running export older than this lost its worker (Lambda stops at 15 minutes).
-const STALE_AFTER: &str = "16 minutes";
+/// A running export older than this (in seconds) lost its worker (Lambda stops at 15 minutes).
+const STALE_AFTER_SECS: f64 = 16.0 * 60.0;
 /// Attempts before an export is marked failed.
 pub const MAX_ATTEMPTS: i32 = 3;
 
@@ -67,7 +67,6 @@ pub struct Exporter {
     pub part_bytes: usize,
 }
 
-#[derive(sqlx::FromRow)]
 struct Claimed {
     workspace_id: Uuid,
     attempts: i32,
@@ -96,20 +95,21 @@ impl Exporter {
     pub async fn export(&self, export_id: &str) -> Result<Outcome, ExportError> {
         let id: Uuid =
             export_id.trim().parse().map_err(|_| ExportError::Malformed(export_id.chars().take(64).collect()))?;
-        let claimed: Option<Claimed> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let claimed: Option<Claimed> = sqlx::query_as!(
+            Claimed,
             "UPDATE workspace_exports
              SET status = 'running', started_at = now(), attempts = attempts + 1, error = NULL
              WHERE id = $1 AND attempts < $2
-               AND (status = 'pending' OR (status = 'running' AND started_at < now() - interval '{STALE_AFTER}'))
-             RETURNING workspace_id, attempts"
-        )))
-        .bind(id)
-        .bind(MAX_ATTEMPTS)
+               AND (status = 'pending' OR (status = 'running' AND started_at < now() - make_interval(secs => $3)))
+             RETURNING workspace_id, attempts",
+            id,
+            MAX_ATTEMPTS,
+            STALE_AFTER_SECS,
+        )
         .fetch_optional(&self.pool)
         .await?;
         let Some(claimed) = claimed else {
-            let status: Option<String> = sqlx::query_scalar("SELECT status FROM workspace_exports WHERE id = $1")
-                .bind(id)
+            let status: Option<String> = sqlx::query_scalar!("SELECT status FROM workspace_exports WHERE id = $1", id)
                 .fetch_optional(&self.pool)
                 .await?;
             return Ok(match status.as_deref() {
@@ -120,19 +120,19 @@ impl Exporter {
         };
         match self.write_archive(id, claimed.workspace_id).await {
             Ok(summary) => {
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE workspace_exports
                      SET status = 'succeeded', finished_at = now(), data_key = $2, manifest_key = $3, bytes = $4,
                          row_count = $5, tables = $6, expires_at = now() + make_interval(days => $7)
                      WHERE id = $1",
+                    id,
+                    &summary.data_key,
+                    &summary.manifest_key,
+                    summary.bytes as i64,
+                    summary.rows as i64,
+                    &summary.tables,
+                    exports::RETENTION_DAYS as i32,
                 )
-                .bind(id)
-                .bind(&summary.data_key)
-                .bind(&summary.manifest_key)
-                .bind(summary.bytes as i64)
-                .bind(summary.rows as i64)
-                .bind(&summary.tables)
-                .bind(exports::RETENTION_DAYS as i32)
                 .execute(&self.pool)
                 .await?;
                 Ok(Outcome::Exported { rows: summary.rows, bytes: summary.bytes })
@@ -140,15 +140,15 @@ impl Exporter {
             Err(error) => {
                 // Retried by SQS and the sweep until the attempts run out.
                 let final_attempt = claimed.attempts >= MAX_ATTEMPTS;
-                sqlx::query(
+                sqlx::query!(
                     "UPDATE workspace_exports
                      SET status = CASE WHEN $3 THEN 'failed' ELSE 'pending' END, error = left($2, 500),
                          finished_at = CASE WHEN $3 THEN now() END
                      WHERE id = $1",
+                    id,
+                    error.to_string(),
+                    final_attempt,
                 )
-                .bind(id)
-                .bind(error.to_string())
-                .bind(final_attempt)
                 .execute(&self.pool)
                 .await?;
                 Err(error)
@@ -160,13 +160,13 @@ impl Exporter {
     /// manifest.
     async fn write_archive(&self, export_id: Uuid, workspace_id: Uuid) -> Result<Summary, ExportError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
         // A big table streams for longer than a request's statement may run.
-        let snapshot_at: OffsetDateTime = sqlx::query_scalar(
-            "SELECT now() FROM (SELECT set_config('app.export_workspace', $1, true),
-                                       set_config('statement_timeout', '840s', true)) settings",
+        let snapshot_at: OffsetDateTime = sqlx::query_scalar!(
+            r#"SELECT now() AS "snapshot_at!" FROM (SELECT set_config('app.export_workspace', $1, true),
+                                       set_config('statement_timeout', '840s', true)) settings"#,
+            workspace_id.to_string(),
         )
-        .bind(workspace_id.to_string())
         .fetch_one(&mut *tx)
         .await?;
         let catalog = tables::catalog(&mut tx).await?;
@@ -225,23 +225,25 @@ impl Exporter {
     /// Puts open exports on the queue (new ones, and those whose worker is gone), and settles
     /// those whose attempts ran out.
     pub async fn sweep(&self) -> Result<usize, ExportError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
+        sqlx::query!(
             "UPDATE workspace_exports SET status = 'failed', finished_at = now(),
                     error = coalesce(error, 'the export did not finish in time')
-             WHERE status = 'running' AND started_at < now() - interval '{STALE_AFTER}' AND attempts >= $1"
-        )))
-        .bind(MAX_ATTEMPTS)
+             WHERE status = 'running' AND started_at < now() - make_interval(secs => $2) AND attempts >= $1",
+            MAX_ATTEMPTS,
+            STALE_AFTER_SECS,
+        )
         .execute(&self.pool)
         .await?;
         let Some(queue) = &self.queue else { return Ok(0) };
-        let ids: Vec<Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        let ids: Vec<Uuid> = sqlx::query_scalar!(
             "UPDATE workspace_exports SET enqueued_at = now()
              WHERE id IN (SELECT id FROM workspace_exports
                           WHERE (status = 'pending' AND (enqueued_at IS NULL OR enqueued_at < now() - interval '5 minutes'))
-                             OR (status = 'running' AND started_at < now() - interval '{STALE_AFTER}')
+                             OR (status = 'running' AND started_at < now() - make_interval(secs => $1))
                           ORDER BY created_at LIMIT 100 FOR UPDATE SKIP LOCKED)
-             RETURNING id"
-        )))
+             RETURNING id",
+            STALE_AFTER_SECS,
+        )
         .fetch_all(&self.pool)
         .await?;
         let bodies: Vec<String> = ids.iter().map(Uuid::to_string).collect();
@@ -268,8 +270,8 @@ async fn stream_table(
     table: &Table,
     workspace_id: Uuid,
 ) -> Result<u64, ExportError> {
-    let sql = table.select_lines()?;
-    let mut rows = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(workspace_id).fetch(&mut *tx);
+    let mut select = table.select_lines(workspace_id)?;
+    let mut rows = select.build_query_scalar::<String>().fetch(&mut *tx);
     let mut count = 0;
     while let Some(line) = rows.try_next().await? {
         writer.write_line(line.as_bytes()).await?;

@@ -2,11 +2,12 @@
 //! columns it may read (secrets are not granted to it), and how each table's rows of one
 //! workspace are found.
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use uuid::Uuid;
 
 use crate::ExportError;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Table {
     pub name: String,
     pub columns: Vec<String>,
@@ -21,19 +22,20 @@ pub struct Catalog {
 }
 
 pub async fn catalog(tx: &mut PgConnection) -> Result<Catalog, ExportError> {
-    let tables: Vec<Table> = sqlx::query_as(
-        "SELECT c.relname::text AS name,
+    let tables: Vec<Table> = sqlx::query_as!(
+        Table,
+        r#"SELECT c.relname::text AS "name!",
                 coalesce(array_agg(a.attname::text ORDER BY a.attnum)
-                         FILTER (WHERE has_column_privilege(c.oid, a.attnum, 'SELECT')), '{}') AS columns,
+                         FILTER (WHERE has_column_privilege(c.oid, a.attnum, 'SELECT')), '{}') AS "columns!",
                 coalesce(array_agg(a.attname::text ORDER BY a.attnum)
-                         FILTER (WHERE NOT has_column_privilege(c.oid, a.attnum, 'SELECT')), '{}') AS withheld,
-                bool_or(a.attname = 'workspace_id') AS has_workspace_id
+                         FILTER (WHERE NOT has_column_privilege(c.oid, a.attnum, 'SELECT')), '{}') AS "withheld!",
+                bool_or(a.attname = 'workspace_id') AS "has_workspace_id!"
          FROM pg_class c
          JOIN pg_namespace n ON n.oid = c.relnamespace
          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
          WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
          GROUP BY c.relname
-         ORDER BY c.relname",
+         ORDER BY c.relname"#,
     )
     .fetch_all(&mut *tx)
     .await?;
@@ -55,31 +57,31 @@ fn ident(name: &str) -> String {
 }
 
 impl Table {
-    /// The statement answering this table's rows of workspace `$1`, each as one line. The
-    /// export role's policies filter by the workspace too; the explicit filter is what the
-    /// indexes serve.
-    pub fn select_lines(&self) -> Result<String, ExportError> {
-        let filter = match self.name.as_str() {
-            "workspaces" => "id = $1".to_owned(),
-            "users" => "id IN (SELECT user_id FROM public.workspace_members WHERE workspace_id = $1
-                              UNION SELECT user_id FROM public.client_contacts WHERE workspace_id = $1)"
-                .to_owned(),
-            _ if self.has_workspace_id => "workspace_id = $1".to_owned(),
+    /// The statement answering this table's rows of one workspace, each as one line. It is
+    /// built at run time because the tables and columns come from the catalog: identifiers are
+    /// quoted, values are bound. The export role's policies filter by the workspace too; the
+    /// explicit filter is what the indexes serve.
+    pub fn select_lines(&self, workspace_id: Uuid) -> Result<QueryBuilder<Postgres>, ExportError> {
+        let mut sql = QueryBuilder::new(r#"SELECT concat('{"table":', to_json("#);
+        sql.push_bind(self.name.clone());
+        sql.push(r#"::text), ',"row":', row_to_json(x), '}') FROM (SELECT "#);
+        sql.push(self.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", "));
+        sql.push(" FROM public.").push(ident(&self.name)).push(" WHERE ");
+        match self.name.as_str() {
+            "workspaces" => sql.push("id = ").push_bind(workspace_id),
+            "users" => sql
+                .push("id IN (SELECT user_id FROM public.workspace_members WHERE workspace_id = ")
+                .push_bind(workspace_id)
+                .push(" UNION SELECT user_id FROM public.client_contacts WHERE workspace_id = ")
+                .push_bind(workspace_id)
+                .push(")"),
+            _ if self.has_workspace_id => sql.push("workspace_id = ").push_bind(workspace_id),
             // A readable table the archive does not know how to scope: refuse rather than guess.
             other => return Err(ExportError::Catalog(format!("no workspace scope for table {other}"))),
         };
-        let columns = self.columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", ");
-        Ok(format!(
-            "SELECT concat('{{\"table\":', to_json({name}::text), ',\"row\":', row_to_json(x), '}}')
-             FROM (SELECT {columns} FROM public.{table} WHERE {filter}) x",
-            name = sql_literal(&self.name),
-            table = ident(&self.name),
-        ))
+        sql.push(") x");
+        Ok(sql)
     }
-}
-
-fn sql_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 #[cfg(test)]
@@ -92,9 +94,15 @@ mod tests {
 
     #[test]
     fn rows_are_scoped_to_the_workspace_and_names_quoted() {
-        let sql = table("projects", true).select_lines().unwrap();
-        assert!(sql.contains("SELECT \"id\", \"a\"\"b\" FROM public.\"projects\" WHERE workspace_id = $1"), "{sql}");
-        assert!(table("workspaces", false).select_lines().unwrap().contains("WHERE id = $1"));
-        assert!(matches!(table("plans", false).select_lines(), Err(ExportError::Catalog(_))));
+        let workspace = Uuid::now_v7();
+        let sql = table("projects", true).select_lines(workspace).unwrap().into_string();
+        assert!(sql.starts_with("SELECT concat('{\"table\":', to_json($1::text)"), "{sql}");
+        assert!(sql.contains("SELECT \"id\", \"a\"\"b\" FROM public.\"projects\" WHERE workspace_id = $2) x"), "{sql}");
+        assert!(
+            table("workspaces", false).select_lines(workspace).unwrap().into_string().ends_with("WHERE id = $2) x")
+        );
+        let users = table("users", false).select_lines(workspace).unwrap().into_string();
+        assert!(users.contains("workspace_id = $2 UNION") && users.ends_with("workspace_id = $3)) x"), "{users}");
+        assert!(matches!(table("plans", false).select_lines(workspace), Err(ExportError::Catalog(_))));
     }
 }

@@ -37,7 +37,7 @@ pub enum DeliverableStatus {
     Approved,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectView {
     pub id: Uuid,
     pub workspace_id: Uuid,
@@ -53,7 +53,7 @@ pub struct ProjectView {
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MilestoneView {
     pub id: Uuid,
     pub project_id: Uuid,
@@ -67,7 +67,7 @@ pub struct MilestoneView {
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeliverableView {
     pub id: Uuid,
     pub project_id: Uuid,
@@ -83,7 +83,7 @@ pub struct DeliverableView {
     pub updated_at: OffsetDateTime,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CommentView {
     pub id: Uuid,
     pub project_id: Uuid,

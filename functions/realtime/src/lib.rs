@@ -36,7 +36,6 @@ enum Message {
     Ping,
 }
 
-#[derive(sqlx::FromRow)]
 struct Owner {
     issuer: String,
     subject: String,
@@ -68,9 +67,7 @@ impl<T: Transport> Realtime<T> {
             self.app.auth.authenticate(credential).await.map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
         // Counted against the person's own rate limit, like any request outside a workspace.
         let mut tx = self.app.open_personal(&caller).await?;
-        sqlx::query("INSERT INTO realtime_connections (id, user_id) VALUES ($1, $2)")
-            .bind(connection_id)
-            .bind(caller.user_id)
+        sqlx::query!("INSERT INTO realtime_connections (id, user_id) VALUES ($1, $2)", connection_id, caller.user_id,)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -84,28 +81,32 @@ impl<T: Transport> Realtime<T> {
         let caller = Caller::for_api_key(key);
         // Which workspace the key says it belongs to; entering it checks the key's secret.
         let workspace: Option<Uuid> =
-            sqlx::query_scalar("SELECT app.api_key_workspace($1)").bind(key_id).fetch_one(&self.app.pool).await?;
+            sqlx::query_scalar!("SELECT app.api_key_workspace($1)", key_id).fetch_one(&self.app.pool).await?;
         let workspace =
             workspace.ok_or(ApiError::ApiKeyRejected { code: "api_key_unknown", detail: "No such API key.".into() })?;
         let (mut tx, _) = self.app.open_workspace(&caller, workspace).await?;
-        sqlx::query("INSERT INTO realtime_connections (id, user_id, api_key_id) VALUES ($1, $2, $2)")
-            .bind(connection_id)
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO realtime_subscriptions (connection_id, workspace_id, user_id) VALUES ($1, $2, $3)")
-            .bind(connection_id)
-            .bind(workspace)
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "INSERT INTO realtime_connections (id, user_id, api_key_id) VALUES ($1, $2, $2)",
+            connection_id,
+            key_id,
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO realtime_subscriptions (connection_id, workspace_id, user_id) VALUES ($1, $2, $3)",
+            connection_id,
+            workspace,
+            key_id,
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Forgets the connection and its subscriptions (closing is not the owner's to refuse).
     pub async fn disconnect(&self, connection_id: &str) -> Result<(), ApiError> {
-        sqlx::query("SELECT app.realtime_disconnect($1)").bind(connection_id).execute(&self.app.pool).await?;
+        sqlx::query!("SELECT app.realtime_disconnect($1)", connection_id).execute(&self.app.pool).await?;
         Ok(())
     }
 
@@ -126,12 +127,15 @@ impl<T: Transport> Realtime<T> {
         if let Message::Ping = message {
             return Ok(Frame::Pong);
         }
-        let owner: Owner =
-            sqlx::query_as("SELECT issuer, subject, email, api_key_id, key_workspace FROM app.realtime_connection($1)")
-                .bind(connection_id)
-                .fetch_optional(&self.app.pool)
-                .await?
-                .ok_or(ApiError::Unauthenticated("This connection is not open; connect again.".into()))?;
+        let owner: Owner = sqlx::query_as!(
+            Owner,
+            r#"SELECT issuer AS "issuer!", subject AS "subject!", email, api_key_id, key_workspace
+                   FROM app.realtime_connection($1)"#,
+            connection_id,
+        )
+        .fetch_optional(&self.app.pool)
+        .await?
+        .ok_or(ApiError::Unauthenticated("This connection is not open; connect again.".into()))?;
         if owner.api_key_id.is_some() {
             // A key's connection has its one workspace, subscribed when it connected.
             return match message {
@@ -146,13 +150,13 @@ impl<T: Transport> Realtime<T> {
         match message {
             Message::Subscribe { workspace_id } => {
                 let (mut tx, _) = self.app.open_workspace(&caller, workspace_id).await?;
-                sqlx::query(
+                sqlx::query!(
                     "INSERT INTO realtime_subscriptions (connection_id, workspace_id, user_id) VALUES ($1, $2, $3)
                      ON CONFLICT ON CONSTRAINT realtime_subscriptions_pkey DO NOTHING",
+                    connection_id,
+                    workspace_id,
+                    caller.user_id,
                 )
-                .bind(connection_id)
-                .bind(workspace_id)
-                .bind(caller.user_id)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -160,11 +164,13 @@ impl<T: Transport> Realtime<T> {
             }
             Message::Unsubscribe { workspace_id } => {
                 let mut tx = self.app.begin(&caller).await?;
-                sqlx::query("DELETE FROM realtime_subscriptions WHERE connection_id = $1 AND workspace_id = $2")
-                    .bind(connection_id)
-                    .bind(workspace_id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query!(
+                    "DELETE FROM realtime_subscriptions WHERE connection_id = $1 AND workspace_id = $2",
+                    connection_id,
+                    workspace_id,
+                )
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
                 Ok(Frame::Unsubscribed { workspace_id })
             }

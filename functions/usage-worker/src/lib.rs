@@ -44,7 +44,6 @@ pub struct UsageWorker {
     pub event_name: String,
 }
 
-#[derive(sqlx::FromRow)]
 struct Record {
     quantity: i32,
     occurred_at: OffsetDateTime,
@@ -71,12 +70,13 @@ impl UsageWorker {
         let id: Uuid =
             record_id.trim().parse().map_err(|_| ReportError::Malformed(record_id.chars().take(64).collect()))?;
         let mut tx = self.pool.begin().await?;
-        let record: Option<Record> = sqlx::query_as(
+        let record: Option<Record> = sqlx::query_as!(
+            Record,
             "SELECT u.quantity, u.occurred_at, u.reported_at, w.stripe_customer_id
              FROM usage_records u JOIN workspaces w ON w.id = u.workspace_id
              WHERE u.id = $1 FOR UPDATE OF u",
+            id,
         )
-        .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(record) = record else { return Ok(Outcome::Gone) };
@@ -92,11 +92,13 @@ impl UsageWorker {
             .identifier(id.to_string())
             .timestamp(record.occurred_at.unix_timestamp());
         self.stripe.post(event, &format!("meter-event:{id}")).await?;
-        sqlx::query("UPDATE usage_records SET reported_at = now(), stripe_customer_id = $2 WHERE id = $1")
-            .bind(id)
-            .bind(&customer)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "UPDATE usage_records SET reported_at = now(), stripe_customer_id = $2 WHERE id = $1",
+            id,
+            &customer,
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Outcome::Reported)
     }

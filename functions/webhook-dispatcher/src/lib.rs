@@ -69,7 +69,6 @@ pub struct Dispatcher {
     pub disable_after: Duration,
 }
 
-#[derive(sqlx::FromRow)]
 struct Claimed {
     workspace_id: Uuid,
     endpoint_id: Uuid,
@@ -130,22 +129,23 @@ impl Dispatcher {
     pub async fn deliver(&self, delivery_id: &str) -> Result<Outcome, DispatchError> {
         let id: Uuid =
             delivery_id.trim().parse().map_err(|_| DispatchError::Malformed(delivery_id.chars().take(64).collect()))?;
-        let claimed: Option<Claimed> = sqlx::query_as(
-            "WITH claimed AS (
+        let claimed: Option<Claimed> = sqlx::query_as!(
+            Claimed,
+            r#"WITH claimed AS (
                  UPDATE webhook_deliveries d
                  SET next_attempt_at = now() + make_interval(secs => $2), enqueued_at = NULL
                  WHERE d.id = $1 AND d.status = 'pending' AND d.next_attempt_at <= now()
                  RETURNING d.workspace_id, d.endpoint_id, d.event_id, d.attempts, d.max_attempts)
-             SELECT c.workspace_id, c.endpoint_id, c.event_id, c.attempts, c.max_attempts, e.url, e.format, e.secret,
+             SELECT c.workspace_id, c.endpoint_id, c.event_id, c.attempts, c.max_attempts, e.url, e.format AS "format: Format", e.secret,
                     CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous_secret,
-                    e.disabled_at IS NOT NULL AS disabled, ev.type AS event_type, ev.payload,
-                    app.effective_plan(c.workspace_id) AS plan, app.active_overrides(c.workspace_id) AS overrides
+                    e.disabled_at IS NOT NULL AS "disabled!", ev.type AS event_type, ev.payload,
+                    app.effective_plan(c.workspace_id) AS "plan!", app.active_overrides(c.workspace_id) AS "overrides!"
              FROM claimed c
              JOIN webhook_endpoints e ON e.id = c.endpoint_id
-             JOIN webhook_events ev ON ev.id = c.event_id",
+             JOIN webhook_events ev ON ev.id = c.event_id"#,
+            id,
+            LEASE_SECS,
         )
-        .bind(id)
-        .bind(LEASE_SECS)
         .fetch_optional(&self.pool)
         .await?;
         let Some(claimed) = claimed else { return Ok(Outcome::NothingToDo) };
@@ -203,17 +203,17 @@ impl Dispatcher {
         let made = claimed.attempts + 1;
         let succeeded = attempt.succeeded();
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO webhook_attempts (id, workspace_id, delivery_id, status_code, latency_ms, response_body, error)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            Uuid::now_v7(),
+            claimed.workspace_id,
+            id,
+            attempt.status_code,
+            attempt.latency_ms,
+            &attempt.response_body,
+            attempt.error.as_deref(),
         )
-        .bind(Uuid::now_v7())
-        .bind(claimed.workspace_id)
-        .bind(id)
-        .bind(attempt.status_code)
-        .bind(attempt.latency_ms)
-        .bind(&attempt.response_body)
-        .bind(&attempt.error)
         .execute(&mut *tx)
         .await?;
         let disabled = !succeeded && self.note_failure(&mut tx, claimed).await?;
@@ -224,41 +224,42 @@ impl Dispatcher {
         } else {
             (Outcome::RetryScheduled, Some(self.schedule.delay_after(made as u32)))
         };
-        sqlx::query(
+        sqlx::query!(
             "UPDATE webhook_deliveries SET
                  attempts = $2, last_status_code = $3, last_error = $4,
                  status = $5,
                  next_attempt_at = CASE WHEN $6::float8 IS NULL THEN next_attempt_at ELSE now() + make_interval(secs => $6) END,
                  finished_at = CASE WHEN $5 = 'pending' THEN NULL ELSE now() END
              WHERE id = $1",
-        )
-        .bind(id)
-        .bind(made)
-        .bind(attempt.status_code)
-        .bind(&attempt.error)
-        .bind(match outcome {
+            id,
+            made,
+            attempt.status_code,
+            attempt.error.as_deref(),
+            match outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::RetryScheduled => "pending",
             _ => "failed",
-        })
-        .bind(retry_in.map(|d| d.as_secs_f64()))
+        },
+            retry_in.map(|d| d.as_secs_f64()),
+        )
         .execute(&mut *tx)
         .await?;
         if succeeded {
-            sqlx::query(
-                "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+            sqlx::query!(
+                "UPDATE webhook_endpoints SET failing_since = NULL
+                 WHERE id = $1 AND failing_since IS NOT NULL",
+                claimed.endpoint_id,
             )
-            .bind(claimed.endpoint_id)
             .execute(&mut *tx)
             .await?;
         }
         if disabled {
             // What was still to be sent to it is settled now; each can be retried once re-enabled.
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE webhook_deliveries SET status = 'failed', last_error = 'the endpoint was disabled', finished_at = now()
                  WHERE endpoint_id = $1 AND status = 'pending'",
+                claimed.endpoint_id,
             )
-            .bind(claimed.endpoint_id)
             .execute(&mut *tx)
             .await?;
         }
@@ -278,44 +279,49 @@ impl Dispatcher {
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         claimed: &Claimed,
     ) -> Result<bool, DispatchError> {
-        sqlx::query("UPDATE webhook_endpoints SET failing_since = now() WHERE id = $1 AND failing_since IS NULL")
-            .bind(claimed.endpoint_id)
-            .execute(&mut **tx)
-            .await?;
-        let disabled: Option<(time::OffsetDateTime, time::OffsetDateTime)> = sqlx::query_as(
-            "UPDATE webhook_endpoints SET disabled_at = now(),
+        sqlx::query!(
+            "UPDATE webhook_endpoints SET failing_since = now() WHERE id = $1 AND failing_since IS NULL",
+            claimed.endpoint_id,
+        )
+        .execute(&mut **tx)
+        .await?;
+        let disabled = sqlx::query!(
+            r#"UPDATE webhook_endpoints SET disabled_at = now(),
                     disabled_reason = 'every delivery failed since '
                         || to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC'
              WHERE id = $1 AND disabled_at IS NULL AND failing_since <= now() - make_interval(secs => $2)
-             RETURNING failing_since, disabled_at",
+             RETURNING failing_since AS "failing_since!", disabled_at AS "disabled_at!""#,
+            claimed.endpoint_id,
+            self.disable_after.as_secs_f64(),
         )
-        .bind(claimed.endpoint_id)
-        .bind(self.disable_after.as_secs_f64())
         .fetch_optional(&mut **tx)
         .await?;
-        if let Some((failing_since, disabled_at)) = disabled {
+        if let Some(disabled) = &disabled {
+            let (failing_since, disabled_at) = (disabled.failing_since, disabled.disabled_at);
             tracing::warn!(endpoint_id = %claimed.endpoint_id, %failing_since, "webhook endpoint disabled after failing continuously");
-            sqlx::query("SELECT app.mail_workspace_managers($1, 'webhook_disabled', $2, $3)")
-                .bind(claimed.workspace_id)
-                .bind(serde_json::json!({
+            sqlx::query!(
+                "SELECT app.mail_workspace_managers($1, 'webhook_disabled', $2, $3)",
+                claimed.workspace_id,
+                serde_json::json!({
                     "url": claimed.url,
                     "endpoint_id": claimed.endpoint_id,
                     "failing_since": failing_since.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-                }))
-                .bind(format!("webhook_disabled:{}:{}", claimed.endpoint_id, disabled_at.unix_timestamp()))
-                .execute(&mut **tx)
+                }),
+                format!("webhook_disabled:{}:{}", claimed.endpoint_id, disabled_at.unix_timestamp()),
+            )
+                .fetch_one(&mut **tx)
                 .await?;
         }
         Ok(disabled.is_some())
     }
 
     async fn drop_delivery(&self, id: Uuid, reason: &'static str) -> Result<Outcome, DispatchError> {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE webhook_deliveries SET status = 'failed', last_error = $2, finished_at = now()
              WHERE id = $1 AND status = 'pending'",
+            id,
+            reason,
         )
-        .bind(id)
-        .bind(reason)
         .execute(&self.pool)
         .await?;
         Ok(Outcome::Dropped(reason))
@@ -327,8 +333,7 @@ impl Dispatcher {
         let delay_secs = u32::try_from(delay.as_secs_f64().ceil() as u64 + 1).unwrap_or(u32::MAX);
         match queue.send_delayed(&id.to_string(), delay_secs).await {
             Ok(_) => {
-                let marked = sqlx::query("UPDATE webhook_deliveries SET enqueued_at = now() WHERE id = $1")
-                    .bind(id)
+                let marked = sqlx::query!("UPDATE webhook_deliveries SET enqueued_at = now() WHERE id = $1", id)
                     .execute(&self.pool)
                     .await;
                 if let Err(error) = marked {
@@ -344,7 +349,7 @@ impl Dispatcher {
     /// not taken) on the queue. Answers how many.
     pub async fn sweep(&self) -> Result<usize, DispatchError> {
         let Some(queue) = &self.queue else { return Ok(0) };
-        let ids: Vec<Uuid> = sqlx::query_scalar(
+        let ids: Vec<Uuid> = sqlx::query_scalar!(
             "UPDATE webhook_deliveries SET enqueued_at = now()
              WHERE id IN (SELECT id FROM webhook_deliveries
                           WHERE status = 'pending' AND next_attempt_at <= now()

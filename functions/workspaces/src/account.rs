@@ -12,7 +12,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(delete_account))
 }
 
-#[derive(sqlx::FromRow)]
 struct Step {
     outcome: String,
     workspace_name: Option<String>,
@@ -28,7 +27,9 @@ async fn delete_account(State(state): State<AppState>, caller: Caller) -> Result
     }
     let mut tx = state.open_personal(&caller).await?;
     let steps: Vec<Step> =
-        sqlx::query_as("SELECT outcome, workspace_name FROM app.delete_account()").fetch_all(&mut *tx).await?;
+        sqlx::query_as!(Step, r#"SELECT outcome AS "outcome!", workspace_name FROM app.delete_account()"#)
+            .fetch_all(&mut *tx)
+            .await?;
     let blocking: Vec<String> =
         steps.iter().filter(|s| s.outcome == "last_owner").filter_map(|s| s.workspace_name.clone()).collect();
     if !blocking.is_empty() {

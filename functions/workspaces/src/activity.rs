@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use shared::access::Access;
-use shared::activity::{ActivityView, COLUMNS};
+use shared::activity::ActivityView;
 use shared::auth::Caller;
 use shared::http::extract::{Path, Query};
 use shared::http::pagination::{Page, PageRequest};
@@ -49,31 +49,40 @@ async fn feed(
         return Err(ApiError::validation("after", "use either after (to resume) or cursor (to page back)"));
     }
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
+    // The filters every variant shares, then the position, scope and order as literal clauses.
+    macro_rules! feed {
+        ($rest:tt) => {
+            shared::select_activity!(
+                "WHERE workspace_id = $1 AND ($2::uuid IS NULL OR project_id = $2)
+                   AND ($3::timestamptz IS NULL OR created_at >= $3) "
+                    + $rest,
+                workspace_id,
+                query.project_id,
+                query.since,
+                query.after.or(page.before),
+                page.fetch_limit(),
+            )
+            .fetch_all(&mut *tx)
+            .await?
+        };
+    }
     // A contact's rows are found through their clients' projects (the visible-rows index), a
     // member's through the workspace's; the policy allows exactly these.
-    let scope = if access == Access::ClientContact {
-        " AND client_visible AND project_id IN (SELECT p.id FROM projects p
-              WHERE p.workspace_id = $1 AND p.client_id = ANY ((SELECT app.contact_client_ids())::uuid[]))"
-    } else {
-        ""
+    let contact = access == Access::ClientContact;
+    let rows = match (contact, query.after.is_some()) {
+        (false, false) => feed!("AND ($4::uuid IS NULL OR id < $4) ORDER BY id DESC LIMIT $5"),
+        (false, true) => feed!("AND ($4::uuid IS NULL OR id > $4) ORDER BY id ASC LIMIT $5"),
+        (true, false) => feed!(
+            "AND ($4::uuid IS NULL OR id < $4) AND client_visible AND project_id IN (SELECT p.id FROM projects p
+                WHERE p.workspace_id = $1 AND p.client_id = ANY ((SELECT app.contact_client_ids())::uuid[]))
+             ORDER BY id DESC LIMIT $5"
+        ),
+        (true, true) => feed!(
+            "AND ($4::uuid IS NULL OR id > $4) AND client_visible AND project_id IN (SELECT p.id FROM projects p
+                WHERE p.workspace_id = $1 AND p.client_id = ANY ((SELECT app.contact_client_ids())::uuid[]))
+             ORDER BY id ASC LIMIT $5"
+        ),
     };
-    let (position, order) = match query.after {
-        Some(_) => ("($4::uuid IS NULL OR id > $4)", "ORDER BY id ASC"),
-        None => ("($4::uuid IS NULL OR id < $4)", "ORDER BY id DESC"),
-    };
-    let rows = sqlx::query_as::<_, ActivityView>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM activity
-         WHERE workspace_id = $1 AND ($2::uuid IS NULL OR project_id = $2)
-           AND ($3::timestamptz IS NULL OR created_at >= $3) AND {position}{scope}
-         {order} LIMIT $5"
-    )))
-    .bind(workspace_id)
-    .bind(query.project_id)
-    .bind(query.since)
-    .bind(query.after.or(page.before))
-    .bind(page.fetch_limit())
-    .fetch_all(&mut *tx)
-    .await?;
     tx.commit().await?;
     // Resuming pages forward: `next_cursor` is then the `after` of the next page.
     Ok(Json(Page::from_rows(rows, &page, |a| a.id)))

@@ -39,7 +39,7 @@ struct NewKeyInput {
     requests_per_minute: Option<u32>,
 }
 
-#[derive(Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct KeyView {
     id: Uuid,
     name: String,
@@ -69,9 +69,6 @@ struct KeyPath {
     key_id: Uuid,
 }
 
-const SELECT_KEY: &str = "SELECT id, name, role, display_prefix, requests_per_minute, created_by, created_at,
-        last_used_at, expires_at FROM api_keys";
-
 /// Creates an API key (owners and admins, plans with API access); the key is shown this once.
 #[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/api-keys", operation_id = "api_keys_create", tag = "api-keys", params(("workspace_id" = Uuid, Path)), request_body = NewKeyInput, responses((status = 201, body = CreatedKey)))]
 async fn create(
@@ -97,21 +94,28 @@ async fn create(
         return Err(ApiError::validation("requests_per_minute", format!("must be between 1 and {plan_limit}")));
     }
     let key = api_key::generate().map_err(ApiError::internal)?;
-    sqlx::query("SELECT app.create_api_key($1, $2, $3, $4, $5, $6, $7, $8)")
-        .bind(key.id)
-        .bind(workspace_id)
-        .bind(name.as_str())
-        .bind(input.role)
-        .bind(&key.display_prefix)
-        .bind(&key.secret_hash[..])
-        .bind(input.expires_at)
-        .bind(input.requests_per_minute.map(|n| n as i32))
-        .execute(&mut *tx)
-        .await?;
-    let view = sqlx::query_as::<_, KeyView>(sqlx::AssertSqlSafe(format!("{SELECT_KEY} WHERE id = $1")))
-        .bind(key.id)
-        .fetch_one(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "SELECT app.create_api_key($1, $2, $3, $4, $5, $6, $7, $8)",
+        key.id,
+        workspace_id,
+        name.as_str(),
+        input.role as Role,
+        &key.display_prefix,
+        &key.secret_hash[..],
+        input.expires_at,
+        input.requests_per_minute.map(|n| n as i32),
+    )
+    .execute(&mut *tx)
+    .await?;
+    let view = sqlx::query_as!(
+        KeyView,
+        r#"SELECT id, name, role AS "role: Role", display_prefix, requests_per_minute, created_by, created_at,
+                  last_used_at, expires_at
+           FROM api_keys WHERE id = $1"#,
+        key.id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(CreatedKey { view, key: key.text })))
 }
@@ -127,13 +131,16 @@ async fn list(
     let page = query.page()?;
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_manager()?;
-    let rows = sqlx::query_as::<_, KeyView>(sqlx::AssertSqlSafe(format!(
-        "{SELECT_KEY} WHERE workspace_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id < $2)
-         ORDER BY id DESC LIMIT $3"
-    )))
-    .bind(workspace_id)
-    .bind(page.before)
-    .bind(page.fetch_limit())
+    let rows = sqlx::query_as!(
+        KeyView,
+        r#"SELECT id, name, role AS "role: Role", display_prefix, requests_per_minute, created_by, created_at,
+                  last_used_at, expires_at
+           FROM api_keys WHERE workspace_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id < $2)
+           ORDER BY id DESC LIMIT $3"#,
+        workspace_id,
+        page.before,
+        page.fetch_limit(),
+    )
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -150,11 +157,13 @@ async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_manager()?;
-    sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL")
-        .bind(path.workspace_id)
-        .bind(path.key_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE api_keys SET revoked_at = now() WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL",
+        path.workspace_id,
+        path.key_id,
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

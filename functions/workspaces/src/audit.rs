@@ -53,7 +53,7 @@ struct Filters {
     until: Option<OffsetDateTime>,
 }
 
-#[derive(Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct AuditEntry {
     /// The entry's position in the workspace's hash chain (1, 2, ...).
     seq: i64,
@@ -139,25 +139,26 @@ async fn fetch(
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditEntry>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT seq, id, actor, action, table_name, row_id, changes, details, request_id, created_at,
-                encode(hash, 'hex') AS hash
+    sqlx::query_as!(
+        AuditEntry,
+        r#"SELECT seq, id, actor, action, table_name, row_id, changes, details, request_id, created_at,
+                encode(hash, 'hex') AS "hash!"
          FROM audit_log
          WHERE workspace_id = $1 AND ($2::bigint IS NULL OR seq < $2)
            AND ($3::text IS NULL OR actor = $3) AND ($4::text IS NULL OR action = $4)
            AND ($5::text IS NULL OR table_name = $5) AND ($6::text IS NULL OR row_id = $6)
            AND ($7::timestamptz IS NULL OR created_at >= $7) AND ($8::timestamptz IS NULL OR created_at < $8)
-         ORDER BY seq DESC LIMIT $9",
+         ORDER BY seq DESC LIMIT $9"#,
+        workspace_id,
+        before,
+        filters.actor.as_deref(),
+        filters.action.as_deref(),
+        filters.table.as_deref(),
+        filters.row_id.as_deref(),
+        filters.since,
+        filters.until,
+        limit,
     )
-    .bind(workspace_id)
-    .bind(before)
-    .bind(&filters.actor)
-    .bind(&filters.action)
-    .bind(&filters.table)
-    .bind(&filters.row_id)
-    .bind(filters.since)
-    .bind(filters.until)
-    .bind(limit)
     .fetch_all(&mut **tx)
     .await
 }

@@ -78,7 +78,6 @@ struct Usage {
     members: i64,
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     effective_plan: String,
     /// Operators' entitlement overrides in force (the entitlements below include them).
@@ -106,15 +105,16 @@ async fn read(
 ) -> Result<Json<BillingView>, ApiError> {
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_member()?;
-    let row = sqlx::query_as::<_, Row>(
-        "SELECT app.effective_plan($1) AS effective_plan, app.active_overrides($1) AS overrides,
+    let row = sqlx::query_as!(
+        Row,
+        r#"SELECT app.effective_plan($1) AS "effective_plan!", app.active_overrides($1) AS "overrides!",
                 s.plan_id, s.status, s.current_period_end, s.cancel_at_period_end, s.grace_until,
                 s.trial_end, s.monthly_amount, s.currency, s.quantity, app.workspace_billable_seats($1) AS billable_seats,
-                (SELECT count(*) FROM projects WHERE workspace_id = $1) AS projects,
-                (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS members
-         FROM (SELECT $1::uuid AS id) w LEFT JOIN subscriptions s ON s.workspace_id = w.id",
+                (SELECT count(*) FROM projects WHERE workspace_id = $1) AS "projects!",
+                (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS "members!"
+         FROM (SELECT $1::uuid AS id) w LEFT JOIN subscriptions s ON s.workspace_id = w.id"#,
+        workspace_id,
     )
-    .bind(workspace_id)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;

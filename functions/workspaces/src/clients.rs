@@ -80,24 +80,26 @@ async fn list(
     let page = query.page()?;
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     let body = if access == Access::ClientContact {
-        let rows = sqlx::query_as::<_, ClientPortalView>(
-            "SELECT id, name, portal_note FROM client_portal
-             WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+        let rows = sqlx::query_as!(
+            ClientPortalView,
+            r#"SELECT id AS "id!", name AS "name!", portal_note AS "portal_note!" FROM client_portal
+             WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"#,
+            workspace_id,
+            page.before,
+            page.fetch_limit(),
         )
-        .bind(workspace_id)
-        .bind(page.before)
-        .bind(page.fetch_limit())
         .fetch_all(&mut *tx)
         .await?;
         Page::from_rows(rows, &page, |c| c.id).map(ClientBody::Portal)
     } else {
-        let rows = sqlx::query_as::<_, ClientView>(
+        let rows = sqlx::query_as!(
+            ClientView,
             "SELECT id, name, email, notes, portal_note, created_at, updated_at FROM clients
              WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+            workspace_id,
+            page.before,
+            page.fetch_limit(),
         )
-        .bind(workspace_id)
-        .bind(page.before)
-        .bind(page.fetch_limit())
         .fetch_all(&mut *tx)
         .await?;
         Page::from_rows(rows, &page, |c| c.id).map(ClientBody::Team)
@@ -117,16 +119,17 @@ async fn create(
     let client = input.parse()?;
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_manager()?;
-    let view = sqlx::query_as::<_, ClientView>(
+    let view = sqlx::query_as!(
+        ClientView,
         "INSERT INTO clients (id, workspace_id, name, email, notes, portal_note) VALUES ($1, $2, $3, $4, $5, $6)
          RETURNING id, name, email, notes, portal_note, created_at, updated_at",
+        Uuid::now_v7(),
+        workspace_id,
+        client.name.as_str(),
+        client.email.as_ref().map(Email::as_str),
+        client.notes.as_str(),
+        client.portal_note.as_str(),
     )
-    .bind(Uuid::now_v7())
-    .bind(workspace_id)
-    .bind(client.name.as_str())
-    .bind(client.email.as_ref().map(Email::as_str))
-    .bind(client.notes.as_str())
-    .bind(client.portal_note.as_str())
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -141,21 +144,24 @@ async fn read(
 ) -> Result<Json<ClientBody>, ApiError> {
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     let view = if access == Access::ClientContact {
-        sqlx::query_as::<_, ClientPortalView>(
-            "SELECT id, name, portal_note FROM client_portal WHERE workspace_id = $1 AND id = $2",
+        sqlx::query_as!(
+            ClientPortalView,
+            r#"SELECT id AS "id!", name AS "name!", portal_note AS "portal_note!" FROM client_portal
+               WHERE workspace_id = $1 AND id = $2"#,
+            path.workspace_id,
+            path.client_id,
         )
-        .bind(path.workspace_id)
-        .bind(path.client_id)
         .fetch_optional(&mut *tx)
         .await?
         .map(ClientBody::Portal)
     } else {
-        sqlx::query_as::<_, ClientView>(
+        sqlx::query_as!(
+            ClientView,
             "SELECT id, name, email, notes, portal_note, created_at, updated_at FROM clients
              WHERE workspace_id = $1 AND id = $2",
+            path.workspace_id,
+            path.client_id,
         )
-        .bind(path.workspace_id)
-        .bind(path.client_id)
         .fetch_optional(&mut *tx)
         .await?
         .map(ClientBody::Team)
@@ -175,17 +181,18 @@ async fn replace(
     let client = input.parse()?;
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_manager()?;
-    let view = sqlx::query_as::<_, ClientView>(
+    let view = sqlx::query_as!(
+        ClientView,
         "UPDATE clients SET name = $3, email = $4, notes = $5, portal_note = $6, updated_at = now()
          WHERE workspace_id = $1 AND id = $2
          RETURNING id, name, email, notes, portal_note, created_at, updated_at",
+        path.workspace_id,
+        path.client_id,
+        client.name.as_str(),
+        client.email.as_ref().map(Email::as_str),
+        client.notes.as_str(),
+        client.portal_note.as_str(),
     )
-    .bind(path.workspace_id)
-    .bind(path.client_id)
-    .bind(client.name.as_str())
-    .bind(client.email.as_ref().map(Email::as_str))
-    .bind(client.notes.as_str())
-    .bind(client.portal_note.as_str())
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("client"))?;
@@ -202,9 +209,7 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_manager()?;
-    sqlx::query("DELETE FROM clients WHERE workspace_id = $1 AND id = $2")
-        .bind(path.workspace_id)
-        .bind(path.client_id)
+    sqlx::query!("DELETE FROM clients WHERE workspace_id = $1 AND id = $2", path.workspace_id, path.client_id,)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;

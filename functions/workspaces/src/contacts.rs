@@ -48,16 +48,17 @@ async fn list(
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_member()?;
     require_client(&mut tx, &path).await?;
-    let rows = sqlx::query_as::<_, ContactView>(
+    let rows = sqlx::query_as!(
+        ContactView,
         "SELECT c.user_id, u.email, c.created_at AS linked_at
          FROM client_contacts c JOIN users u ON u.id = c.user_id
          WHERE c.workspace_id = $1 AND c.client_id = $2 AND ($3::uuid IS NULL OR c.user_id < $3)
          ORDER BY c.user_id DESC LIMIT $4",
+        path.workspace_id,
+        path.client_id,
+        page.before,
+        page.fetch_limit(),
     )
-    .bind(path.workspace_id)
-    .bind(path.client_id)
-    .bind(page.before)
-    .bind(page.fetch_limit())
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -80,32 +81,37 @@ async fn add(
     shared::access::require_feature(&mut tx, path.workspace_id, |f| f.client_portal, "The client portal").await?;
     require_client(&mut tx, &path).await?;
     let user_id = user_by_email(&mut tx, path.workspace_id, &email).await?;
-    let is_member: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM workspace_members WHERE workspace_id = $1 AND user_id = $2)")
-            .bind(path.workspace_id)
-            .bind(user_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    let is_member: bool = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM workspace_members
+           WHERE workspace_id = $1 AND user_id = $2) AS "exists!""#,
+        path.workspace_id,
+        user_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     if is_member {
         return Err(ApiError::Conflict {
             code: "already_member",
             detail: "That user is a member of this workspace; members already see its projects.".into(),
         });
     }
-    sqlx::query("INSERT INTO client_contacts (workspace_id, client_id, user_id) VALUES ($1, $2, $3)")
-        .bind(path.workspace_id)
-        .bind(path.client_id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO client_contacts (workspace_id, client_id, user_id) VALUES ($1, $2, $3)",
+        path.workspace_id,
+        path.client_id,
+        user_id,
+    )
+    .execute(&mut *tx)
+    .await?;
     // A separate statement: the users policy must see the new link, which a CTE's snapshot would not.
-    let contact = sqlx::query_as::<_, ContactView>(
+    let contact = sqlx::query_as!(
+        ContactView,
         "SELECT c.user_id, u.email, c.created_at AS linked_at
          FROM client_contacts c JOIN users u ON u.id = c.user_id
          WHERE c.client_id = $1 AND c.user_id = $2",
+        path.client_id,
+        user_id,
     )
-    .bind(path.client_id)
-    .bind(user_id)
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -121,21 +127,25 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_manager()?;
-    sqlx::query("DELETE FROM client_contacts WHERE workspace_id = $1 AND client_id = $2 AND user_id = $3")
-        .bind(path.workspace_id)
-        .bind(path.client_id)
-        .bind(path.user_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "DELETE FROM client_contacts WHERE workspace_id = $1 AND client_id = $2 AND user_id = $3",
+        path.workspace_id,
+        path.client_id,
+        path.user_id,
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn require_client(tx: &mut shared::db::TenantTx, path: &ClientPath) -> Result<(), ApiError> {
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM clients WHERE workspace_id = $1 AND id = $2)")
-        .bind(path.workspace_id)
-        .bind(path.client_id)
-        .fetch_one(&mut **tx)
-        .await?;
+    let exists: bool = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM clients WHERE workspace_id = $1 AND id = $2) AS "exists!""#,
+        path.workspace_id,
+        path.client_id,
+    )
+    .fetch_one(&mut **tx)
+    .await?;
     if exists { Ok(()) } else { Err(ApiError::NotFound("client")) }
 }

@@ -28,7 +28,6 @@ struct ExportPath {
     export_id: Uuid,
 }
 
-#[derive(sqlx::FromRow)]
 struct Row {
     id: Uuid,
     status: String,
@@ -44,9 +43,6 @@ struct Row {
     data_key: Option<String>,
     manifest_key: Option<String>,
 }
-
-const SELECT_EXPORT: &str = "SELECT id, status, requested_by, created_at, started_at, finished_at, bytes, row_count,
-        tables, error, expires_at, data_key, manifest_key FROM workspace_exports";
 
 #[derive(Serialize, ToSchema)]
 struct ExportView {
@@ -127,15 +123,14 @@ async fn request(
     bucket(&state)?;
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_owner("export a workspace")?;
-    let row = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(format!(
-        "WITH created AS (
-             INSERT INTO workspace_exports (id, workspace_id, requested_by) VALUES ($2, $1, app.current_user_id())
-             RETURNING *)
-         {} ",
-        SELECT_EXPORT.replace("FROM workspace_exports", "FROM created")
-    )))
-    .bind(workspace_id)
-    .bind(Uuid::now_v7())
+    let row = sqlx::query_as!(
+        Row,
+        "INSERT INTO workspace_exports (id, workspace_id, requested_by) VALUES ($2, $1, app.current_user_id())
+         RETURNING id, status, requested_by, created_at, started_at, finished_at, bytes, row_count, tables, error,
+                   expires_at, data_key, manifest_key",
+        workspace_id,
+        Uuid::now_v7(),
+    )
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -154,12 +149,15 @@ async fn list(
     let page = query.page()?;
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_owner("see a workspace's exports")?;
-    let rows = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(format!(
-        "{SELECT_EXPORT} WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-    )))
-    .bind(workspace_id)
-    .bind(page.before)
-    .bind(page.fetch_limit())
+    let rows = sqlx::query_as!(
+        Row,
+        "SELECT id, status, requested_by, created_at, started_at, finished_at, bytes, row_count, tables, error,
+                expires_at, data_key, manifest_key
+         FROM workspace_exports WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+        workspace_id,
+        page.before,
+        page.fetch_limit(),
+    )
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -178,13 +176,17 @@ async fn show(
 ) -> Result<Json<ExportView>, ApiError> {
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_owner("see a workspace's exports")?;
-    let row =
-        sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(format!("{SELECT_EXPORT} WHERE workspace_id = $1 AND id = $2")))
-            .bind(path.workspace_id)
-            .bind(path.export_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or(ApiError::NotFound("export"))?;
+    let row = sqlx::query_as!(
+        Row,
+        "SELECT id, status, requested_by, created_at, started_at, finished_at, bytes, row_count, tables, error,
+                    expires_at, data_key, manifest_key
+             FROM workspace_exports WHERE workspace_id = $1 AND id = $2",
+        path.workspace_id,
+        path.export_id,
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("export"))?;
     tx.commit().await?;
     let now = OffsetDateTime::now_utc();
     let (mut view, keys) = ExportView::from_row(row, now);

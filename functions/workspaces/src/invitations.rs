@@ -69,7 +69,7 @@ struct ClientPath {
     client_id: Uuid,
 }
 
-#[derive(Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct InvitationView {
     id: Uuid,
     email: String,
@@ -90,9 +90,6 @@ struct Accepted {
     role: Option<String>,
     client_id: Option<Uuid>,
 }
-
-const SELECT_INVITATION: &str =
-    "SELECT id, email, role, client_id, invited_by, created_at, expires_at FROM invitations";
 
 fn parse_email(raw: &str) -> Result<Email, ApiError> {
     let mut v = Validator::default();
@@ -115,12 +112,12 @@ async fn invite_member(
     if input.role == Role::Owner && role != Role::Owner {
         return Err(ApiError::Forbidden("Only owners can invite owners.".into()));
     }
-    let already: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM workspace_members m JOIN users u ON u.id = m.user_id
-                        WHERE m.workspace_id = $1 AND lower(u.email) = lower($2))",
+    let already: bool = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM workspace_members m JOIN users u ON u.id = m.user_id
+                        WHERE m.workspace_id = $1 AND lower(u.email) = lower($2)) AS "exists!""#,
+        workspace_id,
+        email.as_str(),
     )
-    .bind(workspace_id)
-    .bind(email.as_str())
     .fetch_one(&mut *tx)
     .await?;
     if already {
@@ -161,31 +158,32 @@ async fn create(
     role: Option<Role>,
     client_id: Option<Uuid>,
 ) -> Result<InvitationView, ApiError> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE invitations SET revoked_at = now()
          WHERE workspace_id = $1 AND lower(email) = lower($2) AND client_id IS NOT DISTINCT FROM $3
            AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at <= now()",
+        workspace_id,
+        email,
+        client_id,
     )
-    .bind(workspace_id)
-    .bind(email)
-    .bind(client_id)
     .execute(&mut **tx)
     .await?;
     let token = new_token()?;
     let id = Uuid::now_v7();
-    let view = sqlx::query_as::<_, InvitationView>(
-        "INSERT INTO invitations (id, workspace_id, email, role, client_id, token_hash, invited_by, expires_at)
+    let view = sqlx::query_as!(
+        InvitationView,
+        r#"INSERT INTO invitations (id, workspace_id, email, role, client_id, token_hash, invited_by, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         RETURNING id, email, role, client_id, invited_by, created_at, expires_at",
+         RETURNING id, email, role AS "role: Role", client_id, invited_by, created_at, expires_at"#,
+        id,
+        workspace_id,
+        email,
+        role as Option<Role>,
+        client_id,
+        &api_key::hash_token(&token)[..],
+        caller.user_id,
+        OffsetDateTime::now_utc() + VALID_FOR,
     )
-    .bind(id)
-    .bind(workspace_id)
-    .bind(email)
-    .bind(role)
-    .bind(client_id)
-    .bind(&api_key::hash_token(&token)[..])
-    .bind(caller.user_id)
-    .bind(OffsetDateTime::now_utc() + VALID_FOR)
     .fetch_one(&mut **tx)
     .await?;
     write_mail(tx, caller, &view, workspace_id, &token).await?;
@@ -201,23 +199,23 @@ async fn write_mail(
     token: &str,
 ) -> Result<(), ApiError> {
     let template = if invitation.client_id.is_some() { "portal_invitation" } else { "team_invitation" };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO emails (id, workspace_id, to_address, template, params)
          SELECT $1, w.id, $3, $4,
                 jsonb_build_object('workspace', w.name, 'inviter', $5::text, 'role', $6::text,
                                    'client', (SELECT c.name FROM clients c WHERE c.id = $7),
                                    'token', $8::text, 'expires_at', $9::timestamptz)
          FROM workspaces w WHERE w.id = $2",
+        Uuid::now_v7(),
+        workspace_id,
+        &invitation.email,
+        template,
+        caller.email.as_deref(),
+        invitation.role.map(Role::as_str),
+        invitation.client_id,
+        token,
+        invitation.expires_at,
     )
-    .bind(Uuid::now_v7())
-    .bind(workspace_id)
-    .bind(&invitation.email)
-    .bind(template)
-    .bind(caller.email.as_deref())
-    .bind(invitation.role.map(Role::as_str))
-    .bind(invitation.client_id)
-    .bind(token)
-    .bind(invitation.expires_at)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -239,13 +237,15 @@ async fn list(
     let page = query.page()?;
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_manager()?;
-    let rows = sqlx::query_as::<_, InvitationView>(sqlx::AssertSqlSafe(format!(
-        "{SELECT_INVITATION} WHERE workspace_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL
-           AND expires_at > now() AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-    )))
-    .bind(workspace_id)
-    .bind(page.before)
-    .bind(page.fetch_limit())
+    let rows = sqlx::query_as!(
+        InvitationView,
+        r#"SELECT id, email, role AS "role: Role", client_id, invited_by, created_at, expires_at
+           FROM invitations WHERE workspace_id = $1 AND accepted_at IS NULL AND revoked_at IS NULL
+           AND expires_at > now() AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"#,
+        workspace_id,
+        page.before,
+        page.fetch_limit(),
+    )
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -264,15 +264,16 @@ async fn resend(
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_manager()?;
     let token = new_token()?;
-    let view = sqlx::query_as::<_, InvitationView>(
-        "UPDATE invitations SET token_hash = $3, expires_at = $4
+    let view = sqlx::query_as!(
+        InvitationView,
+        r#"UPDATE invitations SET token_hash = $3, expires_at = $4
          WHERE workspace_id = $1 AND id = $2 AND accepted_at IS NULL AND revoked_at IS NULL
-         RETURNING id, email, role, client_id, invited_by, created_at, expires_at",
+         RETURNING id, email, role AS "role: Role", client_id, invited_by, created_at, expires_at"#,
+        path.workspace_id,
+        path.invitation_id,
+        &api_key::hash_token(&token)[..],
+        OffsetDateTime::now_utc() + VALID_FOR,
     )
-    .bind(path.workspace_id)
-    .bind(path.invitation_id)
-    .bind(&api_key::hash_token(&token)[..])
-    .bind(OffsetDateTime::now_utc() + VALID_FOR)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("invitation"))?;
@@ -290,12 +291,12 @@ async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_manager()?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE invitations SET revoked_at = now()
          WHERE workspace_id = $1 AND id = $2 AND accepted_at IS NULL AND revoked_at IS NULL",
+        path.workspace_id,
+        path.invitation_id,
     )
-    .bind(path.workspace_id)
-    .bind(path.invitation_id)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -325,11 +326,14 @@ async fn accept(
         ));
     }
     let mut tx = state.open_personal(&caller).await?;
-    let (outcome, workspace_id, client_id, role): (String, Option<Uuid>, Option<Uuid>, Option<String>) =
-        sqlx::query_as("SELECT outcome, workspace_id, client_id, role FROM app.accept_invitation($1)")
-            .bind(&api_key::hash_token(token)[..])
-            .fetch_one(&mut *tx)
-            .await?;
+    let accepted = sqlx::query!(
+        r#"SELECT outcome AS "outcome!", workspace_id, client_id, role FROM app.accept_invitation($1)"#,
+        &api_key::hash_token(token)[..],
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let (outcome, workspace_id, client_id, role) =
+        (accepted.outcome, accepted.workspace_id, accepted.client_id, accepted.role);
     let gone = |code: &'static str, detail: &str| ApiError::Gone { code, detail: detail.to_owned() };
     match outcome.as_str() {
         "accepted" | "already" => {}

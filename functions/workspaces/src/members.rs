@@ -43,10 +43,6 @@ pub struct MemberPath {
     user_id: Uuid,
 }
 
-const SELECT_MEMBER: &str = "SELECT m.user_id, u.email, m.role, m.created_at AS joined_at
-    FROM workspace_members m JOIN users u ON u.id = m.user_id
-    WHERE m.workspace_id = $1 AND m.user_id = $2";
-
 /// The workspace's members, in a stable order by user id.
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/members", operation_id = "members_list", tag = "members", params(("workspace_id" = Uuid, Path), PageQuery), responses((status = 200, body = Page<MemberView>)))]
 async fn list(
@@ -59,15 +55,16 @@ async fn list(
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_member()?;
     // User ids are not time-ordered (UUIDv5): the order is stable, not by joining date.
-    let rows = sqlx::query_as::<_, MemberView>(
-        "SELECT m.user_id, u.email, m.role, m.created_at AS joined_at
+    let rows = sqlx::query_as!(
+        MemberView,
+        r#"SELECT m.user_id, u.email, m.role AS "role: Role", m.created_at AS joined_at
          FROM workspace_members m JOIN users u ON u.id = m.user_id
          WHERE m.workspace_id = $1 AND ($2::uuid IS NULL OR m.user_id < $2)
-         ORDER BY m.user_id DESC LIMIT $3",
+         ORDER BY m.user_id DESC LIMIT $3"#,
+        workspace_id,
+        page.before,
+        page.fetch_limit(),
     )
-    .bind(workspace_id)
-    .bind(page.before)
-    .bind(page.fetch_limit())
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -89,14 +86,15 @@ async fn add(
     let caller_role = access.require_manager()?;
     require_owner_for_owners(caller_role, &[input.role])?;
     let user_id = user_by_email(&mut tx, workspace_id, &email).await?;
-    sqlx::query("INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, $3)")
-        .bind(workspace_id)
-        .bind(user_id)
-        .bind(input.role)
-        .execute(&mut *tx)
-        .await?;
-    let member =
-        sqlx::query_as::<_, MemberView>(SELECT_MEMBER).bind(workspace_id).bind(user_id).fetch_one(&mut *tx).await?;
+    sqlx::query!(
+        "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, $3)",
+        workspace_id,
+        user_id,
+        input.role as Role,
+    )
+    .execute(&mut *tx)
+    .await?;
+    let member = find(&mut tx, workspace_id, user_id).await?;
     tx.commit().await?;
     tracing::info!(member = %user_id, role = ?input.role, "member added");
     Ok((StatusCode::CREATED, Json(member)))
@@ -114,20 +112,16 @@ async fn change_role(
     let caller_role = access.require_manager()?;
     let current = current_role(&mut tx, &path).await?.ok_or(ApiError::NotFound("member"))?;
     require_owner_for_owners(caller_role, &[current, input.role])?;
-    let updated = sqlx::query(
+    let updated = sqlx::query!(
         "UPDATE workspace_members SET role = $3, updated_at = now() WHERE workspace_id = $1 AND user_id = $2",
+        path.workspace_id,
+        path.user_id,
+        input.role as Role,
     )
-    .bind(path.workspace_id)
-    .bind(path.user_id)
-    .bind(input.role)
     .execute(&mut *tx)
     .await?;
     require_written(updated.rows_affected())?;
-    let member = sqlx::query_as::<_, MemberView>(SELECT_MEMBER)
-        .bind(path.workspace_id)
-        .bind(path.user_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let member = find(&mut tx, path.workspace_id, path.user_id).await?;
     tx.commit().await?;
     Ok(Json(member))
 }
@@ -149,11 +143,13 @@ async fn remove(
         access.require_manager()?;
         require_owner_for_owners(caller_role, &[current])?;
     }
-    let deleted = sqlx::query("DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
-        .bind(path.workspace_id)
-        .bind(path.user_id)
-        .execute(&mut *tx)
-        .await?;
+    let deleted = sqlx::query!(
+        "DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2",
+        path.workspace_id,
+        path.user_id,
+    )
+    .execute(&mut *tx)
+    .await?;
     require_written(deleted.rows_affected())?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -174,19 +170,32 @@ fn require_owner_for_owners(caller_role: Role, roles: &[Role]) -> Result<(), Api
     Ok(())
 }
 
+async fn find(tx: &mut TenantTx, workspace_id: Uuid, user_id: Uuid) -> Result<MemberView, sqlx::Error> {
+    sqlx::query_as!(
+        MemberView,
+        r#"SELECT m.user_id, u.email, m.role AS "role: Role", m.created_at AS joined_at
+           FROM workspace_members m JOIN users u ON u.id = m.user_id
+           WHERE m.workspace_id = $1 AND m.user_id = $2"#,
+        workspace_id,
+        user_id,
+    )
+    .fetch_one(&mut **tx)
+    .await
+}
+
 async fn current_role(tx: &mut TenantTx, path: &MemberPath) -> Result<Option<Role>, ApiError> {
-    Ok(sqlx::query_scalar("SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2")
-        .bind(path.workspace_id)
-        .bind(path.user_id)
-        .fetch_optional(&mut **tx)
-        .await?)
+    Ok(sqlx::query_scalar!(
+        r#"SELECT role AS "role: Role" FROM workspace_members WHERE workspace_id = $1 AND user_id = $2"#,
+        path.workspace_id,
+        path.user_id,
+    )
+    .fetch_optional(&mut **tx)
+    .await?)
 }
 
 /// Finds a user who has signed in at least once, by e-mail; the database answers only managers.
 pub async fn user_by_email(tx: &mut TenantTx, workspace_id: Uuid, email: &Email) -> Result<Uuid, ApiError> {
-    sqlx::query_scalar::<_, Option<Uuid>>("SELECT app.user_id_by_email($1, $2)")
-        .bind(workspace_id)
-        .bind(email.as_str())
+    sqlx::query_scalar!("SELECT app.user_id_by_email($1, $2)", workspace_id, email.as_str())
         .fetch_one(&mut **tx)
         .await?
         .ok_or_else(|| ApiError::validation("email", "no user with this e-mail has signed in yet"))

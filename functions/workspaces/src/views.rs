@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WorkspaceView {
     pub id: Uuid,
     pub name: String,
@@ -16,7 +16,7 @@ pub struct WorkspaceView {
     pub created_at: OffsetDateTime,
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MemberView {
     pub user_id: Uuid,
     pub email: Option<String>,
@@ -26,7 +26,7 @@ pub struct MemberView {
 }
 
 /// A client as the team sees it.
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ClientView {
     pub id: Uuid,
     pub name: String,
@@ -42,7 +42,7 @@ pub struct ClientView {
 }
 
 /// A client as its own contacts see it in the portal (read from the `client_portal` view).
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 // Closed (`additionalProperties: false` in the document), so it is told apart from the team's
 // view: `ClientBody` is exactly one of the two.
 #[serde(deny_unknown_fields)]
@@ -60,7 +60,7 @@ pub enum ClientBody {
     Portal(ClientPortalView),
 }
 
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ContactView {
     pub user_id: Uuid,
     pub email: Option<String>,

@@ -111,7 +111,7 @@ enum DeliveryStatus {
     Failed,
 }
 
-#[derive(Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct EndpointView {
     id: Uuid,
     url: String,
@@ -135,8 +135,20 @@ struct EndpointView {
     updated_at: OffsetDateTime,
 }
 
-const ENDPOINT_COLUMNS: &str = "id, url, description, events, format, disabled_at IS NULL AS enabled, disabled_at,
-    disabled_reason, failing_since, previous_secret_expires_at, created_by, created_at, updated_at";
+/// A checked `query_as!` of `EndpointView`s: the statement's text before and after its columns.
+macro_rules! endpoint_query {
+    ($head:tt, $tail:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            EndpointView,
+            $head
+                + r#" id, url, description, events, format AS "format: Format", disabled_at IS NULL AS "enabled!",
+                      disabled_at, disabled_reason, failing_since, previous_secret_expires_at, created_by, created_at,
+                      updated_at "#
+                + $tail,
+            $($arg),*
+        )
+    };
+}
 
 #[derive(Serialize, ToSchema)]
 struct WithSecret {
@@ -146,7 +158,7 @@ struct WithSecret {
     secret: String,
 }
 
-#[derive(Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct DeliveryView {
     id: Uuid,
     event_id: Uuid,
@@ -165,11 +177,22 @@ struct DeliveryView {
     finished_at: Option<OffsetDateTime>,
 }
 
-const DELIVERY_COLUMNS: &str = "d.id, d.event_id, e.type AS event_type, d.status, d.attempts, d.max_attempts,
-    CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at, d.last_status_code, d.last_error,
-    d.created_at, d.finished_at";
+/// A checked `query_as!` of `DeliveryView`s (`d` the delivery, `e` its event).
+macro_rules! delivery_query {
+    ($head:tt, $tail:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            DeliveryView,
+            $head
+                + r#" d.id, d.event_id, e.type AS event_type, d.status AS "status: DeliveryStatus", d.attempts,
+                      d.max_attempts, CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at,
+                      d.last_status_code, d.last_error, d.created_at, d.finished_at "#
+                + $tail,
+            $($arg),*
+        )
+    };
+}
 
-#[derive(Serialize, sqlx::FromRow, ToSchema)]
+#[derive(Serialize, ToSchema)]
 struct AttemptView {
     #[serde(with = "time::serde::rfc3339")]
     attempted_at: OffsetDateTime,
@@ -242,11 +265,12 @@ async fn open(state: &AppState, caller: &Caller, workspace_id: Uuid) -> Result<T
 }
 
 async fn find(tx: &mut TenantTx, path: &EndpointPath) -> Result<EndpointView, ApiError> {
-    sqlx::query_as::<_, EndpointView>(sqlx::AssertSqlSafe(format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2"
-    )))
-    .bind(path.workspace_id)
-    .bind(path.endpoint_id)
+    endpoint_query!(
+        "SELECT",
+        "FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2",
+        path.workspace_id,
+        path.endpoint_id,
+    )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or(ApiError::NotFound("webhook endpoint"))
@@ -267,19 +291,20 @@ async fn create(
     v.finish()?;
     let mut tx = open(&state, &caller, workspace_id).await?;
     let secret = SigningSecret::generate().map_err(ApiError::internal)?.to_text();
-    let endpoint = sqlx::query_as::<_, EndpointView>(sqlx::AssertSqlSafe(format!(
+    let endpoint = endpoint_query!(
         "INSERT INTO webhook_endpoints (id, workspace_id, url, description, events, format, secret, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         RETURNING {ENDPOINT_COLUMNS}"
-    )))
-    .bind(Uuid::now_v7())
-    .bind(workspace_id)
-    .bind(url)
-    .bind(input.description.trim())
-    .bind(events)
-    .bind(input.format)
-    .bind(&secret)
-    .bind(caller.user_id)
+         RETURNING",
+        "",
+        Uuid::now_v7(),
+        workspace_id,
+        url,
+        input.description.trim(),
+        events.as_deref(),
+        input.format as Format,
+        &secret,
+        caller.user_id,
+    )
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -295,13 +320,14 @@ async fn list(
 ) -> Result<Json<Page<EndpointView>>, ApiError> {
     let page = query.page()?;
     let mut tx = open(&state, &caller, workspace_id).await?;
-    let rows = sqlx::query_as::<_, EndpointView>(sqlx::AssertSqlSafe(format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints
-         WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3"
-    )))
-    .bind(workspace_id)
-    .bind(page.before)
-    .bind(page.fetch_limit())
+    let rows = endpoint_query!(
+        "SELECT",
+        "FROM webhook_endpoints
+         WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+        workspace_id,
+        page.before,
+        page.fetch_limit(),
+    )
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -340,27 +366,28 @@ async fn update(
     v.finish()?;
     let mut tx = open(&state, &caller, path.workspace_id).await?;
     // Re-enabling starts the failure clock afresh; disabling by hand is said so.
-    let endpoint = sqlx::query_as::<_, EndpointView>(sqlx::AssertSqlSafe(format!(
+    let endpoint = endpoint_query!(
         "UPDATE webhook_endpoints SET
             url = coalesce($3, url),
             events = coalesce($4, events),
             description = coalesce($5, description),
             format = coalesce($6, format),
-            disabled_at = CASE WHEN $7 IS NULL THEN disabled_at WHEN $7 THEN NULL ELSE coalesce(disabled_at, now()) END,
+            disabled_at = CASE WHEN $7::boolean IS NULL THEN disabled_at WHEN $7 THEN NULL ELSE coalesce(disabled_at, now()) END,
             disabled_reason = CASE WHEN $7 IS NULL THEN disabled_reason WHEN $7 THEN NULL
                                    ELSE coalesce(disabled_reason, 'disabled by a workspace manager') END,
             failing_since = CASE WHEN $7 THEN NULL ELSE failing_since END,
             updated_at = now()
          WHERE workspace_id = $1 AND id = $2
-         RETURNING {ENDPOINT_COLUMNS}"
-    )))
-    .bind(path.workspace_id)
-    .bind(path.endpoint_id)
-    .bind(url)
-    .bind(events)
-    .bind(change.description.as_deref().map(str::trim))
-    .bind(change.format)
-    .bind(change.enabled)
+         RETURNING",
+        "",
+        path.workspace_id,
+        path.endpoint_id,
+        url,
+        events.as_deref(),
+        change.description.as_deref().map(str::trim),
+        change.format as Option<Format>,
+        change.enabled,
+    )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("webhook endpoint"))?;
@@ -376,12 +403,14 @@ async fn remove(
     Path(path): Path<EndpointPath>,
 ) -> Result<StatusCode, ApiError> {
     let mut tx = open(&state, &caller, path.workspace_id).await?;
-    let deleted = sqlx::query("DELETE FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2")
-        .bind(path.workspace_id)
-        .bind(path.endpoint_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let deleted = sqlx::query!(
+        "DELETE FROM webhook_endpoints WHERE workspace_id = $1 AND id = $2",
+        path.workspace_id,
+        path.endpoint_id,
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
     if deleted == 0 {
         return Err(ApiError::NotFound("webhook endpoint"));
     }
@@ -408,15 +437,16 @@ async fn rotate_secret(
     let secret = SigningSecret::generate().map_err(ApiError::internal)?.to_text();
     let expires = OffsetDateTime::now_utc() + Duration::hours(i64::from(overlap));
     // The database keeps the replaced secret for the overlap (the API role cannot read it).
-    let endpoint = sqlx::query_as::<_, EndpointView>(sqlx::AssertSqlSafe(format!(
+    let endpoint = endpoint_query!(
         "UPDATE webhook_endpoints SET secret = $3, previous_secret_expires_at = $4, updated_at = now()
          WHERE workspace_id = $1 AND id = $2
-         RETURNING {ENDPOINT_COLUMNS}"
-    )))
-    .bind(path.workspace_id)
-    .bind(path.endpoint_id)
-    .bind(&secret)
-    .bind(expires)
+         RETURNING",
+        "",
+        path.workspace_id,
+        path.endpoint_id,
+        &secret,
+        expires,
+    )
     .fetch_optional(&mut *tx)
     .await?
     .ok_or(ApiError::NotFound("webhook endpoint"))?;
@@ -441,18 +471,22 @@ async fn send_test(
         "timestamp": OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).map_err(ApiError::internal)?,
         "data": {"endpoint_id": endpoint.id, "url": endpoint.url, "message": "A test event: your endpoint is receiving webhooks."},
     });
-    sqlx::query("INSERT INTO webhook_events (id, workspace_id, type, payload) VALUES ($1, $2, $3, $4)")
-        .bind(event_id)
-        .bind(path.workspace_id)
-        .bind(catalog::TEST_EVENT)
-        .bind(&payload)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id, max_attempts) VALUES ($1, $2, $3, $4, 1)")
-        .bind(delivery_id)
-        .bind(path.workspace_id)
-        .bind(path.endpoint_id)
-        .bind(event_id)
+    sqlx::query!(
+        "INSERT INTO webhook_events (id, workspace_id, type, payload) VALUES ($1, $2, $3, $4)",
+        event_id,
+        path.workspace_id,
+        catalog::TEST_EVENT,
+        &payload,
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id, max_attempts) VALUES ($1, $2, $3, $4, 1)",
+        delivery_id,
+        path.workspace_id,
+        path.endpoint_id,
+        event_id,
+    )
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -470,15 +504,16 @@ async fn deliveries(
     let page = PageRequest::parse(query.limit, query.cursor.as_deref())?;
     let mut tx = open(&state, &caller, path.workspace_id).await?;
     find(&mut tx, &path).await?;
-    let rows = sqlx::query_as::<_, DeliveryView>(sqlx::AssertSqlSafe(format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
+    let rows = delivery_query!(
+        "SELECT",
+        "FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
          WHERE d.endpoint_id = $1 AND ($2::uuid IS NULL OR d.id < $2) AND ($3::text IS NULL OR d.status = $3)
-         ORDER BY d.id DESC LIMIT $4"
-    )))
-    .bind(path.endpoint_id)
-    .bind(page.before)
-    .bind(query.status)
-    .bind(page.fetch_limit())
+         ORDER BY d.id DESC LIMIT $4",
+        path.endpoint_id,
+        page.before,
+        query.status as Option<DeliveryStatus>,
+        page.fetch_limit(),
+    )
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -493,27 +528,29 @@ async fn delivery(
     Path(path): Path<DeliveryPath>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
     let mut tx = open(&state, &caller, path.workspace_id).await?;
-    let row: Option<(Value,)> = sqlx::query_as(
+    let payload = sqlx::query_scalar!(
         "SELECT e.payload FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
          WHERE d.workspace_id = $1 AND d.endpoint_id = $2 AND d.id = $3",
+        path.workspace_id,
+        path.endpoint_id,
+        path.delivery_id,
     )
-    .bind(path.workspace_id)
-    .bind(path.endpoint_id)
-    .bind(path.delivery_id)
     .fetch_optional(&mut *tx)
-    .await?;
-    let Some((payload,)) = row else { return Err(ApiError::NotFound("webhook delivery")) };
-    let delivery = sqlx::query_as::<_, DeliveryView>(sqlx::AssertSqlSafe(format!(
-        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE d.id = $1"
-    )))
-    .bind(path.delivery_id)
+    .await?
+    .ok_or(ApiError::NotFound("webhook delivery"))?;
+    let delivery = delivery_query!(
+        "SELECT",
+        "FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id WHERE d.id = $1",
+        path.delivery_id,
+    )
     .fetch_one(&mut *tx)
     .await?;
-    let attempts_log = sqlx::query_as::<_, AttemptView>(
+    let attempts_log = sqlx::query_as!(
+        AttemptView,
         "SELECT attempted_at, status_code, latency_ms, response_body, error FROM webhook_attempts
          WHERE delivery_id = $1 ORDER BY id",
+        path.delivery_id,
     )
-    .bind(path.delivery_id)
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -533,16 +570,18 @@ async fn retry(
     let mut tx = open(&state, &caller, path.workspace_id).await?;
     let endpoint =
         find(&mut tx, &EndpointPath { workspace_id: path.workspace_id, endpoint_id: path.endpoint_id }).await?;
-    let row: Option<(Uuid, DeliveryStatus)> = sqlx::query_as(
-        "SELECT event_id, status FROM webhook_deliveries WHERE workspace_id = $1 AND endpoint_id = $2 AND id = $3 FOR UPDATE",
+    let delivery = sqlx::query!(
+        r#"SELECT event_id, status AS "status: DeliveryStatus" FROM webhook_deliveries
+           WHERE workspace_id = $1 AND endpoint_id = $2 AND id = $3 FOR UPDATE"#,
+        path.workspace_id,
+        path.endpoint_id,
+        path.delivery_id,
     )
-    .bind(path.workspace_id)
-    .bind(path.endpoint_id)
-    .bind(path.delivery_id)
     .fetch_optional(&mut *tx)
-    .await?;
-    let Some((event_id, status)) = row else { return Err(ApiError::NotFound("webhook delivery")) };
-    if matches!(status, DeliveryStatus::Succeeded) {
+    .await?
+    .ok_or(ApiError::NotFound("webhook delivery"))?;
+    let event_id = delivery.event_id;
+    if matches!(delivery.status, DeliveryStatus::Succeeded) {
         return Err(ApiError::Conflict {
             code: "webhook_delivery_succeeded",
             detail: "This delivery succeeded; it is not sent again.".into(),
@@ -554,13 +593,13 @@ async fn retry(
             detail: "The endpoint is disabled; re-enable it (PATCH with enabled: true) before retrying.".into(),
         });
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now(),
                 max_attempts = CASE WHEN status = 'failed' THEN attempts + 1 ELSE max_attempts END,
                 enqueued_at = NULL, finished_at = NULL
          WHERE id = $1",
+        path.delivery_id,
     )
-    .bind(path.delivery_id)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

@@ -42,17 +42,18 @@ impl WorkspaceInput {
 
 /// The workspace as the caller sees it (with their role), then a literal WHERE clause.
 macro_rules! select_view {
-    ($rest:literal) => {
-        concat!(
-            "SELECT w.id, w.name, w.created_at,
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            WorkspaceView,
+            r#"SELECT w.id, w.name, w.created_at,
                     coalesce((SELECT m.role::text FROM workspace_members m
                               WHERE m.workspace_id = w.id AND m.user_id = app.current_user_id()),
                              -- An API key is no member: its role is the one it entered with.
                              CASE WHEN w.id = app.entered_workspace()
                                   THEN nullif(current_setting('app.entered_role', true), '') END,
-                             'client') AS role
-             FROM workspaces w",
-            $rest
+                             'client') AS "role!"
+             FROM workspaces w"# + $rest,
+            $($arg),*
         )
     };
 }
@@ -68,9 +69,8 @@ async fn create(
     let name = input.parse()?;
     let id = Uuid::now_v7();
     let mut tx = state.open_personal(&caller).await?;
-    sqlx::query("SELECT app.create_workspace($1, $2)").bind(id).bind(name.as_str()).execute(&mut *tx).await?;
-    let view =
-        sqlx::query_as::<_, WorkspaceView>(select_view!(" WHERE w.id = $1")).bind(id).fetch_one(&mut *tx).await?;
+    sqlx::query!("SELECT app.create_workspace($1, $2)", id, name.as_str()).execute(&mut *tx).await?;
+    let view = select_view!(" WHERE w.id = $1", id).fetch_one(&mut *tx).await?;
     tx.commit().await?;
     tracing::info!(workspace_id = %id, "workspace created");
     Ok((StatusCode::CREATED, Json(view)))
@@ -86,11 +86,11 @@ async fn list(
 ) -> Result<Json<Page<WorkspaceView>>, ApiError> {
     let page = query.page()?;
     let mut tx = state.open_personal(&caller).await?;
-    let rows = sqlx::query_as::<_, WorkspaceView>(select_view!(
-        " WHERE ($1::uuid IS NULL OR w.id < $1) ORDER BY w.id DESC LIMIT $2"
-    ))
-    .bind(page.before)
-    .bind(page.fetch_limit())
+    let rows = select_view!(
+        " WHERE ($1::uuid IS NULL OR w.id < $1) ORDER BY w.id DESC LIMIT $2",
+        page.before,
+        page.fetch_limit(),
+    )
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -105,8 +105,7 @@ async fn read(
     Path(workspace_id): Path<Uuid>,
 ) -> Result<Json<WorkspaceView>, ApiError> {
     let mut tx = state.open_personal(&caller).await?;
-    let view = sqlx::query_as::<_, WorkspaceView>(select_view!(" WHERE w.id = $1"))
-        .bind(workspace_id)
+    let view = select_view!(" WHERE w.id = $1", workspace_id)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(ApiError::NotFound("workspace"))?;
@@ -126,18 +125,14 @@ async fn rename(
     let name = input.parse()?;
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_manager()?;
-    let renamed = sqlx::query("UPDATE workspaces SET name = $2, updated_at = now() WHERE id = $1")
-        .bind(workspace_id)
-        .bind(name.as_str())
-        .execute(&mut *tx)
-        .await?;
+    let renamed =
+        sqlx::query!("UPDATE workspaces SET name = $2, updated_at = now() WHERE id = $1", workspace_id, name.as_str(),)
+            .execute(&mut *tx)
+            .await?;
     if renamed.rows_affected() == 0 {
         return Err(ApiError::role_changed());
     }
-    let view = sqlx::query_as::<_, WorkspaceView>(select_view!(" WHERE w.id = $1"))
-        .bind(workspace_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let view = select_view!(" WHERE w.id = $1", workspace_id).fetch_one(&mut *tx).await?;
     tx.commit().await?;
     Ok(Json(view))
 }
@@ -152,11 +147,13 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_owner("delete a workspace")?;
-    let exported: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM workspace_exports WHERE workspace_id = $1)")
-        .bind(workspace_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    sqlx::query("DELETE FROM workspaces WHERE id = $1").bind(workspace_id).execute(&mut *tx).await?;
+    let exported: bool = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM workspace_exports WHERE workspace_id = $1) AS "exists!""#,
+        workspace_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query!("DELETE FROM workspaces WHERE id = $1", workspace_id).execute(&mut *tx).await?;
     tx.commit().await?;
     tracing::info!(%workspace_id, "workspace deleted");
     if exported && let Some(bucket) = &state.config.exports_bucket {

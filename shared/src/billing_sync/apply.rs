@@ -117,7 +117,6 @@ impl<'a> Cause<'a> {
 }
 
 /// A workspace's subscription row as stored.
-#[derive(sqlx::FromRow)]
 pub(super) struct Stored {
     pub workspace_id: Uuid,
     pub stripe_subscription_id: String,
@@ -148,16 +147,16 @@ impl Worker {
         let payload: Value = serde_json::from_str(payload).map_err(|e| ApplyError::Malformed(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         audit_as(&mut tx, None, &event.id).await?;
-        let recorded = sqlx::query(
+        let recorded = sqlx::query!(
             "INSERT INTO stripe_events (id, type, created, payload, outcome, stripe_customer_id)
              VALUES ($1, $2, $3, $4, 'pending', $5)
              ON CONFLICT (id) DO NOTHING",
+            &event.id,
+            &event.kind,
+            event.created_at(),
+            &payload,
+            customer_of(&event.kind, &event.data.object),
         )
-        .bind(&event.id)
-        .bind(&event.kind)
-        .bind(event.created_at())
-        .bind(&payload)
-        .bind(customer_of(&event.kind, &event.data.object))
         .execute(&mut *tx)
         .await?;
         if recorded.rows_affected() == 0 {
@@ -225,10 +224,11 @@ impl Worker {
             link_customer(tx, workspace_id, customer).await?;
         }
         // The session is used up: the next checkout for this plan gets a new one.
-        sqlx::query(
-            "UPDATE checkout_sessions SET completed_at = now() WHERE stripe_session_id = $1 AND completed_at IS NULL",
+        sqlx::query!(
+            "UPDATE checkout_sessions SET completed_at = now()
+             WHERE stripe_session_id = $1 AND completed_at IS NULL",
+            object.get("id").and_then(Value::as_str),
         )
-        .bind(object.get("id").and_then(Value::as_str))
         .execute(&mut *tx)
         .await?;
         add_activity(tx, workspace_id, "billing", "Checkout completed.").await?;
@@ -265,16 +265,18 @@ impl Worker {
             && let Some(invoice) = object.get("id").and_then(Value::as_str)
         {
             // Once per invoice (and person), however often Stripe retries or redelivers.
-            sqlx::query("SELECT app.mail_workspace_managers($1, 'payment_failed', $2, $3)")
-                .bind(workspace_id)
-                .bind(json!({
+            sqlx::query!(
+                "SELECT app.mail_workspace_managers($1, 'payment_failed', $2, $3)",
+                workspace_id,
+                json!({
                     "amount_due": object.get("amount_due"),
                     "currency": object.get("currency"),
                     "invoice_url": object.get("hosted_invoice_url"),
-                }))
-                .bind(format!("payment_failed:{invoice}"))
-                .execute(&mut *tx)
-                .await?;
+                }),
+                format!("payment_failed:{invoice}"),
+            )
+            .fetch_one(&mut *tx)
+            .await?;
         }
         if let Some(subscription) = &subscription {
             self.sync(tx, workspace_id, subscription, Cause::of(event)).await?;
@@ -295,12 +297,13 @@ impl Worker {
         if !lock_workspace(tx, workspace_id).await? {
             return Ok(Synced::only(Outcome::Unlinked));
         }
-        let stored: Option<Stored> = sqlx::query_as(
+        let stored: Option<Stored> = sqlx::query_as!(
+            Stored,
             "SELECT workspace_id, stripe_subscription_id, plan_id, status, current_period_end,
                     cancel_at_period_end, grace_until, stripe_created, quantity
              FROM subscriptions WHERE workspace_id = $1",
+            workspace_id,
         )
-        .bind(workspace_id)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(object) = self.stripe.subscription(subscription_id).await? else {
@@ -335,9 +338,10 @@ impl Worker {
             _ => Some(cause.at + self.past_due_grace),
         };
         let differences = differences(stored.as_ref(), &sub, &plan);
-        let before: String =
-            sqlx::query_scalar("SELECT app.effective_plan($1)").bind(workspace_id).fetch_one(&mut *tx).await?;
-        sqlx::query(
+        let before: String = sqlx::query_scalar!(r#"SELECT app.effective_plan($1) AS "plan!""#, workspace_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query!(
             "INSERT INTO subscriptions (workspace_id, stripe_subscription_id, stripe_customer_id, plan_id, status,
                                         current_period_end, cancel_at_period_end, grace_until, stripe_created,
                                         last_event_created, last_event_id, trial_end, monthly_amount, currency,
@@ -354,23 +358,23 @@ impl Worker {
                  trial_end = excluded.trial_end, monthly_amount = excluded.monthly_amount,
                  currency = excluded.currency, stripe_item_id = excluded.stripe_item_id,
                  quantity = excluded.quantity, synced_at = now(), updated_at = now()",
+            workspace_id,
+            &sub.id,
+            &sub.customer,
+            &plan,
+            &sub.status,
+            sub.current_period_end,
+            sub.cancel_at_period_end,
+            grace_until,
+            sub.created,
+            cause.event.map(|_| cause.at),
+            cause.event.map(|(id, _)| id),
+            sub.trial_end,
+            sub.monthly_amount,
+            sub.currency.as_deref(),
+            sub.item_id.as_deref(),
+            sub.quantity,
         )
-        .bind(workspace_id)
-        .bind(&sub.id)
-        .bind(&sub.customer)
-        .bind(&plan)
-        .bind(&sub.status)
-        .bind(sub.current_period_end)
-        .bind(sub.cancel_at_period_end)
-        .bind(grace_until)
-        .bind(sub.created)
-        .bind(cause.event.map(|_| cause.at))
-        .bind(cause.event.map(|(id, _)| id))
-        .bind(sub.trial_end)
-        .bind(sub.monthly_amount)
-        .bind(&sub.currency)
-        .bind(&sub.item_id)
-        .bind(sub.quantity)
         .execute(&mut *tx)
         .await?;
         link_customer(tx, workspace_id, &sub.customer).await?;
@@ -378,8 +382,9 @@ impl Worker {
             let before = stored.as_ref().filter(|s| s.stripe_subscription_id == sub.id).and_then(|s| s.quantity);
             self.seats_synced(tx, workspace_id, before, &sub).await?;
         }
-        let after: String =
-            sqlx::query_scalar("SELECT app.effective_plan($1)").bind(workspace_id).fetch_one(&mut *tx).await?;
+        let after: String = sqlx::query_scalar!(r#"SELECT app.effective_plan($1) AS "plan!""#, workspace_id)
+            .fetch_one(&mut *tx)
+            .await?;
         let status_before = stored.as_ref().map_or("none", |s| s.status.as_str());
         if before != after || status_before != sub.status {
             record_change(tx, workspace_id, cause, (&before, &after), (status_before, &sub.status)).await?;
@@ -437,19 +442,21 @@ impl Worker {
         if Subscription::has_ended(&stored.status) {
             return Ok(Synced::only(Outcome::Missing));
         }
-        let before: String =
-            sqlx::query_scalar("SELECT app.effective_plan($1)").bind(workspace_id).fetch_one(&mut *tx).await?;
-        sqlx::query(
+        let before: String = sqlx::query_scalar!(r#"SELECT app.effective_plan($1) AS "plan!""#, workspace_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query!(
             "UPDATE subscriptions SET status = 'canceled', cancel_at_period_end = false, grace_until = NULL,
                                       synced_at = now(), updated_at = now()
              WHERE workspace_id = $1",
+            workspace_id,
         )
-        .bind(workspace_id)
         .execute(&mut *tx)
         .await?;
         tracing::warn!(%workspace_id, subscription_id, "stored subscription does not exist in Stripe; ended it");
-        let after: String =
-            sqlx::query_scalar("SELECT app.effective_plan($1)").bind(workspace_id).fetch_one(&mut *tx).await?;
+        let after: String = sqlx::query_scalar!(r#"SELECT app.effective_plan($1) AS "plan!""#, workspace_id)
+            .fetch_one(&mut *tx)
+            .await?;
         record_change(tx, workspace_id, cause, (&before, &after), (&stored.status, "canceled")).await?;
         let differences =
             vec![Difference { field: "status", stored: json!(stored.status), stripe: json!("missing in Stripe") }];
@@ -460,19 +467,20 @@ impl Worker {
     /// it is. They are re-handled in this transaction and their outcome updated, so each is
     /// applied once; locking them (SKIP LOCKED) keeps two workers from taking the same one.
     async fn apply_waiting(&self, tx: &mut PgConnection, workspace_id: Uuid) -> Result<(), ApplyError> {
-        let waiting: Vec<(String, Value)> = sqlx::query_as(
+        let waiting = sqlx::query!(
             "SELECT e.id, e.payload FROM stripe_events e
              JOIN workspaces w ON w.stripe_customer_id = e.stripe_customer_id
              WHERE w.id = $1 AND e.outcome = 'unlinked'
              ORDER BY e.created, e.id
              LIMIT $2
              FOR UPDATE OF e SKIP LOCKED",
+            workspace_id,
+            WAITING_BATCH,
         )
-        .bind(workspace_id)
-        .bind(WAITING_BATCH)
         .fetch_all(&mut *tx)
         .await?;
-        for (id, payload) in waiting {
+        for waited in waiting {
+            let (id, payload) = (waited.id, waited.payload);
             let Ok(event) = serde_json::from_value::<StripeEvent>(payload) else { continue };
             let (outcome, linked) = self.handle(tx, &event).await?;
             record_outcome(tx, &id, outcome, linked).await?;
@@ -484,10 +492,11 @@ impl Worker {
     /// Events that found no workspace, oldest first: reconciliation retries them, in case their
     /// customer was linked by something other than an event (checkout creates the customer).
     pub async fn unlinked_since(&self, since: OffsetDateTime) -> Result<Vec<String>, sqlx::Error> {
-        sqlx::query_scalar(
-            "SELECT payload::text FROM stripe_events WHERE outcome = 'unlinked' AND created >= $1 ORDER BY created, id",
+        sqlx::query_scalar!(
+            r#"SELECT payload::text AS "payload!" FROM stripe_events
+               WHERE outcome = 'unlinked' AND created >= $1 ORDER BY created, id"#,
+            since,
         )
-        .bind(since)
         .fetch_all(&self.pool)
         .await
     }
@@ -498,10 +507,10 @@ impl Worker {
         let event: StripeEvent = serde_json::from_str(payload).map_err(|e| ApplyError::Malformed(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         audit_as(&mut tx, None, &event.id).await?;
-        let still_unlinked: Option<String> = sqlx::query_scalar(
+        let still_unlinked: Option<String> = sqlx::query_scalar!(
             "SELECT id FROM stripe_events WHERE id = $1 AND outcome = 'unlinked' FOR UPDATE SKIP LOCKED",
+            &event.id,
         )
-        .bind(&event.id)
         .fetch_optional(&mut *tx)
         .await?;
         if still_unlinked.is_none() {
@@ -562,12 +571,14 @@ async fn record_outcome(
     outcome: Outcome,
     workspace_id: Option<Uuid>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE stripe_events SET outcome = $2, workspace_id = $3 WHERE id = $1")
-        .bind(event_id)
-        .bind(outcome.as_str())
-        .bind(workspace_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE stripe_events SET outcome = $2, workspace_id = $3 WHERE id = $1",
+        event_id,
+        outcome.as_str(),
+        workspace_id,
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -575,10 +586,10 @@ async fn customer_deleted(tx: &mut PgConnection, event: &StripeEvent) -> Result<
     let Some(customer) = event.data.object.get("id").and_then(id_of) else {
         return Err(ApplyError::Malformed(format!("{} names no customer", event.id)));
     };
-    let workspace_id: Option<Uuid> = sqlx::query_scalar(
+    let workspace_id: Option<Uuid> = sqlx::query_scalar!(
         "UPDATE workspaces SET stripe_customer_id = NULL WHERE stripe_customer_id = $1 RETURNING id",
+        &customer,
     )
-    .bind(&customer)
     .fetch_optional(&mut *tx)
     .await?;
     Ok((if workspace_id.is_some() { Outcome::Applied } else { Outcome::Unlinked }, workspace_id))
@@ -592,34 +603,35 @@ pub async fn resolve_workspace(
     customer: Option<&str>,
     subscription: Option<&str>,
 ) -> Result<Option<Uuid>, sqlx::Error> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT coalesce(
              (SELECT id FROM workspaces WHERE id = $1),
              (SELECT id FROM workspaces WHERE stripe_customer_id = $2),
              (SELECT workspace_id FROM subscriptions WHERE stripe_subscription_id = $3))",
+        named,
+        customer,
+        subscription,
     )
-    .bind(named)
-    .bind(customer)
-    .bind(subscription)
     .fetch_one(&mut *tx)
     .await
 }
 
 /// Serializes every change to one workspace's billing; false if the workspace is gone.
 async fn lock_workspace(tx: &mut PgConnection, workspace_id: Uuid) -> Result<bool, sqlx::Error> {
-    Ok(sqlx::query("SELECT 1 FROM workspaces WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(workspace_id)
+    Ok(sqlx::query!("SELECT id FROM workspaces WHERE id = $1 FOR NO KEY UPDATE", workspace_id)
         .fetch_optional(&mut *tx)
         .await?
         .is_some())
 }
 
 async fn link_customer(tx: &mut PgConnection, workspace_id: Uuid, customer: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE workspaces SET stripe_customer_id = $2 WHERE id = $1 AND stripe_customer_id IS NULL")
-        .bind(workspace_id)
-        .bind(customer)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "UPDATE workspaces SET stripe_customer_id = $2 WHERE id = $1 AND stripe_customer_id IS NULL",
+        workspace_id,
+        customer,
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -629,25 +641,27 @@ pub(super) async fn add_activity(
     kind: &str,
     message: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO activity (workspace_id, kind, message) VALUES ($1, $2, $3)")
-        .bind(workspace_id)
-        .bind(kind)
-        .bind(message)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO activity (workspace_id, kind, message) VALUES ($1, $2, $3)",
+        workspace_id,
+        kind,
+        message,
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
 /// What the audit log records for this transaction's changes: the acting service (when not the
 /// pool's own, e.g. reconciliation) and the Stripe event or run that caused them.
 pub(crate) async fn audit_as(tx: &mut PgConnection, actor: Option<&str>, cause: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "SELECT set_config('app.actor', coalesce($1, current_setting('app.actor', true), ''), true),
-                set_config('app.request_id', $2, true)",
+    sqlx::query!(
+        "SELECT set_config('app.actor', coalesce($1, current_setting('app.actor', true), ''), true) AS actor,
+                set_config('app.request_id', $2, true) AS request_id",
+        actor,
+        cause,
     )
-    .bind(actor)
-    .bind(cause)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await
     .map(|_| ())
 }
@@ -664,16 +678,16 @@ async fn record_duplicate(
     let plan_name = |s: &Subscription| {
         s.lookup_key.as_deref().and_then(crate::plans::by_lookup_key).map_or("an unknown plan", |p| p.name)
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_log (workspace_id, actor, action, details) VALUES ($1, $2, 'subscription.duplicate_canceled', $3)",
-    )
-    .bind(workspace_id)
-    .bind(actor)
-    .bind(json!({
+        workspace_id,
+        actor,
+        json!({
         "event_id": cause.event.map(|(id, _)| id),
         "kept": kept.id, "canceled": canceled.id,
         "refund": refund.as_ref().map(|(id, amount)| json!({"id": id, "amount": amount})),
-    }))
+    }),
+    )
     .execute(&mut *tx)
     .await?;
     let refunded = if refund.is_some() { " and its payment refunded" } else { "" };
@@ -696,16 +710,16 @@ async fn record_change(
         Some((id, kind)) => ("stripe", Some(id), Some(kind)),
         None => ("reconciliation", None, None),
     };
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_log (workspace_id, actor, action, details) VALUES ($1, $2, 'subscription.changed', $3)",
+        workspace_id,
+        actor,
+        json!({
+            "event_id": event_id, "event_type": event_type,
+            "plan": {"from": plan_before, "to": plan_after},
+            "status": {"from": status_before, "to": status_after},
+        }),
     )
-    .bind(workspace_id)
-    .bind(actor)
-    .bind(json!({
-        "event_id": event_id, "event_type": event_type,
-        "plan": {"from": plan_before, "to": plan_after},
-        "status": {"from": status_before, "to": status_after},
-    }))
     .execute(&mut *tx)
     .await?;
     // The activity feed's entry is the subscriptions trigger's (`subscription.changed`).

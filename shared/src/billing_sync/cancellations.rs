@@ -4,7 +4,6 @@
 //! subscription, so a retry after a crash cancels once; a failure is kept and retried.
 
 use serde::Serialize;
-use uuid::Uuid;
 
 use super::apply::{ApplyError, Worker};
 
@@ -22,21 +21,22 @@ pub struct CancellationReport {
 impl Worker {
     pub async fn send_pending_cancellations(&self) -> Result<CancellationReport, ApplyError> {
         let mut report = CancellationReport::default();
-        let pending: Vec<(String, Uuid)> = sqlx::query_as(
+        let pending = sqlx::query!(
             "SELECT stripe_subscription_id, workspace_id FROM subscription_cancellations
              WHERE canceled_at IS NULL ORDER BY requested_at LIMIT $1",
+            BATCH,
         )
-        .bind(BATCH)
         .fetch_all(&self.pool)
         .await?;
-        for (subscription, workspace_id) in pending {
+        for cancellation in pending {
+            let (subscription, workspace_id) = (cancellation.stripe_subscription_id, cancellation.workspace_id);
             let mut tx = self.pool.begin().await?;
             // Another pass may be sending it right now.
-            let mine: Option<String> = sqlx::query_scalar(
+            let mine: Option<String> = sqlx::query_scalar!(
                 "SELECT stripe_subscription_id FROM subscription_cancellations
                  WHERE stripe_subscription_id = $1 AND canceled_at IS NULL FOR UPDATE SKIP LOCKED",
+                &subscription,
             )
-            .bind(&subscription)
             .fetch_optional(&mut *tx)
             .await?;
             if mine.is_none() {
@@ -44,23 +44,23 @@ impl Worker {
             }
             match self.stripe.cancel_now(&subscription, &format!("cancel-deleted-workspace:{subscription}")).await {
                 Ok(_) => {
-                    sqlx::query(
+                    sqlx::query!(
                         "UPDATE subscription_cancellations SET canceled_at = now(), attempts = attempts + 1, last_error = NULL
                          WHERE stripe_subscription_id = $1",
+                        &subscription,
                     )
-                    .bind(&subscription)
                     .execute(&mut *tx)
                     .await?;
                     tracing::info!(%workspace_id, subscription, "canceled the subscription of a deleted workspace");
                     report.canceled.push(subscription);
                 }
                 Err(error) => {
-                    sqlx::query(
+                    sqlx::query!(
                         "UPDATE subscription_cancellations SET attempts = attempts + 1, last_error = $2
                          WHERE stripe_subscription_id = $1",
+                        &subscription,
+                        error.to_string(),
                     )
-                    .bind(&subscription)
-                    .bind(error.to_string())
                     .execute(&mut *tx)
                     .await?;
                     tracing::warn!(%workspace_id, subscription, %error, "could not cancel a deleted workspace's subscription; will retry");

@@ -84,15 +84,14 @@ impl Reconciliation<'_> {
     }
 
     async fn seats_drifted(&self) -> Result<Vec<Uuid>, ApplyError> {
-        let drifted: Vec<Uuid> = sqlx::query_scalar(
+        let drifted: Vec<Uuid> = sqlx::query_scalar!(
             "SELECT s.workspace_id FROM subscriptions s JOIN plans p ON p.id = s.plan_id
              WHERE p.per_seat AND s.status NOT IN ('canceled', 'incomplete_expired')
                AND s.quantity IS DISTINCT FROM app.billable_seats(s.workspace_id)",
         )
         .fetch_all(&self.worker.pool)
         .await?;
-        sqlx::query("SELECT app.want_seat_sync(id) FROM unnest($1::uuid[]) AS id")
-            .bind(&drifted)
+        sqlx::query!("SELECT app.want_seat_sync(id) FROM unnest($1::uuid[]) AS id", &drifted)
             .execute(&self.worker.pool)
             .await?;
         Ok(drifted)
@@ -123,7 +122,8 @@ impl Reconciliation<'_> {
     }
 
     async fn compare_state(&self, report: &mut ReconcileReport) -> Result<(), ApplyError> {
-        let stored: Vec<Stored> = sqlx::query_as(
+        let stored: Vec<Stored> = sqlx::query_as!(
+            Stored,
             "SELECT workspace_id, stripe_subscription_id, plan_id, status, current_period_end,
                     cancel_at_period_end, grace_until, stripe_created, quantity
              FROM subscriptions",

@@ -45,7 +45,6 @@ pub enum SeatSync {
     NotPerSeat,
 }
 
-#[derive(sqlx::FromRow)]
 struct Pending {
     wanted_version: i64,
     synced_version: i64,
@@ -66,21 +65,24 @@ impl Worker {
     #[tracing::instrument(skip(self))]
     pub async fn sync_seats(&self, workspace_id: Uuid) -> Result<SeatSync, ApplyError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('seat-sync:' || $1::text, 0))")
-            .bind(workspace_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "SELECT pg_advisory_xact_lock(hashtextextended('seat-sync:' || $1::uuid::text, 0))",
+            workspace_id,
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         // One statement: the version and the count it stands for come from one snapshot.
-        let pending: Option<Pending> = sqlx::query_as(
-            "SELECT s.wanted_version, s.synced_version, s.synced_quantity,
+        let pending: Option<Pending> = sqlx::query_as!(
+            Pending,
+            r#"SELECT s.wanted_version, s.synced_version, s.synced_quantity,
                     sub.stripe_subscription_id, sub.stripe_item_id, sub.quantity AS stripe_quantity, sub.status,
-                    p.per_seat, app.billable_seats(s.workspace_id) AS seats
+                    p.per_seat, app.billable_seats(s.workspace_id) AS "seats!"
              FROM seat_syncs s
              LEFT JOIN subscriptions sub ON sub.workspace_id = s.workspace_id
              LEFT JOIN plans p ON p.id = sub.plan_id
-             WHERE s.workspace_id = $1",
+             WHERE s.workspace_id = $1"#,
+            workspace_id,
         )
-        .bind(workspace_id)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(pending) = pending else { return Ok(SeatSync::UpToDate) };
@@ -109,11 +111,13 @@ impl Worker {
         };
         if let Err(error) = set {
             // Kept for operators; the message is retried by SQS.
-            sqlx::query("UPDATE seat_syncs SET attempts = attempts + 1, last_error = $2 WHERE workspace_id = $1")
-                .bind(workspace_id)
-                .bind(error.to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "UPDATE seat_syncs SET attempts = attempts + 1, last_error = $2 WHERE workspace_id = $1",
+                workspace_id,
+                error.to_string(),
+            )
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             return Err(error.into());
         }
@@ -128,7 +132,7 @@ impl Worker {
     /// workspace goes again once its last message was handled (a change that came after the
     /// sync read the count), or after two minutes (a sync that keeps failing is not piled up).
     pub async fn enqueue_seat_syncs(&self, queue: &Queue) -> Result<usize, SeatQueueError> {
-        let due: Vec<Uuid> = sqlx::query_scalar(
+        let due: Vec<Uuid> = sqlx::query_scalar!(
             "UPDATE seat_syncs SET enqueued_at = now()
              WHERE workspace_id IN (
                  SELECT workspace_id FROM seat_syncs
@@ -137,8 +141,8 @@ impl Worker {
                  ORDER BY requested_at LIMIT $1
                  FOR UPDATE SKIP LOCKED)
              RETURNING workspace_id",
+            BATCH,
         )
-        .bind(BATCH)
         .fetch_all(&self.pool)
         .await?;
         let bodies: Vec<String> = due
@@ -147,8 +151,7 @@ impl Worker {
             .collect();
         if let Err(error) = queue.send_all(&bodies).await {
             // Not sent: due again on the next pass.
-            sqlx::query("UPDATE seat_syncs SET enqueued_at = NULL WHERE workspace_id = ANY($1)")
-                .bind(&due)
+            sqlx::query!("UPDATE seat_syncs SET enqueued_at = NULL WHERE workspace_id = ANY($1)", &due)
                 .execute(&self.pool)
                 .await?;
             return Err(error.into());
@@ -174,11 +177,13 @@ impl Worker {
             super::apply::add_activity(tx, workspace_id, "billing", &message).await?;
         }
         if !Subscription::has_ended(&after.status) {
-            sqlx::query("SELECT app.want_seat_sync($1) WHERE app.billable_seats($1) IS DISTINCT FROM $2::integer")
-                .bind(workspace_id)
-                .bind(after.quantity)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query!(
+                "SELECT app.want_seat_sync($1) WHERE app.billable_seats($1) IS DISTINCT FROM $2::integer",
+                workspace_id,
+                after.quantity,
+            )
+            .execute(&mut *tx)
+            .await?;
         }
         Ok(())
     }
@@ -199,14 +204,14 @@ async fn mark_synced(
     version: i64,
     quantity: Option<i32>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE seat_syncs SET synced_version = greatest(synced_version, $2), synced_quantity = $3,
                                synced_at = now(), attempts = 0, last_error = NULL, enqueued_at = NULL
          WHERE workspace_id = $1",
+        workspace_id,
+        version,
+        quantity,
     )
-    .bind(workspace_id)
-    .bind(version)
-    .bind(quantity)
     .execute(&mut *tx)
     .await?;
     Ok(())

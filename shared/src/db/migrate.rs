@@ -34,7 +34,7 @@ pub async fn enable_local_logins(
     // ALTER ROLE takes no bind parameters; the passwords are quoted as literals by PostgreSQL.
     for (role, password) in [("app_api", api_password), ("app_service", service_password)].into_iter().chain(workers) {
         let quoted: String =
-            sqlx::query_scalar("SELECT quote_literal($1)").bind(password).fetch_one(owner_pool).await?;
+            sqlx::query_scalar!(r#"SELECT quote_literal($1) AS "quoted!""#, password).fetch_one(owner_pool).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!("ALTER ROLE {role} WITH LOGIN PASSWORD {quoted}")))
             .execute(owner_pool)
             .await?;
@@ -49,12 +49,13 @@ pub async fn create_database_if_missing(url: &str) -> Result<(), sqlx::Error> {
     let options: PgConnectOptions = url.parse()?;
     let name = options.get_database().unwrap_or("postgres").to_owned();
     let mut admin = options.database("postgres").connect().await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#, &name)
+            .fetch_one(&mut admin)
+            .await?;
     if !exists {
-        let quoted: String = sqlx::query_scalar("SELECT quote_ident($1)").bind(&name).fetch_one(&mut admin).await?;
+        let quoted: String =
+            sqlx::query_scalar!(r#"SELECT quote_ident($1) AS "quoted!""#, &name).fetch_one(&mut admin).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {quoted}"))).execute(&mut admin).await?;
     }
     Ok(())

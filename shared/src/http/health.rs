@@ -39,7 +39,7 @@ pub struct Health {
 #[utoipa::path(get, path = "/v1/health", operation_id = "health", tag = "meta", security(()),
     responses((status = 200, body = Health), (status = 503)))]
 async fn health(State(pool): State<PgPool>) -> Result<Json<Health>, ApiError> {
-    let check = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&pool);
+    let check = sqlx::query_scalar!("SELECT 1").fetch_one(&pool);
     match tokio::time::timeout(Duration::from_secs(2), check).await {
         Ok(Ok(_)) => Ok(Json(Health { status: "ok", database: "ok" })),
         Ok(Err(error)) => {
