@@ -228,30 +228,28 @@ fn replay(previous: RunView, request_hash: &str) -> Result<Response, ApiError> {
     Ok(response)
 }
 
+/// A checked `query_as!` of `RunView`s: the `ai_runs` columns a view is read from, then the
+/// caller's literal clauses.
+macro_rules! select_run {
+    ($rest:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            RunView,
+            "SELECT id, tool, project_id, status, output, error, model, input_tokens, output_tokens,
+                    created_by, created_at, finished_at, request_hash
+             FROM ai_runs " + $rest,
+            $($arg),*
+        )
+    };
+}
+
 async fn run_by_key(tx: &mut shared::db::TenantTx, workspace_id: Uuid, key: &str) -> Result<Option<RunView>, ApiError> {
-    Ok(sqlx::query_as!(
-        RunView,
-        "SELECT id, tool, project_id, status, output, error, model, input_tokens, output_tokens,
-                  created_by, created_at, finished_at, request_hash FROM ai_runs
-         WHERE workspace_id = $1 AND idempotency_key = $2",
-        workspace_id,
-        key,
-    )
-    .fetch_optional(&mut **tx)
-    .await?)
+    Ok(select_run!("WHERE workspace_id = $1 AND idempotency_key = $2", workspace_id, key,)
+        .fetch_optional(&mut **tx)
+        .await?)
 }
 
 async fn find(tx: &mut shared::db::TenantTx, workspace_id: Uuid, run_id: Uuid) -> Result<Option<RunView>, ApiError> {
-    Ok(sqlx::query_as!(
-        RunView,
-        "SELECT id, tool, project_id, status, output, error, model, input_tokens, output_tokens,
-                  created_by, created_at, finished_at, request_hash FROM ai_runs
-         WHERE workspace_id = $1 AND id = $2",
-        workspace_id,
-        run_id,
-    )
-    .fetch_optional(&mut **tx)
-    .await?)
+    Ok(select_run!("WHERE workspace_id = $1 AND id = $2", workspace_id, run_id,).fetch_optional(&mut **tx).await?)
 }
 
 #[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/ai/runs/{run_id}", operation_id = "ai_runs_read", tag = "ai", params(("workspace_id" = Uuid, Path), ("run_id" = Uuid, Path)), responses((status = 200, body = RunView)))]
@@ -277,11 +275,8 @@ async fn list(
     let page = query.page()?;
     let (mut tx, access) = state.app.open_workspace(&caller, workspace_id).await?;
     access.require_member()?;
-    let rows = sqlx::query_as!(
-        RunView,
-        "SELECT id, tool, project_id, status, output, error, model, input_tokens, output_tokens,
-                  created_by, created_at, finished_at, request_hash FROM ai_runs
-         WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+    let rows = select_run!(
+        "WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
         workspace_id,
         page.before,
         page.fetch_limit(),
