@@ -34,22 +34,30 @@ if $reseed || [ "$exists" != 1 ]; then
   psql "$owner_url" -q -v ON_ERROR_STOP=1 -f scripts/bench-rls/seed.sql
 fi
 
-run() { # url, script, clients -> tps
+run() { # url, script, clients, limiter (0 or 1) -> tps
   # The API role's side runs with generic plans, as shared::db::connect sets for the functions.
   local options=""
   [ "$1" = "$api_url" ] && options="-c plan_cache_mode=force_generic_plan"
-  PGOPTIONS="$options" pgbench -n -M prepared -c "$3" -j "$(( $3 < 2 ? 1 : 2 ))" -T "$seconds" -f "scripts/bench-rls/$2" "$1" 2>/dev/null |
-    awk '/^tps = / { printf "%.0f", $3 }'
+  PGOPTIONS="$options" pgbench -n -M prepared -D limiter="$4" -c "$3" -j "$(( $3 < 2 ? 1 : 2 ))" -T "$seconds" \
+    -f "scripts/bench-rls/$2" "$1" 2>/dev/null | awk '/^tps = / { printf "%.0f", $3 }'
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
-printf '%-26s %12s %12s %8s\n' "shape ($clients clients, ${seconds}s)" "RLS tps" "plain tps" "ratio"
+# Each shape four ways, side by side: the request as the handlers run it (the rate limit's own
+# short transaction, then BEGIN with app.begin_request and the query under RLS) against the same
+# query with explicit filters after the same rate limit; and both without the rate limit, which
+# is row-level security's own cost.
+printf '%-26s %11s %11s %6s   %11s %11s %6s\n' "shape ($clients clients, ${seconds}s)" \
+  "RLS+limit" "plain+limit" "ratio" "RLS" "plain" "ratio"
 for shape in list big-list project contact-comments insert-comment; do
-  rls="$(run "$api_url" "$shape.rls.sql" "$clients")"
-  plain="$(run "$owner_url" "$shape.plain.sql" "$clients")"
-  printf '%-26s %12s %12s %8s\n' "$shape" "$rls" "$plain" "$(ratio "$rls" "$plain")"
+  rls_limited="$(run "$api_url" "$shape.rls.sql" "$clients" 1)"
+  plain_limited="$(run "$owner_url" "$shape.plain.sql" "$clients" 1)"
+  rls="$(run "$api_url" "$shape.rls.sql" "$clients" 0)"
+  plain="$(run "$owner_url" "$shape.plain.sql" "$clients" 0)"
+  printf '%-26s %11s %11s %6s   %11s %11s %6s\n' "$shape" "$rls_limited" "$plain_limited" \
+    "$(ratio "$rls_limited" "$plain_limited")" "$rls" "$plain" "$(ratio "$rls" "$plain")"
 done
-one="$(run "$api_url" one-user-list.rls.sql "$clients")"
-many="$(run "$api_url" list.rls.sql "$clients")"
-printf '%-26s %12s %12s %8s\n' "one user vs $clients users" "$one" "$many" "$(ratio "$one" "$many")"
+one="$(run "$api_url" one-user-list.rls.sql "$clients" 1)"
+many="$(run "$api_url" list.rls.sql "$clients" 1)"
+printf '%-26s %11s %11s %6s\n' "one user vs $clients users" "$one" "$many" "$(ratio "$one" "$many")"

@@ -4,9 +4,11 @@
 \set u 7
 -- The ids as uuid parameters, as the handlers bind them (not an expression a generic plan cannot see through).
 SELECT bench_uuid(1, :u) AS uid, bench_uuid(2, :w) AS ws, bench_uuid(4, :p) AS pid \gset
--- The rate limit (a short transaction of its own), then BEGIN and the request's first statement
--- (identity, user row, the workspace entered and the caller's access), all together as TenantTx
--- sends them: one round trip.
+-- With -D limiter=1: the rate limit (a short transaction of its own), then BEGIN and the
+-- request's first statement (identity, user row, the workspace entered and the caller's
+-- access), all together as TenantTx sends them: one round trip. With -D limiter=0, without
+-- the rate limit (row-level security's own cost).
+\if :limiter
 \startpipeline
 BEGIN;
 SELECT rate_policy, quota, remaining, reset_seconds, allowed, retry_after FROM app.take_rate_limit(:uid, NULL, NULL, :ws, false);
@@ -14,5 +16,11 @@ COMMIT;
 BEGIN;
 SELECT member_role, is_contact, contact_plan, project_visible FROM app.begin_request(:uid, 'bench', 'u' || :u, 'u' || :u || '@bench.test', 'bench', :ws, NULL);
 \endpipeline
+\else
+\startpipeline
+BEGIN;
+SELECT member_role, is_contact, contact_plan, project_visible FROM app.begin_request(:uid, 'bench', 'u' || :u, 'u' || :u || '@bench.test', 'bench', :ws, NULL);
+\endpipeline
+\endif
 SELECT id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at FROM projects WHERE workspace_id = :ws ORDER BY id DESC LIMIT 26;
 COMMIT;

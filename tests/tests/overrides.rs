@@ -263,3 +263,45 @@ async fn ai_allowance_and_rate_limit_overrides_hold_exactly() {
     let policy = answers[0].headers.get("ratelimit-policy").unwrap().to_str().unwrap();
     assert!(policy.contains("q=3"), "{policy}");
 }
+
+/// A person's requests go through the limiter's one-bucket path (no key, a standard route):
+/// N + k of them at once at a limit of N let exactly N through, including the request that
+/// creates the bucket; the others are 429 with Retry-After and the bucket's state.
+#[tokio::test]
+async fn a_workspace_limit_holds_exactly_under_concurrency_for_people() {
+    let app = TestApp::new().await;
+    let admin = admin().await;
+    let operator = mint("dev-operator", None, Duration::from_secs(600));
+    let limited = app.tenant("override-rate-burst").await;
+    grant(&admin, &operator, limited.id, "requests_per_minute", json!(4)).await;
+    for round in 0..2 {
+        // A fresh minute, and in the first round no bucket at all: the first requests create it.
+        sqlx::query("DELETE FROM rate_limit_buckets WHERE bucket = $1")
+            .bind(format!("workspace:{}", limited.id))
+            .execute(&owner_pool().await)
+            .await
+            .unwrap();
+        let path = format!("{}/projects", limited.path());
+        let callers = [&limited.owner, &limited.member, &limited.owner, &limited.member];
+        let calls = (0..10).map(|i| app.get(callers[i % callers.len()], &path));
+        let answers = futures::future::join_all(calls).await;
+        let passed = answers.iter().filter(|a| a.status == StatusCode::OK).count();
+        let refused: Vec<_> = answers.iter().filter(|a| a.status == StatusCode::TOO_MANY_REQUESTS).collect();
+        assert_eq!(
+            (passed, refused.len()),
+            (4, 6),
+            "round {round}: {:?}",
+            answers.iter().map(|a| a.status).collect::<Vec<_>>()
+        );
+        for answer in &refused {
+            assert_eq!(answer.problem(StatusCode::TOO_MANY_REQUESTS), "rate_limited");
+            let retry: u32 = answer.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=15).contains(&retry), "{retry}");
+            let state = answer.headers["ratelimit"].to_str().unwrap();
+            assert!(state.starts_with("\"workspace\";r=0;t="), "{state}");
+        }
+        for answer in &answers {
+            assert_eq!(answer.headers["ratelimit-policy"], "\"workspace\";q=4;w=60", "{:?}", answer.headers);
+        }
+    }
+}
