@@ -11,9 +11,11 @@
 --   within the window, under the row's lock, so N + k concurrent requests at a limit of N still
 --   let exactly N through). Several buckets (an API key, an expensive route) keep the general
 --   all-or-nothing loop.
--- * `app.begin_request`: one statement for the user row check, the caller's role or client
---   links and the workspace's suspension, one for the transaction-local settings; the rest only
---   when needed (a new user or e-mail, a project to check, a contact's plan).
+-- * `app.begin_request`: one statement for the user row check, the caller's role and the
+--   workspace's suspension, one for the transaction-local settings; the rest only when needed (a
+--   non-member's client links, a new user or e-mail, a project to check, a contact's plan).
+--   Merging further does not pay: every subquery of a statement is set up when it starts, even
+--   one a CASE never reaches, so a member would pay for the client lookup.
 
 CREATE OR REPLACE FUNCTION app.take_rate_limit(p_user uuid, p_key uuid, p_secret_hash bytea, p_workspace uuid,
                                     p_expensive boolean)
@@ -176,22 +178,17 @@ BEGIN
         RAISE EXCEPTION 'no caller identity' USING ERRCODE = 'insufficient_privilege';
     END IF;
     -- Whether the user row is known as it is (a known user with an unchanged e-mail writes
-    -- nothing), the caller's role in the workspace, their client links there when they are no
-    -- member (a member reads the whole workspace), and whether it is suspended. OFFSET 0 keeps
-    -- the role lookup from being evaluated twice.
-    SELECT l.known, l.role,
-           CASE WHEN l.role IS NULL AND p_workspace IS NOT NULL THEN (
-               SELECT pg_catalog.array_agg(c.client_id) FROM public.client_contacts c
-               WHERE c.workspace_id = p_workspace AND c.user_id = p_user) END,
-           l.suspended
-    INTO known, role, clients, suspended
-    FROM (SELECT EXISTS (SELECT 1 FROM public.users u
-                         WHERE u.id = p_user AND (p_email IS NULL OR u.email IS NOT DISTINCT FROM p_email)) AS known,
-                 (SELECT m.role FROM public.workspace_members m
-                  WHERE m.workspace_id = p_workspace AND m.user_id = p_user) AS role,
-                 EXISTS (SELECT 1 FROM public.workspaces w
-                         WHERE w.id = p_workspace AND w.suspended_at IS NOT NULL) AS suspended
-          OFFSET 0) l;
+    -- nothing), the caller's role in the workspace and whether it is suspended; a non-member's
+    -- client links after (a member reads the whole workspace, and never pays for that lookup).
+    SELECT EXISTS (SELECT 1 FROM public.users u
+                   WHERE u.id = p_user AND (p_email IS NULL OR u.email IS NOT DISTINCT FROM p_email)),
+           (SELECT m.role FROM public.workspace_members m WHERE m.workspace_id = p_workspace AND m.user_id = p_user),
+           EXISTS (SELECT 1 FROM public.workspaces w WHERE w.id = p_workspace AND w.suspended_at IS NOT NULL)
+    INTO known, role, suspended;
+    IF role IS NULL AND p_workspace IS NOT NULL THEN
+        SELECT pg_catalog.array_agg(c.client_id) INTO clients FROM public.client_contacts c
+        WHERE c.workspace_id = p_workspace AND c.user_id = p_user;
+    END IF;
     entered := role IS NOT NULL OR clients IS NOT NULL;
     -- The identity, and the workspace entered (empty settings enter nothing: a caller without
     -- access, or a route outside any workspace).

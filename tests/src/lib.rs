@@ -465,7 +465,13 @@ pub async fn service_pool() -> PgPool {
 
 /// A pool as the API role, for raw SQL under row-level security.
 pub async fn api_pool() -> PgPool {
-    PgPoolOptions::new().max_connections(4).connect(&database().api_url).await.expect("connect as app_api")
+    PgPoolOptions::new()
+        .max_connections(4)
+        // As the functions' pools: its connections can open requests (`TenantTx`).
+        .after_connect(|conn, _| Box::pin(shared::db::prepare_opening(conn)))
+        .connect(&database().api_url)
+        .await
+        .expect("connect as app_api")
 }
 
 /// A pool as the migration owner (a superuser in tests), for catalog checks.

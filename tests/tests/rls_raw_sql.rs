@@ -299,6 +299,7 @@ async fn the_identity_does_not_outlive_its_transaction() {
     // One connection, so the second query reuses the very session the first transaction used.
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
+        .after_connect(|conn, _| Box::pin(shared::db::prepare_opening(conn)))
         .connect(&integration_tests::database().api_url)
         .await
         .unwrap();
@@ -532,6 +533,7 @@ async fn a_dropped_or_cancelled_transaction_rolls_back_and_leaves_its_connection
     let a = app.tenant("a").await;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
+        .after_connect(|conn, _| Box::pin(shared::db::prepare_opening(conn)))
         .connect(&integration_tests::database().api_url)
         .await
         .unwrap();

@@ -23,9 +23,16 @@ pub use opening::{Cost, Entry, Scope};
 
 /// Builds the pool once per execution environment. A Lambda environment serves one request at
 /// a time, so a couple of connections is plenty; idle ones are closed before RDS would drop them
-/// while the environment is frozen.
+/// while the environment is frozen. Every connection is ready to open requests ([`TenantTx`]).
 pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, sqlx::Error> {
     pool(config, None).await
+}
+
+/// Prepares the statements that open a request on a new connection (one round trip, when the
+/// connection is opened, not on a request's path). A pool whose connections did not run this
+/// cannot open a [`TenantTx`]; `connect` runs it on every connection.
+pub async fn prepare_opening(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::raw_sql(opening::PREPARE).execute(conn).await.map(|_| ())
 }
 
 /// As `connect`, for a worker: every change it makes is audited as `actor` (a session setting
@@ -57,6 +64,8 @@ pub fn connect_options(config: &DatabaseConfig, actor: Option<&str>) -> Result<P
 
 async fn pool(config: &DatabaseConfig, actor: Option<&str>) -> Result<PgPool, sqlx::Error> {
     let options = connect_options(config, actor)?;
+    // Only the API's pools open requests; a worker's role need not see the opening's functions.
+    let opens_requests = actor.is_none();
     PgPoolOptions::new()
         .max_connections(config.max_connections)
         .min_connections(0)
@@ -73,6 +82,9 @@ async fn pool(config: &DatabaseConfig, actor: Option<&str>) -> Result<PgPool, sq
                 }
                 Ok(true)
             })
+        })
+        .after_connect(move |conn, _| {
+            Box::pin(async move { if opens_requests { prepare_opening(conn).await } else { Ok(()) } })
         })
         // Opening the first connection during init shortens the first request.
         .connect_with(options)
