@@ -64,6 +64,8 @@ BEGIN
         emission := greatest(window_length / plan_limit, interval '1 microsecond');
         -- The row lock ON CONFLICT takes is held to this short transaction's end; the new
         -- arrival time is written only when it is within the window (the request is allowed).
+        -- The bucket table is unlogged, so this transaction writes no WAL and its commit waits
+        -- for no flush (pg_stat_wal: no sync per commit) without setting synchronous_commit.
         INSERT INTO public.rate_limit_buckets AS r (bucket, tat)
         SELECT rate_policy || ':' || coalesce(ws, p_user), pg_catalog.now() + emission
         WHERE emission <= window_length
@@ -86,7 +88,8 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Several buckets (a key's, an expensive route's): all or nothing, as before.
+    -- Several buckets (a key's, an expensive route's): all or nothing, as before. A key's
+    -- last_used_at is a logged write, whose commit need not wait for a flush either.
     PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
     IF p_key IS NOT NULL THEN
         SELECT a.workspace_id, a.requests_per_minute INTO ws, key_limit FROM public.api_keys a
