@@ -1,4 +1,5 @@
-#[tokio::main]
+// A Lambda environment handles one event at a time: one thread, so no wake-ups across threads.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::billing::run_billing_function(checkout::FUNCTION, checkout::app).await
 }
