@@ -39,6 +39,7 @@ DECLARE
     next_tat timestamptz;
     longest_wait interval := interval '0';
     i integer;
+    bucket_key text;
 BEGIN
     IF p_key IS NULL AND NOT (p_expensive AND ws IS NOT NULL) THEN
         -- One bucket: the workspace's (a member or client contact of it), or a person's own
@@ -59,6 +60,7 @@ BEGIN
             RETURN;
         END IF;
         rate_policy := CASE WHEN ws IS NULL THEN 'user' ELSE 'workspace' END;
+        bucket_key := rate_policy || ':' || coalesce(ws, p_user);
         quota := plan_limit;
         -- At least a microsecond (interval precision), whatever the limit.
         emission := greatest(window_length / plan_limit, interval '1 microsecond');
@@ -67,7 +69,7 @@ BEGIN
         -- The bucket table is unlogged, so this transaction writes no WAL and its commit waits
         -- for no flush (pg_stat_wal: no sync per commit) without setting synchronous_commit.
         INSERT INTO public.rate_limit_buckets AS r (bucket, tat)
-        SELECT rate_policy || ':' || coalesce(ws, p_user), pg_catalog.now() + emission
+        SELECT bucket_key, pg_catalog.now() + emission
         WHERE emission <= window_length
         ON CONFLICT (bucket) DO UPDATE SET tat = greatest(r.tat, pg_catalog.now()) + emission
             WHERE greatest(r.tat, pg_catalog.now()) + emission <= pg_catalog.now() + window_length
@@ -77,7 +79,7 @@ BEGIN
             retry_after := 0;
         ELSE
             SELECT greatest(r.tat, pg_catalog.now()) INTO next_tat FROM public.rate_limit_buckets r
-            WHERE r.bucket = rate_policy || ':' || coalesce(ws, p_user);
+            WHERE r.bucket = bucket_key;
             next_tat := coalesce(next_tat, pg_catalog.now());
             retry_after := pg_catalog.ceil(extract(epoch FROM next_tat + emission - pg_catalog.now() - window_length))::integer;
         END IF;

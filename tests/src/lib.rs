@@ -465,8 +465,13 @@ pub async fn service_pool() -> PgPool {
 
 /// A pool as the API role, for raw SQL under row-level security.
 pub async fn api_pool() -> PgPool {
+    api_pool_of(4).await
+}
+
+/// As `api_pool`, with at most `connections` connections (one, to reuse the very same session).
+pub async fn api_pool_of(connections: u32) -> PgPool {
     PgPoolOptions::new()
-        .max_connections(4)
+        .max_connections(connections)
         // As the functions' pools: its connections can open requests (`TenantTx`).
         .after_connect(|conn, _| Box::pin(shared::db::prepare_opening(conn)))
         .connect(&database().api_url)

@@ -297,12 +297,7 @@ async fn the_identity_does_not_outlive_its_transaction() {
     let app = TestApp::new().await;
     let a = app.tenant("a").await;
     // One connection, so the second query reuses the very session the first transaction used.
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .after_connect(|conn, _| Box::pin(shared::db::prepare_opening(conn)))
-        .connect(&integration_tests::database().api_url)
-        .await
-        .unwrap();
+    let pool = integration_tests::api_pool_of(1).await;
     let tx = as_user(&pool, &a.owner).await;
     tx.commit().await.unwrap();
     let leaked: Option<String> =
@@ -531,12 +526,7 @@ async fn entered_access_counts_only_for_the_user_it_was_entered_for() {
 async fn a_dropped_or_cancelled_transaction_rolls_back_and_leaves_its_connection_clean() {
     let app = TestApp::new().await;
     let a = app.tenant("a").await;
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .after_connect(|conn, _| Box::pin(shared::db::prepare_opening(conn)))
-        .connect(&integration_tests::database().api_url)
-        .await
-        .unwrap();
+    let pool = integration_tests::api_pool_of(1).await;
     let project = Uuid::now_v7();
     {
         let mut tx = entered(&pool, &a.owner, a.id).await;

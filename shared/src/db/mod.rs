@@ -64,9 +64,7 @@ pub fn connect_options(config: &DatabaseConfig, actor: Option<&str>) -> Result<P
 
 async fn pool(config: &DatabaseConfig, actor: Option<&str>) -> Result<PgPool, sqlx::Error> {
     let options = connect_options(config, actor)?;
-    // Only the API's pools open requests; a worker's role need not see the opening's functions.
-    let opens_requests = actor.is_none();
-    PgPoolOptions::new()
+    let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .min_connections(0)
         .acquire_timeout(config.acquire_timeout)
@@ -82,13 +80,14 @@ async fn pool(config: &DatabaseConfig, actor: Option<&str>) -> Result<PgPool, sq
                 }
                 Ok(true)
             })
-        })
-        .after_connect(move |conn, _| {
-            Box::pin(async move { if opens_requests { prepare_opening(conn).await } else { Ok(()) } })
-        })
-        // Opening the first connection during init shortens the first request.
-        .connect_with(options)
-        .await
+        });
+    // Only the API's pools open requests; a worker's role need not see the opening's functions.
+    let pool = match actor {
+        None => pool.after_connect(|conn, _| Box::pin(prepare_opening(conn))),
+        Some(_) => pool,
+    };
+    // Opening the first connection during init shortens the first request.
+    pool.connect_with(options).await
 }
 
 /// A transaction scoped to one caller: `app.user_id` is set (transaction-local) before any other
