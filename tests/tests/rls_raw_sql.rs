@@ -519,6 +519,68 @@ async fn entered_access_counts_only_for_the_user_it_was_entered_for() {
     }
 }
 
+/// A contact's project, checked by the opening, is entered for the item policies (so a page of
+/// its comments skips the per-row project probe): only a project of the contact's clients is
+/// entered, only for that contact, and it shows only that project's client-visible items.
+#[tokio::test]
+async fn a_contacts_entered_project_shows_only_its_shared_items_and_only_to_that_contact() {
+    let app = TestApp::new().await;
+    let (a, b) = (app.tenant("a").await, app.tenant("b").await);
+    // Shared items on the internal project: no contact of the client may see them.
+    let owner = owner_pool().await;
+    sqlx::query(
+        "INSERT INTO comments (id, workspace_id, project_id, author_id, body, client_visible) VALUES ($1, $2, $3, $4, 'x', true)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(a.id)
+    .bind(a.internal_project_id)
+    .bind(a.owner.id)
+    .execute(&owner)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO milestones (id, workspace_id, project_id, title) VALUES ($1, $2, $3, 'x')")
+        .bind(Uuid::now_v7())
+        .bind(a.id)
+        .bind(a.internal_project_id)
+        .execute(&owner)
+        .await
+        .unwrap();
+    let pool = api_pool().await;
+    for (project, visible) in [(a.project_id, true), (a.internal_project_id, false)] {
+        let (mut tx, entry) =
+            TenantTx::enter(&pool, &caller(&a.contact), a.id, Some(project), Cost::Standard).await.unwrap();
+        assert_eq!(entry.project_visible, visible);
+        let entered: String = sqlx::query_scalar("SELECT current_setting('app.entered_project', true)")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(entered, if visible { project.to_string() } else { String::new() });
+        let comments: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM comments").fetch_all(&mut *tx).await.unwrap();
+        assert_eq!(comments, vec![a.visible_comment_id], "entered {project}: comments");
+        let deliverables: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM deliverables").fetch_all(&mut *tx).await.unwrap();
+        assert_eq!(deliverables, vec![a.visible_deliverable_id], "entered {project}: deliverables");
+        let milestones: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM milestones").fetch_all(&mut *tx).await.unwrap();
+        assert_eq!(milestones, vec![a.milestone_id], "entered {project}: milestones");
+    }
+    // Entered for the contact, the project counts for no other identity.
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &caller(&a.contact), a.id, Some(a.project_id), Cost::Standard).await.unwrap();
+    sqlx::query("SELECT set_config('app.user_id', $1, true)")
+        .bind(b.owner.id.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    for table in ["milestones", "deliverables", "comments"] {
+        let n: i64 = sqlx::query_scalar(sql(format!("SELECT count(*) FROM {table} WHERE project_id = $1")))
+            .bind(a.project_id)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{table}: the contact's entered project counted for another identity");
+    }
+}
+
 /// The transaction is opened by hand (BEGIN and the first statement in one round trip), so what
 /// sqlx's own transaction guarantees is proven here: dropping it rolls back, even mid-query, and
 /// the connection goes back to the pool clean, with no identity or entered workspace left on it.

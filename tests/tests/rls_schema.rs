@@ -89,6 +89,7 @@ async fn policy_helpers_are_inlinable_and_every_definer_pins_its_search_path() {
     let policy_helpers = [
         "current_user_id",
         "entered_workspace",
+        "entered_project",
         "member_workspace_ids",
         "workspaces_with_role",
         "contact_client_ids",
@@ -97,6 +98,13 @@ async fn policy_helpers_are_inlinable_and_every_definer_pins_its_search_path() {
     for name in policy_helpers {
         let (_, volatility, definer, config) = find(name);
         assert_eq!(volatility, "s", "{name} must be STABLE so it can run once per query");
+        assert!(!definer && config.is_none(), "{name} must be inlinable: no SECURITY DEFINER, no SET");
+    }
+    // The plan and overrides rules, read inside the opening's SECURITY DEFINER functions: one-row
+    // SQL table functions PostgreSQL inlines there (a nested SECURITY DEFINER call is not).
+    for name in ["plan_in_force", "overrides_in_force"] {
+        let (_, volatility, definer, config) = find(name);
+        assert_eq!(volatility, "s", "{name} must be STABLE to be inlined");
         assert!(!definer && config.is_none(), "{name} must be inlinable: no SECURITY DEFINER, no SET");
     }
     // Without an entered workspace they fall back to these, which read membership tables
