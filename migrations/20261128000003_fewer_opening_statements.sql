@@ -1,4 +1,5 @@
--- A client contact's request, and the rate limiter's, with fewer statements and no nested calls.
+-- A request's opening with fewer statements and no nested calls, and a contact's page without a
+-- probe per row.
 --
 -- 1. The plan rule and the overrides rule become one-row SQL table functions that PostgreSQL
 --    inlines into the statement that reads them (`app.plan_in_force`, `app.overrides_in_force`:
@@ -9,9 +10,11 @@
 --    each). `app.effective_plan` and `app.active_overrides` keep their signatures and grants and
 --    read them, so each rule is written once. Only their owner (app_service) executes them:
 --    every caller is a function app_service owns.
--- 2. `app.begin_request` answers a non-member in one statement: their clients, the workspace's
---    plan and overrides (whether the portal is open to them) and whether the route's project is
---    one of theirs. Before, that was a statement, two nested calls and another statement.
+-- 2. `app.begin_request` answers a member in one statement (the probes and the settings
+--    together; a member's project probe too, which was a statement of its own), and a non-member
+--    in one more: their clients, the workspace's plan and overrides (whether the portal is open
+--    to them) and whether the route's project is one of theirs. Before, a contact took a
+--    statement, two nested calls, another statement and the settings' statement.
 -- 3. What the opening learned is kept for the policies, as the workspace entered already is:
 --    a contact's project checked visible is entered (`app.entered_project`), and the item
 --    policies (milestones, deliverables, comments) accept that project's rows before probing
@@ -113,49 +116,41 @@ DECLARE
     role public.member_role;
     clients uuid[];
     suspended boolean;
-    entered boolean;
+    visible boolean;
     plan text;
     overrides jsonb;
-    visible boolean;
 BEGIN
     IF p_user IS NULL THEN
         RAISE EXCEPTION 'no caller identity' USING ERRCODE = 'insufficient_privilege';
     END IF;
-    -- Whether the user row is known as it is (a known user with an unchanged e-mail writes
-    -- nothing), the caller's role in the workspace and whether it is suspended.
-    SELECT EXISTS (SELECT 1 FROM public.users u
-                   WHERE u.id = p_user AND (p_email IS NULL OR u.email IS NOT DISTINCT FROM p_email)),
-           (SELECT m.role FROM public.workspace_members m WHERE m.workspace_id = p_workspace AND m.user_id = p_user),
-           EXISTS (SELECT 1 FROM public.workspaces w WHERE w.id = p_workspace AND w.suspended_at IS NOT NULL)
-    INTO known, role, suspended;
-    IF role IS NULL AND p_workspace IS NOT NULL THEN
-        -- A non-member: their client links, and for a contact the workspace's plan and overrides
-        -- and whether the route's project is one of their clients' (a member never pays for
-        -- this statement). The inline rules' subqueries run only when a CASE reaches them.
-        SELECT pg_catalog.array_agg(c.client_id),
-               CASE WHEN pg_catalog.count(*) > 0 THEN (SELECT f.plan_id FROM app.plan_in_force(p_workspace) f) END,
-               CASE WHEN pg_catalog.count(*) > 0 THEN (SELECT f.overrides FROM app.overrides_in_force(p_workspace) f) END,
-               p_project IS NULL OR coalesce(pg_catalog.bool_or(p.id IS NOT NULL), false)
-        INTO clients, plan, overrides, visible
-        FROM public.client_contacts c
-        LEFT JOIN public.projects p
-               ON p_project IS NOT NULL AND p.id = p_project AND p.workspace_id = p_workspace
-              AND p.client_id = c.client_id
-        WHERE c.workspace_id = p_workspace AND c.user_id = p_user;
-    END IF;
-    entered := role IS NOT NULL OR clients IS NOT NULL;
-    -- The identity, and the workspace entered (empty settings enter nothing: a caller without
-    -- access, or a route outside any workspace); a contact's project checked visible is entered
-    -- too, for the item policies.
-    PERFORM pg_catalog.set_config('app.user_id', p_user::text, true),
-            pg_catalog.set_config('app.request_id', coalesce(p_request_id, ''), true),
-            pg_catalog.set_config('app.entered_user', p_user::text, true),
-            pg_catalog.set_config('app.entered_workspace', CASE WHEN entered THEN p_workspace::text ELSE '' END, true),
-            pg_catalog.set_config('app.entered_role', coalesce(role::text, ''), true),
-            pg_catalog.set_config('app.entered_clients', coalesce(clients::text, ''), true),
-            pg_catalog.set_config('app.entered_project',
-                                  CASE WHEN clients IS NOT NULL AND p_project IS NOT NULL AND visible
-                                       THEN p_project::text ELSE '' END, true);
+    -- One statement for a member: whether the user row is known as it is (a known user with an
+    -- unchanged e-mail writes nothing), the caller's role, the workspace's suspension, a member's
+    -- access to the route's project, and the settings for a member or for nobody (empty entered
+    -- settings enter nothing: a caller without access, or a route outside any workspace). The
+    -- OFFSET 0 keeps each probe one subplan run once (a flattened subquery would copy it into
+    -- every setting that reads it); the CASE runs the project probe only for a member.
+    SELECT s.known, s.role, s.suspended, s.visible
+    INTO known, role, suspended, visible
+    FROM (SELECT r.known, r.role, r.suspended,
+                 CASE WHEN p_project IS NULL THEN true
+                      WHEN r.role IS NULL THEN NULL
+                      ELSE EXISTS (SELECT 1 FROM public.projects p
+                                   WHERE p.workspace_id = p_workspace AND p.id = p_project) END AS visible
+          FROM (SELECT EXISTS (SELECT 1 FROM public.users u
+                               WHERE u.id = p_user AND (p_email IS NULL OR u.email IS NOT DISTINCT FROM p_email)) AS known,
+                       (SELECT m.role FROM public.workspace_members m
+                        WHERE m.workspace_id = p_workspace AND m.user_id = p_user) AS role,
+                       EXISTS (SELECT 1 FROM public.workspaces w
+                               WHERE w.id = p_workspace AND w.suspended_at IS NOT NULL) AS suspended
+                OFFSET 0) r
+          OFFSET 0) s,
+         LATERAL (SELECT pg_catalog.set_config('app.user_id', p_user::text, true),
+                         pg_catalog.set_config('app.request_id', coalesce(p_request_id, ''), true),
+                         pg_catalog.set_config('app.entered_user', p_user::text, true),
+                         pg_catalog.set_config('app.entered_workspace', CASE WHEN s.role IS NOT NULL THEN p_workspace::text ELSE '' END, true),
+                         pg_catalog.set_config('app.entered_role', coalesce(s.role::text, ''), true),
+                         pg_catalog.set_config('app.entered_clients', '', true),
+                         pg_catalog.set_config('app.entered_project', '', true)) settings;
     IF NOT known THEN
         INSERT INTO public.users AS u (id, issuer, subject, email)
         VALUES (p_user, p_issuer, p_subject, p_email)
@@ -166,23 +161,37 @@ BEGIN
     IF p_workspace IS NULL THEN
         RETURN;
     END IF;
-    member_role := role::text;
-    is_contact := clients IS NOT NULL;
-    IF NOT entered THEN
-        project_visible := false;
-        RETURN NEXT;
-        RETURN;
-    END IF;
     IF role IS NULL THEN
+        -- A non-member: their client links, and for a contact the workspace's plan and overrides
+        -- (whether the portal is open to them) and whether the route's project is one of their
+        -- clients'. The inline rules' subqueries run only when a CASE reaches them.
+        SELECT pg_catalog.array_agg(c.client_id),
+               CASE WHEN pg_catalog.count(*) > 0 THEN (SELECT f.plan_id FROM app.plan_in_force(p_workspace) f) END,
+               CASE WHEN pg_catalog.count(*) > 0 THEN (SELECT f.overrides FROM app.overrides_in_force(p_workspace) f) END,
+               p_project IS NULL OR coalesce(pg_catalog.bool_or(p.id IS NOT NULL), false)
+        INTO clients, plan, overrides, visible
+        FROM public.client_contacts c
+        LEFT JOIN public.projects p
+               ON p_project IS NOT NULL AND p.id = p_project AND p.workspace_id = p_workspace
+              AND p.client_id = c.client_id
+        WHERE c.workspace_id = p_workspace AND c.user_id = p_user;
+        IF clients IS NULL THEN
+            is_contact := false;
+            project_visible := false;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        -- A contact enters the workspace with their clients, and a project checked visible to
+        -- them, for the item policies.
+        PERFORM pg_catalog.set_config('app.entered_workspace', p_workspace::text, true),
+                pg_catalog.set_config('app.entered_clients', clients::text, true),
+                pg_catalog.set_config('app.entered_project', CASE WHEN visible THEN coalesce(p_project::text, '') ELSE '' END, true);
         contact_plan := plan;
         contact_overrides := overrides;
-        project_visible := visible;
-    ELSIF p_project IS NULL THEN
-        project_visible := true;
-    ELSE
-        project_visible := EXISTS (
-            SELECT 1 FROM public.projects p WHERE p.workspace_id = p_workspace AND p.id = p_project);
     END IF;
+    member_role := role::text;
+    is_contact := clients IS NOT NULL;
+    project_visible := visible;
     -- A suspended workspace is read, never written: the rest of the request's transaction is
     -- read-only, so every write path fails the same way (and the API answers 403
     -- workspace_suspended).
