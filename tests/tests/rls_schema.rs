@@ -106,6 +106,13 @@ async fn policy_helpers_are_inlinable_and_every_definer_pins_its_search_path() {
         let (_, volatility, definer, config) = find(name);
         assert_eq!(volatility, "s", "{name} must be STABLE to be inlined");
         assert!(!definer && config.is_none(), "{name} must be inlinable: no SECURITY DEFINER, no SET");
+        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN SELECT * FROM app.{name}('00000000-0000-0000-0000-000000000000'::uuid)"
+        )))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert!(!plan.iter().any(|line| line.contains("Function Scan")), "{name} was not inlined: {plan:?}");
     }
     // Without an entered workspace they fall back to these, which read membership tables
     // without recursing into their policies.
