@@ -20,7 +20,8 @@
 --    policies (milestones, deliverables, comments) accept that project's rows before probing
 --    `projects` for each row. A page of one project's comments no longer makes one probe per
 --    comment. The probe stays for every other row, so what a contact sees is unchanged.
--- 4. The rate limiter reads the plan through the inline rule too (every request pays it).
+-- 4. The rate limiter reads the plan through the inline rules too (every request pays it), and
+--    so does an API key's opening.
 
 CREATE FUNCTION app.plan_in_force(p_workspace uuid) RETURNS TABLE (plan_id text)
     LANGUAGE sql STABLE
@@ -198,6 +199,51 @@ BEGIN
     IF suspended THEN
         PERFORM pg_catalog.set_config('transaction_read_only', 'on', true);
     END IF;
+    RETURN NEXT;
+END
+$$;
+
+-- An API key's opening: its plan, overrides and project check in one statement through the
+-- inline rules (two nested calls and a statement before); otherwise unchanged.
+CREATE OR REPLACE FUNCTION app.begin_key_request(p_key uuid, p_secret_hash bytea, p_request_id text, p_workspace uuid,
+                                                 p_project uuid)
+    RETURNS TABLE (key_state text, key_workspace uuid, member_role text, key_plan text, key_overrides jsonb,
+                   project_visible boolean)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = ''
+AS $$
+DECLARE
+    k public.api_keys;
+BEGIN
+    SELECT * INTO k FROM public.api_keys a WHERE a.id = p_key AND a.secret_hash = p_secret_hash;
+    key_state := CASE
+        WHEN k.id IS NULL THEN 'unknown'
+        WHEN k.revoked_at IS NOT NULL THEN 'revoked'
+        WHEN k.expires_at IS NOT NULL AND k.expires_at <= now() THEN 'expired'
+        WHEN p_workspace IS NOT NULL AND p_workspace <> k.workspace_id THEN 'other_workspace'
+        WHEN EXISTS (SELECT 1 FROM public.workspaces w WHERE w.id = k.workspace_id AND w.suspended_at IS NOT NULL)
+            THEN 'suspended'
+        ELSE 'active'
+    END;
+    project_visible := false;
+    IF key_state <> 'active' THEN
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    key_workspace := k.workspace_id;
+    member_role := k.role::text;
+    SELECT f.plan_id, o.overrides,
+           p_project IS NULL OR EXISTS (SELECT 1 FROM public.projects p
+                                        WHERE p.workspace_id = k.workspace_id AND p.id = p_project)
+    INTO key_plan, key_overrides, project_visible
+    FROM app.plan_in_force(k.workspace_id) f, app.overrides_in_force(k.workspace_id) o;
+    PERFORM pg_catalog.set_config('app.user_id', k.id::text, true),
+            pg_catalog.set_config('app.api_key_id', k.id::text, true),
+            pg_catalog.set_config('app.request_id', coalesce(p_request_id, ''), true),
+            pg_catalog.set_config('app.entered_user', k.id::text, true),
+            pg_catalog.set_config('app.entered_workspace', k.workspace_id::text, true),
+            pg_catalog.set_config('app.entered_role', k.role::text, true),
+            pg_catalog.set_config('app.entered_clients', '', true);
     RETURN NEXT;
 END
 $$;
