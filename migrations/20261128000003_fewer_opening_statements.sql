@@ -67,12 +67,12 @@ END
 $$;
 
 -- The project a client contact's request entered (checked visible to them by the opening), if it
--- was entered for the current caller in this transaction.
+-- was entered with the workspace: `app.entered_workspace()` holds the rule binding what was
+-- entered to the current caller.
 CREATE FUNCTION app.entered_project() RETURNS uuid
     LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT CASE WHEN pg_catalog.current_setting('app.entered_user', true)
-                     = pg_catalog.current_setting('app.user_id', true)
+    SELECT CASE WHEN app.entered_workspace() IS NOT NULL
                 THEN nullif(pg_catalog.current_setting('app.entered_project', true), '')::uuid
            END
 $$;
@@ -118,8 +118,6 @@ DECLARE
     clients uuid[];
     suspended boolean;
     visible boolean;
-    plan text;
-    overrides jsonb;
 BEGIN
     IF p_user IS NULL THEN
         RAISE EXCEPTION 'no caller identity' USING ERRCODE = 'insufficient_privilege';
@@ -165,12 +163,13 @@ BEGIN
     IF role IS NULL THEN
         -- A non-member: their client links, and for a contact the workspace's plan and overrides
         -- (whether the portal is open to them) and whether the route's project is one of their
-        -- clients'. The inline rules' subqueries run only when a CASE reaches them.
+        -- clients'. The inline rules' subqueries run only when a CASE reaches them (for a
+        -- stranger, who has no client links, the plan and overrides stay NULL).
         SELECT pg_catalog.array_agg(c.client_id),
                CASE WHEN pg_catalog.count(*) > 0 THEN (SELECT f.plan_id FROM app.plan_in_force(p_workspace) f) END,
                CASE WHEN pg_catalog.count(*) > 0 THEN (SELECT f.overrides FROM app.overrides_in_force(p_workspace) f) END,
                p_project IS NULL OR coalesce(pg_catalog.bool_or(p.id IS NOT NULL), false)
-        INTO clients, plan, overrides, visible
+        INTO clients, contact_plan, contact_overrides, visible
         FROM public.client_contacts c
         LEFT JOIN public.projects p
                ON p_project IS NOT NULL AND p.id = p_project AND p.workspace_id = p_workspace
@@ -187,8 +186,6 @@ BEGIN
         PERFORM pg_catalog.set_config('app.entered_workspace', p_workspace::text, true),
                 pg_catalog.set_config('app.entered_clients', clients::text, true),
                 pg_catalog.set_config('app.entered_project', CASE WHEN visible THEN coalesce(p_project::text, '') ELSE '' END, true);
-        contact_plan := plan;
-        contact_overrides := overrides;
     END IF;
     member_role := role::text;
     is_contact := clients IS NOT NULL;
