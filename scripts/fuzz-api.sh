@@ -22,13 +22,16 @@ say "building the local stack"
 cargo build -q -p local-stack
 stack="$REPO_ROOT/target/debug/local-stack"
 
-db=saas_fuzz
+# A database of this run's own (named by its process id), so two runs on one PostgreSQL do not
+# collide; dropped on exit.
+db="saas_fuzz_$$"
 admin="${TEST_DATABASE_ADMIN_URL%/postgres}"
-psql "$TEST_DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+drop_db() { psql "$TEST_DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; }
+drop_db
 export MIGRATION_DATABASE_URL="$admin/$db"
 export DATABASE_URL="postgres://app_api:app_api@$PG_HOST:$PG_PORT/$db"
 export SERVICE_DATABASE_URL="postgres://app_service:app_service@$PG_HOST:$PG_PORT/$db"
-export LOCAL_STRIPE_STATE="$REPO_ROOT/target/fuzz-stripe.json"
+export LOCAL_STRIPE_STATE="$REPO_ROOT/target/fuzz-stripe-$$.json"
 export LOG_FORMAT=json RUST_LOG="${RUST_LOG:-warn}"
 rm -f "$LOCAL_STRIPE_STATE"
 port="$(free_port)"
@@ -36,7 +39,7 @@ base="http://127.0.0.1:$port"
 log="$REPO_ROOT/target/fuzz-stack.log"
 "$stack" serve --seed --port "$port" >"$log" 2>&1 &
 stack_pid=$!
-trap 'kill "$stack_pid" 2>/dev/null || true; kill "${MOTO_PID:-}" 2>/dev/null || true' EXIT
+trap 'kill "$stack_pid" 2>/dev/null || true; kill "${MOTO_PID:-}" 2>/dev/null || true; drop_db; rm -f "$LOCAL_STRIPE_STATE"' EXIT
 wait_for_url "$base/v1/health" "$stack_pid" 150 "the local stack" "$log"
 curl -sf "$base/v1/health" >/dev/null || die "the local stack did not become healthy; see $log"
 say "local stack on $base (log: $log)"

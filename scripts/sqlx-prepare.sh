@@ -14,9 +14,13 @@ ensure_rust
 ensure_postgres
 ensure_sqlx_cli
 
-db=saas_sqlx
+# A scratch database of this run's own (named by its process id), so two runs on one PostgreSQL
+# do not collide; dropped on exit.
+db="saas_sqlx_$$"
 url="${TEST_DATABASE_ADMIN_URL%/postgres}/$db"
-psql "$TEST_DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+drop_db() { psql "$TEST_DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; }
+trap drop_db EXIT
+drop_db
 psql "$TEST_DATABASE_ADMIN_URL" -qc "CREATE DATABASE $db" >/dev/null
 DATABASE_URL="$url" cargo sqlx migrate run --source migrations >/dev/null
 say "cargo sqlx prepare ${1:-}"
