@@ -264,6 +264,50 @@ async fn ai_allowance_and_rate_limit_overrides_hold_exactly() {
     assert!(policy.contains("q=3"), "{policy}");
 }
 
+/// The request budgets' overrides reach the limiter's several-bucket path too: a key's request
+/// (its workspace's budget and its own, which is at most the workspace's) and an expensive route
+/// (the expensive budget, all or nothing with the workspace's).
+#[tokio::test]
+async fn budget_overrides_hold_for_keys_and_expensive_routes() {
+    let app = TestApp::new().await;
+    let admin = admin().await;
+    let operator = mint("dev-operator", None, Duration::from_secs(600));
+    let t = app.tenant("override-budgets").await;
+    let key = app.post(&t.owner, &format!("{}/api-keys", t.path()), json!({"name": "CI", "role": "member"})).await;
+    let key = key.expect(StatusCode::CREATED)["key"].as_str().unwrap().to_owned();
+    grant(&admin, &operator, t.id, "requests_per_minute", json!(5)).await;
+    grant(&admin, &operator, t.id, "expensive_per_minute", json!(2)).await;
+    let fresh_minute = || async {
+        sqlx::query("DELETE FROM rate_limit_buckets WHERE bucket LIKE '%' || $1")
+            .bind(t.id.to_string())
+            .execute(&owner_pool().await)
+            .await
+            .unwrap();
+    };
+
+    fresh_minute().await;
+    let by_key = app.call(axum::http::Method::GET, &format!("{}/projects", t.path()), Some(&key), None).await;
+    assert_eq!(by_key.status, StatusCode::OK, "{}", by_key.body);
+    let policy = by_key.headers["ratelimit-policy"].to_str().unwrap();
+    assert!(policy.contains("\"workspace\";q=5;w=60") && policy.contains("\"api_key\";q=5;w=60"), "{policy}");
+
+    fresh_minute().await;
+    let runs = format!("{}/ai/runs", t.path());
+    let run = json!({"tool": "proposal_draft", "input": {"brief": "A site"}});
+    let first = app.post(&t.member, &runs, run.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let policy = first.headers["ratelimit-policy"].to_str().unwrap();
+    assert!(policy.contains("\"expensive\";q=2;w=60") && policy.contains("\"workspace\";q=5;w=60"), "{policy}");
+    app.post(&t.member, &runs, run.clone()).await.expect(StatusCode::CREATED);
+    assert_eq!(app.post(&t.member, &runs, run).await.problem(StatusCode::TOO_MANY_REQUESTS), "rate_limited");
+    // The refused run spent nothing: the workspace's budget still has its three requests.
+    let path = format!("{}/projects", t.path());
+    for _ in 0..3 {
+        app.get(&t.member, &path).await.expect(StatusCode::OK);
+    }
+    assert_eq!(app.get(&t.member, &path).await.problem(StatusCode::TOO_MANY_REQUESTS), "rate_limited");
+}
+
 /// A person's requests go through the limiter's one-bucket path (no key, a standard route):
 /// N + k of them at once at a limit of N let exactly N through, including the request that
 /// creates the bucket; the others are 429 with Retry-After and the bucket's state.

@@ -100,18 +100,23 @@ async fn policy_helpers_are_inlinable_and_every_definer_pins_its_search_path() {
         assert_eq!(volatility, "s", "{name} must be STABLE so it can run once per query");
         assert!(!definer && config.is_none(), "{name} must be inlinable: no SECURITY DEFINER, no SET");
     }
-    // The plan and overrides rules, read inside the opening's SECURITY DEFINER functions: one-row
-    // SQL table functions PostgreSQL inlines there (a nested SECURITY DEFINER call is not).
-    for name in ["plan_in_force", "overrides_in_force"] {
+    // The plan and overrides rules, read inside the opening's and the limiter's SECURITY DEFINER
+    // functions: one-row SQL table functions PostgreSQL inlines there (a nested SECURITY DEFINER
+    // call is not).
+    let nobody = "'00000000-0000-0000-0000-000000000000'::uuid";
+    for (name, arguments) in [
+        ("plan_in_force", nobody.to_owned()),
+        ("overrides_in_force", nobody.to_owned()),
+        ("override_in_force", format!("{nobody}, 'requests_per_minute'")),
+    ] {
         let (_, volatility, definer, config) = find(name);
         assert_eq!(volatility, "s", "{name} must be STABLE to be inlined");
         assert!(!definer && config.is_none(), "{name} must be inlinable: no SECURITY DEFINER, no SET");
-        let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "EXPLAIN SELECT * FROM app.{name}('00000000-0000-0000-0000-000000000000'::uuid)"
-        )))
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+        let plan: Vec<String> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN SELECT * FROM app.{name}({arguments})")))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
         assert!(!plan.iter().any(|line| line.contains("Function Scan")), "{name} was not inlined: {plan:?}");
     }
     // Without an entered workspace they fall back to these, which read membership tables

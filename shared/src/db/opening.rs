@@ -47,7 +47,8 @@ pub struct Entry {
     pub is_contact: bool,
     /// The workspace's plan, answered for a contact who is not also a member.
     pub contact_plan: Option<String>,
-    /// The workspace's entitlement overrides in force, answered with `contact_plan`.
+    /// The overrides in force that the portal's gate reads (`client_portal`, when the workspace
+    /// has one), answered with `contact_plan`.
     pub contact_overrides: Option<serde_json::Value>,
     /// Whether the caller can see the project asked about (true when none was).
     pub project_visible: bool,
