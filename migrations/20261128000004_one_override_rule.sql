@@ -8,7 +8,9 @@
 -- STABLE, no SECURITY DEFINER, no SET, fully qualified; only its owner executes it).
 --
 -- 1. `app.effective_limit` keeps its signature and grants (the plan-limit triggers and the AI
---    quota call it) and reads the rule.
+--    quota call it) and reads the rule, and so does `app.overrides_in_force` (every
+--    entitlement's override, for the plan an API key or the application reads), which held its
+--    own copy of it.
 -- 2. The rate limiter reads it inline: a workspace with any override paid an existence probe and
 --    then a nested call per request for its request budget (two for an expensive route); now it
 --    pays one index probe per budget, in the statement that reads the plan.
@@ -27,6 +29,18 @@ AS $$
 $$;
 REVOKE EXECUTE ON FUNCTION app.override_in_force(uuid, text) FROM PUBLIC;
 ALTER FUNCTION app.override_in_force(uuid, text) OWNER TO app_service;
+
+-- Every entitlement's override in force, read through the same rule: the entitlements with an
+-- unrevoked grant, each answered by `app.override_in_force` (an expired grant answers nothing).
+CREATE OR REPLACE FUNCTION app.overrides_in_force(p_workspace uuid) RETURNS TABLE (overrides jsonb)
+    LANGUAGE sql STABLE
+AS $$
+    SELECT coalesce((
+        SELECT pg_catalog.jsonb_object_agg(e.entitlement, o.value)
+        FROM (SELECT DISTINCT x.entitlement FROM public.entitlement_overrides x
+              WHERE x.workspace_id = p_workspace AND x.revoked_at IS NULL) e,
+             LATERAL app.override_in_force(p_workspace, e.entitlement) o), '{}'::jsonb)
+$$;
 
 -- An override in force wins, even one without a value (no limit); otherwise the plan's limit.
 CREATE OR REPLACE FUNCTION app.effective_limit(p_workspace uuid, p_entitlement text, p_plan_limit integer)
