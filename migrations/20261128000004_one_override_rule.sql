@@ -7,13 +7,15 @@
 -- PostgreSQL inlines into the statement reading it, like `app.plan_in_force` (LANGUAGE sql,
 -- STABLE, no SECURITY DEFINER, no SET, fully qualified; only its owner executes it).
 --
--- 1. `app.effective_limit` keeps its signature and grants (the plan-limit triggers and the AI
---    quota call it) and reads the rule, and so does `app.overrides_in_force` (every
---    entitlement's override, for the plan an API key or the application reads), which held its
---    own copy of it.
--- 2. The rate limiter reads it inline: a workspace with any override paid an existence probe and
---    then a nested call per request for its request budget (two for an expensive route); now it
---    pays one index probe per budget, in the statement that reads the plan.
+-- 1. `app.limit_in_force(workspace, entitlement, plan limit)`, inlined too, holds "an override
+--    in force wins, even one without a value (no limit); otherwise the plan's limit".
+--    `app.effective_limit` keeps its signature and grants (the plan-limit triggers and the AI
+--    quota call it) and reads it. `app.overrides_in_force` (every entitlement's override, for
+--    the plan an API key or the application reads), which held its own copy of the rule, reads
+--    `app.override_in_force` too.
+-- 2. The rate limiter reads the limits inline: a workspace with any override paid an existence
+--    probe and then a nested call per request for its request budget (two for an expensive
+--    route); now it pays one index probe per budget, in the statement that reads the plan.
 -- 3. A client contact's opening reads the one override the portal's gate decides on
 --    (`client_portal`) instead of aggregating every override of the workspace (a sort, a unique
 --    and an aggregate initialised on every call). The application reads only `client_portal`
@@ -42,17 +44,27 @@ AS $$
              LATERAL app.override_in_force(p_workspace, e.entitlement) o), '{}'::jsonb)
 $$;
 
--- An override in force wins, even one without a value (no limit); otherwise the plan's limit.
+-- A limit in force: an override in force wins, even one without a value (no limit); otherwise
+-- the plan's limit. Inlined like the rule it reads.
+CREATE FUNCTION app.limit_in_force(p_workspace uuid, p_entitlement text, p_plan_limit integer)
+    RETURNS TABLE (value integer)
+    LANGUAGE sql STABLE
+AS $$
+    SELECT CASE WHEN o.overridden THEN o.value ELSE p_plan_limit END
+    FROM (SELECT 1) one
+    LEFT JOIN LATERAL (SELECT true AS overridden, x.value
+                       FROM app.override_in_force(p_workspace, p_entitlement) x) o ON true
+$$;
+REVOKE EXECUTE ON FUNCTION app.limit_in_force(uuid, text, integer) FROM PUBLIC;
+ALTER FUNCTION app.limit_in_force(uuid, text, integer) OWNER TO app_service;
+
 CREATE OR REPLACE FUNCTION app.effective_limit(p_workspace uuid, p_entitlement text, p_plan_limit integer)
     RETURNS integer
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = ''
 AS $$
 BEGIN
-    RETURN (SELECT CASE WHEN o.overridden THEN o.value ELSE p_plan_limit END
-            FROM (SELECT 1) one
-            LEFT JOIN LATERAL (SELECT true AS overridden, x.value
-                               FROM app.override_in_force(p_workspace, p_entitlement) x) o ON true);
+    RETURN (SELECT l.value FROM app.limit_in_force(p_workspace, p_entitlement, p_plan_limit) l);
 END
 $$;
 
@@ -181,11 +193,9 @@ BEGIN
     IF p_key IS NULL AND NOT (p_expensive AND ws IS NOT NULL) THEN
         -- One bucket: the workspace's (a member or client contact of it), or a person's own
         -- outside any workspace (at the free plan's rate). A stranger spends nothing.
-        SELECT CASE WHEN o.overridden THEN o.value ELSE p.requests_per_minute END
+        SELECT (SELECT l.value FROM app.limit_in_force(ws, 'requests_per_minute', p.requests_per_minute) l)
         INTO plan_limit
         FROM public.plans p
-        LEFT JOIN LATERAL (SELECT true AS overridden, x.value
-                           FROM app.override_in_force(ws, 'requests_per_minute') x) o ON true
         WHERE p.id = (SELECT f.plan_id FROM app.plan_in_force(ws) f)
           AND p_user IS NOT NULL
           AND (ws IS NULL
@@ -242,14 +252,10 @@ BEGIN
         OR EXISTS (SELECT 1 FROM public.client_contacts c WHERE c.workspace_id = ws AND c.user_id = p_user)) THEN
         RETURN;
     END IF;
-    SELECT CASE WHEN r.overridden THEN r.value ELSE p.requests_per_minute END,
-           CASE WHEN e.overridden THEN e.value ELSE p.expensive_per_minute END
+    SELECT (SELECT l.value FROM app.limit_in_force(ws, 'requests_per_minute', p.requests_per_minute) l),
+           (SELECT l.value FROM app.limit_in_force(ws, 'expensive_per_minute', p.expensive_per_minute) l)
     INTO plan_limit, expensive_limit
     FROM public.plans p
-    LEFT JOIN LATERAL (SELECT true AS overridden, x.value
-                       FROM app.override_in_force(ws, 'requests_per_minute') x) r ON true
-    LEFT JOIN LATERAL (SELECT true AS overridden, x.value
-                       FROM app.override_in_force(ws, 'expensive_per_minute') x) e ON true
     WHERE p.id = (SELECT f.plan_id FROM app.plan_in_force(ws) f);
     names := ARRAY['workspace'];
     buckets := ARRAY['workspace:' || ws];

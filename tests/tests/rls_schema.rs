@@ -108,6 +108,7 @@ async fn policy_helpers_are_inlinable_and_every_definer_pins_its_search_path() {
         ("plan_in_force", nobody.to_owned()),
         ("overrides_in_force", nobody.to_owned()),
         ("override_in_force", format!("{nobody}, 'requests_per_minute'")),
+        ("limit_in_force", format!("{nobody}, 'requests_per_minute', 60")),
     ] {
         let (_, volatility, definer, config) = find(name);
         assert_eq!(volatility, "s", "{name} must be STABLE to be inlined");
