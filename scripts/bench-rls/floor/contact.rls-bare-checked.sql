@@ -1,0 +1,9 @@
+-- As contact.rls-bare.sql, with the contact's access probe inside the page's statement.
+\set p 1 + 3 * random(0, 6665)
+SELECT bench_uuid(1, 3001) AS uid, bench_uuid(2, 1) AS ws, bench_uuid(4, :p) AS pid \gset
+\startpipeline
+BEGIN;
+SELECT set_config('app.user_id', :uid, true), set_config('app.request_id', 'bench', true), set_config('app.entered_user', :uid, true), set_config('app.entered_workspace', :ws, true), set_config('app.entered_role', '', true), set_config('app.entered_clients', '{' || bench_uuid(3, 1) || '}', true), set_config('app.entered_project', :pid, true);
+\endpipeline
+SELECT id, project_id, author_id, body, client_visible, created_at, updated_at FROM comments WHERE workspace_id = :ws AND project_id = :pid AND EXISTS (SELECT 1 FROM projects p JOIN client_contacts c ON c.workspace_id = p.workspace_id AND c.client_id = p.client_id WHERE p.id = :pid AND p.workspace_id = :ws AND c.user_id = :uid) ORDER BY id DESC LIMIT 26;
+COMMIT;

@@ -1,0 +1,7 @@
+-- Explicit filters that also check the caller, as an application without row-level security
+-- must: the page only if the caller is a member (one index probe, inside the page's statement).
+\set w random(2, 2000)
+SELECT bench_uuid(1, :w) AS uid, bench_uuid(2, :w) AS ws \gset
+BEGIN;
+SELECT id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at FROM projects WHERE workspace_id = :ws AND EXISTS (SELECT 1 FROM workspace_members m WHERE m.workspace_id = :ws AND m.user_id = :uid) ORDER BY id DESC LIMIT 26;
+COMMIT;

@@ -1,0 +1,10 @@
+-- Row-level security with the caller's identity and access set by a bare set_config statement
+-- (sent with BEGIN, one round trip) and no access check at all: row-level security's own floor.
+\set w random(2, 2000)
+SELECT bench_uuid(1, :w) AS uid, bench_uuid(2, :w) AS ws \gset
+\startpipeline
+BEGIN;
+SELECT set_config('app.user_id', :uid, true), set_config('app.request_id', 'bench', true), set_config('app.entered_user', :uid, true), set_config('app.entered_workspace', :ws, true), set_config('app.entered_role', 'owner', true), set_config('app.entered_clients', '', true), set_config('app.entered_project', '', true);
+\endpipeline
+SELECT id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at FROM projects WHERE workspace_id = :ws ORDER BY id DESC LIMIT 26;
+COMMIT;
