@@ -18,8 +18,7 @@ ensure_postgres
 command -v wrk >/dev/null 2>&1 || die "wrk is required (apt-get install wrk)"
 admin="${TEST_DATABASE_ADMIN_URL%/postgres}"
 owner_url="$admin/saas_bench"
-[ "$(psql "$TEST_DATABASE_ADMIN_URL" -qAtc "SELECT 1 FROM pg_database WHERE datname = 'saas_bench'")" = 1 ] ||
-  die "no saas_bench database: run scripts/bench-rls.sh first"
+require_bench_database
 
 stack_bin="${LOCAL_STACK_BIN:-}"
 if [ -z "$stack_bin" ]; then

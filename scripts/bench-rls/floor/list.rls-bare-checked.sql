@@ -1,7 +1,10 @@
 -- As list.rls-bare.sql, with the one membership probe inside the page's statement: the cheapest
 -- access check a request could make in the database.
 \set w random(2, 2000)
-SELECT bench_uuid(1, :w) AS uid, bench_uuid(2, :w) AS ws \gset
+\set u :w
+\set p 20001 + (:w - 2) * 40 + random(0, 39)
+-- The ids as uuid parameters, as the handlers bind them (the same header as ../list.*.sql).
+SELECT bench_uuid(1, :u) AS uid, bench_uuid(2, :w) AS ws, bench_uuid(4, :p) AS pid \gset
 \startpipeline
 BEGIN;
 SELECT set_config('app.user_id', :uid, true), set_config('app.request_id', 'bench', true), set_config('app.entered_user', :uid, true), set_config('app.entered_workspace', :ws, true), set_config('app.entered_role', 'owner', true), set_config('app.entered_clients', '', true), set_config('app.entered_project', '', true);

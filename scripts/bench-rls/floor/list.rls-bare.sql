@@ -1,7 +1,10 @@
 -- Row-level security with the caller's identity and access set by a bare set_config statement
 -- (sent with BEGIN, one round trip) and no access check at all: row-level security's own floor.
 \set w random(2, 2000)
-SELECT bench_uuid(1, :w) AS uid, bench_uuid(2, :w) AS ws \gset
+\set u :w
+\set p 20001 + (:w - 2) * 40 + random(0, 39)
+-- The ids as uuid parameters, as the handlers bind them (the same header as ../list.*.sql).
+SELECT bench_uuid(1, :u) AS uid, bench_uuid(2, :w) AS ws, bench_uuid(4, :p) AS pid \gset
 \startpipeline
 BEGIN;
 SELECT set_config('app.user_id', :uid, true), set_config('app.request_id', 'bench', true), set_config('app.entered_user', :uid, true), set_config('app.entered_workspace', :ws, true), set_config('app.entered_role', 'owner', true), set_config('app.entered_clients', '', true), set_config('app.entered_project', '', true);
