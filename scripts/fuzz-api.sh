@@ -6,6 +6,9 @@
 # headers the document does not describe. Any failure fails the script.
 #
 #   scripts/fuzz-api.sh [--max-examples N]
+#
+# LOCAL_STACK_BIN=path runs that debug or release binary instead of building this checkout's
+# (the test command passes the one its own build made).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -18,9 +21,12 @@ ensure_postgres
 ensure_python_tools
 [ -n "${AWS_ENDPOINT_URL:-}" ] || start_moto
 
-say "building the local stack"
-cargo build -q -p local-stack
-stack="$REPO_ROOT/target/debug/local-stack"
+stack="${LOCAL_STACK_BIN:-}"
+if [ -z "$stack" ]; then
+  say "building the local stack"
+  cargo build -q -p local-stack
+  stack="$REPO_ROOT/target/debug/local-stack"
+fi
 
 # A database of this run's own (named by its process id), so two runs on one PostgreSQL do not
 # collide; dropped on exit.

@@ -10,6 +10,14 @@ PG_PORT="${PGPORT_OVERRIDE:-5432}"
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
+# Runs COMMAND when the calling script exits, after those registered before it (bash keeps a
+# single EXIT trap, so helpers register here instead of replacing each other's).
+EXIT_COMMANDS=()
+at_exit() {
+  EXIT_COMMANDS+=("$1")
+  trap 'for command in "${EXIT_COMMANDS[@]}"; do eval "$command"; done' EXIT
+}
+
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"
   elif command -v sudo >/dev/null 2>&1; then sudo "$@"
@@ -101,7 +109,7 @@ start_moto() {
   mkdir -p "$REPO_ROOT/target"
   "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
-  trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
+  at_exit 'kill "$MOTO_PID" 2>/dev/null || true'
   wait_for_url "http://127.0.0.1:$port/moto-api/" "$MOTO_PID" 50 "moto_server" "$log"
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
   export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
@@ -113,14 +121,4 @@ start_moto() {
 ensure_rust() {
   command -v cargo >/dev/null 2>&1 || die "Rust is required: https://rustup.rs (then re-run)"
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
-}
-
-# sqlx-cli (`cargo sqlx`), at the version of the sqlx the workspace uses: it checks (and
-# regenerates) the compile-time query data in .sqlx/.
-SQLX_CLI_VERSION=0.9.0
-ensure_sqlx_cli() {
-  if cargo sqlx --version 2>/dev/null | grep -q " $SQLX_CLI_VERSION\$"; then return; fi
-  say "installing sqlx-cli $SQLX_CLI_VERSION (once; a few minutes)"
-  cargo install -q sqlx-cli --version "$SQLX_CLI_VERSION" --locked --no-default-features --features postgres,rustls \
-    || die "could not install sqlx-cli $SQLX_CLI_VERSION"
 }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The test suite: formatting, lints, a check that the SQL the macros verified at compile time
-# still matches the migrations (`cargo sqlx prepare --check`), every Rust test against a real
-# PostgreSQL and a local AWS-compatible server (moto), schemathesis over the local stack against
-# openapi.json, and cfn-lint and `sam validate --lint` on the SAM template. CI runs exactly this.
+# The test suite: formatting, clippy's lints, a check that the SQL the macros verified at compile
+# time still matches the migrations (as `cargo sqlx prepare --check` would), every Rust test
+# against a real PostgreSQL and a local AWS-compatible server (moto), schemathesis over the local
+# stack against openapi.json, and cfn-lint and `sam validate --lint` on the SAM template. CI runs
+# exactly this.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib-query-data.sh"
 cd "$REPO_ROOT"
 
 ensure_rust
@@ -22,17 +24,25 @@ if [ "${CI:-}" = "true" ]; then export CARGO_INCREMENTAL=0; fi
 say "cargo fmt --check"
 cargo fmt --all -- --check
 
-say "cargo clippy --all-targets -- -D warnings"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
-
-# The queries' compile-time descriptions in .sqlx/ against a database migrated from migrations/.
-scripts/sqlx-prepare.sh --check
+# One build of every target (what `cargo clippy --all-targets` covers), which also serves the
+# tests and the fuzzing: every dependency compiles once, not once for clippy (metadata only) and
+# again for the tests, and sqlx-cli is not needed. Clippy's driver compiles the workspace's own
+# crates, with its lints as errors, passed the way `cargo clippy -- -D warnings` passes them; the
+# query macros describe each statement against a database migrated from migrations/, and .sqlx/
+# must match those descriptions exactly.
+clippy_driver="$(rustc --print sysroot)/bin/clippy-driver"
+[ -x "$clippy_driver" ] || die "clippy is required: rustup component add clippy"
+export RUSTC_WORKSPACE_WRAPPER="$clippy_driver" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+create_query_database
+say "cargo build --all-targets: clippy's lints (-D warnings), each statement described against migrations/"
+describe_queries build --quiet --workspace --all-targets
+check_query_data
 
 say "cargo test"
 cargo test --workspace --no-fail-fast 2>&1 | tee "$REPO_ROOT/target/test-output.log"
 
 # The API against its own OpenAPI document, as every kind of caller (schemathesis).
-scripts/fuzz-api.sh --max-examples 10
+LOCAL_STACK_BIN="$REPO_ROOT/target/debug/local-stack" scripts/fuzz-api.sh --max-examples 10
 
 say "cfn-lint template.yaml"
 "$VENV/bin/cfn-lint" template.yaml
