@@ -1,4 +1,4 @@
-//! Test harness: a fresh, migrated PostgreSQL database per test binary, the functions' real
+//! Test harness: a fresh, migrated PostgreSQL database per test file, the functions' real
 //! routers driven in-process, and typed helpers so each test reads as arrange / act / assert.
 //!
 //! `TEST_DATABASE_ADMIN_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) names a
@@ -8,7 +8,8 @@ pub mod ai;
 pub mod routes;
 pub mod stripe;
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -46,19 +47,43 @@ impl TestDatabase {
     }
 }
 
-/// The database of this test binary, created and migrated on first use. Its creation runs on a
-/// thread of its own because every `#[tokio::test]` has its own runtime, and pools must not
-/// outlive the runtime that made them: tests only share URLs, never pools.
+/// The database of the calling test's module, created and migrated on first use. The test files
+/// are modules of one binary (`tests/tests/suite`), and each keeps the database of its own it had
+/// as a binary of its own: its tests may count rows, drain outboxes or change a plan's limits
+/// without seeing another file's. A test's module is the first segment of its name, which the
+/// test harness gives the thread it runs the test on; a binary whose tests are not in modules
+/// (`metrics.rs`) has one database.
+///
+/// Creation runs on a thread of its own because every `#[tokio::test]` has its own runtime, and
+/// pools must not outlive the runtime that made them: tests only share URLs, never pools. One
+/// database is created at a time: the migrations create and alter cluster-wide roles, which two
+/// at once would race on.
 pub fn database() -> &'static TestDatabase {
-    static DATABASE: OnceLock<TestDatabase> = OnceLock::new();
-    DATABASE.get_or_init(|| {
-        std::thread::spawn(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(create_database())
-        })
-        .join()
-        .expect("creating the test database")
+    static DATABASES: Mutex<BTreeMap<String, &'static TestDatabase>> = Mutex::new(BTreeMap::new());
+    let module = test_module();
+    let mut databases = DATABASES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(database) = databases.get(&module) {
+        return database;
+    }
+    let database = std::thread::spawn(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(create_database())
     })
+    .join()
+    .expect("creating the test database");
+    let database: &'static TestDatabase = Box::leak(Box::new(database));
+    databases.insert(module, database);
+    database
+}
+
+/// The module of the test running on this thread ("" outside any module).
+fn test_module() -> String {
+    let thread = std::thread::current();
+    let name = thread
+        .name()
+        .filter(|name| *name != "main" && !name.starts_with("tokio-"))
+        .expect("integration_tests::database() is called on a test's own thread, where its name says its module");
+    name.split_once("::").map_or("", |(module, _)| module).to_owned()
 }
 
 async fn create_database() -> TestDatabase {

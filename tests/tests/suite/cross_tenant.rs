@@ -78,7 +78,7 @@ async fn a_project_cannot_be_assigned_to_another_workspaces_client() {
     assert_eq!(response.body["errors"][0]["field"], "client_id");
 }
 
-/// Every route is in the OpenAPI document (tests/tests/openapi.rs proves a route cannot be
+/// Every route is in the OpenAPI document (tests/tests/suite/openapi.rs proves a route cannot be
 /// declared otherwise), so the document lists the routes the role matrix must cover.
 #[tokio::test]
 async fn every_declared_route_has_a_row() {
@@ -92,13 +92,13 @@ async fn every_declared_route_has_a_row() {
         }
     }
     assert!(declared.len() > 30, "found only {declared:?}");
-    // Called by Stripe with a signature, not by users with a token: tests/tests/stripe_webhook.rs.
+    // Called by Stripe with a signature, not by users with a token: tests/tests/suite/stripe_webhook.rs.
     let signed_by_stripe = ["POST /", "POST /v1/stripe/webhook"];
-    // Without a token, for anyone: tests/tests/health.rs and tests/tests/openapi.rs.
+    // Without a token, for anyone: tests/tests/suite/health.rs and tests/tests/suite/openapi.rs.
     let public = ["GET /v1/health", "GET /v1/openapi.json"];
-    // For platform operators only, not tenants: tests/tests/admin.rs runs the reads with every
+    // For platform operators only, not tenants: tests/tests/suite/admin.rs runs the reads with every
     // tenant role (403), an API key and forged groups (401), and an operator (200);
-    // tests/tests/suspension.rs, tests/tests/overrides.rs and tests/tests/admin_billing.rs the writes.
+    // tests/tests/suite/suspension.rs, tests/tests/suite/overrides.rs and tests/tests/suite/admin_billing.rs the writes.
     let operators_only = [
         "GET /v1/admin/workspaces",
         "GET /v1/admin/workspaces/{workspace_id}",

@@ -17,7 +17,7 @@ use tower::ServiceExt;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const RSA_KEY: &[u8] = include_bytes!("../fixtures/rsa-test-key.pem");
+const RSA_KEY: &[u8] = include_bytes!("../../fixtures/rsa-test-key.pem");
 const AUDIENCE: &str = "api-client-id";
 const GROUP: &str = "platform-operators";
 

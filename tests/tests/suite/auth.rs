@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const RSA_KEY: &[u8] = include_bytes!("../fixtures/rsa-test-key.pem");
-const EC_KEY: &[u8] = include_bytes!("../fixtures/ec-test-key.pem");
+const RSA_KEY: &[u8] = include_bytes!("../../fixtures/rsa-test-key.pem");
+const EC_KEY: &[u8] = include_bytes!("../../fixtures/ec-test-key.pem");
 const AUDIENCE: &str = "api-client-id";
 const JWKS_PATH: &str = "/idp/.well-known/jwks.json";
 
