@@ -33,6 +33,14 @@ cargo fmt --all -- --check
 clippy_driver="$(rustc --print sysroot)/bin/clippy-driver"
 [ -x "$clippy_driver" ] || die "clippy is required: rustup component add clippy"
 export RUSTC_WORKSPACE_WRAPPER="$clippy_driver" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+# CLIPPY_ARGS is how cargo-clippy talks to its driver, not a documented interface: a clippy
+# warning planted in a scratch file must fail, or this toolchain no longer reads it that way.
+probe="$REPO_ROOT/target/clippy-probe.rs"
+mkdir -p "$REPO_ROOT/target" && echo 'pub fn probe(bytes: &Vec<u8>) -> usize { bytes.len() }' >"$probe"
+if probe_output="$("$clippy_driver" --edition 2021 --crate-type lib --emit metadata -o "$probe.rmeta" "$probe" 2>&1)" ||
+   ! grep -q 'ptr.arg' <<<"$probe_output"; then
+  die "clippy's driver did not make its planted warning an error (CLIPPY_ARGS unread?): $probe_output"
+fi
 create_query_database
 say "cargo build --all-targets: clippy's lints (-D warnings), each statement described against migrations/"
 describe_queries build --quiet --workspace --all-targets
