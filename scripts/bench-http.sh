@@ -20,19 +20,14 @@ admin="${TEST_DATABASE_ADMIN_URL%/postgres}"
 owner_url="$admin/saas_bench"
 require_bench_database
 
-stack_bin="${LOCAL_STACK_BIN:-}"
-if [ -z "$stack_bin" ]; then
-  say "building the local stack in release mode"
-  cargo build -q --release -p local-stack
-  stack_bin=target/release/local-stack
-fi
+stack_bin="$(local_stack_binary release)"
 port="$(free_port)"
 export DATABASE_URL="postgres://app_api:app_api@$PG_HOST:$PG_PORT/saas_bench"
 export SERVICE_DATABASE_URL="postgres://app_service:app_service@$PG_HOST:$PG_PORT/saas_bench"
 export MIGRATION_DATABASE_URL="$owner_url" LOG_FORMAT=json RUST_LOG=error DB_MAX_CONNECTIONS=8
 "$stack_bin" serve --port "$port" >"$REPO_ROOT/target/bench-http.log" 2>&1 &
 stack=$!
-trap 'kill "$stack" 2>/dev/null || true' EXIT
+at_exit 'kill "$stack" 2>/dev/null || true'
 for _ in $(seq 1 150); do
   [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v1/workspaces" || true)" = 401 ] && break
   kill -0 "$stack" 2>/dev/null || die "the local stack exited; see target/bench-http.log"

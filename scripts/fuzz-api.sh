@@ -21,12 +21,7 @@ ensure_postgres
 ensure_python_tools
 [ -n "${AWS_ENDPOINT_URL:-}" ] || start_moto
 
-stack="${LOCAL_STACK_BIN:-}"
-if [ -z "$stack" ]; then
-  say "building the local stack"
-  cargo build -q -p local-stack
-  stack="$REPO_ROOT/target/debug/local-stack"
-fi
+stack="$(local_stack_binary debug)"
 
 # A database of this run's own (named by its process id), so two runs on one PostgreSQL do not
 # collide; dropped on exit.
@@ -45,7 +40,7 @@ base="http://127.0.0.1:$port"
 log="$REPO_ROOT/target/fuzz-stack.log"
 "$stack" serve --seed --port "$port" >"$log" 2>&1 &
 stack_pid=$!
-trap 'kill "$stack_pid" 2>/dev/null || true; kill "${MOTO_PID:-}" 2>/dev/null || true; drop_db; rm -f "$LOCAL_STRIPE_STATE"' EXIT
+at_exit 'kill "$stack_pid" 2>/dev/null || true; drop_db; rm -f "$LOCAL_STRIPE_STATE"'
 wait_for_url "$base/v1/health" "$stack_pid" 150 "the local stack" "$log"
 curl -sf "$base/v1/health" >/dev/null || die "the local stack did not become healthy; see $log"
 say "local stack on $base (log: $log)"

@@ -118,6 +118,18 @@ start_moto() {
   say "moto (local SQS and Secrets Manager) on $AWS_ENDPOINT_URL"
 }
 
+# The local stack's binary: LOCAL_STACK_BIN when set (a build to compare, or the one the test
+# command's own build made), else this checkout's, built in PROFILE (debug or release).
+local_stack_binary() {
+  local profile="$1"
+  if [ -n "${LOCAL_STACK_BIN:-}" ]; then echo "$LOCAL_STACK_BIN"; return; fi
+  say "building the local stack ($profile)"
+  local flags=(-q -p local-stack)
+  [ "$profile" = release ] && flags+=(--release)
+  cargo build "${flags[@]}" || die "the local stack did not build"
+  echo "$REPO_ROOT/target/$profile/local-stack"
+}
+
 ensure_rust() {
   command -v cargo >/dev/null 2>&1 || die "Rust is required: https://rustup.rs (then re-run)"
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt >/dev/null 2>&1 || true
