@@ -73,8 +73,12 @@ impl Access {
             (None, true) => {
                 let plan = crate::plans::by_id(entry.contact_plan.as_deref().unwrap_or("free"))
                     .with_overrides(entry.contact_overrides.as_ref().unwrap_or(&serde_json::Value::Null));
+                // Said without the plan: a contact learns nothing of the team's subscription.
                 if !plan.features.client_portal {
-                    return Err(feature_not_in_plan("The client portal", plan));
+                    return Err(ApiError::FeatureNotInPlan(
+                        "This workspace's client portal is not open on its current plan; ask the team that invited you."
+                            .into(),
+                    ));
                 }
                 Access::ClientContact
             }

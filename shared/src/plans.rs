@@ -1,7 +1,8 @@
 //! The plan catalog: what each plan is called in Stripe, what it unlocks and what it allows.
 //!
-//! Limits are also in the `plans` table, where the database enforces them at insert; the test
-//! `the_catalog_matches_the_database` keeps the two in step. Which plan a workspace has comes
+//! Limits and features are also in the `plans` table, where the database enforces the limits at
+//! insert and decides who a feature lets in (`app.feature_in_force`: a contact's portal, a key's
+//! API access); the test `the_catalog_matches_the_database` keeps the two in step. Which plan a workspace has comes
 //! only from its webhook-synced subscription (`app.effective_plan` in the database).
 
 use serde::Serialize;

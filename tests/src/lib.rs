@@ -364,6 +364,29 @@ impl TestApp {
         list.body["items"][0]["id"].as_str().and_then(|id| id.parse().ok()).expect("new workspace listed first")
     }
 
+    /// Makes `user` a member with `role` the only way the API allows: `manager` invites their
+    /// address, and they accept with the token the invitation mail carries.
+    pub async fn add_member(&self, manager: &TestUser, workspace: Uuid, user: &TestUser, role: &str) {
+        let path = format!("/v1/workspaces/{workspace}/invitations");
+        let invitation = self.post(manager, &path, json!({ "email": user.email, "role": role })).await;
+        invitation.expect(StatusCode::CREATED);
+        self.accept_invitation(user, invitation.id()).await;
+    }
+
+    /// Makes `user` a contact of the client: a portal invitation, accepted.
+    pub async fn add_contact(&self, manager: &TestUser, workspace: Uuid, client: Uuid, user: &TestUser) {
+        let path = format!("/v1/workspaces/{workspace}/clients/{client}/invitations");
+        let invitation = self.post(manager, &path, json!({ "email": user.email })).await;
+        invitation.expect(StatusCode::CREATED);
+        self.accept_invitation(user, invitation.id()).await;
+    }
+
+    /// `user` accepts the invitation with the token its newest mail carries.
+    pub async fn accept_invitation(&self, user: &TestUser, invitation: Uuid) {
+        let token = invitation_token(invitation).await;
+        self.post(user, "/v1/invitations/accept", json!({ "token": token })).await.expect(StatusCode::OK);
+    }
+
     /// A workspace with one user of every kind and one of every kind of row, built through the API.
     pub async fn tenant(&self, label: &str) -> Tenant {
         let owner = self.user(&format!("{label}-owner")).await;
@@ -374,18 +397,14 @@ impl TestApp {
         let mut members = Vec::new();
         for role in ["admin", "member", "viewer"] {
             let user = self.user(&format!("{label}-{role}")).await;
-            self.post(&owner, &format!("{ws}/members"), json!({ "email": user.email, "role": role }))
-                .await
-                .expect(StatusCode::CREATED);
+            self.add_member(&owner, id, &user, role).await;
             members.push(user);
         }
         let client = json!({ "name": "Acme", "email": INTERNAL_CLIENT_EMAIL, "notes": INTERNAL_CLIENT_NOTES,
                              "portal_note": "Welcome to your project portal" });
         let client_id = self.post(&owner, &format!("{ws}/clients"), client).await.id();
         let contact = self.user(&format!("{label}-contact")).await;
-        self.post(&owner, &format!("{ws}/clients/{client_id}/contacts"), json!({ "email": contact.email }))
-            .await
-            .expect(StatusCode::CREATED);
+        self.add_contact(&owner, id, client_id, &contact).await;
         let project_id = self
             .post(&owner, &format!("{ws}/projects"), json!({ "name": "Client site", "client_id": client_id }))
             .await
@@ -453,6 +472,28 @@ impl Tenant {
     pub fn project_path(&self) -> String {
         format!("/v1/workspaces/{}/projects/{}", self.id, self.project_id)
     }
+}
+
+/// The token of an invitation's newest mail, read from the outbox (where the email worker would
+/// pick it up): the invitation's hash must match, so a mail of another invitation cannot stand in.
+pub async fn invitation_token(invitation: Uuid) -> String {
+    let service = service_pool().await;
+    let (hash, email): (Vec<u8>, String) = sqlx::query_as("SELECT token_hash, email FROM invitations WHERE id = $1")
+        .bind(invitation)
+        .fetch_one(&service)
+        .await
+        .expect("invitation");
+    let tokens: Vec<String> = sqlx::query_scalar(
+        "SELECT params->>'token' FROM emails WHERE to_address = $1 AND params ? 'token' ORDER BY id DESC",
+    )
+    .bind(&email)
+    .fetch_all(&service)
+    .await
+    .expect("invitation mails");
+    tokens
+        .into_iter()
+        .find(|token| shared::auth::api_key::hash_token(token)[..] == hash[..])
+        .expect("a mail carries the invitation's token")
 }
 
 /// An HS256 token as the test app accepts it.

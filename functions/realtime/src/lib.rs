@@ -7,8 +7,10 @@
 //! "subscribe", "workspace_id": ...}` enters the workspace as an HTTP request would (a stranger
 //! gets `not_found`, a contact on a plan without the portal `feature_not_in_plan`) and records the
 //! subscription; `unsubscribe` and `ping` do what they say. An API key's connection is
-//! subscribed to its own workspace when it connects. Connections and subscriptions live in
-//! PostgreSQL under row-level security; the `activity-fanout` worker pushes to them.
+//! subscribed to its own workspace when it connects. A person's connection lasts as long as the
+//! token it opened with: after its `exp` it can subscribe to nothing and receives nothing.
+//! Connections and subscriptions live in PostgreSQL under row-level security; the
+//! `activity-fanout` worker pushes to them.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::http;
@@ -42,6 +44,8 @@ struct Owner {
     email: Option<String>,
     api_key_id: Option<Uuid>,
     key_workspace: Option<Uuid>,
+    /// When the token the connection opened with expires (none for an API key's).
+    expires_at: Option<time::OffsetDateTime>,
 }
 
 /// The credential of a WebSocket handshake: the `token` query parameter, or the second entry of
@@ -67,9 +71,16 @@ impl<T: Transport> Realtime<T> {
             self.app.auth.authenticate(credential).await.map_err(|e| ApiError::Unauthenticated(e.to_string()))?;
         // Counted against the person's own rate limit, like any request outside a workspace.
         let mut tx = self.app.open_personal(&caller).await?;
-        sqlx::query!("INSERT INTO realtime_connections (id, user_id) VALUES ($1, $2)", connection_id, caller.user_id,)
-            .execute(&mut *tx)
-            .await?;
+        // The connection lives only as long as the token it opened with.
+        let expires_at = caller.expires_at.and_then(|exp| time::OffsetDateTime::from_unix_timestamp(exp).ok());
+        sqlx::query!(
+            "INSERT INTO realtime_connections (id, user_id, expires_at) VALUES ($1, $2, $3)",
+            connection_id,
+            caller.user_id,
+            expires_at,
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -129,13 +140,18 @@ impl<T: Transport> Realtime<T> {
         }
         let owner: Owner = sqlx::query_as!(
             Owner,
-            r#"SELECT issuer AS "issuer!", subject AS "subject!", email, api_key_id, key_workspace
+            r#"SELECT issuer AS "issuer!", subject AS "subject!", email, api_key_id, key_workspace, expires_at
                    FROM app.realtime_connection($1)"#,
             connection_id,
         )
         .fetch_optional(&self.app.pool)
         .await?
         .ok_or(ApiError::Unauthenticated("This connection is not open; connect again.".into()))?;
+        if owner.expires_at.is_some_and(|at| at <= time::OffsetDateTime::now_utc()) {
+            return Err(ApiError::Unauthenticated(
+                "The token this connection opened with has expired; connect again with a fresh one.".into(),
+            ));
+        }
         if owner.api_key_id.is_some() {
             // A key's connection has its one workspace, subscribed when it connected.
             return match message {

@@ -21,20 +21,31 @@ pub enum SignatureError {
     Mismatch,
 }
 
+/// At most this many `v1` values are considered: Stripe sends one per active signing secret (two
+/// while one is rolled), so a header with more is not Stripe's and is refused before any HMAC.
+pub const MAX_SIGNATURES: usize = 8;
+/// A header longer than this is not Stripe's (a timestamp and a few 64-digit signatures).
+pub const MAX_HEADER_BYTES: usize = 1024;
+
 pub struct Verifier {
     secrets: Vec<SecretString>,
-    tolerance_secs: i64,
+    tolerance_secs: u64,
 }
 
-impl Verifier {
-    pub fn new(secrets: Vec<SecretString>, tolerance_secs: i64) -> Self {
-        Self { secrets, tolerance_secs }
-    }
+/// The header's parts: one timestamp and the `v1` signatures that are well-formed hex.
+struct SignatureHeader {
+    timestamp: i64,
+    signatures: Vec<[u8; 32]>,
+}
 
-    pub fn verify(&self, payload: &[u8], header: Option<&str>, now_secs: i64) -> Result<(), SignatureError> {
-        let header = header.ok_or(SignatureError::Missing)?;
+impl SignatureHeader {
+    fn parse(header: &str) -> Result<Self, SignatureError> {
+        if header.len() > MAX_HEADER_BYTES {
+            return Err(SignatureError::Malformed);
+        }
         let mut timestamp = None;
         let mut signatures = Vec::new();
+        let mut v1_values = 0;
         for part in header.split(',') {
             let (key, value) = part.trim().split_once('=').ok_or(SignatureError::Malformed)?;
             match key {
@@ -42,8 +53,18 @@ impl Verifier {
                     timestamp = Some(value.parse::<i64>().map_err(|_| SignatureError::Malformed)?);
                 }
                 "t" => return Err(SignatureError::Malformed),
-                // A v1 that is not hex cannot match; skipping it lets another one match.
-                "v1" => signatures.extend(hex::decode(value).ok()),
+                "v1" => {
+                    v1_values += 1;
+                    if v1_values > MAX_SIGNATURES {
+                        return Err(SignatureError::Malformed);
+                    }
+                    // A v1 that is not a 32-byte hex digest cannot match; skipping it lets
+                    // another one match.
+                    let mut digest = [0u8; 32];
+                    if hex::decode_to_slice(value, &mut digest).is_ok() {
+                        signatures.push(digest);
+                    }
+                }
                 _ => {} // other schemes (v0 test signatures) are ignored, as Stripe's libraries do
             }
         }
@@ -51,23 +72,45 @@ impl Verifier {
         if signatures.is_empty() {
             return Err(SignatureError::NoSignature);
         }
-        if (now_secs - timestamp).abs() > self.tolerance_secs {
+        Ok(Self { timestamp, signatures })
+    }
+}
+
+impl Verifier {
+    pub fn new(secrets: Vec<SecretString>, tolerance_secs: i64) -> Self {
+        Self { secrets, tolerance_secs: tolerance_secs.unsigned_abs() }
+    }
+
+    /// Cheap checks first (the header's shape, the timestamp), then one HMAC over the body per
+    /// configured secret, compared with every signature in constant time: what a request costs
+    /// does not grow with the number of signatures it carries.
+    pub fn verify(&self, payload: &[u8], header: Option<&str>, now_secs: i64) -> Result<(), SignatureError> {
+        let header = SignatureHeader::parse(header.ok_or(SignatureError::Missing)?)?;
+        // abs_diff cannot overflow, whatever timestamp a stranger sends.
+        if now_secs.abs_diff(header.timestamp) > self.tolerance_secs {
             return Err(SignatureError::OutsideTolerance);
         }
-        let signed_prefix = format!("{timestamp}.");
+        let signed_prefix = format!("{}.", header.timestamp);
         for secret in &self.secrets {
-            for signature in &signatures {
-                let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()) else { continue };
-                mac.update(signed_prefix.as_bytes());
-                mac.update(payload);
-                // verify_slice compares in constant time.
-                if mac.verify_slice(signature).is_ok() {
-                    return Ok(());
-                }
+            let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()) else { continue };
+            mac.update(signed_prefix.as_bytes());
+            mac.update(payload);
+            let expected = mac.finalize().into_bytes();
+            // Every signature is compared, in constant time, so the answer's timing tells nothing.
+            let matched = header
+                .signatures
+                .iter()
+                .fold(0u8, |found, signature| found | u8::from(constant_time_eq(&expected, signature)));
+            if matched == 1 {
+                return Ok(());
             }
         }
         Err(SignatureError::Mismatch)
     }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// Signs a payload as Stripe does (for tests and local tools such as `local-stack`).
@@ -144,6 +187,31 @@ mod tests {
         assert_eq!(v.verify(BODY, Some(&format!("t={NOW}")), NOW), Err(SignatureError::NoSignature));
         assert_eq!(v.verify(BODY, Some(&format!("t={NOW},v0=abc")), NOW), Err(SignatureError::NoSignature));
         assert_eq!(v.verify(BODY, Some(&format!("t={NOW},t={NOW},v1=00")), NOW), Err(SignatureError::Malformed));
+    }
+
+    #[test]
+    fn extreme_timestamps_are_refused_without_overflow() {
+        let v = verifier(&["whsec_a"]);
+        for t in [i64::MIN, i64::MAX, -1, 0] {
+            let h = header(t, &[sign("whsec_a", NOW, BODY)]);
+            assert_eq!(v.verify(BODY, Some(&h), NOW), Err(SignatureError::OutsideTolerance), "t = {t}");
+        }
+        let h = format!("t=-9223372036854775808,v1={}", "0".repeat(64));
+        assert_eq!(v.verify(BODY, Some(&h), i64::MAX), Err(SignatureError::OutsideTolerance));
+    }
+
+    #[test]
+    fn more_signatures_than_stripe_sends_are_refused_before_any_hmac() {
+        let v = verifier(&["whsec_a"]);
+        let many: Vec<String> = (0..MAX_SIGNATURES).map(|i| format!("{i:064x}")).collect();
+        let mut with_valid = many.clone();
+        with_valid[MAX_SIGNATURES - 1] = sign("whsec_a", NOW, BODY);
+        assert_eq!(v.verify(BODY, Some(&header(NOW, &with_valid)), NOW), Ok(()), "up to the bound, any may match");
+        let mut too_many = many;
+        too_many.push(sign("whsec_a", NOW, BODY));
+        assert_eq!(v.verify(BODY, Some(&header(NOW, &too_many)), NOW), Err(SignatureError::Malformed));
+        let padded = format!("t={NOW},v1={},x={}", sign("whsec_a", NOW, BODY), "a".repeat(MAX_HEADER_BYTES));
+        assert_eq!(v.verify(BODY, Some(&padded), NOW), Err(SignatureError::Malformed));
     }
 
     #[test]

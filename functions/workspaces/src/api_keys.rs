@@ -1,5 +1,7 @@
 //! A workspace's API keys: owners and admins create, list and revoke them. A key's text is
-//! answered once, at creation; only its hash is stored.
+//! answered once, at creation; only its hash is stored. A key works only while the person who
+//! created it is still a member with at least the key's role (the database checks it on every
+//! request), and keys cannot create keys.
 
 use axum::Json;
 use axum::extract::State;
@@ -88,6 +90,13 @@ async fn create(
     v.finish()?;
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_manager()?;
+    // A key minted by a key would outlive the authority of the one that made it.
+    if caller.api_key.is_some() {
+        return Err(ApiError::Denied {
+            code: "api_key_cannot_create_keys",
+            detail: "API keys are issued by people; sign in to create one.".into(),
+        });
+    }
     let plan = require_feature(&mut tx, workspace_id, |f| f.api_access, "API access").await?;
     let plan_limit = plan.limits.requests_per_minute;
     if input.requests_per_minute.is_some_and(|n| n == 0 || n > plan_limit) {

@@ -112,20 +112,7 @@ async fn invite_member(
     if input.role == Role::Owner && role != Role::Owner {
         return Err(ApiError::Forbidden("Only owners can invite owners.".into()));
     }
-    let already: bool = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM workspace_members m JOIN users u ON u.id = m.user_id
-                        WHERE m.workspace_id = $1 AND lower(u.email) = lower($2)) AS "exists!""#,
-        workspace_id,
-        email.as_str(),
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if already {
-        return Err(ApiError::Conflict {
-            code: "already_member",
-            detail: "Someone with that address is already a member of this workspace.".into(),
-        });
-    }
+    refuse_if_already_in(&mut tx, workspace_id, &email, None).await?;
     let view = create(&mut tx, &caller, workspace_id, email.as_str(), Some(input.role), None).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -143,9 +130,45 @@ async fn invite_contact(
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_manager()?;
     shared::access::require_feature(&mut tx, path.workspace_id, |f| f.client_portal, "The client portal").await?;
+    refuse_if_already_in(&mut tx, path.workspace_id, &email, Some(path.client_id)).await?;
     let view = create(&mut tx, &caller, path.workspace_id, email.as_str(), None, Some(path.client_id)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Refuses an invitation that could only duplicate access the address already has: a member of
+/// the workspace (members see every project), or, for a portal invitation, a contact of that
+/// client. Only the workspace's own people are matched, whom its managers already see listed.
+async fn refuse_if_already_in(
+    tx: &mut TenantTx,
+    workspace_id: Uuid,
+    email: &Email,
+    client_id: Option<Uuid>,
+) -> Result<(), ApiError> {
+    let found = sqlx::query!(
+        r#"SELECT EXISTS (SELECT 1 FROM workspace_members m JOIN users u ON u.id = m.user_id
+                          WHERE m.workspace_id = $1 AND lower(u.email) = lower($2)) AS "member!",
+                  EXISTS (SELECT 1 FROM client_contacts c JOIN users u ON u.id = c.user_id
+                          WHERE c.workspace_id = $1 AND c.client_id = $3 AND lower(u.email) = lower($2)) AS "contact!""#,
+        workspace_id,
+        email.as_str(),
+        client_id,
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    if found.member {
+        return Err(ApiError::Conflict {
+            code: "already_member",
+            detail: "Someone with that address is already a member of this workspace.".into(),
+        });
+    }
+    if found.contact {
+        return Err(ApiError::Conflict {
+            code: "already_contact",
+            detail: "Someone with that address is already a contact of this client.".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Writes the invitation and its mail. An expired pending invitation to the same address and

@@ -1,5 +1,7 @@
-//! Workspace members: everyone reads the list; owners and admins add, change and remove members;
-//! only owners touch owners; anyone may leave; a workspace always keeps one owner.
+//! Workspace members: everyone reads the list; owners and admins change and remove members;
+//! only owners touch owners; anyone may leave; a workspace always keeps one owner. People join
+//! only by accepting an invitation (`invitations.rs`): an account is never bound to a
+//! membership by its e-mail address, which another subject may have claimed first.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,7 +12,6 @@ use shared::auth::Caller;
 use shared::db::TenantTx;
 use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageQuery};
-use shared::validate::{Email, Validator};
 use shared::{ApiError, AppState};
 use uuid::Uuid;
 
@@ -20,15 +21,7 @@ use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list, add)).routes(routes!(change_role, remove))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct AddMember {
-    #[schema(format = Email, max_length = 320)]
-    email: String,
-    role: Role,
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(change_role, remove))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -69,35 +62,6 @@ async fn list(
     .await?;
     tx.commit().await?;
     Ok(Json(Page::from_rows(rows, &page, |m| m.user_id)))
-}
-
-/// Adds a user who has signed in at least once, by e-mail (owners and admins; only owners add owners).
-#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/members", operation_id = "members_add", tag = "members", params(("workspace_id" = Uuid, Path)), request_body = AddMember, responses((status = 201, body = MemberView), (status = 409)))]
-async fn add(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(workspace_id): Path<Uuid>,
-    extract::Json(input): extract::Json<AddMember>,
-) -> Result<(StatusCode, Json<MemberView>), ApiError> {
-    let mut v = Validator::default();
-    let email = v.check(Email::parse("email", &input.email));
-    v.finish()?;
-    let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
-    let caller_role = access.require_manager()?;
-    require_owner_for_owners(caller_role, &[input.role])?;
-    let user_id = user_by_email(&mut tx, workspace_id, &email).await?;
-    sqlx::query!(
-        "INSERT INTO workspace_members (workspace_id, user_id, role) VALUES ($1, $2, $3)",
-        workspace_id,
-        user_id,
-        input.role as Role,
-    )
-    .execute(&mut *tx)
-    .await?;
-    let member = find(&mut tx, workspace_id, user_id).await?;
-    tx.commit().await?;
-    tracing::info!(member = %user_id, role = ?input.role, "member added");
-    Ok((StatusCode::CREATED, Json(member)))
 }
 
 /// Changes a member's role.
@@ -191,12 +155,4 @@ async fn current_role(tx: &mut TenantTx, path: &MemberPath) -> Result<Option<Rol
     )
     .fetch_optional(&mut **tx)
     .await?)
-}
-
-/// Finds a user who has signed in at least once, by e-mail; the database answers only managers.
-pub async fn user_by_email(tx: &mut TenantTx, workspace_id: Uuid, email: &Email) -> Result<Uuid, ApiError> {
-    sqlx::query_scalar!("SELECT app.user_id_by_email($1, $2)", workspace_id, email.as_str())
-        .fetch_one(&mut **tx)
-        .await?
-        .ok_or_else(|| ApiError::validation("email", "no user with this e-mail has signed in yet"))
 }

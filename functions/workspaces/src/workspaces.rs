@@ -76,7 +76,8 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-/// The workspaces the caller belongs to (with the caller's `role`; `client` for a contact).
+/// The workspaces the caller belongs to (with the caller's `role`; `client` for a contact, and
+/// only while the workspace's plan has the client portal).
 #[utoipa::path(get, path = "/v1/workspaces", operation_id = "workspaces_list", tag = "workspaces",
     params(PageQuery), responses((status = 200, body = Page<WorkspaceView>)))]
 async fn list(
@@ -104,7 +105,9 @@ async fn read(
     caller: Caller,
     Path(workspace_id): Path<Uuid>,
 ) -> Result<Json<WorkspaceView>, ApiError> {
-    let mut tx = state.open_personal(&caller).await?;
+    // Entered like every route inside it: a stranger gets 404, a contact of a workspace whose
+    // plan lost the portal 402, as everywhere else in the workspace.
+    let (mut tx, _) = state.open_workspace(&caller, workspace_id).await?;
     let view = select_view!(" WHERE w.id = $1", workspace_id)
         .fetch_optional(&mut *tx)
         .await?

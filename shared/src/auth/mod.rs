@@ -37,11 +37,22 @@ pub struct Caller {
     /// The identity provider's groups (`cognito:groups` or `groups`) from a token of an OIDC
     /// issuer; never from a development (HS256) token, nor an API key.
     pub groups: Vec<String>,
+    /// When the token stops being valid (its `exp`, Unix seconds); none for an API key, which
+    /// is checked on every request.
+    pub expires_at: Option<i64>,
 }
 
 impl Caller {
     pub fn new(issuer: String, subject: String, email: Option<String>) -> Self {
-        Self { user_id: user_id_for(&issuer, &subject), issuer, subject, email, api_key: None, groups: Vec::new() }
+        Self {
+            user_id: user_id_for(&issuer, &subject),
+            issuer,
+            subject,
+            email,
+            api_key: None,
+            groups: Vec::new(),
+            expires_at: None,
+        }
     }
 
     pub fn for_api_key(key: api_key::PresentedKey) -> Self {
@@ -52,6 +63,7 @@ impl Caller {
             email: None,
             api_key: Some(key),
             groups: Vec::new(),
+            expires_at: None,
         }
     }
 }

@@ -35,6 +35,8 @@ pub enum AuthError {
     WrongAudience,
     #[error("The token lacks a required claim: {0}.")]
     MissingClaim(String),
+    #[error("The token's {0} claim is not acceptable: {1}.")]
+    InvalidClaim(&'static str, &'static str),
     #[error("The token is invalid.")]
     Invalid,
     #[error("The identity provider's keys are unavailable: {0}")]
@@ -49,6 +51,25 @@ struct OidcIssuer {
 struct Hs256 {
     key: DecodingKey,
     issuer: String,
+}
+
+/// OpenID Connect Core: a subject "MUST NOT exceed 255 ASCII characters in length".
+pub const MAX_SUBJECT_CHARS: usize = 255;
+/// An issuer is a URL matched against configuration; none configured is anywhere near this.
+pub const MAX_ISSUER_CHARS: usize = 512;
+/// RFC 5321: a path is at most 256 octets with its angle brackets, so an address at most 254.
+pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// An identity claim is stored and indexed as it is: it must fit, and carry no control
+/// characters (a NUL cannot be stored at all; the others only ever deceive a reader).
+fn check_claim(name: &'static str, value: &str, max_chars: usize) -> Result<(), AuthError> {
+    if value.chars().count() > max_chars {
+        return Err(AuthError::InvalidClaim(name, "too long"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(AuthError::InvalidClaim(name, "control characters"));
+    }
+    Ok(())
 }
 
 /// Built once per execution environment; holds the JWKS caches.
@@ -75,6 +96,9 @@ enum Audience {
 struct Claims {
     sub: String,
     iss: String,
+    /// NumericDate: seconds, which a few issuers write with a fraction. Required (the
+    /// validation says so when it is missing).
+    exp: Option<f64>,
     aud: Option<Audience>,
     /// Cognito access tokens carry the app client here instead of in `aud`.
     client_id: Option<String>,
@@ -181,10 +205,16 @@ impl Authenticator {
         if claims.sub.is_empty() {
             return Err(AuthError::MissingClaim("sub".into()));
         }
+        check_claim("sub", &claims.sub, MAX_SUBJECT_CHARS)?;
+        check_claim("iss", &claims.iss, MAX_ISSUER_CHARS)?;
+        if let Some(email) = &claims.email {
+            check_claim("email", email, MAX_EMAIL_CHARS)?;
+        }
         let unverified = matches!(&claims.email_verified, Some(serde_json::Value::Bool(false)))
             || matches!(&claims.email_verified, Some(serde_json::Value::String(s)) if s == "false");
         let email = claims.email.filter(|e| !e.is_empty() && !unverified);
         let mut caller = Caller::new(claims.iss, claims.sub, email);
+        caller.expires_at = claims.exp.map(|exp| exp as i64);
         // Groups grant platform roles, so only a real identity provider's count.
         if from_oidc {
             caller.groups = claims.cognito_groups.into_iter().chain(claims.groups).collect();

@@ -154,6 +154,12 @@ fn key_entry(row: &PgRow) -> Result<Entry, ApiError> {
         "unknown" => return Err(rejected("api_key_unknown", "No such API key.")),
         "revoked" => return Err(rejected("api_key_revoked", "This API key was revoked.")),
         "expired" => return Err(rejected("api_key_expired", "This API key has expired.")),
+        "creator_lacks_role" => {
+            return Err(rejected(
+                "api_key_creator_lacks_role",
+                "This API key's creator is no longer a member with the key's role; an owner or admin can issue a new key.",
+            ));
+        }
         "suspended" => return Err(crate::db::constraints::suspended()),
         // A key acts inside its own workspace only; another one does not exist for it.
         _ => return Err(ApiError::NotFound("workspace")),

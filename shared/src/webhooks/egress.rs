@@ -163,7 +163,8 @@ impl Resolve for PublicOnly {
 
 /// Whether an address is outside the public internet: loopback, private, link-local (the
 /// metadata service), carrier-grade NAT, unspecified, broadcast, multicast, documentation and
-/// reserved ranges, and IPv6 forms that embed such an IPv4 address.
+/// reserved ranges, and every IPv6 form that embeds or translates to such an IPv4 address
+/// (IPv4-mapped, -compatible and -translated, NAT64, 6to4, ISATAP) or tunnels to one (Teredo).
 pub fn forbidden(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
@@ -190,6 +191,7 @@ fn forbidden_v4(ip: Ipv4Addr) -> bool {
 fn forbidden_v6(ip: Ipv6Addr) -> bool {
     let segments = ip.segments();
     let embedded_v4 = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+    let low_v4 = embedded_v4(segments[6], segments[7]);
     if let Some(v4) = ip.to_ipv4_mapped() {
         return forbidden_v4(v4);
     }
@@ -200,9 +202,16 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
         || (segments[0] & 0xffc0) == 0xfe80 // link-local
         || (segments[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
         || (segments[0] == 0x2001 && segments[1] == 0x0db8) // documentation
-        || (segments[..6] == [0; 6] && forbidden_v4(embedded_v4(segments[6], segments[7]))) // IPv4-compatible
+        || (segments[0] == 0x2001 && segments[1] == 0) // Teredo: tunnels to an IPv4 host, never a receiver
+        || (segments[0] == 0x2001 && segments[1] == 0x0002 && segments[2] == 0) // benchmarking
+        || (segments[0] == 0x2001 && (segments[1] & 0xfff0) == 0x0020) // ORCHIDv2
+        || (segments[..4] == [0x100, 0, 0, 0]) // discard-only
+        || (segments[..6] == [0; 6] && forbidden_v4(low_v4)) // IPv4-compatible
+        || (segments[..6] == [0, 0, 0, 0, 0xffff, 0] && forbidden_v4(low_v4)) // IPv4-translated (SIIT)
         || (segments[0] == 0x2002 && forbidden_v4(embedded_v4(segments[1], segments[2]))) // 6to4
-        || (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] && forbidden_v4(embedded_v4(segments[6], segments[7]))) // NAT64
+        || (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] && forbidden_v4(low_v4)) // NAT64, well-known prefix
+        || (segments[..3] == [0x64, 0xff9b, 1]) // NAT64, local-use prefix: the network's own translator
+        || ((segments[4] & 0xfdff) == 0 && segments[5] == 0x5efe && forbidden_v4(low_v4)) // ISATAP
 }
 
 #[cfg(test)]
@@ -232,11 +241,26 @@ mod tests {
             "2002:7f00:0001::1",
             "64:ff9b::a00:1",
             "2001:db8::1",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a9fe:a9fe",
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1:ffff::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:db8:1::5efe:a00:1",
+            "2606:4700::200:5efe:7f00:1",
+            "100::1",
         ] {
             assert!(forbidden(address.parse().unwrap()), "{address} should be forbidden");
         }
-        for address in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111", "::ffff:93.184.216.34", "2002:5db8:d822::1"]
-        {
+        for address in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "::ffff:93.184.216.34",
+            "::ffff:0:5db8:d822",
+            "2002:5db8:d822::1",
+            "64:ff9b::5db8:d822",
+        ] {
             assert!(!forbidden(address.parse().unwrap()), "{address} should be public");
         }
     }

@@ -54,14 +54,10 @@ async fn every_user_facing_change_is_in_the_feed_and_each_reader_sees_their_part
         .await
         .expect(StatusCode::CREATED);
     let newcomer = app.user("activity-newcomer").await;
-    app.post(&t.owner, &format!("{}/members", t.path()), json!({"email": newcomer.email, "role": "viewer"}))
-        .await
-        .expect(StatusCode::CREATED);
+    app.add_member(&t.owner, t.id, &newcomer, "viewer").await;
     app.delete(&t.owner, &format!("{}/members/{}", t.path(), newcomer.id)).await.expect(StatusCode::NO_CONTENT);
     let contact = app.user("activity-contact").await;
-    app.post(&t.owner, &format!("{}/clients/{}/contacts", t.path(), t.client_id), json!({"email": contact.email}))
-        .await
-        .expect(StatusCode::CREATED);
+    app.add_contact(&t.owner, t.id, t.client_id, &contact).await;
     sqlx::query("UPDATE subscriptions SET cancel_at_period_end = true WHERE workspace_id = $1")
         .bind(t.id)
         .execute(&service_pool().await)

@@ -23,10 +23,12 @@ const KEY_ROLES: [(&str, usize); 3] = [("admin", 1), ("member", 2), ("viewer", 3
 
 /// Where a key is not a member of its role, by design: it cannot create a workspace (it acts
 /// inside its own only), has no membership to leave (it is revoked instead), cannot accept an
-/// invitation (a person does) and has no account to delete.
+/// invitation (a person does), has no account to delete, and cannot create keys (people issue
+/// them, so none outlives the authority of the one that made it).
 fn differs_for_keys(method: &Method, pattern: &str) -> Option<u16> {
     match (method.as_str(), pattern) {
         ("POST", "/v1/workspaces") | ("POST", "/v1/invitations/accept") | ("DELETE", "/v1/me") => Some(403),
+        ("POST", "/v1/workspaces/{workspace_id}/api-keys") => Some(403),
         ("DELETE", "/v1/workspaces/{workspace_id}/members/{user_id}") => Some(403),
         _ => None,
     }

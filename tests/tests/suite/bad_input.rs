@@ -96,8 +96,8 @@ async fn invalid_fields_are_all_reported_by_name() {
         ("/projects", json!({"name": " ", "description": "\u{7}"}), vec!["name", "description"]),
         ("/clients", json!({"name": "Acme", "email": "not-an-email"}), vec!["email"]),
         ("/clients", json!({"name": 42}), vec!["name"]),
-        ("/members", json!({"email": "nobody@nowhere.example", "role": "member"}), vec!["email"]),
-        ("/members", json!({"email": t.viewer.email, "role": "superuser"}), vec!["role"]),
+        ("/invitations", json!({"email": "not-an-email", "role": "member"}), vec!["email"]),
+        ("/invitations", json!({"email": t.viewer.email, "role": "superuser"}), vec!["role"]),
     ];
     for (path, body, fields) in cases {
         let response = app.post(&t.owner, &format!("{}{path}", t.path()), body.clone()).await;

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use integration_tests::routes::{Ctx, rows};
-use integration_tests::{TestApp, service_pool};
+use integration_tests::{TestApp, TestUser, mint, service_pool};
 use uuid::Uuid;
 
 async fn fingerprint(workspace_id: Uuid) -> String {
@@ -32,8 +32,32 @@ async fn every_route_aimed_at_another_workspace_answers_404_and_changes_nothing(
     let b = Ctx::new(&app, "b").await;
     let before = fingerprint(b.tenant.id).await;
     let mut leaks = Vec::new();
-    // Every user of A, whatever their role there, is an outsider to B.
-    let a_users = [&a.tenant.owner, &a.tenant.admin, &a.tenant.member, &a.tenant.viewer, &a.tenant.contact];
+    // Every user of A, whatever their role there, is an outsider to B: so are an API key of A,
+    // and someone who signed in first with the address of B's member in capitals.
+    let created = app
+        .post(
+            &a.tenant.owner,
+            &format!("{}/api-keys", a.tenant.path()),
+            serde_json::json!({"name": "A", "role": "admin"}),
+        )
+        .await;
+    let a_key = TestUser {
+        id: created.id(),
+        subject: created.id().to_string(),
+        email: String::new(),
+        token: created.expect(StatusCode::CREATED)["key"].as_str().unwrap().to_owned(),
+    };
+    let (local, domain) = b.tenant.member.email.split_once('@').unwrap();
+    let look_alike = format!("{}@{domain}", local.to_uppercase());
+    let squatter_subject = format!("squatter-{}", Uuid::new_v4().simple());
+    let squatter = TestUser {
+        id: shared::auth::user_id_for(integration_tests::HS256_ISSUER, &squatter_subject),
+        token: mint(&squatter_subject, Some(&look_alike), std::time::Duration::from_secs(3600)),
+        subject: squatter_subject,
+        email: look_alike,
+    };
+    let a_users =
+        [&a.tenant.owner, &a.tenant.admin, &a.tenant.member, &a.tenant.viewer, &a.tenant.contact, &a_key, &squatter];
     for row in rows().into_iter().filter(|row| row.pattern.contains("{workspace_id}")) {
         let (method, path, body) = (row.request)(&b);
         for user in a_users {

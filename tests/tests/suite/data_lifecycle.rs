@@ -112,19 +112,11 @@ async fn a_deleted_account_takes_its_memberships_links_and_address_along() {
     let leaver = app.user("lifecycle-leaver").await;
     // A member of t (where they wrote a comment), the only member of a workspace of their own,
     // and a client contact of another workspace, which also invited them.
-    app.post(&t.owner, &format!("{}/members", t.path()), json!({"email": leaver.email, "role": "member"}))
-        .await
-        .expect(StatusCode::CREATED);
+    app.add_member(&t.owner, t.id, &leaver, "member").await;
     let comment = app.post(&leaver, &format!("{}/comments", t.project_path()), json!({"body": "Bye"})).await.id();
     let own = app.workspace(&leaver, "Leaver's own").await;
     let elsewhere = app.tenant("lifecycle-elsewhere").await;
-    app.post(
-        &elsewhere.owner,
-        &format!("{}/clients/{}/contacts", elsewhere.path(), elsewhere.client_id),
-        json!({"email": leaver.email}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+    app.add_contact(&elsewhere.owner, elsewhere.id, elsewhere.client_id, &leaver).await;
     app.post(
         &elsewhere.owner,
         &format!("{}/invitations", elsewhere.path()),

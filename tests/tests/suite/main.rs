@@ -25,6 +25,7 @@ mod events;
 mod exports;
 mod features;
 mod health;
+mod identity_edges;
 mod invitations;
 mod local_ai;
 mod local_stripe;

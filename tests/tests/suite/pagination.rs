@@ -30,13 +30,7 @@ async fn every_list_pages_through_all_its_items_once() {
     app.post(&t.owner, &format!("{project}/milestones"), json!({"title": "Build"})).await.expect(StatusCode::CREATED);
     app.post(&t.owner, &format!("{}/clients", t.path()), json!({"name": "Globex"})).await.expect(StatusCode::CREATED);
     let second_contact = app.user("pages-contact-2").await;
-    app.post(
-        &t.owner,
-        &format!("{}/clients/{}/contacts", t.path(), t.client_id),
-        json!({"email": second_contact.email}),
-    )
-    .await
-    .expect(StatusCode::CREATED);
+    app.add_contact(&t.owner, t.id, t.client_id, &second_contact).await;
     for _ in 0..2 {
         app.post(
             &t.owner,

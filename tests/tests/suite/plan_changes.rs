@@ -64,9 +64,7 @@ async fn upgrades_apply_now_downgrades_at_the_period_end_and_only_when_they_fit(
 
     // Members and viewers cannot change the plan.
     let member = app.user("plan-change-member").await;
-    app.post(owner, &format!("/v1/workspaces/{ws}/members"), json!({"email": member.email, "role": "member"}))
-        .await
-        .expect(StatusCode::CREATED);
+    app.add_member(owner, ws, &member, "member").await;
     let denied =
         app.post(&member, &format!("/v1/workspaces/{ws}/billing/subscription"), json!({"plan": "studio"})).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
@@ -96,10 +94,7 @@ async fn a_retried_idempotency_key_is_a_retry_and_a_reused_one_a_422() {
     change("team").await.expect(StatusCode::ACCEPTED);
     assert_eq!(events(&t.base).await.len(), seen, "a retry asks Stripe nothing new");
     let member = t.app.user("key-member").await;
-    t.app
-        .post(&t.owner, &format!("/v1/workspaces/{ws}/members"), json!({"email": member.email, "role": "member"}))
-        .await
-        .expect(StatusCode::CREATED);
+    t.app.add_member(&t.owner, ws, &member, "member").await;
     change("team").await.expect(StatusCode::ACCEPTED);
 
     // Stripe's own refusal of a key reused with other parameters.

@@ -8,18 +8,22 @@ use shared::plans;
 use uuid::Uuid;
 
 /// A plan's row: id, projects, members, AI runs a month, requests and expensive requests a
-/// minute, priced per seat.
-type PlanRow = (String, Option<i32>, Option<i32>, i32, i32, i32, bool);
+/// minute, priced per seat, and its features (AI tools, client portal, API access, webhooks).
+type PlanRow = (String, Option<i32>, Option<i32>, i32, i32, i32, bool, [bool; 4]);
 
 #[tokio::test]
 async fn the_catalog_matches_the_database() {
-    let rows: Vec<PlanRow> = sqlx::query_as(
-        "SELECT id, max_projects, max_members, ai_runs_per_month, requests_per_minute, expensive_per_minute, per_seat
+    type Row = (String, Option<i32>, Option<i32>, i32, i32, i32, bool, bool, bool, bool, bool);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, max_projects, max_members, ai_runs_per_month, requests_per_minute, expensive_per_minute, per_seat,
+                ai_tools, client_portal, api_access, webhooks
          FROM plans ORDER BY id",
     )
     .fetch_all(&owner_pool().await)
     .await
     .unwrap();
+    let rows: Vec<PlanRow> =
+        rows.into_iter().map(|r| (r.0, r.1, r.2, r.3, r.4, r.5, r.6, [r.7, r.8, r.9, r.10])).collect();
     let mut catalog: Vec<_> = plans::CATALOG
         .iter()
         .map(|p| {
@@ -32,6 +36,7 @@ async fn the_catalog_matches_the_database() {
                 p.limits.requests_per_minute as i32,
                 p.limits.expensive_per_minute as i32,
                 p.per_seat,
+                [p.features.ai_tools, p.features.client_portal, p.features.api_access, p.features.webhooks],
             )
         })
         .collect();
@@ -75,14 +80,14 @@ async fn member_seats_are_limited_by_plan_too() {
     let app = TestApp::new().await;
     let owner = app.user("seats").await;
     let id = app.workspace(&owner, "Seats").await;
-    let members = format!("/v1/workspaces/{id}/members");
+    let invitations = format!("/v1/workspaces/{id}/invitations");
     let (first, second) = (app.user("seat1").await, app.user("seat2").await);
-    app.post(&owner, &members, json!({"email": first.email, "role": "member"})).await.expect(StatusCode::CREATED);
-    let over = app.post(&owner, &members, json!({"email": second.email, "role": "member"})).await;
+    app.add_member(&owner, id, &first, "member").await;
+    let over = app.post(&owner, &invitations, json!({"email": second.email, "role": "member"})).await;
     assert_eq!(over.problem(StatusCode::PAYMENT_REQUIRED), "plan_limit_reached");
     // Upgrading lifts the limit.
     subscribe(id, "pro", "active").await;
-    app.post(&owner, &members, json!({"email": second.email, "role": "member"})).await.expect(StatusCode::CREATED);
+    app.add_member(&owner, id, &second, "member").await;
 }
 
 async fn set_grace(workspace_id: Uuid, interval: &str) {
@@ -168,7 +173,7 @@ async fn the_client_portal_is_a_paid_feature() {
     let client = app.post(&owner, &format!("/v1/workspaces/{ws}/clients"), json!({"name": "Acme"})).await.id();
     let contact = app.user("portal-contact").await;
     let link = app
-        .post(&owner, &format!("/v1/workspaces/{ws}/clients/{client}/contacts"), json!({"email": contact.email}))
+        .post(&owner, &format!("/v1/workspaces/{ws}/clients/{client}/invitations"), json!({"email": contact.email}))
         .await;
     assert_eq!(link.problem(StatusCode::PAYMENT_REQUIRED), "feature_not_in_plan");
 

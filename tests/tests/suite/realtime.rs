@@ -246,10 +246,17 @@ async fn an_api_key_connects_through_the_subprotocol_and_bad_credentials_are_ref
     let elsewhere = client.ask(json!({"action": "subscribe", "workspace_id": uuid::Uuid::now_v7()})).await;
     assert_eq!(elsewhere["code"], "not_found");
 
+    // Claims that cannot be stored are a bad credential too (401), never a 400 or a 500.
+    let nul_subject = integration_tests::mint("nul\u{0}sub", None, Duration::from_secs(60));
+    let long_subject = integration_tests::mint(&"s".repeat(3000), Some("x@corp.test"), Duration::from_secs(60));
+    let nul_email = integration_tests::mint("nul-email", Some("a\u{0}@corp.test"), Duration::from_secs(60));
     for url in [
         format!("ws://127.0.0.1:{}/v1/realtime", s.port),
         format!("ws://127.0.0.1:{}/v1/realtime?token=not-a-token", s.port),
         format!("ws://127.0.0.1:{}/v1/realtime?token=sak_{}", s.port, "A".repeat(71)),
+        format!("ws://127.0.0.1:{}/v1/realtime?token={nul_subject}", s.port),
+        format!("ws://127.0.0.1:{}/v1/realtime?token={long_subject}", s.port),
+        format!("ws://127.0.0.1:{}/v1/realtime?token={nul_email}", s.port),
     ] {
         match tokio_tungstenite::connect_async(url.as_str()).await {
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
@@ -299,4 +306,37 @@ async fn the_fanout_fails_only_the_bad_messages_of_a_batch_and_forgets_closed_co
         .await
         .unwrap();
     assert_eq!(left, 0, "a closed connection is forgotten");
+}
+
+#[tokio::test]
+async fn a_connection_lasts_only_as_long_as_its_token() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let s = stack().await;
+    let t = s.app.tenant("rt-expiry").await;
+    let short = TestUser {
+        token: integration_tests::mint(&t.member.subject, Some(&t.member.email), Duration::from_secs(3)),
+        ..t.member.clone()
+    };
+    let mut client = Client::subscribed(s.port, &short, t.id).await;
+    comment(&s.app, &t, &t.owner, "While the token lasts", false).await;
+    assert_eq!(client.verbs_within(Duration::from_millis(1500)).await, ["comment.added"]);
+    // Past the token's expiry (and the verifier's leeway): nothing arrives, nothing subscribes.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    comment(&s.app, &t, &t.owner, "After it expired", false).await;
+    assert!(client.verbs_within(Duration::from_millis(1500)).await.is_empty());
+    let late = client.ask(json!({"action": "subscribe", "workspace_id": t.id})).await;
+    assert_eq!(late["code"], "unauthenticated", "{late}");
+}
+
+#[tokio::test]
+async fn a_contact_of_a_workspace_that_lost_the_portal_receives_and_subscribes_to_nothing() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let s = stack().await;
+    let t = s.app.tenant("rt-downgraded").await;
+    let mut client = Client::subscribed(s.port, &t.contact, t.id).await;
+    integration_tests::subscribe(t.id, "studio", "canceled").await;
+    comment(&s.app, &t, &t.owner, "For the client, after the downgrade", true).await;
+    assert!(client.verbs_within(Duration::from_millis(1500)).await.is_empty());
+    let again = client.ask(json!({"action": "subscribe", "workspace_id": t.id})).await;
+    assert_eq!(again["code"], "feature_not_in_plan", "{again}");
 }

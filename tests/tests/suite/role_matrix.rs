@@ -71,3 +71,60 @@ async fn a_client_contact_gets_the_portal_view_of_its_client_and_members_the_who
         assert_eq!(team["notes"], INTERNAL_CLIENT_NOTES);
     }
 }
+
+/// Three callers every route must refuse whatever it does: an API key whose creator was removed
+/// (401 on every workspace route), a client contact of a workspace whose plan lost the portal
+/// (402), and someone who signed in first with a member's address in capitals (an outsider).
+#[tokio::test]
+async fn every_route_refuses_a_dead_key_a_downgraded_contact_and_a_look_alike_address() {
+    use axum::http::StatusCode;
+    use integration_tests::{TestUser, mint, subscribe};
+    use serde_json::json;
+
+    let app = TestApp::new().await;
+    let live = Ctx::new(&app, "edges").await;
+    let t = &live.tenant;
+    let key = app.post(&t.admin, &format!("{}/api-keys", t.path()), json!({"name": "Admin's", "role": "admin"})).await;
+    let dead_key = TestUser {
+        id: key.id(),
+        subject: key.id().to_string(),
+        email: String::new(),
+        token: key.expect(StatusCode::CREATED)["key"].as_str().unwrap().to_owned(),
+    };
+    app.delete(&t.owner, &format!("{}/members/{}", t.path(), t.admin.id)).await.expect(StatusCode::NO_CONTENT);
+    let (local, domain) = t.member.email.split_once('@').unwrap();
+    let squatter_subject = format!("squatter-{}", uuid::Uuid::new_v4().simple());
+    let squatter = TestUser {
+        id: shared::auth::user_id_for(integration_tests::HS256_ISSUER, &squatter_subject),
+        email: format!("{}@{domain}", local.to_uppercase()),
+        token: mint(
+            &squatter_subject,
+            Some(&format!("{}@{domain}", local.to_uppercase())),
+            std::time::Duration::from_secs(3600),
+        ),
+        subject: squatter_subject,
+    };
+    let downgraded = Ctx::new(&app, "edges-downgraded").await;
+    subscribe(downgraded.tenant.id, "studio", "canceled").await;
+
+    let mut mismatches = Vec::new();
+    for row in rows().into_iter().filter(|row| row.pattern.contains("{workspace_id}")) {
+        let cases = [
+            ("dead key", &live, &dead_key, 401, Some("api_key_creator_lacks_role")),
+            ("downgraded contact", &downgraded, &downgraded.tenant.contact, 402, Some("feature_not_in_plan")),
+            ("look-alike address", &live, &squatter, row.expect[5], None),
+        ];
+        for (who, ctx, caller, status, code) in cases {
+            let (method, path, body) = (row.request)(ctx);
+            let response = app.call(method.clone(), &path, Some(&caller.token), body.as_ref()).await;
+            let answered = response.body["code"].as_str();
+            if response.status.as_u16() != status || code.is_some_and(|code| answered != Some(code)) {
+                mismatches.push(format!(
+                    "{who:>18} {method} {} -> {} (expected {status} {code:?}) {}",
+                    row.pattern, response.status, response.body
+                ));
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "refusals that did not hold:\n{}", mismatches.join("\n"));
+}

@@ -60,11 +60,7 @@ impl Seats {
     }
 
     async fn add_member(&self, user: &TestUser) {
-        let path = format!("/v1/workspaces/{}/members", self.ws);
-        self.app
-            .post(&self.owner, &path, json!({"email": user.email, "role": "member"}))
-            .await
-            .expect(StatusCode::CREATED);
+        self.app.add_member(&self.owner, self.ws, user, "member").await;
     }
 }
 
@@ -123,10 +119,18 @@ async fn the_quantity_converges_under_twenty_concurrent_member_changes() {
         join_all((0..12).map(|i| async move { app.user(&format!("seats-new-{i}")).await })).await;
     let (owner, ws) = (&t.owner, t.ws);
     let changes = async {
+        // Each joins as people do: invited, then accepting.
         let adds = newcomers.iter().map(|user| {
-            let path = format!("/v1/workspaces/{ws}/members");
+            let path = format!("/v1/workspaces/{ws}/invitations");
             let body = json!({"email": user.email, "role": "member"});
-            async move { app.post(owner, &path, body).await.status }
+            async move {
+                let invited = app.post(owner, &path, body).await;
+                if !invited.status.is_success() {
+                    return invited.status;
+                }
+                let token = integration_tests::invitation_token(invited.id()).await;
+                app.post(user, "/v1/invitations/accept", json!({"token": token})).await.status
+            }
         });
         let invites = (0..5).map(|i| {
             let path = format!("/v1/workspaces/{ws}/invitations");

@@ -92,6 +92,10 @@ async fn every_bad_signature_is_a_400_and_enqueues_nothing() {
         ("missing header", payload.clone(), None),
         ("malformed header", payload.clone(), Some("sha256=abc".into())),
         ("no v1", payload.clone(), Some(format!("t={t},v0=abc"))),
+        // A stranger's load: the smallest timestamp (it overflowed a subtraction), and 900
+        // signatures over a large body (one HMAC each, 20 s to refuse).
+        ("t = i64::MIN", payload.clone(), Some(format!("t=-9223372036854775808,v1={}", "0".repeat(64)))),
+        ("900 signatures", "x".repeat(15_000), Some(format!("t={t}{}", format!(",v1={}", "a".repeat(64)).repeat(900)))),
     ];
     for (name, body, signature) in cases {
         let (status, problem) = post(&app, &body, signature).await;

@@ -138,9 +138,7 @@ async fn changes_reach_a_registered_endpoint_signed_as_the_reference_library_ver
     }
     app.put(&t.member, &deliverable, replaced).await.expect(StatusCode::OK);
     let newcomer = app.user("wh-newcomer").await;
-    app.post(&t.owner, &format!("{}/members", t.path()), json!({"email": newcomer.email, "role": "viewer"}))
-        .await
-        .expect(StatusCode::CREATED);
+    app.add_member(&t.owner, t.id, &newcomer, "viewer").await;
     // Not subscribed: no delivery.
     app.delete(&t.owner, &format!("{}/projects/{project_id}", t.path())).await.expect(StatusCode::NO_CONTENT);
 
@@ -454,6 +452,11 @@ async fn endpoint_urls_and_events_are_checked_and_private_addresses_are_never_re
         "https://10.0.0.8/",
         "https://[::1]/",
         "https://[::ffff:127.0.0.1]/",
+        // IPv4-translated, NAT64 (local-use prefix), 6to4 and Teredo forms of private addresses.
+        "https://[::ffff:0:7f00:1]/",
+        "https://[64:ff9b:1::a9fe:a9fe]/",
+        "https://[2002:a00:1::1]/",
+        "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
         "http://127.0.0.1:9000/",
         "https://user:pass@hooks.example.test/",
         "ftp://hooks.example.test/",

@@ -64,13 +64,21 @@ async fn membership_rules() {
     let app = TestApp::new().await;
     let t = app.tenant("members").await;
     let members = format!("{}/members", t.path());
-    let again = app.post(&t.owner, &members, json!({"email": t.member.email, "role": "viewer"})).await;
+    let invitations = format!("{}/invitations", t.path());
+    let again = app.post(&t.owner, &invitations, json!({"email": t.member.email, "role": "viewer"})).await;
     assert_eq!(again.problem(StatusCode::CONFLICT), "already_member");
     let newcomer = app.user("newcomer").await;
-    let by_admin = app.post(&t.admin, &members, json!({"email": newcomer.email.to_uppercase(), "role": "owner"})).await;
+    // A domain is matched in any case; the part before the @ exactly.
+    let shouted_domain = newcomer.email.replace("@test.example", "@TEST.Example");
+    let by_admin = app.post(&t.admin, &invitations, json!({"email": shouted_domain, "role": "owner"})).await;
     assert_eq!(by_admin.problem(StatusCode::FORBIDDEN), "forbidden");
-    let added = app.post(&t.admin, &members, json!({"email": newcomer.email.to_uppercase(), "role": "member"})).await;
-    assert_eq!(added.expect(StatusCode::CREATED)["user_id"], newcomer.id.to_string());
+    let invited = app.post(&t.admin, &invitations, json!({"email": shouted_domain, "role": "member"})).await;
+    invited.expect(StatusCode::CREATED);
+    app.accept_invitation(&newcomer, invited.id()).await;
+    assert_eq!(app.get(&newcomer, &t.path()).await.expect(StatusCode::OK)["role"], "member");
+    // No one is added by e-mail alone: only the invitation the person accepts makes them a member.
+    let direct = app.post(&t.owner, &members, json!({"email": newcomer.email, "role": "member"})).await;
+    assert_eq!(direct.problem(StatusCode::METHOD_NOT_ALLOWED), "method_not_allowed");
     // The admin may not change or remove the owner.
     let owner = format!("{members}/{}", t.owner.id);
     assert_eq!(app.delete(&t.admin, &owner).await.problem(StatusCode::FORBIDDEN), "forbidden");
@@ -91,9 +99,10 @@ async fn client_contacts_come_and_go_with_their_link_and_their_client() {
     let client = format!("{}/clients/{}", t.path(), t.client_id);
     let listed = app.get(&t.member, &format!("{client}/contacts")).await;
     assert_eq!(listed.body["items"][0]["email"], t.contact.email);
-    let member_as_contact = app.post(&t.owner, &format!("{client}/contacts"), json!({"email": t.member.email})).await;
+    let member_as_contact =
+        app.post(&t.owner, &format!("{client}/invitations"), json!({"email": t.member.email})).await;
     assert_eq!(member_as_contact.problem(StatusCode::CONFLICT), "already_member");
-    let again = app.post(&t.owner, &format!("{client}/contacts"), json!({"email": t.contact.email})).await;
+    let again = app.post(&t.owner, &format!("{client}/invitations"), json!({"email": t.contact.email})).await;
     assert_eq!(again.problem(StatusCode::CONFLICT), "already_contact");
     // The contact sees the workspace as a client.
     assert_eq!(app.get(&t.contact, &t.path()).await.body["role"], "client");
