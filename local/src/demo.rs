@@ -1,4 +1,4 @@
-//! A demo workspace with fixed ids, so `events/` and the README's curl examples work against it.
+//! A demo workspace with fixed ids, so `events/` and the curl examples in docs/ work against it.
 //! Seeding runs through the same RLS-scoped transactions as the API, as each demo user.
 
 use shared::auth::Caller;

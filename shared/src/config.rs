@@ -113,7 +113,7 @@ impl Settings {
         match names.iter().find(|name| self.secret.contains_key(**name)) {
             Some(name) => Err(ConfigError::Invalid {
                 name,
-                reason: "this function's secrets must not hold it (least privilege: see the README's secrets layout)"
+                reason: "this function's secrets must not hold it (least privilege: see the secrets layout in docs/configuration.md)"
                     .into(),
             }),
             None => Ok(()),

@@ -4,7 +4,7 @@
 //! An archive is two objects under `exports/<workspace>/<export>/`: `data.jsonl.gz`, one JSON
 //! object per line (`{"table": ..., "row": {...}}`, gzip), and `manifest.json`, which describes
 //! it (format, snapshot time, tables with their columns and row counts, withheld columns, the
-//! data object's size and SHA-256). The README documents the format.
+//! data object's size and SHA-256). docs/exports.md documents the format.
 
 use std::time::Duration;
 

@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 pub const FUNCTION: &str = "stripe-webhook";
 
-/// Webhook settings; see the README's configuration table.
+/// Webhook settings; see docs/configuration.md.
 pub struct WebhookConfig {
     /// Endpoint signing secrets: the current one, plus the previous one while rolling it.
     pub signing_secrets: Vec<SecretString>,

@@ -24,7 +24,7 @@ pub const WORKER_ROLES: [&str; 8] = [
 
 /// Lets the API, service and worker roles log in with a password (the worker roles' password is
 /// their name). Local development and tests only: deployments grant these roles to their own
-/// login users instead (see the README).
+/// login users instead (see docs/operations.md).
 pub async fn enable_local_logins(
     owner_pool: &PgPool,
     api_password: &str,

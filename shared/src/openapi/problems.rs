@@ -4,7 +4,7 @@
 use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, ObjectBuilder, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder, Schema};
 
-/// `(status, code, when)`: every code a route can answer. The README's error table says the same
+/// `(status, code, when)`: every code a route can answer. docs/api.md's error table says the same
 /// for people; tests/tests/suite/openapi.rs checks that each `code` the source answers is here.
 pub const PROBLEMS: &[(u16, &str, &str)] = &[
     (400, "malformed_json", "the body is not JSON (or has trailing data)"),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::egress::{self, EgressError};
 
 /// Every event type changes cause (written by the database's triggers, in the transaction of
-/// the change); README lists what each carries.
+/// the change); docs/messaging.md lists what each carries.
 pub const EVENT_TYPES: [&str; 10] = [
     "project.created",
     "project.updated",

@@ -174,7 +174,7 @@ fn no_function_routes_outside_the_document() {
     assert!(offenders.is_empty(), "routes outside routes!(): {offenders:?}");
 }
 
-/// Every problem `code` the source can answer is in the document (and in the README's table).
+/// Every problem `code` the source can answer is in the document (and in docs/api.md's table).
 #[test]
 fn every_problem_code_is_documented() {
     let documented: BTreeSet<&str> = PROBLEMS.iter().map(|(_, code, _)| *code).collect();
@@ -212,10 +212,10 @@ fn every_problem_code_is_documented() {
     let missing: Vec<_> = answered.iter().filter(|c| !documented.contains(c.as_str())).collect();
     assert!(missing.is_empty(), "codes answered but not in shared::openapi::PROBLEMS: {missing:?}");
 
-    let readme = repo_file("README.md");
-    let errors = readme.split("## Errors").nth(1).unwrap().split("\n## ").next().unwrap();
+    let api = repo_file("docs/api.md");
+    let errors = api.split("## Errors").nth(1).unwrap().split("\n## ").next().unwrap();
     let unlisted: Vec<_> = documented.iter().filter(|c| !errors.contains(&format!("`{c}`"))).collect();
-    assert!(unlisted.is_empty(), "codes missing from the README's error table: {unlisted:?}");
+    assert!(unlisted.is_empty(), "codes missing from docs/api.md's error table: {unlisted:?}");
 }
 
 /// The local stack answers `GET /v1/openapi.json` without a token.
