@@ -21,7 +21,8 @@ use anyhow::{Context, Result, bail};
 use local_stack::{DEV_HS256_SECRET, LOCAL_STRIPE_KEY, demo, dev_defaults};
 use secrecy::ExposeSecret;
 use shared::auth::dev_token::DevToken;
-use shared::config::Config;
+use shared::config::{Config, Settings};
+use shared::runtime::FromSettings;
 use sqlx::postgres::PgPoolOptions;
 
 /// The port `serve` listens on (set once by `serve`; `PORT` or 3000 otherwise).
@@ -90,12 +91,10 @@ async fn main() -> Result<()> {
             Ok(())
         }
         "reconcile" => {
-            let settings = shared::config::Settings::load_from(worker_setting("app_billing")).await?;
-            let reconciler = billing_reconcile::Reconciler {
-                worker: billing_worker::Worker::from_settings(&settings).await?,
-                lookback: time::Duration::days(30),
-                queue: local_stack::queues::ensure_with_dlq("stripe-events").await?,
-            };
+            let queue = local_stack::queues::ensure_with_dlq("stripe-events").await?;
+            let settings = worker_settings("app_billing", &[("STRIPE_EVENTS_QUEUE_URL", queue.url())]).await?;
+            let reconciler =
+                billing_reconcile::Reconciler::from_settings(&settings).await.map_err(anyhow::Error::from_boxed)?;
             let report = reconciler.run().await.map_err(|e| anyhow::anyhow!(e))?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
@@ -152,6 +151,23 @@ fn worker_setting(role: &'static str) -> impl Fn(&str) -> Option<String> + Send 
             value
         })
     }
+}
+
+/// A worker's settings locally: its own database login, what `extra` names (its queue, ...),
+/// then the local stack's settings. Every worker is built from them by its own constructor, as
+/// on Lambda.
+async fn worker_settings(role: &'static str, extra: &[(&'static str, &str)]) -> Result<Settings> {
+    let extra: Vec<(&'static str, String)> = extra.iter().map(|(name, value)| (*name, (*value).to_owned())).collect();
+    let base = worker_setting(role);
+    Ok(Settings::load_from(move |name| {
+        extra.iter().find(|(known, _)| *known == name).map(|(_, value)| value.clone()).or_else(|| base(name))
+    })
+    .await?)
+}
+
+/// Builds a function's state from its settings, as its `main.rs` does on Lambda.
+async fn build<S: FromSettings>(settings: &Settings) -> Result<&'static S> {
+    Ok(Box::leak(Box::new(S::from_settings(settings).await.map_err(anyhow::Error::from_boxed)?)))
 }
 
 async fn worker_pool(role: &'static str) -> Result<sqlx::PgPool> {
@@ -266,7 +282,7 @@ async fn serve(args: &[String]) -> Result<()> {
         println!("Stripe: {}", settings.get("STRIPE_API_BASE").unwrap_or_else(|| "api.stripe.com".into()));
         None
     };
-    let billing = Some(shared::billing::BillingState::from_settings(state.clone(), &settings)?);
+    let billing = Some(shared::billing::BillingState::with_app(state.clone(), &settings)?);
     let webhook = match settings.get("AWS_ENDPOINT_URL") {
         Some(endpoint) if endpoint.starts_with("http://127.0.0.1") || endpoint.starts_with("http://localhost") => {
             let queue = local_stack::queues::ensure_with_dlq("stripe-events").await?;
@@ -275,9 +291,7 @@ async fn serve(args: &[String]) -> Result<()> {
                 stripe_webhook::WebhookConfig::from_settings(&shared::config::Settings::from_fn(move |name| {
                     if name == "STRIPE_EVENTS_QUEUE_URL" { Some(queue_url.clone()) } else { setting(name) }
                 }))?;
-            let worker_settings = shared::config::Settings::load_from(worker_setting("app_billing")).await?;
-            let worker = billing_worker::Worker::from_settings(&worker_settings).await?;
-            let worker: &'static billing_worker::Worker = Box::leak(Box::new(worker));
+            let worker: &'static billing_worker::Worker = build(&worker_settings("app_billing", &[]).await?).await?;
             // As the frequent schedule on AWS: deleted workspaces' subscriptions are canceled,
             // and seat syncs go on the billing queue (more often here than on AWS, so a seat
             // change shows in the local Stripe within seconds).
@@ -379,12 +393,8 @@ async fn serve(args: &[String]) -> Result<()> {
 
 /// The usage worker (when Stripe is configured) and the sweeper, every minute, as on AWS.
 async fn start_usage_pipeline(settings: &shared::config::Settings, queue: shared::queue::Queue) -> Result<()> {
-    let sweeper = ai_sweeper::Sweeper {
-        pool: worker_pool("app_sweeper").await?,
-        usage_queue: queue.clone(),
-        stuck_after_secs: 120,
-        resend_after_secs: 900,
-    };
+    let sweeper: &'static ai_sweeper::Sweeper =
+        build(&worker_settings("app_sweeper", &[("USAGE_QUEUE_URL", queue.url())]).await?).await?;
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(60)).await;
@@ -394,17 +404,8 @@ async fn start_usage_pipeline(settings: &shared::config::Settings, queue: shared
         }
     });
     match settings.get("STRIPE_SECRET_KEY") {
-        Some(key) => {
-            let worker: &'static usage_worker::UsageWorker = Box::leak(Box::new(usage_worker::UsageWorker {
-                pool: worker_pool("app_usage").await?,
-                stripe: shared::stripe::StripeClient::new(
-                    &secrecy::SecretString::from(key),
-                    settings.get("STRIPE_API_BASE").as_deref(),
-                )?,
-                event_name: settings
-                    .get("STRIPE_METER_EVENT_NAME")
-                    .unwrap_or_else(|| usage_worker::DEFAULT_METER_EVENT_NAME.into()),
-            }));
+        Some(_) => {
+            let worker: &'static usage_worker::UsageWorker = build(&worker_settings("app_usage", &[]).await?).await?;
             tokio::spawn(local_stack::queues::feed(queue, "usage-worker", move |event| {
                 usage_worker::handle_batch(worker, event)
             }));
@@ -428,14 +429,15 @@ async fn start_email_pipeline() -> Result<()> {
     let ses = aws_sdk_sesv2::Client::new(&config);
     ses.create_email_identity().email_identity(&from).send().await.context("verify the sender in the local SES")?;
     let queue = local_stack::queues::ensure_with_dlq("email").await?;
-    let mailer: &'static email_worker::Mailer = Box::leak(Box::new(email_worker::Mailer {
-        pool: worker_pool("app_mailer").await?,
-        ses,
-        from,
-        app_base_url: setting("APP_BASE_URL").unwrap_or_else(|| format!("http://127.0.0.1:{}", port())),
-        queue: Some(queue.clone()),
-        echo: true,
-    }));
+    let app_base_url = setting("APP_BASE_URL").unwrap_or_else(|| format!("http://127.0.0.1:{}", port()));
+    let settings = worker_settings(
+        "app_mailer",
+        &[("EMAIL_QUEUE_URL", queue.url()), ("EMAIL_FROM", &from), ("APP_BASE_URL", &app_base_url)],
+    )
+    .await?;
+    let mut mailer = email_worker::Mailer::from_settings(&settings).await.map_err(anyhow::Error::from_boxed)?;
+    mailer.echo = true;
+    let mailer: &'static email_worker::Mailer = Box::leak(Box::new(mailer));
     tokio::spawn(async move {
         loop {
             if let Err(error) = mailer.sweep().await {
@@ -464,13 +466,8 @@ async fn start_export_pipeline() -> Result<()> {
         s3.create_bucket().bucket(&bucket).send().await.context("create the exports bucket in the local S3")?;
     }
     let queue = local_stack::queues::ensure_with_dlq("exports").await?;
-    let exporter: &'static export_worker::Exporter = Box::leak(Box::new(export_worker::Exporter {
-        pool: worker_pool("app_exporter").await?,
-        s3,
-        bucket,
-        queue: Some(queue.clone()),
-        part_bytes: 8 * 1024 * 1024,
-    }));
+    let exporter: &'static export_worker::Exporter =
+        build(&worker_settings("app_exporter", &[("EXPORT_QUEUE_URL", queue.url())]).await?).await?;
     tokio::spawn(async move {
         loop {
             if let Err(error) = exporter.sweep().await {
@@ -494,17 +491,9 @@ async fn start_export_pipeline() -> Result<()> {
 /// included.
 async fn start_webhook_pipeline() -> Result<()> {
     let queue = local_stack::queues::ensure_with_dlq("webhooks").await?;
-    let hours: u64 = setting("WEBHOOK_DISABLE_AFTER_HOURS").and_then(|h| h.parse().ok()).unwrap_or(72);
-    let dispatcher: &'static webhook_dispatcher::Dispatcher = Box::leak(Box::new(webhook_dispatcher::Dispatcher {
-        pool: worker_pool("app_webhooks").await?,
-        egress: shared::webhooks::egress::Egress::new(shared::webhooks::egress::EgressPolicy {
-            allow_loopback_http: true,
-            ..Default::default()
-        })?,
-        queue: Some(queue.clone()),
-        schedule: webhook_dispatcher::RetrySchedule::default(),
-        disable_after: std::time::Duration::from_secs(hours * 3600),
-    }));
+    // WEBHOOKS_ALLOW_LOOPBACK_HTTP is on in the local stack's defaults.
+    let dispatcher: &'static webhook_dispatcher::Dispatcher =
+        build(&worker_settings("app_webhooks", &[("WEBHOOK_QUEUE_URL", queue.url())]).await?).await?;
     tokio::spawn(async move {
         loop {
             if let Err(error) = dispatcher.sweep().await {
@@ -527,12 +516,9 @@ async fn start_webhook_pipeline() -> Result<()> {
 /// connections: the outbox is swept every 100 ms (the deployed sweep polls every 250 ms).
 async fn start_activity_fanout(sockets: local_stack::realtime::LocalSockets) -> Result<()> {
     let queue = local_stack::queues::ensure_with_dlq("activity").await?;
-    let fanout: &'static activity_fanout::Fanout<local_stack::realtime::LocalSockets> =
-        Box::leak(Box::new(activity_fanout::Fanout {
-            pool: worker_pool("app_fanout").await?,
-            transport: sockets,
-            queue: Some(queue.clone()),
-        }));
+    let settings = worker_settings("app_fanout", &[("ACTIVITY_QUEUE_URL", queue.url())]).await?;
+    let fanout = activity_fanout::Fanout::build(&settings, sockets).await.map_err(anyhow::Error::from_boxed)?;
+    let fanout: &'static activity_fanout::Fanout<local_stack::realtime::LocalSockets> = Box::leak(Box::new(fanout));
     tokio::spawn(async move {
         loop {
             if let Err(error) = fanout.sweep().await {

@@ -1,15 +1,13 @@
-//! The state every handler shares, built once per execution environment, and the entry point of
-//! an HTTP Lambda function.
+//! The state every handler shares, built once per execution environment.
 
 use std::sync::Arc;
 
-use axum::Router;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::access::Access;
 use crate::auth::{Authenticator, Caller};
-use crate::config::Config;
+use crate::config::{Config, Settings};
 use crate::db::{Cost, TenantTx};
 use crate::error::ApiError;
 
@@ -89,11 +87,12 @@ impl AppState {
     }
 }
 
-/// Runs an HTTP function on Lambda: telemetry, configuration (and secret), pool, then the
-/// runtime loop over the function's router.
-pub async fn run_http_function(function: &'static str, app: fn(AppState) -> Router) -> Result<(), lambda_http::Error> {
-    crate::telemetry::init(function);
-    let config = Config::load().await?;
-    let pool = crate::db::connect(&config.database).await?;
-    lambda_http::run(app(AppState::new(config, pool))).await
+/// An API function's state: the configuration, then the pool (its first connection opened now,
+/// during init, which shortens the first request).
+impl crate::runtime::FromSettings for AppState {
+    async fn from_settings(settings: &Settings) -> Result<Self, crate::runtime::Error> {
+        let config = Config::from_settings(settings)?;
+        let pool = crate::db::connect(&config.database).await?;
+        Ok(Self::new(config, pool))
+    }
 }

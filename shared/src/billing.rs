@@ -64,7 +64,8 @@ impl FromRef<BillingState> for sqlx::PgPool {
 }
 
 impl BillingState {
-    pub fn from_settings(app: AppState, settings: &Settings) -> Result<Self, ConfigError> {
+    /// Over an API state that already exists (the local stack's functions share one).
+    pub fn with_app(app: AppState, settings: &Settings) -> Result<Self, ConfigError> {
         let key = SecretString::from(settings.require("STRIPE_SECRET_KEY")?);
         let origins = settings.require("BILLING_REDIRECT_ORIGINS")?;
         Ok(Self {
@@ -114,17 +115,12 @@ pub async fn quantity_to_buy(
     Ok(seats.and_then(|n| u64::try_from(n).ok()).unwrap_or(1).max(1))
 }
 
-/// Runs a Stripe-calling HTTP function on Lambda.
-pub async fn run_billing_function(
-    function: &'static str,
-    app: fn(BillingState) -> axum::Router,
-) -> Result<(), lambda_http::Error> {
-    crate::telemetry::init(function);
-    let settings = Settings::load().await?;
-    let config = crate::config::Config::from_settings(&settings)?;
-    let pool = crate::db::connect(&config.database).await?;
-    let state = BillingState::from_settings(AppState::new(config, pool), &settings)?;
-    lambda_http::run(app(state)).await
+/// A Stripe-calling function's state: the API's, and the Stripe client with the redirect policy.
+impl crate::runtime::FromSettings for BillingState {
+    async fn from_settings(settings: &Settings) -> Result<Self, crate::runtime::Error> {
+        let app = <AppState as crate::runtime::FromSettings>::from_settings(settings).await?;
+        Ok(Self::with_app(app, settings)?)
+    }
 }
 
 #[cfg(test)]

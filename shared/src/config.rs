@@ -220,6 +220,16 @@ impl AuthConfig {
             secret: SecretString::from(secret),
             issuer: lookup("AUTH_HS256_ISSUER").unwrap_or_else(|| DEFAULT_HS256_ISSUER.to_owned()),
         });
+        // Development tokens are compiled into the local stack and the tests only: a deployed
+        // function refuses to start rather than ignore a setting someone meant to take effect.
+        #[cfg(not(feature = "dev"))]
+        if hs256.is_some() {
+            return Err(ConfigError::Invalid {
+                name: "AUTH_HS256_SECRET",
+                reason: "development tokens are accepted only by the local stack and the tests, never by a deployed function"
+                    .into(),
+            });
+        }
         if oidc.is_empty() && hs256.is_none() {
             return Err(ConfigError::Invalid {
                 name: "AUTH_OIDC_ISSUERS",
@@ -310,6 +320,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "dev")]
     fn debug_output_never_shows_secrets() {
         let config = Config::from_lookup(lookup(&[
             ("DATABASE_URL", "postgres://api:hunter2@db/app"),
@@ -322,10 +333,18 @@ mod tests {
     }
 
     #[test]
+    #[cfg(not(feature = "dev"))]
+    fn a_production_build_refuses_development_tokens() {
+        let err = Config::from_lookup(lookup(&[("DATABASE_URL", "postgres://x"), ("AUTH_HS256_SECRET", "s")]));
+        assert!(matches!(err, Err(ConfigError::Invalid { name: "AUTH_HS256_SECRET", .. })));
+    }
+
+    #[test]
     fn bad_numbers_name_the_variable() {
         let err = Config::from_lookup(lookup(&[
             ("DATABASE_URL", "postgres://x"),
-            ("AUTH_HS256_SECRET", "s"),
+            ("AUTH_OIDC_ISSUERS", "https://issuer.example"),
+            ("AUTH_AUDIENCES", "api"),
             ("DB_MAX_CONNECTIONS", "many"),
         ]))
         .unwrap_err();

@@ -28,6 +28,7 @@ pub mod plans;
 pub mod queue;
 #[cfg(feature = "realtime")]
 pub mod realtime;
+pub mod runtime;
 pub mod secrets;
 #[cfg(feature = "stripe")]
 pub mod stripe;

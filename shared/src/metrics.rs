@@ -5,9 +5,12 @@
 //! Every metric has the `function` dimension (the binary) and at most one more (an outcome, a
 //! policy), so the dashboard and alarms in `template.yaml` can aggregate by either. The namespace
 //! is `METRICS_NAMESPACE` (the stack's name on AWS; `saas` otherwise). Off Lambda the lines go
-//! nowhere unless a sink is installed (`capture`, for tests) or `METRICS_STDOUT=1` is set.
+//! nowhere unless `METRICS_STDOUT=1` is set, or the tests install their sink (`capture`, `dev`
+//! only).
 
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::OnceLock;
+#[cfg(feature = "dev")]
+use std::sync::{Mutex, PoisonError};
 
 use serde_json::{Map, Value, json};
 
@@ -30,6 +33,8 @@ impl Unit {
 enum Sink {
     Stdout,
     Off,
+    /// The tests' sink (`dev` only).
+    #[cfg(feature = "dev")]
     Captured(Mutex<Vec<Value>>),
 }
 
@@ -50,11 +55,13 @@ pub fn set_function(function: &'static str) {
 }
 
 /// Keeps every metric in memory instead of printing it (tests): call before the first metric.
+#[cfg(feature = "dev")]
 pub fn capture() {
     let _ = SINK.set(Sink::Captured(Mutex::new(Vec::new())));
 }
 
 /// The metrics captured so far (with `capture`), as the JSON lines CloudWatch would receive.
+#[cfg(feature = "dev")]
 pub fn captured() -> Vec<Value> {
     match sink() {
         Sink::Captured(lines) => lines.lock().unwrap_or_else(PoisonError::into_inner).clone(),
@@ -80,6 +87,7 @@ pub fn record(name: &'static str, unit: Unit, value: f64, dimension: Option<(&'s
     let line = line(name, unit, value, dimension);
     match sink {
         Sink::Stdout => println!("{line}"),
+        #[cfg(feature = "dev")]
         Sink::Captured(lines) => lines.lock().unwrap_or_else(PoisonError::into_inner).push(line),
         Sink::Off => {}
     }

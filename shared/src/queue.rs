@@ -1,17 +1,12 @@
-//! SQS queues: sending messages, and draining a queue into a worker's batch handler the way
-//! Lambda's SQS event source mapping does (used by the local stack and the tests).
+//! SQS queues: sending messages; and, for the local stack and the tests only (`dev`), draining a
+//! queue into a worker's batch handler the way Lambda's SQS event source mapping does.
 //!
 //! The endpoint, region and credentials come from the standard AWS configuration chain, so
 //! `AWS_ENDPOINT_URL` points it at a local AWS-compatible server (moto).
 
-use std::future::Future;
-
 use aws_config::BehaviorVersion;
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
-};
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -25,13 +20,6 @@ pub enum QueueError {
 pub struct Queue {
     client: aws_sdk_sqs::Client,
     url: String,
-}
-
-/// What one drain of the queue did.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Drained {
-    pub received: usize,
-    pub failed: usize,
 }
 
 impl Queue {
@@ -123,90 +111,93 @@ impl Queue {
             .map_err(|e| QueueError::Send { queue: self.url.clone(), reason: DisplayErrorContext(e).to_string() })?;
         Ok(output.message_id().unwrap_or_default().to_owned())
     }
+}
 
-    /// Receives one batch (waiting up to `wait_secs`), hands it to `handler` as Lambda would,
-    /// and deletes every message except those the handler reports as failed, which become
-    /// visible again after the queue's visibility timeout (and reach its dead-letter queue once
-    /// their receives run out).
-    pub async fn drain_once<F, Fut>(&self, wait_secs: i32, handler: F) -> Result<Drained, QueueError>
-    where
-        F: FnOnce(SqsEvent) -> Fut,
-        Fut: Future<Output = SqsBatchResponse>,
-    {
-        let received = self
-            .client
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(wait_secs)
-            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
-            .message_attribute_names("All")
-            .send()
-            .await
-            .map_err(|e| QueueError::Receive { queue: self.url.clone(), reason: DisplayErrorContext(e).to_string() })?;
-        let messages = received.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return Ok(Drained::default());
-        }
-        let mut event = SqsEvent::default();
-        event.records = messages.iter().map(to_lambda_record).collect();
-        let response = handler(event).await;
-        let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-        let done: Vec<DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .filter(|m| !failed.contains(&m.message_id().unwrap_or_default()))
-            .enumerate()
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .build()
-                    .ok()
-            })
-            .collect();
-        if !done.is_empty() {
-            self.client.delete_message_batch().queue_url(&self.url).set_entries(Some(done)).send().await.map_err(
-                |e| QueueError::Receive { queue: self.url.clone(), reason: DisplayErrorContext(e).to_string() },
-            )?;
-        }
-        Ok(Drained { received: messages.len(), failed: failed.len() })
+/// Draining a queue by hand, as Lambda's event source mapping does: the local stack feeds its
+/// workers and the tests theirs this way. Development only (`dev`); on AWS Lambda drains.
+#[cfg(feature = "dev")]
+mod drain {
+    use std::future::Future;
+
+    use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+    use aws_sdk_sqs::error::DisplayErrorContext;
+    use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+
+    use super::{Queue, QueueError};
+
+    /// What one drain of the queue did.
+    #[derive(Debug, Default, PartialEq, Eq)]
+    pub struct Drained {
+        pub received: usize,
+        pub failed: usize,
     }
-}
 
-fn to_lambda_record(message: &aws_sdk_sqs::types::Message) -> SqsMessage {
-    let mut record = SqsMessage::default();
-    record.message_id = message.message_id().map(str::to_owned);
-    record.receipt_handle = message.receipt_handle().map(str::to_owned);
-    record.body = message.body().map(str::to_owned);
-    record.event_source = Some("aws:sqs".to_owned());
-    record.attributes = message
-        .attributes()
-        .map(|attributes| attributes.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
-        .unwrap_or_default();
-    record
-}
-
-/// Handles each message of an SQS batch in turn with `handle` (given the message body) and
-/// answers the partial batch failures: the messages it failed are retried by SQS and
-/// eventually dead-lettered, the others are deleted.
-pub async fn each_message<T, E, F, Fut>(event: SqsEvent, what: &'static str, handle: F) -> SqsBatchResponse
-where
-    T: std::fmt::Debug,
-    E: std::fmt::Display,
-    F: Fn(String) -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let message_id = record.message_id.clone().unwrap_or_default();
-        crate::metrics::queue_lag(&record.attributes);
-        match handle(record.body.unwrap_or_default()).await {
-            Ok(outcome) => tracing::info!(%message_id, ?outcome, what, "message handled"),
-            Err(error) => {
-                tracing::error!(%message_id, %error, what, "message failed");
-                response.add_failure(message_id);
+    impl Queue {
+        /// Receives one batch (waiting up to `wait_secs`), hands it to `handler` as Lambda would,
+        /// and deletes every message except those the handler reports as failed, which become
+        /// visible again after the queue's visibility timeout (and reach its dead-letter queue once
+        /// their receives run out).
+        pub async fn drain_once<F, Fut>(&self, wait_secs: i32, handler: F) -> Result<Drained, QueueError>
+        where
+            F: FnOnce(SqsEvent) -> Fut,
+            Fut: Future<Output = SqsBatchResponse>,
+        {
+            let received = self
+                .client
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(wait_secs)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .map_err(|e| QueueError::Receive {
+                    queue: self.url.clone(),
+                    reason: DisplayErrorContext(e).to_string(),
+                })?;
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return Ok(Drained::default());
             }
+            let mut event = SqsEvent::default();
+            event.records = messages.iter().map(to_lambda_record).collect();
+            let response = handler(event).await;
+            let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+            let done: Vec<DeleteMessageBatchRequestEntry> = messages
+                .iter()
+                .filter(|m| !failed.contains(&m.message_id().unwrap_or_default()))
+                .enumerate()
+                .filter_map(|(i, m)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(m.receipt_handle().unwrap_or_default())
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if !done.is_empty() {
+                self.client.delete_message_batch().queue_url(&self.url).set_entries(Some(done)).send().await.map_err(
+                    |e| QueueError::Receive { queue: self.url.clone(), reason: DisplayErrorContext(e).to_string() },
+                )?;
+            }
+            Ok(Drained { received: messages.len(), failed: failed.len() })
         }
     }
-    response
+
+    fn to_lambda_record(message: &aws_sdk_sqs::types::Message) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record.message_id = message.message_id().map(str::to_owned);
+        record.receipt_handle = message.receipt_handle().map(str::to_owned);
+        record.body = message.body().map(str::to_owned);
+        record.event_source = Some("aws:sqs".to_owned());
+        record.attributes = message
+            .attributes()
+            .map(|attributes| attributes.iter().map(|(k, v)| (k.as_str().to_owned(), v.clone())).collect())
+            .unwrap_or_default();
+        record
+    }
 }
+
+#[cfg(feature = "dev")]
+pub use drain::Drained;

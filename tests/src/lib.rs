@@ -167,7 +167,7 @@ impl TestUser {
 /// The admin function's router over the `app_admin` role, configured from `settings` (the
 /// `AUTH_*` and `ADMIN_*` settings; the last value of a setting wins).
 pub async fn admin_router(settings: Vec<(String, String)>) -> Router {
-    admin::app(admin_state(settings).await)
+    shared::runtime::app::<admin::Function>(admin_state(settings).await)
 }
 
 /// The admin function's state as built from `settings` (tests add Stripe or queues to it).
@@ -253,15 +253,19 @@ impl TestApp {
     ) -> Self {
         let lookup = move |name: &str| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let settings = shared::config::Settings::load_from(lookup).await.expect("settings");
-        let billing = shared::billing::BillingState::from_settings(state.clone(), &settings).expect("billing config");
+        let billing = shared::billing::BillingState::with_app(state.clone(), &settings).expect("billing config");
         let ai = shared::ai::AiClient::new(shared::ai::AiConfig::from_settings(&settings).expect("AI config"));
         Self {
-            ai_runs: ai_runs::app(ai_runs::AiState { app: state.clone(), ai, usage_queue: None }),
+            ai_runs: shared::runtime::app::<ai_runs::Function>(ai_runs::AiState {
+                app: state.clone(),
+                ai,
+                usage_queue: None,
+            }),
             provider,
-            workspaces: workspaces::app(state.clone()),
-            projects: projects::app(state.clone()),
-            checkout: checkout::app(billing.clone()),
-            portal: portal::app(billing),
+            workspaces: shared::runtime::app::<workspaces::Function>(state.clone()),
+            projects: shared::runtime::app::<projects::Function>(state.clone()),
+            checkout: shared::runtime::app::<checkout::Function>(billing.clone()),
+            portal: shared::runtime::app::<portal::Function>(billing),
             stripe,
             stripe_account,
             state,

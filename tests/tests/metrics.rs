@@ -40,7 +40,7 @@ async fn the_webhook_counts_what_it_accepts_and_what_it_rejects() {
         max_body_bytes: 64 * 1024,
     };
     let queue = Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), &queue_url);
-    let app = stripe_webhook::app(WebhookState::new(&config, queue), &config);
+    let app = shared::runtime::app::<stripe_webhook::Function>(WebhookState::new(&config, queue));
     let (accepted, rejected) = (
         recorded("StripeWebhook", Some(("result", "accepted"))),
         recorded("StripeWebhook", Some(("result", "rejected"))),

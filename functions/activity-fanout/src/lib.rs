@@ -20,7 +20,7 @@ use serde_json::Value;
 use shared::activity::ActivityView;
 use shared::config::{DatabaseConfig, Settings};
 use shared::queue::Queue;
-use shared::realtime::{Frame, PushError, Transport};
+use shared::realtime::{ApiGatewayTransport, Frame, PushError, Transport};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -52,6 +52,9 @@ pub struct Fanout<T> {
     pub pool: PgPool,
     pub transport: T,
     pub queue: Option<Queue>,
+    /// How long a scheduled sweep keeps sweeping, and how often.
+    pub sweep: Duration,
+    pub poll: Duration,
 }
 
 impl<T: Transport> Fanout<T> {
@@ -173,48 +176,58 @@ impl<T: Transport> Fanout<T> {
 /// then dead-lettered (the others are not).
 pub async fn handle_batch<T: Transport>(fanout: &Fanout<T>, mut event: SqsEvent) -> SqsBatchResponse {
     event.records.sort_by(|a, b| a.body.cmp(&b.body));
-    shared::queue::each_message(event, "activity", |body| async move { fanout.fan_out(&body).await }).await
-}
-
-/// The Lambda entry point: SQS batches, or the schedule's `{"task": "sweep"}` (which sweeps
-/// for `FANOUT_SWEEP_SECONDS`, default 50, every `FANOUT_POLL_MS`, default 250).
-pub async fn run() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init(FUNCTION);
-    let settings = Settings::load().await?;
-    let lookup = |name: &str| settings.get(name);
-    let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
-    let sweep_secs: u64 = shared::config::parse_or(&lookup, "FANOUT_SWEEP_SECONDS", 50)?;
-    let poll_ms: u64 = shared::config::parse_or(&lookup, "FANOUT_POLL_MS", 250)?;
-    let fanout = Fanout {
-        pool: shared::db::connect_as(&database, FUNCTION).await?,
-        transport: shared::realtime::ApiGatewayTransport::new(settings.require("REALTIME_ENDPOINT")?),
-        queue: match settings.get("ACTIVITY_QUEUE_URL") {
-            Some(url) => Some(Queue::connect(url).await),
-            None => None,
-        },
-    };
-    let fanout = &fanout;
-    let sweep = (Duration::from_secs(sweep_secs), Duration::from_millis(poll_ms));
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| async move {
-        handle(fanout, event.payload, sweep).await
-    }))
+    shared::runtime::batch::each(event, "activity", shared::runtime::batch::Policy::Sequential, |body| async move {
+        fanout.fan_out(&body).await
+    })
     .await
 }
 
-/// SQS batches, or the schedule's `{"task": "sweep"}`, which sweeps for `sweep.0`, every
-/// `sweep.1`.
-pub async fn handle<T: Transport>(
-    fanout: &Fanout<T>,
-    payload: Value,
-    sweep: (Duration, Duration),
-) -> Result<Value, lambda_runtime::Error> {
-    if payload.get("Records").is_some() {
-        let batch: SqsEvent = serde_json::from_value(payload)?;
-        return Ok(serde_json::to_value(handle_batch(fanout, batch).await)?);
+impl<T: Transport> Fanout<T> {
+    /// Reads `SERVICE_DATABASE_URL` (an `app_fanout` login), `ACTIVITY_QUEUE_URL`,
+    /// `FANOUT_SWEEP_SECONDS` (default 50) and `FANOUT_POLL_MS` (default 250); pushes through
+    /// `transport` (API Gateway's Management API on AWS, the local stack's own sockets locally).
+    pub async fn build(settings: &Settings, transport: T) -> Result<Self, shared::runtime::Error> {
+        let lookup = |name: &str| settings.get(name);
+        let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
+        let sweep_secs: u64 = shared::config::parse_or(&lookup, "FANOUT_SWEEP_SECONDS", 50)?;
+        let poll_ms: u64 = shared::config::parse_or(&lookup, "FANOUT_POLL_MS", 250)?;
+        Ok(Self {
+            pool: shared::db::connect_as(&database, FUNCTION).await?,
+            transport,
+            queue: match settings.get("ACTIVITY_QUEUE_URL") {
+                Some(url) => Some(Queue::connect(url).await),
+                None => None,
+            },
+            sweep: Duration::from_secs(sweep_secs),
+            poll: Duration::from_millis(poll_ms),
+        })
     }
-    if payload["task"] == "sweep" {
-        let queued = fanout.sweep_for(sweep.0, sweep.1).await?;
-        return Ok(serde_json::json!({ "queued": queued }));
+}
+
+/// On AWS: pushes through the WebSocket stage's Management API (`REALTIME_ENDPOINT`).
+impl shared::runtime::FromSettings for Fanout<ApiGatewayTransport> {
+    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+        Self::build(settings, ApiGatewayTransport::new(settings.require("REALTIME_ENDPOINT")?)).await
     }
-    Err(format!("unknown event: {payload}").into())
+}
+
+/// What the schedule sends: `{"task": "sweep"}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+pub enum Task {
+    /// Sweeps the outbox for `sweep`, every `poll`.
+    Sweep,
+}
+
+impl<T: Transport + Send + Sync + 'static> shared::runtime::Worker for Fanout<T> {
+    const NAME: &'static str = FUNCTION;
+    type Task = Task;
+
+    async fn handle_batch(&self, batch: SqsEvent) -> SqsBatchResponse {
+        handle_batch(self, batch).await
+    }
+
+    async fn run_task(&self, Task::Sweep: Task) -> Result<Value, shared::runtime::Error> {
+        Ok(serde_json::json!({ "queued": self.sweep_for(self.sweep, self.poll).await? }))
+    }
 }

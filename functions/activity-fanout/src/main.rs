@@ -1,5 +1,1 @@
-// A Lambda environment handles one event at a time: one thread, so no wake-ups across threads.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    activity_fanout::run().await
-}
+shared::main!(worker, activity_fanout::Fanout<shared::realtime::ApiGatewayTransport>);

@@ -169,8 +169,16 @@ pub fn router() -> OpenApiRouter<AdminState> {
         .routes(routes!(trial::extend))
 }
 
-pub fn app(state: AdminState) -> Router {
-    shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, 16 * 1024)
+/// The function, as Lambda, the local stack and the tests run it.
+pub struct Function;
+
+impl shared::runtime::Http for Function {
+    const NAME: &'static str = FUNCTION;
+    type State = AdminState;
+
+    fn app(state: AdminState) -> Router {
+        shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, 16 * 1024)
+    }
 }
 
 /// The reason every operator write must give (3 to 1000 characters, trimmed).
@@ -306,30 +314,30 @@ async fn totals(State(state): State<AdminState>, _operator: Operator) -> Result<
     }))
 }
 
-/// Reads `ADMIN_DATABASE_URL` (an `app_admin` login), the `AUTH_*` settings, `ADMIN_GROUP` and
-/// `ADMIN_SUBJECTS`.
-pub async fn run() -> Result<(), lambda_http::Error> {
-    shared::telemetry::init(FUNCTION);
-    let settings = Settings::load().await?;
-    let lookup = |name: &str| settings.get(name);
-    let auth = AuthConfig::from_lookup(&lookup)?;
-    let database = DatabaseConfig::from_lookup(&lookup, "ADMIN_DATABASE_URL")?;
-    let pool = shared::db::connect_as(&database, FUNCTION).await?;
-    let operators = Operators::from_lookup(lookup, &auth);
-    let mut state = AdminState::new(pool, &auth, operators);
-    if let Some(key) = settings.get("STRIPE_SECRET_KEY") {
-        let api_base = settings.get("STRIPE_API_BASE");
-        state = state.with_stripe(StripeState::new(&secrecy::SecretString::from(key), api_base.as_deref())?);
+/// Reads `ADMIN_DATABASE_URL` (an `app_admin` login), the `AUTH_*` settings, `ADMIN_GROUP`,
+/// `ADMIN_SUBJECTS`, and optionally Stripe's key and the dead-letter queues to watch.
+impl shared::runtime::FromSettings for AdminState {
+    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+        let lookup = |name: &str| settings.get(name);
+        let auth = AuthConfig::from_lookup(&lookup)?;
+        let database = DatabaseConfig::from_lookup(&lookup, "ADMIN_DATABASE_URL")?;
+        let pool = shared::db::connect_as(&database, FUNCTION).await?;
+        let operators = Operators::from_lookup(lookup, &auth);
+        let mut state = AdminState::new(pool, &auth, operators);
+        if let Some(key) = settings.get("STRIPE_SECRET_KEY") {
+            let api_base = settings.get("STRIPE_API_BASE");
+            state = state.with_stripe(StripeState::new(&secrecy::SecretString::from(key), api_base.as_deref())?);
+        }
+        let queues = parse_dead_letter_queues(&settings.get("DEAD_LETTER_QUEUES").unwrap_or_default());
+        if !queues.is_empty() {
+            let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+            let client = aws_sdk_sqs::Client::new(&config);
+            state = state.with_dead_letter_queues(
+                queues.into_iter().map(|(name, url)| (name, Queue::new(client.clone(), url))).collect(),
+            );
+        }
+        Ok(state)
     }
-    let queues = parse_dead_letter_queues(&settings.get("DEAD_LETTER_QUEUES").unwrap_or_default());
-    if !queues.is_empty() {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        let client = aws_sdk_sqs::Client::new(&config);
-        state = state.with_dead_letter_queues(
-            queues.into_iter().map(|(name, url)| (name, Queue::new(client.clone(), url))).collect(),
-        );
-    }
-    lambda_http::run(app(state)).await
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use shared::AppState;
 use shared::ai::{AiClient, AiConfig};
-use shared::config::{Config, Settings};
+use shared::config::Settings;
 use shared::queue::Queue;
 
 pub const FUNCTION: &str = "ai-runs";
@@ -38,21 +38,27 @@ pub fn router() -> shared::openapi::OpenApiRouter<AiState> {
     runs::router()
 }
 
-pub fn app(state: AiState) -> Router {
-    let body_limit = state.app.config.max_body_bytes;
-    shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, body_limit)
+/// The function, as Lambda, the local stack and the tests run it.
+pub struct Function;
+
+impl shared::runtime::Http for Function {
+    const NAME: &'static str = FUNCTION;
+    type State = AiState;
+
+    fn app(state: AiState) -> Router {
+        let body_limit = state.app.config.max_body_bytes;
+        shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, body_limit)
+    }
 }
 
-/// The Lambda entry point.
-pub async fn run() -> Result<(), lambda_http::Error> {
-    shared::telemetry::init(FUNCTION);
-    let settings = Settings::load().await?;
-    let config = Config::from_settings(&settings)?;
-    let ai = AiClient::new(AiConfig::from_settings(&settings)?);
-    let usage_queue = match settings.get("USAGE_QUEUE_URL") {
-        Some(url) => Some(Queue::connect(url).await),
-        None => None,
-    };
-    let pool = shared::db::connect(&config.database).await?;
-    lambda_http::run(app(AiState { app: AppState::new(config, pool), ai, usage_queue })).await
+/// The API's state, the AI provider's client and, when configured, the usage queue.
+impl shared::runtime::FromSettings for AiState {
+    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+        let ai = AiClient::new(AiConfig::from_settings(settings)?);
+        let usage_queue = match settings.get("USAGE_QUEUE_URL") {
+            Some(url) => Some(Queue::connect(url).await),
+            None => None,
+        };
+        Ok(Self { app: AppState::from_settings(settings).await?, ai, usage_queue })
+    }
 }

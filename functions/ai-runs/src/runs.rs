@@ -80,10 +80,9 @@ async fn create(
     extract::Json(body): extract::Json<RunInput>,
 ) -> Result<Response, ApiError> {
     let mut v = Validator::default();
-    let tool = v.check(Tool::parse(&body.tool).map(Some));
+    let tool = v.check(Tool::parse(&body.tool));
     let key = v.check(extract::idempotency_key(&headers));
-    v.finish()?;
-    let Some(tool) = tool else { return Err(ApiError::validation("tool", "unknown tool")) };
+    let (tool, key) = v.finish(|| Some((tool?, key?)))?;
     tools::validate(tool, body.project_id, &body.input)?;
     let request_hash = hash(tool, body.project_id, &body.input);
 

@@ -35,17 +35,6 @@ pub enum SweepError {
 }
 
 impl Sweeper {
-    pub async fn from_settings(settings: &Settings) -> Result<Self, lambda_runtime::Error> {
-        let lookup = |name: &str| settings.get(name);
-        let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
-        Ok(Self {
-            pool: shared::db::connect_as(&database, "ai-sweeper").await?,
-            usage_queue: Queue::connect(settings.require("USAGE_QUEUE_URL")?).await,
-            stuck_after_secs: parse_or(&lookup, "AI_STUCK_AFTER_SECS", 120)?,
-            resend_after_secs: parse_or(&lookup, "USAGE_RESEND_AFTER_SECS", 900)?,
-        })
-    }
-
     pub async fn sweep(&self) -> Result<SweepReport, SweepError> {
         let abandoned_runs: i64 = sqlx::query_scalar!(
             r#"WITH stuck AS (
@@ -86,20 +75,25 @@ impl Sweeper {
     }
 }
 
-/// One scheduled invocation: the schedule's event says nothing the sweep needs; the answer is
-/// the report.
-pub async fn handle(
-    sweeper: &Sweeper,
-    _event: lambda_runtime::LambdaEvent<serde_json::Value>,
-) -> Result<serde_json::Value, lambda_runtime::Error> {
-    Ok(serde_json::to_value(sweeper.sweep().await?)?)
+impl shared::runtime::FromSettings for Sweeper {
+    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+        let lookup = |name: &str| settings.get(name);
+        let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
+        Ok(Self {
+            pool: shared::db::connect_as(&database, "ai-sweeper").await?,
+            usage_queue: Queue::connect(settings.require("USAGE_QUEUE_URL")?).await,
+            stuck_after_secs: parse_or(&lookup, "AI_STUCK_AFTER_SECS", 120)?,
+            resend_after_secs: parse_or(&lookup, "USAGE_RESEND_AFTER_SECS", 900)?,
+        })
+    }
 }
 
-/// The Lambda entry point.
-pub async fn run() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init(FUNCTION);
-    let settings = Settings::load().await?;
-    let sweeper = Sweeper::from_settings(&settings).await?;
-    let sweeper = &sweeper;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event| handle(sweeper, event))).await
+/// Every scheduled invocation sweeps, whatever its input (EventBridge's scheduled event).
+impl shared::runtime::Worker for Sweeper {
+    const NAME: &'static str = FUNCTION;
+    type Task = serde::de::IgnoredAny;
+
+    async fn run_task(&self, _: serde::de::IgnoredAny) -> Result<serde_json::Value, shared::runtime::Error> {
+        Ok(serde_json::to_value(self.sweep().await?)?)
+    }
 }

@@ -10,10 +10,9 @@
 use aws_lambda_events::event::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
 };
-use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 use shared::auth::{Authenticator, api_key};
-use shared::config::AuthConfig;
+use shared::config::{AuthConfig, Settings};
 
 pub const FUNCTION: &str = "authorizer";
 
@@ -65,13 +64,17 @@ fn bearer(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
 }
 
-pub async fn run() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init(FUNCTION);
-    let config = AuthConfig::from_lookup(&|name: &str| std::env::var(name).ok())?;
-    let authorizer = Authorizer::new(&config);
-    let authorizer = &authorizer;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| async move {
-        Ok::<_, lambda_runtime::Error>(authorizer.decide(&event.payload).await)
-    }))
-    .await
+/// Reads the `AUTH_*` settings (the template's Globals, the same the functions read).
+impl shared::runtime::FromSettings for Authorizer {
+    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+        Ok(Self::new(&AuthConfig::from_lookup(&|name: &str| settings.get(name))?))
+    }
+}
+
+/// One authorizer request, as Lambda hands it over.
+pub async fn handle(
+    authorizer: &Authorizer,
+    request: ApiGatewayV2CustomAuthorizerV2Request,
+) -> ApiGatewayV2CustomAuthorizerSimpleResponse {
+    authorizer.decide(&request).await
 }

@@ -20,17 +20,6 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    /// Reads the billing worker's settings, `RECONCILE_LOOKBACK_DAYS` (default 30) and
-    /// `STRIPE_EVENTS_QUEUE_URL` (the billing queue).
-    pub async fn from_settings(settings: &Settings) -> Result<Self, lambda_runtime::Error> {
-        let lookback_days: i64 = parse_or(&|name: &str| settings.get(name), "RECONCILE_LOOKBACK_DAYS", 30)?;
-        Ok(Self {
-            worker: Worker::from_settings(settings).await?,
-            lookback: time::Duration::days(lookback_days.clamp(1, 30)),
-            queue: Queue::connect(settings.require("STRIPE_EVENTS_QUEUE_URL")?).await,
-        })
-    }
-
     /// The frequent pass: deleted workspaces' subscriptions canceled in Stripe, and seat syncs
     /// put on the billing queue.
     pub async fn outbox(&self) -> Result<Value, lambda_runtime::Error> {
@@ -62,26 +51,52 @@ impl Reconciler {
     }
 }
 
-/// One scheduled invocation. `{"task": "outbox"}` (the frequent schedule; `"cancellations"`,
-/// its former name, still works) runs the frequent pass; anything else (the reconcile schedule)
-/// runs the whole reconciliation, then the frequent pass. The answer is the report.
-pub async fn handle(
-    reconciler: &Reconciler,
-    event: lambda_runtime::LambdaEvent<Value>,
-) -> Result<Value, lambda_runtime::Error> {
-    if matches!(event.payload.get("task").and_then(Value::as_str), Some("outbox" | "cancellations")) {
-        return reconciler.outbox().await;
+impl shared::runtime::FromSettings for Reconciler {
+    /// Reads the billing worker's settings, `RECONCILE_LOOKBACK_DAYS` (default 30) and
+    /// `STRIPE_EVENTS_QUEUE_URL` (the billing queue).
+    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+        let lookback_days: i64 = parse_or(&|name: &str| settings.get(name), "RECONCILE_LOOKBACK_DAYS", 30)?;
+        Ok(Self {
+            worker: Worker::from_settings(settings).await?,
+            lookback: time::Duration::days(lookback_days.clamp(1, 30)),
+            queue: Queue::connect(settings.require("STRIPE_EVENTS_QUEUE_URL")?).await,
+        })
     }
-    let report = serde_json::to_value(reconciler.run().await?)?;
-    let outbox = reconciler.outbox().await?;
-    Ok(json!({"reconciliation": report, "outbox": outbox}))
 }
 
-/// The Lambda entry point.
-pub async fn run() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init(FUNCTION);
-    let settings = Settings::load().await?;
-    let reconciler = Reconciler::from_settings(&settings).await?;
-    let reconciler = &reconciler;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event| handle(reconciler, event))).await
+/// What a schedule sends: `{"task": "outbox"}` (the frequent schedule; `"cancellations"`, its
+/// former name, still works); the reconcile schedule sends EventBridge's own scheduled event,
+/// with no task, which is the whole reconciliation.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Scheduled {
+    #[serde(default)]
+    pub task: Task,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    /// The whole reconciliation, then the frequent pass.
+    #[default]
+    Reconcile,
+    /// The frequent pass alone.
+    #[serde(alias = "cancellations")]
+    Outbox,
+}
+
+/// Scheduled only: no queue feeds it. The answer is the report.
+impl shared::runtime::Worker for Reconciler {
+    const NAME: &'static str = FUNCTION;
+    type Task = Scheduled;
+
+    async fn run_task(&self, scheduled: Scheduled) -> Result<Value, shared::runtime::Error> {
+        match scheduled.task {
+            Task::Outbox => self.outbox().await,
+            Task::Reconcile => {
+                let report = serde_json::to_value(self.run().await?)?;
+                let outbox = self.outbox().await?;
+                Ok(json!({"reconciliation": report, "outbox": outbox}))
+            }
+        }
+    }
 }

@@ -12,49 +12,45 @@
 //! workspace's billable seats (`shared::billing_sync::seats`).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::{LambdaEvent, service_fn};
 use shared::config::Settings;
+use shared::runtime::batch::{self, Policy};
+use shared::runtime::{FromSettings, NoTask};
 
 pub use shared::billing_sync::{ApplyError, Outcome, SeatSync, SeatSyncMessage, StripeState, Worker};
 
 pub const FUNCTION: &str = "billing-worker";
 
-/// Applies each message of a batch; the failed ones are reported for redelivery.
-pub async fn handle_batch(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    let mut stripe_down = false;
-    for record in event.records {
-        let message_id = record.message_id.clone().unwrap_or_default();
-        shared::metrics::queue_lag(&record.attributes);
-        if stripe_down {
-            response.add_failure(message_id);
-            continue;
+/// Applies each message of a batch; the failed ones are reported for redelivery, and once
+/// Stripe is down the rest of the batch is handed back untried.
+pub async fn handle_batch(worker: &Worker, batch: SqsEvent) -> SqsBatchResponse {
+    let stripe_down: fn(&ApplyError) -> bool = |error| matches!(error, ApplyError::Stripe(_));
+    batch::each(batch, "stripe event", Policy::StopOnOutage(stripe_down), |body| async move {
+        match SeatSyncMessage::parse(&body) {
+            Some(message) => worker.sync_seats(message.seat_sync).await.map(|_| ()),
+            None => worker.apply(&body).await.map(|_| ()),
         }
-        let result = match record.body.as_deref() {
-            Some(body) => match SeatSyncMessage::parse(body) {
-                Some(message) => worker.sync_seats(message.seat_sync).await.map(|_| ()),
-                None => worker.apply(body).await.map(|_| ()),
-            },
-            None => Err(ApplyError::Malformed("empty message".into())),
-        };
-        if let Err(error) = result {
-            stripe_down = matches!(error, ApplyError::Stripe(_));
-            let receives = record.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or("?");
-            tracing::error!(%message_id, %error, retryable = error.is_retryable(), receives, "event not applied");
-            response.add_failure(message_id);
-        }
-    }
-    response
+    })
+    .await
 }
 
-/// The Lambda entry point.
-pub async fn run() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init(FUNCTION);
-    let settings = Settings::load().await?;
-    let worker = Worker::from_settings(&settings).await?;
-    let worker = &worker;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, lambda_runtime::Error>(handle_batch(worker, event.payload).await)
-    }))
-    .await
+/// The function: the billing worker, fed by the stripe-events queue only.
+pub struct BillingWorker(pub Worker);
+
+impl FromSettings for BillingWorker {
+    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+        Ok(Self(Worker::from_settings(settings).await?))
+    }
+}
+
+impl shared::runtime::Worker for BillingWorker {
+    const NAME: &'static str = FUNCTION;
+    type Task = NoTask;
+
+    async fn handle_batch(&self, batch: SqsEvent) -> SqsBatchResponse {
+        handle_batch(&self.0, batch).await
+    }
+
+    async fn run_task(&self, task: NoTask) -> Result<serde_json::Value, shared::runtime::Error> {
+        match task {}
+    }
 }

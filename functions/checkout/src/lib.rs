@@ -46,9 +46,17 @@ pub fn router() -> OpenApiRouter<BillingState> {
     OpenApiRouter::new().routes(routes!(create))
 }
 
-pub fn app(state: BillingState) -> Router {
-    let body_limit = state.app.config.max_body_bytes;
-    shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, body_limit)
+/// The function, as Lambda, the local stack and the tests run it.
+pub struct Function;
+
+impl shared::runtime::Http for Function {
+    const NAME: &'static str = FUNCTION;
+    type State = BillingState;
+
+    fn app(state: BillingState) -> Router {
+        let body_limit = state.app.config.max_body_bytes;
+        shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, body_limit)
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -56,9 +64,9 @@ pub fn app(state: BillingState) -> Router {
 struct CheckoutInput {
     #[schema(schema_with = shared::openapi::schemas::paid_plan)]
     plan: String,
-    #[schema(format = "uri", max_length = 2048)]
+    #[schema(schema_with = shared::validate::HttpUrl::schema)]
     success_url: String,
-    #[schema(format = "uri", max_length = 2048)]
+    #[schema(schema_with = shared::validate::HttpUrl::schema)]
     cancel_url: String,
 }
 
@@ -89,9 +97,11 @@ async fn create(
     let plan = v.check(plans::paid(&input.plan));
     let success_url = v.check(state.redirects.check("success_url", &input.success_url));
     let cancel_url = v.check(state.redirects.check("cancel_url", &input.cancel_url));
+    let request_key = v.check(extract::idempotency_key(&headers));
+    let (plan, success_url, cancel_url, request_key) =
+        v.finish(|| Some((plan?, success_url?, cancel_url?, request_key?)))?;
     // The client's key makes a retried click get the same session; without one, a fresh key.
-    let request_key = v.check(extract::idempotency_key(&headers)).unwrap_or_else(|| Uuid::new_v4().to_string());
-    v.finish()?;
+    let request_key = request_key.unwrap_or_else(|| Uuid::new_v4().to_string());
     let lookup_key = plan.stripe_lookup_key.unwrap_or_default();
 
     let app: &AppState = &state.app;

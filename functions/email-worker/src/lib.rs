@@ -52,7 +52,9 @@ pub struct Mailer {
     pub app_base_url: String,
     /// Where the sweep puts unsent mails.
     pub queue: Option<Queue>,
-    /// Print each sent mail's text to stdout (the local stack, so a developer can follow links).
+    /// Print each sent mail's text to stdout (the local stack, so a developer can follow links;
+    /// `dev` only, since a mail's text carries its invitation token).
+    #[cfg(feature = "dev")]
     pub echo: bool,
 }
 
@@ -64,26 +66,6 @@ struct Row {
 }
 
 impl Mailer {
-    /// Reads `SERVICE_DATABASE_URL` (an `app_mailer` login), `EMAIL_FROM`, `APP_BASE_URL` and
-    /// `EMAIL_QUEUE_URL`.
-    pub async fn from_settings(settings: &Settings) -> Result<Self, lambda_runtime::Error> {
-        let lookup = |name: &str| settings.get(name);
-        let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        let queue = match settings.get("EMAIL_QUEUE_URL") {
-            Some(url) => Some(Queue::connect(url).await),
-            None => None,
-        };
-        Ok(Self {
-            pool: shared::db::connect_as(&database, FUNCTION).await?,
-            ses: aws_sdk_sesv2::Client::new(&config),
-            from: settings.require("EMAIL_FROM")?,
-            app_base_url: settings.require("APP_BASE_URL")?,
-            queue,
-            echo: false,
-        })
-    }
-
     #[tracing::instrument(skip(self))]
     pub async fn send(&self, email_id: &str) -> Result<Outcome, SendError> {
         let id: Uuid =
@@ -146,6 +128,7 @@ impl Mailer {
             tracing::error!(%id, %message_id, %error, "SES sent the mail but recording it failed; a retry will send it again");
             return Err(error.into());
         }
+        #[cfg(feature = "dev")]
         if self.echo {
             println!(
                 "\n--- mail to {} ({}) ---\nSubject: {}\n\n{}---",
@@ -178,35 +161,58 @@ impl Mailer {
     }
 }
 
+impl shared::runtime::FromSettings for Mailer {
+    /// Reads `SERVICE_DATABASE_URL` (an `app_mailer` login), `EMAIL_FROM`, `APP_BASE_URL` and
+    /// `EMAIL_QUEUE_URL`.
+    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+        let lookup = |name: &str| settings.get(name);
+        let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let queue = match settings.get("EMAIL_QUEUE_URL") {
+            Some(url) => Some(Queue::connect(url).await),
+            None => None,
+        };
+        Ok(Self {
+            pool: shared::db::connect_as(&database, FUNCTION).await?,
+            ses: aws_sdk_sesv2::Client::new(&config),
+            from: settings.require("EMAIL_FROM")?,
+            app_base_url: settings.require("APP_BASE_URL")?,
+            queue,
+            #[cfg(feature = "dev")]
+            echo: false,
+        })
+    }
+}
+
 fn content(text: &str) -> Result<Content, SendError> {
     Content::builder().data(text).charset("UTF-8").build().map_err(|e| SendError::Ses(e.to_string()))
 }
 
 /// Sends each message of a batch; the failed ones are retried by SQS and dead-lettered.
 pub async fn handle_batch(mailer: &Mailer, event: SqsEvent) -> SqsBatchResponse {
-    shared::queue::each_message(event, "mail", |body| async move { mailer.send(&body).await }).await
-}
-
-/// The Lambda entry point: SQS batches, or the schedule's `{"task": "sweep"}`.
-pub async fn run() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init(FUNCTION);
-    let settings = Settings::load().await?;
-    let mailer = Mailer::from_settings(&settings).await?;
-    let mailer = &mailer;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| async move {
-        handle(mailer, event.payload).await
-    }))
+    shared::runtime::batch::each(event, "mail", shared::runtime::batch::Policy::Sequential, |body| async move {
+        mailer.send(&body).await
+    })
     .await
 }
 
-pub async fn handle(mailer: &Mailer, payload: Value) -> Result<Value, lambda_runtime::Error> {
-    if payload.get("Records").is_some() {
-        let batch: SqsEvent = serde_json::from_value(payload)?;
-        return Ok(serde_json::to_value(handle_batch(mailer, batch).await)?);
+/// What the schedule sends: `{"task": "sweep"}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+pub enum Task {
+    /// Puts what is due and was never queued on the queue.
+    Sweep,
+}
+
+impl shared::runtime::Worker for Mailer {
+    const NAME: &'static str = FUNCTION;
+    type Task = Task;
+
+    async fn handle_batch(&self, batch: SqsEvent) -> SqsBatchResponse {
+        handle_batch(self, batch).await
     }
-    if payload["task"] == "sweep" {
-        let enqueued = mailer.sweep().await?;
-        return Ok(serde_json::json!({ "enqueued": enqueued }));
+
+    async fn run_task(&self, Task::Sweep: Task) -> Result<serde_json::Value, shared::runtime::Error> {
+        Ok(serde_json::json!({ "enqueued": self.sweep().await? }))
     }
-    Err(format!("unknown event: {payload}").into())
 }

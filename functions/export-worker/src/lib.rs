@@ -73,24 +73,6 @@ struct Claimed {
 }
 
 impl Exporter {
-    /// Reads `SERVICE_DATABASE_URL` (an `app_exporter` login), `EXPORTS_BUCKET` and
-    /// `EXPORT_QUEUE_URL`.
-    pub async fn from_settings(settings: &Settings) -> Result<Self, lambda_runtime::Error> {
-        let lookup = |name: &str| settings.get(name);
-        let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
-        let queue = match settings.get("EXPORT_QUEUE_URL") {
-            Some(url) => Some(Queue::connect(url).await),
-            None => None,
-        };
-        Ok(Self {
-            pool: shared::db::connect_as(&database, FUNCTION).await?,
-            s3: exports::client().await,
-            bucket: settings.require("EXPORTS_BUCKET")?,
-            queue,
-            part_bytes: 8 * 1024 * 1024,
-        })
-    }
-
     #[tracing::instrument(skip(self))]
     pub async fn export(&self, export_id: &str) -> Result<Outcome, ExportError> {
         let id: Uuid =
@@ -255,6 +237,26 @@ impl Exporter {
     }
 }
 
+impl shared::runtime::FromSettings for Exporter {
+    /// Reads `SERVICE_DATABASE_URL` (an `app_exporter` login), `EXPORTS_BUCKET` and
+    /// `EXPORT_QUEUE_URL`.
+    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+        let lookup = |name: &str| settings.get(name);
+        let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
+        let queue = match settings.get("EXPORT_QUEUE_URL") {
+            Some(url) => Some(Queue::connect(url).await),
+            None => None,
+        };
+        Ok(Self {
+            pool: shared::db::connect_as(&database, FUNCTION).await?,
+            s3: exports::client().await,
+            bucket: settings.require("EXPORTS_BUCKET")?,
+            queue,
+            part_bytes: 8 * 1024 * 1024,
+        })
+    }
+}
+
 struct Summary {
     data_key: String,
     manifest_key: String,
@@ -282,29 +284,29 @@ async fn stream_table(
 
 /// Exports each message's workspace; the failed ones are retried by SQS and dead-lettered.
 pub async fn handle_batch(exporter: &Exporter, event: SqsEvent) -> SqsBatchResponse {
-    shared::queue::each_message(event, "export", |body| async move { exporter.export(&body).await }).await
-}
-
-/// The Lambda entry point: SQS batches, or the schedule's `{"task": "sweep"}`.
-pub async fn run() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init(FUNCTION);
-    let settings = Settings::load().await?;
-    let exporter = Exporter::from_settings(&settings).await?;
-    let exporter = &exporter;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| async move {
-        handle(exporter, event.payload).await
-    }))
+    shared::runtime::batch::each(event, "export", shared::runtime::batch::Policy::Sequential, |body| async move {
+        exporter.export(&body).await
+    })
     .await
 }
 
-pub async fn handle(exporter: &Exporter, payload: Value) -> Result<Value, lambda_runtime::Error> {
-    if payload.get("Records").is_some() {
-        let batch: SqsEvent = serde_json::from_value(payload)?;
-        return Ok(serde_json::to_value(handle_batch(exporter, batch).await)?);
+/// What the schedule sends: `{"task": "sweep"}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+pub enum Task {
+    /// Puts what is due and was never queued on the queue.
+    Sweep,
+}
+
+impl shared::runtime::Worker for Exporter {
+    const NAME: &'static str = FUNCTION;
+    type Task = Task;
+
+    async fn handle_batch(&self, batch: SqsEvent) -> SqsBatchResponse {
+        handle_batch(self, batch).await
     }
-    if payload["task"] == "sweep" {
-        let enqueued = exporter.sweep().await?;
-        return Ok(json!({ "enqueued": enqueued }));
+
+    async fn run_task(&self, Task::Sweep: Task) -> Result<serde_json::Value, shared::runtime::Error> {
+        Ok(serde_json::json!({ "enqueued": self.sweep().await? }))
     }
-    Err(format!("unknown event: {payload}").into())
 }

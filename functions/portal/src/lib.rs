@@ -28,15 +28,23 @@ pub fn router() -> OpenApiRouter<BillingState> {
     OpenApiRouter::new().routes(routes!(create)).merge(subscription::router())
 }
 
-pub fn app(state: BillingState) -> Router {
-    let body_limit = state.app.config.max_body_bytes;
-    shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, body_limit)
+/// The function, as Lambda, the local stack and the tests run it.
+pub struct Function;
+
+impl shared::runtime::Http for Function {
+    const NAME: &'static str = FUNCTION;
+    type State = BillingState;
+
+    fn app(state: BillingState) -> Router {
+        let body_limit = state.app.config.max_body_bytes;
+        shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, body_limit)
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PortalInput {
-    #[schema(format = "uri", max_length = 2048)]
+    #[schema(schema_with = shared::validate::HttpUrl::schema)]
     return_url: String,
 }
 
@@ -56,7 +64,7 @@ async fn create(
 ) -> Result<Json<PortalSession>, ApiError> {
     let mut v = Validator::default();
     let return_url = v.check(state.redirects.check("return_url", &input.return_url));
-    v.finish()?;
+    let return_url = v.finish(|| return_url)?;
     let (mut tx, access) = state.app.open_workspace(&caller, workspace_id).await?;
     access.require_manager()?;
     let customer = sqlx::query_scalar!("SELECT stripe_customer_id FROM workspaces WHERE id = $1", workspace_id)

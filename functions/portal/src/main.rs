@@ -1,5 +1,1 @@
-// A Lambda environment handles one event at a time: one thread, so no wake-ups across threads.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_http::Error> {
-    shared::billing::run_billing_function(portal::FUNCTION, portal::app).await
-}
+shared::main!(http, portal::Function);

@@ -81,8 +81,9 @@ pub async fn change(
 ) -> Result<(StatusCode, Json<PlanChangeRequested>), ApiError> {
     let mut v = Validator::default();
     let target = v.check(plans::paid(&input.plan));
-    let request_key = v.check(extract::idempotency_key(&headers)).unwrap_or_else(|| Uuid::new_v4().to_string());
-    v.finish()?;
+    let request_key = v.check(extract::idempotency_key(&headers));
+    let (target, request_key) = v.finish(|| Some((target?, request_key?)))?;
+    let request_key = request_key.unwrap_or_else(|| Uuid::new_v4().to_string());
     let (mut tx, access) = state.app.open_workspace(&caller, workspace_id).await?;
     access.require_manager()?;
     let current = sqlx::query!(

@@ -68,10 +68,10 @@ async fn set_cancel_at_period_end(
     cancel: bool,
 ) -> Result<(StatusCode, Json<CancellationRequested>), ApiError> {
     let mut v = Validator::default();
+    let request_key = v.check(extract::idempotency_key(headers));
     // The client's key makes its retries one request; without one, each request is its own (a
     // cancel, a resume and a cancel again must each reach Stripe).
-    let request_key = v.check(extract::idempotency_key(headers)).unwrap_or_else(|| Uuid::new_v4().to_string());
-    v.finish()?;
+    let request_key = v.finish(|| request_key)?.unwrap_or_else(|| Uuid::new_v4().to_string());
     let (mut tx, access) = state.app.open_workspace(caller, workspace_id).await?;
     access.require_manager()?;
     let subscription = sqlx::query_scalar!(

@@ -28,11 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommentInput {
-    #[schema(
-        min_length = 1,
-        max_length = 10000,
-        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
-    )]
+    #[schema(schema_with = Text::non_blank_schema)]
     body: String,
     /// Ignored for client contacts, whose comments are always client-visible.
     client_visible: Option<bool>,
@@ -42,8 +38,7 @@ impl CommentInput {
     fn parse(&self) -> Result<Text, ApiError> {
         let mut v = Validator::default();
         let body = v.check(Text::parse_non_blank("body", &self.body));
-        v.finish()?;
-        Ok(body)
+        v.finish(|| body)
     }
 
     fn visibility(&self, access: Access) -> Result<bool, ApiError> {

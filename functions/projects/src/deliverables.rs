@@ -24,16 +24,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeliverableInput {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
-    )]
+    #[schema(schema_with = Name::schema)]
     title: String,
     #[serde(default)]
-    #[schema(max_length = 10000, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
+    #[schema(schema_with = Text::schema)]
     description: String,
-    #[schema(format = "uri", max_length = 2048)]
+    #[schema(schema_with = HttpUrl::optional_schema)]
     url: Option<String>,
     #[serde(default)]
     status: DeliverableStatus,
@@ -51,13 +47,10 @@ struct ValidDeliverable {
 impl DeliverableInput {
     fn parse(&self) -> Result<ValidDeliverable, ApiError> {
         let mut v = Validator::default();
-        let valid = ValidDeliverable {
-            title: v.check(Name::parse("title", &self.title)),
-            description: v.check(Text::parse("description", &self.description)),
-            url: v.check(optional(self.url.as_deref(), |u| HttpUrl::parse("url", u))),
-        };
-        v.finish()?;
-        Ok(valid)
+        let title = v.check(Name::parse("title", &self.title));
+        let description = v.check(Text::parse("description", &self.description));
+        let url = v.check(optional(self.url.as_deref(), |u| HttpUrl::parse("url", u)));
+        v.finish(|| Some(ValidDeliverable { title: title?, description: description?, url: url? }))
     }
 }
 

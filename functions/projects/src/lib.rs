@@ -22,6 +22,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The service Lambda runs.
-pub fn app(state: AppState) -> Router {
-    shared::http::finish(router(), state, FUNCTION)
+/// The function, as Lambda, the local stack and the tests run it.
+pub struct Function;
+
+impl shared::runtime::Http for Function {
+    const NAME: &'static str = FUNCTION;
+    type State = AppState;
+
+    fn app(state: AppState) -> Router {
+        shared::http::finish(router(), state, FUNCTION)
+    }
 }

@@ -1,5 +1,1 @@
-// A Lambda environment handles one event at a time: one thread, so no wake-ups across threads.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_http::Error> {
-    shared::app::run_http_function(projects::FUNCTION, projects::app).await
-}
+shared::main!(http, projects::Function);

@@ -26,14 +26,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MilestoneInput {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
-    )]
+    #[schema(schema_with = Name::schema)]
     title: String,
     #[serde(default)]
-    #[schema(max_length = 10000, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
+    #[schema(schema_with = Text::schema)]
     description: String,
     #[serde(default)]
     status: MilestoneStatus,
@@ -45,8 +41,7 @@ impl MilestoneInput {
         let mut v = Validator::default();
         let title = v.check(Name::parse("title", &self.title));
         let description = v.check(Text::parse("description", &self.description));
-        v.finish()?;
-        Ok((title, description))
+        v.finish(|| Some((title?, description?)))
     }
 }
 

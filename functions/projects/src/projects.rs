@@ -28,14 +28,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProjectInput {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
-    )]
+    #[schema(schema_with = Name::schema)]
     name: String,
     #[serde(default)]
-    #[schema(max_length = 10000, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
+    #[schema(schema_with = Text::schema)]
     description: String,
     #[serde(default)]
     status: ProjectStatus,
@@ -51,12 +47,9 @@ struct ValidProject {
 impl ProjectInput {
     fn parse(&self) -> Result<ValidProject, ApiError> {
         let mut v = Validator::default();
-        let valid = ValidProject {
-            name: v.check(Name::parse("name", &self.name)),
-            description: v.check(Text::parse("description", &self.description)),
-        };
-        v.finish()?;
-        Ok(valid)
+        let name = v.check(Name::parse("name", &self.name));
+        let description = v.check(Text::parse("description", &self.description));
+        v.finish(|| Some(ValidProject { name: name?, description: description? }))
     }
 }
 

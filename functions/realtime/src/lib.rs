@@ -16,7 +16,8 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::http;
 use serde::Deserialize;
 use shared::auth::{Caller, api_key};
-use shared::realtime::{Frame, PushError, Transport};
+use shared::config::Settings;
+use shared::realtime::{ApiGatewayTransport, Frame, PushError, Transport};
 use shared::{ApiError, AppState};
 use uuid::Uuid;
 
@@ -195,23 +196,15 @@ impl<T: Transport> Realtime<T> {
     }
 }
 
-/// The Lambda entry point: API Gateway WebSocket events, pushing answers through its
-/// Management API (`REALTIME_ENDPOINT`, the stage's `https://` URL).
-pub async fn run() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init(FUNCTION);
-    let settings = shared::config::Settings::load().await?;
-    let config = shared::config::Config::from_settings(&settings)?;
-    let endpoint = settings.require("REALTIME_ENDPOINT")?;
-    let pool = shared::db::connect(&config.database).await?;
-    let realtime =
-        Realtime { app: AppState::new(config, pool), transport: shared::realtime::ApiGatewayTransport::new(&endpoint) };
-    let realtime = &realtime;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-            Ok::<_, lambda_runtime::Error>(handle(realtime, event.payload).await)
-        },
-    ))
-    .await
+/// On AWS: the API's state, pushing answers through the WebSocket stage's Management API
+/// (`REALTIME_ENDPOINT`, the stage's `https://` URL).
+impl shared::runtime::FromSettings for Realtime<ApiGatewayTransport> {
+    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+        Ok(Realtime {
+            app: AppState::from_settings(settings).await?,
+            transport: ApiGatewayTransport::new(settings.require("REALTIME_ENDPOINT")?),
+        })
+    }
 }
 
 /// One WebSocket event: `$connect` answers 200 or the refusal's status (API Gateway then

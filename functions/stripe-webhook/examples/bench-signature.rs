@@ -11,7 +11,7 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use secrecy::SecretString;
-use stripe_webhook::signature::{self, MAX_SIGNATURES};
+use stripe_webhook::signature::MAX_SIGNATURES;
 use stripe_webhook::{SignatureError, Verifier};
 
 /// The process's CPU time so far in seconds (utime + stime, in clock ticks of 1/100 s).
@@ -21,6 +21,15 @@ fn cpu_seconds() -> f64 {
     let fields: Vec<&str> = stat.rsplit_once(')').expect("stat format").1.split_whitespace().collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     ticks as f64 / 100.0
+}
+
+/// A signature as Stripe makes it: HMAC-SHA256 of `"<t>.<body>"`, in hex.
+fn sign(secret: &str, timestamp: i64, payload: &[u8]) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(payload);
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// The verifier this one replaced, for the side-by-side figure: one HMAC over the whole body
@@ -86,7 +95,7 @@ fn main() {
         verifier.verify(&big_body, Some(&overflow), now)
     });
     let event = format!(r#"{{"id":"evt_bench","type":"invoice.paid","data":"{}"}}"#, "y".repeat(4000));
-    let genuine = format!("t={now},v1={}", signature::sign(secrets[1], now, event.as_bytes()));
+    let genuine = format!("t={now},v1={}", sign(secrets[1], now, event.as_bytes()));
     measure("genuine 4 KiB delivery (previous secret)", runs, Ok(()), || {
         verifier.verify(event.as_bytes(), Some(&genuine), now)
     });

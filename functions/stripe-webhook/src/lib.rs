@@ -12,11 +12,11 @@ use axum::http::HeaderMap;
 use axum::{Json, Router};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use shared::ApiError;
 use shared::config::{ConfigError, Settings, parse_or};
 use shared::http::extract::RawBody;
 use shared::openapi::OpenApiRouter;
 use shared::queue::Queue;
-use shared::{ApiError, config};
 
 pub use signature::{SignatureError, Verifier};
 use utoipa::ToSchema;
@@ -61,11 +61,32 @@ pub struct WebhookState(Arc<Inner>);
 struct Inner {
     verifier: Verifier,
     queue: Queue,
+    max_body_bytes: usize,
 }
 
 impl WebhookState {
     pub fn new(config: &WebhookConfig, queue: Queue) -> Self {
-        Self(Arc::new(Inner { verifier: Verifier::new(config.signing_secrets.clone(), config.tolerance_secs), queue }))
+        Self(Arc::new(Inner {
+            verifier: Verifier::new(config.signing_secrets.clone(), config.tolerance_secs),
+            queue,
+            max_body_bytes: config.max_body_bytes,
+        }))
+    }
+}
+
+/// The webhook verifies and enqueues: no database, Stripe or AI credential belongs in its
+/// secrets (refused at start-up).
+impl shared::runtime::FromSettings for WebhookState {
+    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+        settings.refuse_in_secrets(&[
+            "SERVICE_DATABASE_URL",
+            "DATABASE_URL",
+            "STRIPE_SECRET_KEY",
+            "AI_PROVIDER_API_KEY",
+        ])?;
+        let config = WebhookConfig::from_settings(settings)?;
+        let queue = Queue::connect(config.queue_url.clone()).await;
+        Ok(Self::new(&config, queue))
     }
 }
 
@@ -74,8 +95,17 @@ pub fn router() -> OpenApiRouter<WebhookState> {
     OpenApiRouter::new().routes(routes!(receive_at_root)).routes(routes!(receive))
 }
 
-pub fn app(state: WebhookState, config: &WebhookConfig) -> Router {
-    shared::http::finish_with(router(), state, FUNCTION, config.max_body_bytes)
+/// The function, as Lambda, the local stack and the tests run it.
+pub struct Function;
+
+impl shared::runtime::Http for Function {
+    const NAME: &'static str = FUNCTION;
+    type State = WebhookState;
+
+    fn app(state: WebhookState) -> Router {
+        let max_body_bytes = state.0.max_body_bytes;
+        shared::http::finish_with(router(), state, FUNCTION, max_body_bytes)
+    }
 }
 
 /// The few fields the webhook reads; the rest of the event is the worker's business.
@@ -139,20 +169,4 @@ async fn receive(
     tracing::info!(event_id = %event.id, event_type = %event.kind, %message_id, "event enqueued");
     shared::metrics::count("StripeWebhook", Some(("result", "accepted")));
     Ok(Json(Received { received: true }))
-}
-
-/// The Lambda entry point: configuration, queue client, then the runtime loop.
-pub async fn run() -> Result<(), lambda_http::Error> {
-    shared::telemetry::init(FUNCTION);
-    let settings = config::Settings::load().await?;
-    // The webhook verifies and enqueues: no database, Stripe or AI credential belongs here.
-    settings.refuse_in_secrets(&[
-        "SERVICE_DATABASE_URL",
-        "DATABASE_URL",
-        "STRIPE_SECRET_KEY",
-        "AI_PROVIDER_API_KEY",
-    ])?;
-    let config = WebhookConfig::from_settings(&settings)?;
-    let queue = Queue::connect(config.queue_url.clone()).await;
-    lambda_http::run(app(WebhookState::new(&config, queue), &config)).await
 }

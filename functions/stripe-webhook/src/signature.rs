@@ -113,7 +113,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
-/// Signs a payload as Stripe does (for tests and local tools such as `local-stack`).
+/// Signs a payload as Stripe does: the local Stripe and the tests (`dev` only; no deployed
+/// function signs Stripe's events).
+#[cfg(any(test, feature = "dev"))]
 pub fn sign(secret: &str, timestamp: i64, payload: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(format!("{timestamp}.").as_bytes());

@@ -52,19 +52,6 @@ struct Record {
 }
 
 impl UsageWorker {
-    pub async fn from_settings(settings: &Settings) -> Result<Self, lambda_runtime::Error> {
-        let lookup = |name: &str| settings.get(name);
-        let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
-        Ok(Self {
-            pool: shared::db::connect_as(&database, "usage-worker").await?,
-            stripe: StripeClient::new(
-                &SecretString::from(settings.require("STRIPE_SECRET_KEY")?),
-                settings.get("STRIPE_API_BASE").as_deref(),
-            )?,
-            event_name: settings.get("STRIPE_METER_EVENT_NAME").unwrap_or_else(|| DEFAULT_METER_EVENT_NAME.to_owned()),
-        })
-    }
-
     #[tracing::instrument(skip(self))]
     pub async fn report(&self, record_id: &str) -> Result<Outcome, ReportError> {
         let id: Uuid =
@@ -104,9 +91,24 @@ impl UsageWorker {
     }
 }
 
+impl shared::runtime::FromSettings for UsageWorker {
+    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+        let lookup = |name: &str| settings.get(name);
+        let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
+        Ok(Self {
+            pool: shared::db::connect_as(&database, "usage-worker").await?,
+            stripe: StripeClient::new(
+                &SecretString::from(settings.require("STRIPE_SECRET_KEY")?),
+                settings.get("STRIPE_API_BASE").as_deref(),
+            )?,
+            event_name: settings.get("STRIPE_METER_EVENT_NAME").unwrap_or_else(|| DEFAULT_METER_EVENT_NAME.to_owned()),
+        })
+    }
+}
+
 /// Reports each message of a batch; the failed ones are retried by SQS and dead-lettered.
 pub async fn handle_batch(worker: &UsageWorker, event: SqsEvent) -> SqsBatchResponse {
-    shared::queue::each_message(event, "usage record", |body| async move {
+    shared::runtime::batch::each(event, "usage record", shared::runtime::batch::Policy::Sequential, |body| async move {
         let result = worker.report(&body).await;
         let outcome = match &result {
             Ok(Outcome::Reported) => "reported",
@@ -121,14 +123,15 @@ pub async fn handle_batch(worker: &UsageWorker, event: SqsEvent) -> SqsBatchResp
     .await
 }
 
-/// The Lambda entry point.
-pub async fn run() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init(FUNCTION);
-    let settings = Settings::load().await?;
-    let worker = UsageWorker::from_settings(&settings).await?;
-    let worker = &worker;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
-        Ok::<_, lambda_runtime::Error>(handle_batch(worker, event.payload).await)
-    }))
-    .await
+impl shared::runtime::Worker for UsageWorker {
+    const NAME: &'static str = FUNCTION;
+    type Task = shared::runtime::NoTask;
+
+    async fn handle_batch(&self, batch: SqsEvent) -> SqsBatchResponse {
+        handle_batch(self, batch).await
+    }
+
+    async fn run_task(&self, task: shared::runtime::NoTask) -> Result<serde_json::Value, shared::runtime::Error> {
+        match task {}
+    }
 }

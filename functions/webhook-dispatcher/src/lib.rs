@@ -19,7 +19,6 @@ pub mod schedule;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use futures_util::future::join_all;
 use serde_json::Value;
 use shared::config::{DatabaseConfig, Settings, parse_or};
 use shared::queue::Queue;
@@ -101,29 +100,6 @@ impl Attempt {
 }
 
 impl Dispatcher {
-    /// Reads `SERVICE_DATABASE_URL` (an `app_webhooks` login), `WEBHOOK_QUEUE_URL`,
-    /// `WEBHOOK_DISABLE_AFTER_HOURS` (default 72) and `WEBHOOKS_ALLOW_LOOPBACK_HTTP`.
-    pub async fn from_settings(settings: &Settings) -> Result<Self, lambda_runtime::Error> {
-        let lookup = |name: &str| settings.get(name);
-        let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
-        let queue = match settings.get("WEBHOOK_QUEUE_URL") {
-            Some(url) => Some(Queue::connect(url).await),
-            None => None,
-        };
-        let hours: u64 = parse_or(&lookup, "WEBHOOK_DISABLE_AFTER_HOURS", 72)?;
-        let policy = EgressPolicy {
-            allow_loopback_http: parse_or(&lookup, "WEBHOOKS_ALLOW_LOOPBACK_HTTP", false)?,
-            ..EgressPolicy::default()
-        };
-        Ok(Self {
-            pool: shared::db::connect_as(&database, FUNCTION).await?,
-            egress: Egress::new(policy)?,
-            queue,
-            schedule: RetrySchedule::default(),
-            disable_after: Duration::from_secs(hours * 3600),
-        })
-    }
-
     /// Makes one attempt at a delivery, if it is pending and due.
     #[tracing::instrument(skip(self))]
     pub async fn deliver(&self, delivery_id: &str) -> Result<Outcome, DispatchError> {
@@ -368,6 +344,31 @@ impl Dispatcher {
     }
 }
 
+impl shared::runtime::FromSettings for Dispatcher {
+    /// Reads `SERVICE_DATABASE_URL` (an `app_webhooks` login), `WEBHOOK_QUEUE_URL`,
+    /// `WEBHOOK_DISABLE_AFTER_HOURS` (default 72) and `WEBHOOKS_ALLOW_LOOPBACK_HTTP`.
+    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+        let lookup = |name: &str| settings.get(name);
+        let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
+        let queue = match settings.get("WEBHOOK_QUEUE_URL") {
+            Some(url) => Some(Queue::connect(url).await),
+            None => None,
+        };
+        let hours: u64 = parse_or(&lookup, "WEBHOOK_DISABLE_AFTER_HOURS", 72)?;
+        let policy = EgressPolicy {
+            allow_loopback_http: parse_or(&lookup, "WEBHOOKS_ALLOW_LOOPBACK_HTTP", false)?,
+            ..EgressPolicy::default()
+        };
+        Ok(Self {
+            pool: shared::db::connect_as(&database, FUNCTION).await?,
+            egress: Egress::new(policy)?,
+            queue,
+            schedule: RetrySchedule::default(),
+            disable_after: Duration::from_secs(hours * 3600),
+        })
+    }
+}
+
 fn elapsed_ms(started: Instant) -> i32 {
     i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX)
 }
@@ -392,46 +393,30 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 /// the failed ones are retried by SQS and dead-lettered. A receiver's failure is no failure
 /// here: it is recorded and retried on the delivery's own schedule.
 pub async fn handle_batch(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchResponse {
-    let results = join_all(event.records.into_iter().map(|record| async move {
-        let message_id = record.message_id.unwrap_or_default();
-        shared::metrics::queue_lag(&record.attributes);
-        let result = dispatcher.deliver(&record.body.unwrap_or_default()).await;
-        (message_id, result)
-    }))
-    .await;
-    let mut response = SqsBatchResponse::default();
-    for (message_id, result) in results {
-        match result {
-            Ok(outcome) => tracing::info!(%message_id, ?outcome, "delivery handled"),
-            Err(error) => {
-                tracing::error!(%message_id, %error, "delivery failed");
-                response.add_failure(message_id);
-            }
-        }
-    }
-    response
-}
-
-/// The Lambda entry point: SQS batches, or the schedule's `{"task": "sweep"}`.
-pub async fn run() -> Result<(), lambda_runtime::Error> {
-    shared::telemetry::init(FUNCTION);
-    let settings = Settings::load().await?;
-    let dispatcher = Dispatcher::from_settings(&settings).await?;
-    let dispatcher = &dispatcher;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| async move {
-        handle(dispatcher, event.payload).await
-    }))
+    // Deliveries are independent and wait on their receivers: all of a batch at once.
+    shared::runtime::batch::each(event, "delivery", shared::runtime::batch::Policy::Concurrent, |body| async move {
+        dispatcher.deliver(&body).await
+    })
     .await
 }
 
-pub async fn handle(dispatcher: &Dispatcher, payload: Value) -> Result<Value, lambda_runtime::Error> {
-    if payload.get("Records").is_some() {
-        let batch: SqsEvent = serde_json::from_value(payload)?;
-        return Ok(serde_json::to_value(handle_batch(dispatcher, batch).await)?);
+/// What the schedule sends: `{"task": "sweep"}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+pub enum Task {
+    /// Puts what is due and was never queued on the queue.
+    Sweep,
+}
+
+impl shared::runtime::Worker for Dispatcher {
+    const NAME: &'static str = FUNCTION;
+    type Task = Task;
+
+    async fn handle_batch(&self, batch: SqsEvent) -> SqsBatchResponse {
+        handle_batch(self, batch).await
     }
-    if payload["task"] == "sweep" {
-        let enqueued = dispatcher.sweep().await?;
-        return Ok(serde_json::json!({ "enqueued": enqueued }));
+
+    async fn run_task(&self, Task::Sweep: Task) -> Result<serde_json::Value, shared::runtime::Error> {
+        Ok(serde_json::json!({ "enqueued": self.sweep().await? }))
     }
-    Err(format!("unknown event: {payload}").into())
 }

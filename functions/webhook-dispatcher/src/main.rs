@@ -1,5 +1,1 @@
-// A Lambda environment handles one event at a time: one thread, so no wake-ups across threads.
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), lambda_runtime::Error> {
-    webhook_dispatcher::run().await
-}
+shared::main!(worker, webhook_dispatcher::Dispatcher);

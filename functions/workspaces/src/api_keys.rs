@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use shared::access::{Role, require_feature};
 use shared::auth::{Caller, api_key};
-use shared::error::FieldError;
 use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageQuery};
 use shared::openapi::OpenApiRouter;
@@ -27,11 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKeyInput {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
-    )]
+    #[schema(schema_with = Name::schema)]
     name: String,
     role: Role,
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -82,12 +77,12 @@ async fn create(
     let mut v = Validator::default();
     let name = v.check(Name::parse("name", &input.name));
     if input.role == Role::Owner {
-        v.check::<()>(Err(FieldError::new("role", "must be admin, member or viewer")));
+        v.refuse("role", "must be admin, member or viewer");
     }
     if input.expires_at.is_some_and(|at| at <= OffsetDateTime::now_utc()) {
-        v.check::<()>(Err(FieldError::new("expires_at", "must be in the future")));
+        v.refuse("expires_at", "must be in the future");
     }
-    v.finish()?;
+    let name = v.finish(|| name)?;
     let (mut tx, access) = state.open_workspace(&caller, workspace_id).await?;
     access.require_manager()?;
     // A key minted by a key would outlive the authority of the one that made it.

@@ -25,19 +25,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ClientInput {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
-    )]
+    #[schema(schema_with = Name::schema)]
     name: String,
-    #[schema(format = Email, max_length = 320)]
+    #[schema(schema_with = Email::optional_schema)]
     email: Option<String>,
     #[serde(default)]
-    #[schema(max_length = 10000, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
+    #[schema(schema_with = Text::schema)]
     notes: String,
     #[serde(default)]
-    #[schema(max_length = 10000, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
+    #[schema(schema_with = Text::schema)]
     portal_note: String,
 }
 
@@ -51,14 +47,11 @@ struct ValidClient {
 impl ClientInput {
     fn parse(&self) -> Result<ValidClient, ApiError> {
         let mut v = Validator::default();
-        let client = ValidClient {
-            name: v.check(Name::parse("name", &self.name)),
-            email: v.check(optional(self.email.as_deref(), |e| Email::parse("email", e))),
-            notes: v.check(Text::parse("notes", &self.notes)),
-            portal_note: v.check(Text::parse("portal_note", &self.portal_note)),
-        };
-        v.finish()?;
-        Ok(client)
+        let name = v.check(Name::parse("name", &self.name));
+        let email = v.check(optional(self.email.as_deref(), |e| Email::parse("email", e)));
+        let notes = v.check(Text::parse("notes", &self.notes));
+        let portal_note = v.check(Text::parse("portal_note", &self.portal_note));
+        v.finish(|| Some(ValidClient { name: name?, email: email?, notes: notes?, portal_note: portal_note? }))
     }
 }
 

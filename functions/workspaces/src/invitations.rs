@@ -39,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MemberInvitation {
-    #[schema(format = Email, max_length = 320)]
+    #[schema(schema_with = Email::schema)]
     email: String,
     role: Role,
 }
@@ -47,7 +47,7 @@ struct MemberInvitation {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ContactInvitation {
-    #[schema(format = Email, max_length = 320)]
+    #[schema(schema_with = Email::schema)]
     email: String,
 }
 
@@ -94,8 +94,7 @@ struct Accepted {
 fn parse_email(raw: &str) -> Result<Email, ApiError> {
     let mut v = Validator::default();
     let email = v.check(Email::parse("email", raw));
-    v.finish()?;
-    Ok(email)
+    v.finish(|| email)
 }
 
 /// Invites an address to the team (owners and admins; only owners invite owners).

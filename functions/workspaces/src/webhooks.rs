@@ -43,7 +43,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewEndpoint {
-    #[schema(format = "uri", max_length = 2048)]
+    #[schema(schema_with = shared::validate::HttpUrl::schema)]
     url: String,
     #[schema(schema_with = shared::webhooks::catalog::events_schema)]
     events: Vec<String>,
@@ -62,7 +62,7 @@ fn standard() -> Format {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EndpointChange {
-    #[schema(format = "uri", max_length = 2048)]
+    #[schema(schema_with = shared::validate::HttpUrl::optional_schema)]
     url: Option<String>,
     #[schema(schema_with = shared::webhooks::catalog::events_schema)]
     events: Option<Vec<String>>,
@@ -225,7 +225,7 @@ fn check_fields(
     url: Option<&str>,
     events: Option<&[String]>,
     description: Option<&str>,
-) -> (Option<String>, Option<Vec<String>>) {
+) -> (Option<Option<String>>, Option<Vec<String>>) {
     let url = url.map(|raw| {
         v.check(
             catalog::endpoint_url(raw, allow_loopback_http)
@@ -242,17 +242,17 @@ fn check_fields(
         }
         let unknown = catalog::unknown_events(&unique);
         if unique.is_empty() {
-            v.check::<()>(Err(FieldError::new("events", "must name at least one event type")));
+            v.refuse("events", "must name at least one event type");
         } else if !unknown.is_empty() {
-            v.check::<()>(Err(FieldError::new(
+            v.refuse(
                 "events",
                 format!("unknown event types: {}; known: {}", unknown.join(", "), catalog::EVENT_TYPES.join(", ")),
-            )));
+            );
         }
         unique
     });
     if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
-        v.check::<()>(Err(FieldError::new("description", format!("must be at most {MAX_DESCRIPTION} characters"))));
+        v.refuse("description", format!("must be at most {MAX_DESCRIPTION} characters"));
     }
     (url, events)
 }
@@ -288,7 +288,8 @@ async fn create(
     let allow_loopback = state.config.webhooks_allow_loopback_http;
     let (url, events) =
         check_fields(&mut v, allow_loopback, Some(&input.url), Some(&input.events), Some(&input.description));
-    v.finish()?;
+    // A given URL that did not parse is `Some(None)`, and an error `finish` answers.
+    let (url, events) = v.finish(|| Some((url.map_or(Some(None), |u| u.map(Some))?, events)))?;
     let mut tx = open(&state, &caller, workspace_id).await?;
     let secret = SigningSecret::generate().map_err(ApiError::internal)?.to_text();
     let endpoint = endpoint_query!(
@@ -363,7 +364,7 @@ async fn update(
         change.events.as_deref(),
         change.description.as_deref(),
     );
-    v.finish()?;
+    let (url, events) = v.finish(|| Some((url.map_or(Some(None), |u| u.map(Some))?, events)))?;
     let mut tx = open(&state, &caller, path.workspace_id).await?;
     // Re-enabling starts the failure clock afresh; disabling by hand is said so.
     let endpoint = endpoint_query!(

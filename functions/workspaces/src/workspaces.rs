@@ -23,11 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WorkspaceInput {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
-    )]
+    #[schema(schema_with = Name::schema)]
     name: String,
 }
 
@@ -35,8 +31,7 @@ impl WorkspaceInput {
     fn parse(&self) -> Result<Name, ApiError> {
         let mut v = Validator::default();
         let name = v.check(Name::parse("name", &self.name));
-        v.finish()?;
-        Ok(name)
+        v.finish(|| name)
     }
 }
 

@@ -3,9 +3,10 @@
 //! Bearer JWTs are verified here even though API Gateway's JWT authorizer checked them already,
 //! so local runs and a misconfigured gateway are just as safe. RS256/ES256 tokens are verified
 //! against each configured OIDC issuer's JWKS (Cognito, Supabase, Auth0, ...); HS256 tokens with
-//! a shared secret exist for local development only.
+//! a shared secret exist for local development only, compiled in only with the `dev` feature.
 
 pub mod api_key;
+#[cfg(feature = "dev")]
 pub mod dev_token;
 mod jwks;
 mod verifier;

@@ -3,8 +3,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+#[cfg(feature = "dev")]
+use jsonwebtoken::DecodingKey;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
+#[cfg(feature = "dev")]
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
@@ -12,7 +15,8 @@ use super::Caller;
 use super::jwks::JwksCache;
 use crate::config::AuthConfig;
 
-/// Accepted audience of HS256 development tokens when `AUTH_AUDIENCES` is not set.
+/// Accepted audience of HS256 development tokens when `AUTH_AUDIENCES` is not set (`dev` only).
+#[cfg(feature = "dev")]
 pub const DEFAULT_DEV_AUDIENCE: &str = "saas-local";
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +52,7 @@ struct OidcIssuer {
     jwks: JwksCache,
 }
 
+#[cfg(feature = "dev")]
 struct Hs256 {
     key: DecodingKey,
     issuer: String,
@@ -75,6 +80,7 @@ fn check_claim(name: &'static str, value: &str, max_chars: usize) -> Result<(), 
 /// Built once per execution environment; holds the JWKS caches.
 pub struct Authenticator {
     oidc: Vec<OidcIssuer>,
+    #[cfg(feature = "dev")]
     hs256: Option<Hs256>,
     audiences: HashSet<String>,
     leeway_secs: u64,
@@ -119,7 +125,9 @@ impl Authenticator {
             .timeout(Duration::from_secs(3))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
+        #[cfg_attr(not(feature = "dev"), allow(unused_mut))]
         let mut audiences: HashSet<String> = config.audiences.iter().cloned().collect();
+        #[cfg(feature = "dev")]
         if audiences.is_empty() {
             audiences.insert(DEFAULT_DEV_AUDIENCE.to_owned());
         }
@@ -132,6 +140,7 @@ impl Authenticator {
                     jwks: JwksCache::new(c.jwks_url.clone(), http.clone()),
                 })
                 .collect(),
+            #[cfg(feature = "dev")]
             hs256: config.hs256.as_ref().map(|c| Hs256 {
                 key: DecodingKey::from_secret(c.secret.expose_secret().as_bytes()),
                 issuer: c.issuer.clone(),
@@ -152,6 +161,7 @@ impl Authenticator {
         // The key is chosen by the issuer's configuration, never by the token alone, so an
         // attacker cannot pick HS256 with a public key as the secret (algorithm confusion).
         let (key, algorithm) = match header.alg {
+            #[cfg(feature = "dev")]
             Algorithm::HS256 => {
                 let hs = self.hs256.as_ref().filter(|hs| hs.issuer == issuer).ok_or(AuthError::UntrustedIssuer)?;
                 (std::borrow::Cow::Borrowed(&hs.key), Algorithm::HS256)

@@ -17,10 +17,16 @@ pub enum SetupError {
     Stripe(#[from] StripeReadError),
 }
 
-impl Worker {
-    /// Reads `SERVICE_DATABASE_URL`, `BILLING_PAST_DUE_GRACE_DAYS` (default 7),
-    /// `STRIPE_SECRET_KEY` and `STRIPE_API_BASE` (default Stripe's own).
-    pub async fn from_settings(settings: &Settings) -> Result<Self, SetupError> {
+/// Reads `SERVICE_DATABASE_URL`, `BILLING_PAST_DUE_GRACE_DAYS` (default 7),
+/// `STRIPE_SECRET_KEY` and `STRIPE_API_BASE` (default Stripe's own).
+impl crate::runtime::FromSettings for Worker {
+    async fn from_settings(settings: &Settings) -> Result<Self, crate::runtime::Error> {
+        Ok(build(settings).await?)
+    }
+}
+
+async fn build(settings: &Settings) -> Result<Worker, SetupError> {
+    {
         let lookup = |name: &str| settings.get(name);
         let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
         let grace_days: i64 = parse_or(&lookup, "BILLING_PAST_DUE_GRACE_DAYS", 7)?;

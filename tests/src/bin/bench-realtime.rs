@@ -48,6 +48,8 @@ async fn main() {
         pool: worker_pool_as("app_fanout", activity_fanout::FUNCTION).await,
         transport: sockets.clone(),
         queue: Some(queue.clone()),
+        sweep: std::time::Duration::from_secs(50),
+        poll: std::time::Duration::from_millis(250),
     }));
     // As the local stack runs it: the outbox swept every 100 ms, the queue drained as it fills.
     tokio::spawn(async move {

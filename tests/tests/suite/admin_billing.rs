@@ -28,7 +28,10 @@ impl Admin {
             .await
             .with_stripe(integration_tests::stripe::reader(&app.stripe.uri()))
             .with_dead_letter_queues(dead_letters);
-        Self { router: admin::app(state), token: mint("billing-operator", None, Duration::from_secs(600)) }
+        Self {
+            router: shared::runtime::app::<admin::Function>(state),
+            token: mint("billing-operator", None, Duration::from_secs(600)),
+        }
     }
 
     async fn call(&self, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {

@@ -70,7 +70,8 @@ async fn checkout_then_webhook_then_worker_upgrades_the_workspace_and_its_limits
         queue_url: queue_url.clone(),
         max_body_bytes: 512 * 1024,
     };
-    let webhook = stripe_webhook::app(stripe_webhook::WebhookState::new(&config, queue.clone()), &config);
+    let webhook =
+        shared::runtime::app::<stripe_webhook::Function>(stripe_webhook::WebhookState::new(&config, queue.clone()));
     let delivered = webhook
         .oneshot(
             Request::post("/")

@@ -146,7 +146,7 @@ async fn the_sweep_queues_what_was_never_sent_and_a_rolled_back_change_sends_not
     let queue_url = create_queue("emails-sweep", &[]).await;
     let queue = Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), queue_url);
     let mailer = mailer(Some(queue.clone())).await;
-    let enqueued = email_worker::handle(&mailer, json!({"task": "sweep"})).await.unwrap();
+    let enqueued = shared::runtime::handle_event(&mailer, json!({"task": "sweep"})).await.unwrap();
     assert!(enqueued["enqueued"].as_u64().unwrap() >= 1, "{enqueued}");
     // A second sweep right away does not queue it again.
     let enqueued_at = || async {

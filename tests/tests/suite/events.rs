@@ -6,7 +6,6 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use integration_tests::stripe::{SubscriptionState, now};
 use integration_tests::{TestApp, base_settings, create_queue, local_aws, owner_pool, service_pool};
-use lambda_runtime::{Context, LambdaEvent};
 use secrecy::SecretString;
 use shared::queue::Queue;
 use tower::ServiceExt;
@@ -192,7 +191,8 @@ async fn every_sample_event_is_served_by_its_function() {
                     max_body_bytes: 512 * 1024,
                 };
                 let queue = Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), &queue_url);
-                let webhook = stripe_webhook::app(stripe_webhook::WebhookState::new(&config, queue), &config);
+                let webhook =
+                    shared::runtime::app::<stripe_webhook::Function>(stripe_webhook::WebhookState::new(&config, queue));
                 let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
                 let response = webhook.oneshot(request.map(|body| Body::from(body.to_vec()))).await.unwrap();
                 assert_eq!(response.status(), StatusCode::OK, "{name}");
@@ -249,7 +249,7 @@ async fn every_sample_event_is_served_by_its_function() {
                     stuck_after_secs: 120,
                     resend_after_secs: 900,
                 };
-                let report = ai_sweeper::handle(&sweeper, LambdaEvent::new(event, Context::default())).await.unwrap();
+                let report = shared::runtime::handle_event(&sweeper, event).await.unwrap();
                 assert_eq!(report, serde_json::json!({"abandoned_runs": 1, "usage_resent": 1}), "{name}");
                 let status: String = sqlx::query_scalar("SELECT status FROM ai_runs WHERE id = $1")
                     .bind(ABANDONED_RUN)
@@ -267,8 +267,7 @@ async fn every_sample_event_is_served_by_its_function() {
                     lookback: time::Duration::days(30),
                     queue: shared::queue::Queue::connect(create_queue("events-billing", &[]).await).await,
                 };
-                let report =
-                    billing_reconcile::handle(&reconciler, LambdaEvent::new(event, Context::default())).await.unwrap();
+                let report = shared::runtime::handle_event(&reconciler, event).await.unwrap();
                 // Only the cancellation arranged above is sent; no reconciliation runs.
                 assert_eq!(
                     report["cancellations"]["canceled"],
@@ -286,8 +285,7 @@ async fn every_sample_event_is_served_by_its_function() {
                     lookback: time::Duration::days(30),
                     queue: shared::queue::Queue::connect(create_queue("events-billing", &[]).await).await,
                 };
-                let answer =
-                    billing_reconcile::handle(&reconciler, LambdaEvent::new(event, Context::default())).await.unwrap();
+                let answer = shared::runtime::handle_event(&reconciler, event).await.unwrap();
                 let report = &answer["reconciliation"];
                 // The drift injected above is found and repaired.
                 assert_eq!(report["drift"][0]["workspace_id"], local_stack::demo::WORKSPACE_ID.to_string(), "{name}");
@@ -320,7 +318,7 @@ async fn every_sample_event_is_served_by_its_function() {
                     echo: false,
                 };
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();
-                let answer = email_worker::handle(&mailer, event).await.unwrap();
+                let answer = shared::runtime::handle_event(&mailer, event).await.unwrap();
                 if name == "email-worker-sqs" {
                     assert_eq!(answer["batchItemFailures"], serde_json::json!([]), "{name}: {answer}");
                     let sent: bool = sqlx::query_scalar("SELECT sent_at IS NOT NULL FROM emails WHERE id = $1")
@@ -340,7 +338,7 @@ async fn every_sample_event_is_served_by_its_function() {
                 let queue = Queue::new(aws_sdk_sqs::Client::new(&config), queue_url);
                 let exporter = integration_tests::exporter(&bucket, Some(queue)).await;
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();
-                let answer = export_worker::handle(&exporter, event).await.unwrap();
+                let answer = shared::runtime::handle_event(&exporter, event).await.unwrap();
                 if name == "export-worker-sqs" {
                     assert_eq!(answer["batchItemFailures"], serde_json::json!([]), "{name}: {answer}");
                     let status: String = sqlx::query_scalar("SELECT status FROM workspace_exports WHERE id = $1")
@@ -359,7 +357,7 @@ async fn every_sample_event_is_served_by_its_function() {
                 let state = integration_tests::admin_state(admin_settings)
                     .await
                     .with_stripe(integration_tests::stripe::reader(&app.stripe.uri()));
-                let router = admin::app(state);
+                let router = shared::runtime::app::<admin::Function>(state);
                 let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
                 let response = router.oneshot(request.map(|body| Body::from(body.to_vec()))).await.unwrap();
                 // The demo subscription is active, not in a trial: refused before Stripe.
@@ -411,10 +409,11 @@ async fn every_sample_event_is_served_by_its_function() {
                         aws_sdk_sqs::Client::new(&integration_tests::local_aws().await),
                         create_queue("events-activity", &[]).await,
                     )),
+                    sweep: std::time::Duration::from_millis(100),
+                    poll: std::time::Duration::from_millis(50),
                 };
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();
-                let sweep = (std::time::Duration::from_millis(100), std::time::Duration::from_millis(50));
-                let answer = activity_fanout::handle(&fanout, event, sweep).await.unwrap();
+                let answer = shared::runtime::handle_event(&fanout, event).await.unwrap();
                 if name == "activity-fanout-sqs" {
                     assert_eq!(answer["batchItemFailures"], serde_json::json!([]), "{name}: {answer}");
                 } else {
@@ -473,7 +472,7 @@ async fn every_sample_event_is_served_by_its_function() {
                     disable_after: std::time::Duration::from_secs(3600),
                 };
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();
-                let answer = webhook_dispatcher::handle(&dispatcher, event).await.unwrap();
+                let answer = shared::runtime::handle_event(&dispatcher, event).await.unwrap();
                 if name == "webhook-dispatcher-sqs" {
                     assert_eq!(answer["batchItemFailures"], serde_json::json!([]), "{name}: {answer}");
                     let status: String = sqlx::query_scalar("SELECT status FROM webhook_deliveries WHERE id = $1")

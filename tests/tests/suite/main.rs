@@ -34,6 +34,7 @@ mod overrides;
 mod pagination;
 mod plan_changes;
 mod plan_limits;
+mod production_builds;
 mod projects_api;
 mod realtime;
 mod realtime_transport;

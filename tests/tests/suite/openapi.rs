@@ -41,7 +41,7 @@ async fn webhook_app() -> Router {
         max_body_bytes: 64 * 1024,
     };
     let queue = Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), &config.queue_url);
-    stripe_webhook::app(stripe_webhook::WebhookState::new(&config, queue), &config)
+    shared::runtime::app::<stripe_webhook::Function>(stripe_webhook::WebhookState::new(&config, queue))
 }
 
 async fn document_of(router: &Router) -> Value {

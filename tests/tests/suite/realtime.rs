@@ -37,6 +37,8 @@ async fn stack() -> Stack {
         pool: worker_pool_as("app_fanout", activity_fanout::FUNCTION).await,
         transport: sockets,
         queue: Some(queue.clone()),
+        sweep: Duration::from_secs(50),
+        poll: Duration::from_millis(250),
     }));
     tokio::spawn(async move {
         loop {

@@ -28,7 +28,7 @@ async fn webhook(queue_url: &str) -> Router {
         max_body_bytes: 64 * 1024,
     };
     let queue = Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), queue_url);
-    stripe_webhook::app(WebhookState::new(&config, queue), &config)
+    shared::runtime::app::<stripe_webhook::Function>(WebhookState::new(&config, queue))
 }
 
 async fn post(app: &Router, payload: &str, signature: Option<String>) -> (StatusCode, Value) {

@@ -195,7 +195,7 @@ async fn usage_whose_enqueue_failed_is_recovered_by_the_sweeper() {
     let broken = Queue::new(sqs.clone(), good_url.replace("/usage-", "/missing-"));
     let app = TestApp::new().await;
     let t = app.tenant("outbox").await;
-    let ai_app = ai_runs::app(ai_runs::AiState {
+    let ai_app = shared::runtime::app::<ai_runs::Function>(ai_runs::AiState {
         app: app.state.clone(),
         ai: shared::ai::AiClient::new(shared::ai::AiConfig {
             api_key: SecretString::from(integration_tests::ai::API_KEY),

@@ -649,7 +649,7 @@ async fn the_sweep_queues_due_deliveries_and_the_batch_handler_sends_them() {
     }
     assert!(pending(endpoint).await.is_empty());
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
-    let malformed = webhook_dispatcher::handle(&d, json!({"task": "nope"})).await;
+    let malformed = shared::runtime::handle_event(&d, json!({"task": "nope"})).await;
     assert!(malformed.is_err());
 }
 
