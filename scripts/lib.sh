@@ -62,10 +62,10 @@ admin_url() {
   echo "postgres://postgres:postgres@$PG_HOST:$PG_PORT/postgres"
 }
 
-# The benchmark database scripts/bench-rls.sh seeds, which the other benchmarks read.
+# The benchmark database bench/bench-rls.sh seeds, which the other benchmarks read.
 require_bench_database() {
   [ "$(psql "$TEST_DATABASE_ADMIN_URL" -qAtc "SELECT 1 FROM pg_database WHERE datname = 'saas_bench'")" = 1 ] ||
-    die "no saas_bench database: run scripts/bench-rls.sh first"
+    die "no saas_bench database: run bench/bench-rls.sh first"
 }
 
 # Python tools (moto, cfn-lint, SAM CLI, cargo-lambda) in .venv, pinned in scripts/requirements-dev.txt.

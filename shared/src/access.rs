@@ -3,52 +3,12 @@
 //! Row-level security is what actually guards the rows; this check exists so a caller gets the
 //! right answer: 404 for a workspace they cannot see, 403 for an action their role does not allow.
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+pub use crate::role::Role;
 
 use crate::db::{Entry, TenantTx};
 use crate::error::ApiError;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
-#[sqlx(type_name = "member_role", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Owner,
-    Admin,
-    Member,
-    Viewer,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Member => "member",
-            Role::Viewer => "viewer",
-        }
-    }
-
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "owner" => Role::Owner,
-            "admin" => Role::Admin,
-            "member" => Role::Member,
-            "viewer" => Role::Viewer,
-            _ => return None,
-        })
-    }
-
-    /// Owners and admins manage members, clients and billing.
-    pub fn manages(self) -> bool {
-        matches!(self, Role::Owner | Role::Admin)
-    }
-
-    /// Everyone but viewers creates and edits project work.
-    pub fn writes(self) -> bool {
-        !matches!(self, Role::Viewer)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -62,13 +22,7 @@ impl Access {
     /// workspace they cannot see is 404, the portal on a plan without it 402. Also answers
     /// whether they can see the project asked about.
     pub fn from_entry(entry: &Entry) -> Result<(Self, bool), ApiError> {
-        let role = match entry.member_role.as_deref() {
-            Some(role) => Some(
-                Role::parse(role).ok_or_else(|| ApiError::Internal(format!("unknown member role {role:?}").into()))?,
-            ),
-            None => None,
-        };
-        let access = match (role, entry.is_contact) {
+        let access = match (entry.member_role, entry.is_contact) {
             (Some(role), _) => Access::Member(role),
             (None, true) => {
                 let plan = crate::plans::by_id(entry.contact_plan.as_deref().unwrap_or("free"))
@@ -138,18 +92,4 @@ fn feature_not_in_plan(feature: &str, plan: crate::plans::Plan) -> ApiError {
         "{feature} is not part of the {} plan; the workspace owner can upgrade.",
         plan.name
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_role_reads_back_from_its_name_as_the_database_spells_it() {
-        for role in [Role::Owner, Role::Admin, Role::Member, Role::Viewer] {
-            assert_eq!(Role::parse(role.as_str()), Some(role));
-            assert_eq!(serde_json::to_value(role).unwrap(), role.as_str());
-        }
-        assert_eq!(Role::parse("client"), None);
-    }
 }

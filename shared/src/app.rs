@@ -18,13 +18,20 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub pool: PgPool,
-    pub auth: Authenticator,
+    pub auth: Arc<Authenticator>,
 }
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
         &self.0
+    }
+}
+
+/// The `Caller` extractor verifies tokens with the state's verifier.
+impl axum::extract::FromRef<AppState> for Arc<Authenticator> {
+    fn from_ref(state: &AppState) -> Arc<Authenticator> {
+        state.auth.clone()
     }
 }
 
@@ -37,7 +44,7 @@ impl axum::extract::FromRef<AppState> for PgPool {
 
 impl AppState {
     pub fn new(config: Config, pool: PgPool) -> Self {
-        let auth = Authenticator::new(&config.auth);
+        let auth = Arc::new(Authenticator::new(&config.auth));
         Self(Arc::new(Inner { config, pool, auth }))
     }
 

@@ -57,6 +57,12 @@ impl FromRef<BillingState> for AppState {
     }
 }
 
+impl FromRef<BillingState> for std::sync::Arc<crate::auth::Authenticator> {
+    fn from_ref(state: &BillingState) -> Self {
+        state.app.auth.clone()
+    }
+}
+
 impl FromRef<BillingState> for sqlx::PgPool {
     fn from_ref(state: &BillingState) -> sqlx::PgPool {
         state.app.pool.clone()

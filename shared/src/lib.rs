@@ -15,7 +15,9 @@ pub mod auth;
 pub mod billing;
 #[cfg(feature = "billing-sync")]
 pub mod billing_sync;
+pub mod caller;
 pub mod config;
+pub mod context;
 pub mod db;
 pub mod error;
 #[cfg(feature = "exports")]
@@ -28,6 +30,7 @@ pub mod plans;
 pub mod queue;
 #[cfg(feature = "realtime")]
 pub mod realtime;
+pub mod role;
 pub mod runtime;
 pub mod secrets;
 #[cfg(feature = "stripe")]

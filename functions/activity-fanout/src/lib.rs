@@ -21,6 +21,7 @@ use shared::activity::ActivityView;
 use shared::config::{DatabaseConfig, Settings};
 use shared::queue::Queue;
 use shared::realtime::{ApiGatewayTransport, Frame, PushError, Transport};
+use shared::runtime::Sweep;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -211,23 +212,16 @@ impl shared::runtime::FromSettings for Fanout<ApiGatewayTransport> {
     }
 }
 
-/// What the schedule sends: `{"task": "sweep"}`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(tag = "task", rename_all = "snake_case")]
-pub enum Task {
-    /// Sweeps the outbox for `sweep`, every `poll`.
-    Sweep,
-}
-
 impl<T: Transport + Send + Sync + 'static> shared::runtime::Worker for Fanout<T> {
     const NAME: &'static str = FUNCTION;
-    type Task = Task;
+    /// The schedule's `{"task": "sweep"}` sweeps the outbox for `sweep`, every `poll`.
+    type Task = Sweep;
 
     async fn handle_batch(&self, batch: SqsEvent) -> SqsBatchResponse {
         handle_batch(self, batch).await
     }
 
-    async fn run_task(&self, Task::Sweep: Task) -> Result<Value, shared::runtime::Error> {
+    async fn run_task(&self, Sweep::Sweep: Sweep) -> Result<Value, shared::runtime::Error> {
         Ok(serde_json::json!({ "queued": self.sweep_for(self.sweep, self.poll).await? }))
     }
 }

@@ -13,9 +13,9 @@ mod overview;
 mod suspension;
 mod trial;
 
+use axum::Json;
 use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use shared::ApiError;
@@ -169,17 +169,12 @@ pub fn router() -> OpenApiRouter<AdminState> {
         .routes(routes!(trial::extend))
 }
 
-/// The function, as Lambda, the local stack and the tests run it.
-pub struct Function;
-
-impl shared::runtime::Http for Function {
-    const NAME: &'static str = FUNCTION;
-    type State = AdminState;
-
-    fn app(state: AdminState) -> Router {
-        shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, 16 * 1024)
-    }
-}
+shared::http_function!(AdminState, |state| shared::http::finish_with(
+    router().merge(shared::http::health::routes()),
+    state,
+    FUNCTION,
+    16 * 1024
+));
 
 /// The reason every operator write must give (3 to 1000 characters, trimmed).
 pub fn required_reason(text: &str) -> Result<&str, ApiError> {

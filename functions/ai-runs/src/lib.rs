@@ -5,7 +5,6 @@
 mod runs;
 pub mod tools;
 
-use axum::Router;
 use axum::extract::FromRef;
 use shared::AppState;
 use shared::ai::{AiClient, AiConfig};
@@ -20,6 +19,12 @@ pub struct AiState {
     pub ai: AiClient,
     /// Where usage records go for the usage worker; `None` leaves them to the sweeper.
     pub usage_queue: Option<Queue>,
+}
+
+impl FromRef<AiState> for std::sync::Arc<shared::auth::Authenticator> {
+    fn from_ref(state: &AiState) -> Self {
+        state.app.auth.clone()
+    }
 }
 
 impl FromRef<AiState> for sqlx::PgPool {
@@ -38,18 +43,7 @@ pub fn router() -> shared::openapi::OpenApiRouter<AiState> {
     runs::router()
 }
 
-/// The function, as Lambda, the local stack and the tests run it.
-pub struct Function;
-
-impl shared::runtime::Http for Function {
-    const NAME: &'static str = FUNCTION;
-    type State = AiState;
-
-    fn app(state: AiState) -> Router {
-        let body_limit = state.app.config.max_body_bytes;
-        shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, body_limit)
-    }
-}
+shared::http_function!(AiState, |state| shared::http::finish_over(router(), state, FUNCTION));
 
 /// The API's state, the AI provider's client and, when configured, the usage queue.
 impl shared::runtime::FromSettings for AiState {

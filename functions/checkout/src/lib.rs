@@ -17,9 +17,9 @@ mod customer;
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use shared::auth::Caller;
@@ -46,18 +46,7 @@ pub fn router() -> OpenApiRouter<BillingState> {
     OpenApiRouter::new().routes(routes!(create))
 }
 
-/// The function, as Lambda, the local stack and the tests run it.
-pub struct Function;
-
-impl shared::runtime::Http for Function {
-    const NAME: &'static str = FUNCTION;
-    type State = BillingState;
-
-    fn app(state: BillingState) -> Router {
-        let body_limit = state.app.config.max_body_bytes;
-        shared::http::finish_with(router().merge(shared::http::health::routes()), state, FUNCTION, body_limit)
-    }
-}
+shared::http_function!(BillingState, |state| shared::http::finish_over(router(), state, FUNCTION));
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -32,7 +32,9 @@ use stripe_product::price::ListPrice;
 use uuid::Uuid;
 
 use crate::subscription::LIVE;
+use shared::openapi::OpenApiRouter;
 use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +70,10 @@ pub struct PlanChange {
 pub enum Effective {
     Now,
     PeriodEnd,
+}
+
+pub fn router() -> OpenApiRouter<BillingState> {
+    OpenApiRouter::new().routes(routes!(change))
 }
 
 /// Changes the plan: an upgrade now (prorated, invoiced at once), a downgrade at the period's end.

@@ -22,7 +22,7 @@ use uuid::Uuid;
 pub const LIVE: [&str; 3] = ["active", "trialing", "past_due"];
 
 pub fn router() -> OpenApiRouter<BillingState> {
-    OpenApiRouter::new().routes(routes!(cancel)).routes(routes!(resume)).routes(routes!(crate::plan_change::change))
+    OpenApiRouter::new().routes(routes!(cancel)).routes(routes!(resume))
 }
 
 /// What was asked of Stripe; the billing summary changes when Stripe's event arrives.

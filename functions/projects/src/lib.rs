@@ -6,7 +6,6 @@ mod milestones;
 mod model;
 mod projects;
 
-use axum::Router;
 use shared::AppState;
 use shared::openapi::OpenApiRouter;
 
@@ -21,15 +20,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(comments::router())
 }
 
-/// The service Lambda runs.
-/// The function, as Lambda, the local stack and the tests run it.
-pub struct Function;
-
-impl shared::runtime::Http for Function {
-    const NAME: &'static str = FUNCTION;
-    type State = AppState;
-
-    fn app(state: AppState) -> Router {
-        shared::http::finish(router(), state, FUNCTION)
-    }
-}
+// The service Lambda runs.
+shared::http_function!(AppState, |state| shared::http::finish(router(), state, FUNCTION));

@@ -7,9 +7,9 @@ pub mod signature;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::{Json, Router};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
@@ -95,18 +95,10 @@ pub fn router() -> OpenApiRouter<WebhookState> {
     OpenApiRouter::new().routes(routes!(receive_at_root)).routes(routes!(receive))
 }
 
-/// The function, as Lambda, the local stack and the tests run it.
-pub struct Function;
-
-impl shared::runtime::Http for Function {
-    const NAME: &'static str = FUNCTION;
-    type State = WebhookState;
-
-    fn app(state: WebhookState) -> Router {
-        let max_body_bytes = state.0.max_body_bytes;
-        shared::http::finish_with(router(), state, FUNCTION, max_body_bytes)
-    }
-}
+shared::http_function!(WebhookState, |state| {
+    let max_body_bytes = state.0.max_body_bytes;
+    shared::http::finish_with(router(), state, FUNCTION, max_body_bytes)
+});
 
 /// The few fields the webhook reads; the rest of the event is the worker's business.
 #[derive(Deserialize)]

@@ -400,23 +400,4 @@ pub async fn handle_batch(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchR
     .await
 }
 
-/// What the schedule sends: `{"task": "sweep"}`.
-#[derive(Debug, serde::Deserialize)]
-#[serde(tag = "task", rename_all = "snake_case")]
-pub enum Task {
-    /// Puts what is due and was never queued on the queue.
-    Sweep,
-}
-
-impl shared::runtime::Worker for Dispatcher {
-    const NAME: &'static str = FUNCTION;
-    type Task = Task;
-
-    async fn handle_batch(&self, batch: SqsEvent) -> SqsBatchResponse {
-        handle_batch(self, batch).await
-    }
-
-    async fn run_task(&self, Task::Sweep: Task) -> Result<serde_json::Value, shared::runtime::Error> {
-        Ok(serde_json::json!({ "enqueued": self.sweep().await? }))
-    }
-}
+shared::sweeping_worker!(Dispatcher, FUNCTION, handle_batch);

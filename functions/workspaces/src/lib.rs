@@ -16,7 +16,6 @@ mod views;
 mod webhooks;
 mod workspaces;
 
-use axum::Router;
 use shared::AppState;
 use shared::openapi::OpenApiRouter;
 
@@ -39,15 +38,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(exports::router())
 }
 
-/// The service Lambda runs.
-/// The function, as Lambda, the local stack and the tests run it.
-pub struct Function;
-
-impl shared::runtime::Http for Function {
-    const NAME: &'static str = FUNCTION;
-    type State = AppState;
-
-    fn app(state: AppState) -> Router {
-        shared::http::finish(router(), state, FUNCTION)
-    }
-}
+// The service Lambda runs.
+shared::http_function!(AppState, |state| shared::http::finish(router(), state, FUNCTION));

@@ -8,6 +8,8 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+pub use crate::caller::PresentedKey;
+
 pub const PREFIX: &str = "sak_";
 const ID_LEN: usize = 22;
 const SECRET_LEN: usize = 43;
@@ -16,13 +18,6 @@ pub const KEY_LEN: usize = PREFIX.len() + ID_LEN + SECRET_LEN + CHECKSUM_LEN;
 /// How much of a key is shown back to people to recognise it.
 pub const DISPLAY_LEN: usize = PREFIX.len() + 8;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// A key as presented by a caller, checked for shape and checksum (not yet against the database).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PresentedKey {
-    pub id: Uuid,
-    pub secret_hash: [u8; 32],
-}
 
 /// A freshly made key: the only time its text exists.
 pub struct NewKey {

@@ -1,7 +1,6 @@
 //! The PostgreSQL pool and the only way HTTP handlers reach the database: a transaction that
 //! first tells row-level security who the caller is.
 
-pub mod constraints;
 #[cfg(feature = "migrations")]
 pub mod migrate;
 mod opening;
@@ -14,10 +13,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::config::DatabaseConfig;
 use crate::error::ApiError;
-use crate::http::request_context;
 
 pub use opening::{Cost, Entry, Scope};
 
@@ -145,7 +143,7 @@ impl TenantTx {
         // Held by the transaction before BEGIN is sent: if this future is dropped or the batch
         // fails, the drop below rolls back whatever was opened.
         let mut tx = Self { conn: Some(pool.acquire().await?) };
-        let batch = opening::batch(caller, scope.as_ref(), counted, request_context::current_request_id().as_deref());
+        let batch = opening::batch(caller, scope.as_ref(), counted, crate::context::current_request_id().as_deref());
         let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(batch)).fetch_all(&mut *tx).await?;
         let entry = opening::interpret(&rows)?;
         Ok((tx, entry))

@@ -17,9 +17,10 @@ use sqlx::Row as _;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
+use crate::context::{self, Quota};
 use crate::error::ApiError;
-use crate::http::rate_limit::{self, Quota};
+use crate::role::Role;
 
 /// What a route costs against the rate limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +43,8 @@ pub struct Scope {
 /// What the request's first statement learned about the caller in the workspace it entered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// `owner`, `admin`, `member` or `viewer` for a member (an API key's role for a key).
-    pub member_role: Option<String>,
+    /// A member's role (an API key's role for a key).
+    pub member_role: Option<Role>,
     pub is_contact: bool,
     /// The workspace's plan, answered for a contact who is not also a member.
     pub contact_plan: Option<String>,
@@ -125,7 +126,7 @@ pub fn interpret(rows: &[PgRow]) -> Result<Option<Entry>, ApiError> {
             entry = Some(key_entry(row)?);
         } else {
             entry = Some(Entry {
-                member_role: row.try_get("member_role")?,
+                member_role: role(row)?,
                 is_contact: row.try_get("is_contact")?,
                 contact_plan: row.try_get("contact_plan")?,
                 contact_overrides: row.try_get("contact_overrides")?,
@@ -135,7 +136,7 @@ pub fn interpret(rows: &[PgRow]) -> Result<Option<Entry>, ApiError> {
     }
     // A later transaction of the same request (not counted again) keeps what the first learned.
     if !quotas.is_empty() {
-        rate_limit::record(quotas);
+        context::record_quotas(quotas);
     }
     if let Some(retry_after) = retry_after {
         crate::metrics::count("RateLimited", None);
@@ -145,6 +146,16 @@ pub fn interpret(rows: &[PgRow]) -> Result<Option<Entry>, ApiError> {
         });
     }
     Ok(entry)
+}
+
+/// The answer's `member_role`, as the enum (the database answers it as text).
+fn role(row: &PgRow) -> Result<Option<Role>, ApiError> {
+    match row.try_get::<Option<String>, _>("member_role")? {
+        Some(name) => Role::parse(&name)
+            .map(Some)
+            .ok_or_else(|| ApiError::Internal(format!("unknown member role {name:?}").into())),
+        None => Ok(None),
+    }
 }
 
 fn key_entry(row: &PgRow) -> Result<Entry, ApiError> {
@@ -160,7 +171,7 @@ fn key_entry(row: &PgRow) -> Result<Entry, ApiError> {
                 "This API key's creator is no longer a member with the key's role; an owner or admin can issue a new key.",
             ));
         }
-        "suspended" => return Err(crate::db::constraints::suspended()),
+        "suspended" => return Err(crate::error::suspended()),
         // A key acts inside its own workspace only; another one does not exist for it.
         _ => return Err(ApiError::NotFound("workspace")),
     }
@@ -173,7 +184,7 @@ fn key_entry(row: &PgRow) -> Result<Entry, ApiError> {
         )));
     }
     Ok(Entry {
-        member_role: row.try_get("member_role")?,
+        member_role: role(row)?,
         is_contact: false,
         contact_plan: None,
         contact_overrides: None,

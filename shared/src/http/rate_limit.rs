@@ -3,49 +3,18 @@
 //! (draft-ietf-httpapi-ratelimit-headers): every limit that applied, and the one closest to
 //! running out.
 
-use std::sync::Mutex;
-
 use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 
-/// One limit the request counted against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Quota {
-    /// `workspace`, `api_key` or `expensive`.
-    pub policy: String,
-    /// Requests per window.
-    pub quota: u32,
-    pub remaining: u32,
-    /// Seconds until the limit is whole again.
-    pub reset: u32,
-}
+use crate::context::Quota;
 
 /// The window of every limit, in seconds.
 pub const WINDOW_SECONDS: u32 = 60;
 
-tokio::task_local! {
-    static QUOTAS: Mutex<Vec<Quota>>;
-}
-
-/// Notes the limits of the request being served (outside a request, nothing happens).
-pub fn record(quotas: Vec<Quota>) {
-    let _ = QUOTAS.try_with(|cell| {
-        if let Ok(mut current) = cell.lock() {
-            *current = quotas;
-        }
-    });
-}
-
 pub async fn layer(request: Request, next: Next) -> Response {
-    let (mut response, quotas) = QUOTAS
-        .scope(Mutex::new(Vec::new()), async {
-            let response = next.run(request).await;
-            let quotas = QUOTAS.with(|cell| cell.lock().map(|q| q.clone()).unwrap_or_default());
-            (response, quotas)
-        })
-        .await;
+    let (mut response, quotas) = crate::context::with_quotas(next.run(request)).await;
     if let Some((policy, state)) = header_values(&quotas) {
         response.headers_mut().insert("ratelimit-policy", policy);
         response.headers_mut().insert("ratelimit", state);

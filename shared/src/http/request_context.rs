@@ -13,15 +13,6 @@ use tracing::Instrument;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The id of the request being served, for error bodies.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
-
 pub async fn layer(State(function): State<&'static str>, request: Request, next: Next) -> Response {
     let request_id = request_id(&request);
     let route = request
@@ -38,7 +29,8 @@ pub async fn layer(State(function): State<&'static str>, request: Request, next:
         workspace_id = tracing::field::Empty,
     );
     let started = Instant::now();
-    let mut response = REQUEST_ID.scope(request_id.clone(), next.run(request).instrument(span.clone())).await;
+    let mut response =
+        crate::context::with_request_id(request_id.clone(), next.run(request).instrument(span.clone())).await;
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),

@@ -1,6 +1,7 @@
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::middleware;
+use sqlx::PgPool;
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -11,6 +12,18 @@ use crate::openapi::{self, OpenApiRouter};
 /// body size cap, and the request context.
 pub fn finish(routes: OpenApiRouter<AppState>, state: AppState, function: &'static str) -> Router {
     let body_limit = state.config.max_body_bytes;
+    finish_with(routes.merge(crate::http::health::routes()), state, function, body_limit)
+}
+
+/// `finish` for a function whose state wraps the API's (billing, AI runs): its routes with the
+/// health check, under the API's body limit.
+pub fn finish_over<S>(routes: OpenApiRouter<S>, state: S, function: &'static str) -> Router
+where
+    S: Clone + Send + Sync + 'static,
+    AppState: FromRef<S>,
+    PgPool: FromRef<S>,
+{
+    let body_limit = AppState::from_ref(&state).config.max_body_bytes;
     finish_with(routes.merge(crate::http::health::routes()), state, function, body_limit)
 }
 

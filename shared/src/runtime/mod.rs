@@ -20,7 +20,11 @@ use serde::de::DeserializeOwned;
 use crate::config::Settings;
 
 #[cfg(feature = "events")]
-pub use worker::{Event, NoTask, Worker, handle_event, worker};
+pub use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+#[doc(hidden)]
+pub use serde_json::{Map, Value};
+#[cfg(feature = "events")]
+pub use worker::{Event, NoTask, Sweep, Worker, handle_event, worker};
 
 /// What starting a function can fail with (configuration, secrets, the database), and what
 /// the Lambda runtime reports for a failed invocation.
@@ -46,6 +50,25 @@ pub trait Http {
 /// serve.
 pub async fn build<F: Http>(settings: &Settings) -> Result<axum::Router, Error> {
     Ok(F::app(F::State::from_settings(settings).await?))
+}
+
+/// Declares the crate's HTTP function, `Function`, named by the crate's `FUNCTION`:
+/// `shared::http_function!(AppState, |state| shared::http::finish(router(), state, FUNCTION));`
+#[macro_export]
+macro_rules! http_function {
+    ($state:ty, |$s:ident| $app:expr) => {
+        /// The function, as Lambda, the local stack and the tests run it.
+        pub struct Function;
+
+        impl $crate::runtime::Http for Function {
+            const NAME: &'static str = FUNCTION;
+            type State = $state;
+
+            fn app($s: $state) -> ::axum::Router {
+                $app
+            }
+        }
+    };
 }
 
 /// `F`'s router over a state built already (the tests' functions share one database pool).

@@ -41,6 +41,42 @@ pub trait Worker: Send + Sync + 'static {
 #[derive(Debug, Deserialize)]
 pub enum NoTask {}
 
+/// The task of a worker whose schedule sweeps its outbox: `{"task": "sweep"}`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "task", rename_all = "snake_case")]
+pub enum Sweep {
+    /// Put what is due and was never queued on the queue.
+    Sweep,
+}
+
+/// The [`Worker`] of a function fed by its queue and swept by its schedule: batches go to
+/// `$handle_batch(&worker, batch)`, `{"task": "sweep"}` to the worker's own `sweep()`, answered
+/// `{"enqueued": n}`. `shared::sweeping_worker!(Mailer, FUNCTION, handle_batch);`
+#[macro_export]
+macro_rules! sweeping_worker {
+    ($worker:ty, $name:expr, $handle_batch:path) => {
+        impl $crate::runtime::Worker for $worker {
+            const NAME: &'static str = $name;
+            type Task = $crate::runtime::Sweep;
+
+            async fn handle_batch(&self, batch: $crate::runtime::SqsEvent) -> $crate::runtime::SqsBatchResponse {
+                $handle_batch(self, batch).await
+            }
+
+            async fn run_task(
+                &self,
+                $crate::runtime::Sweep::Sweep: $crate::runtime::Sweep,
+            ) -> Result<$crate::runtime::Value, $crate::runtime::Error> {
+                Ok($crate::runtime::Value::from(
+                    [("enqueued".to_owned(), $crate::runtime::Value::from(self.sweep().await?))]
+                        .into_iter()
+                        .collect::<$crate::runtime::Map<String, $crate::runtime::Value>>(),
+                ))
+            }
+        }
+    };
+}
+
 /// An invocation of a worker.
 #[derive(Debug)]
 pub enum Event<T> {

@@ -29,6 +29,7 @@ mod identity_edges;
 mod invitations;
 mod local_ai;
 mod local_stripe;
+mod module_graph;
 mod openapi;
 mod overrides;
 mod pagination;

@@ -340,7 +340,10 @@ async fn a_workspace_limit_holds_exactly_under_concurrency_for_people() {
         for answer in &refused {
             assert_eq!(answer.problem(StatusCode::TOO_MANY_REQUESTS), "rate_limited");
             let retry: u32 = answer.headers["retry-after"].to_str().unwrap().parse().unwrap();
-            assert!((1..=15).contains(&retry), "{retry}");
+            // At most one emission interval (15 s at 4 a minute), rounded up: a refused request's
+            // clock is its transaction's start, which may precede the admitted ones' by a
+            // fraction of a second, so 15 s and a fraction answers 16.
+            assert!((1..=16).contains(&retry), "{retry}");
             let state = answer.headers["ratelimit"].to_str().unwrap();
             assert!(state.starts_with("\"workspace\";r=0;t="), "{state}");
         }

@@ -4,7 +4,7 @@
 //! worker. Prints frames delivered per second and the latency from each write's commit (the
 //! API's answer) to each receipt (p50/p99/max). Not part of the test suite:
 //!
-//!   scripts/bench-realtime.sh [CONNECTIONS] [EVENTS]     (default 1000 and 100)
+//!   bench/bench-realtime.sh [CONNECTIONS] [EVENTS]     (default 1000 and 100)
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# The release-mode local stack under wrk, on the benchmark database of scripts/bench-rls.sh:
+# The release-mode local stack under wrk, on the benchmark database of bench/bench-rls.sh:
 # projects-list and projects-create, by one user on 4 connections and by 4 users, beside the
 # pgbench rate of the same list statement without row-level security (the ceiling on this
 # machine). Not part of the test suite.
 #
-#   scripts/bench-http.sh [--seconds N]     (run scripts/bench-rls.sh once first: it seeds saas_bench)
+#   bench/bench-http.sh [--seconds N]     (run bench/bench-rls.sh once first: it seeds saas_bench)
 #
 # LOCAL_STACK_BIN=path runs that release binary instead of building this checkout's, to compare
 # two builds on the same database in one sitting.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../scripts/lib.sh"
 cd "$REPO_ROOT"
 
 seconds=15
@@ -80,7 +80,7 @@ rate() {
   grep -q 'Non-2xx' <<<"$out" && echo "warning: $1 $2: $(grep 'Non-2xx' <<<"$out" | xargs)" >&2
   awk '/Requests\/sec/ { printf "%.0f", $2 }' <<<"$out"
 }
-ceiling="$(pgbench -n -M prepared -c 4 -j 2 -T "$seconds" -D limiter=0 -f scripts/bench-rls/list.plain.sql "$owner_url" 2>/dev/null | awk '/^tps = / { printf "%.0f", $3 }')"
+ceiling="$(pgbench -n -M prepared -c 4 -j 2 -T "$seconds" -D limiter=0 -f bench/bench-rls/list.plain.sql "$owner_url" 2>/dev/null | awk '/^tps = / { printf "%.0f", $3 }')"
 list_many="$(rate GET many)"
 list_one="$(rate GET one)"
 create_many="$(rate POST many)"

@@ -6,7 +6,7 @@
 //! time is the process's own (user + system, from /proc/self/stat) divided by the runs.
 //! Not part of the test suite:
 //!
-//!   cargo run --release -p stripe-webhook --example bench-signature [RUNS]      (default 2000)
+//!   cargo run --release -p bench --bin bench-signature [RUNS]      (default 2000)
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 

@@ -11,8 +11,8 @@ spawns the binary, hands it an event and times:
 It excludes what only AWS adds (downloading the code, starting the microVM, the Secrets Manager
 round trip). Needs the local database with the demo workspace: run scripts/dev.sh once.
 
-usage: scripts/bench-lambda.py BINARY EVENT [--cold N] [--warm M] [--unique TEXT]
-e.g.:  scripts/bench-lambda.py target/release/projects events/projects-list.json
+usage: bench/bench-lambda.py BINARY EVENT [--cold N] [--warm M] [--unique TEXT]
+e.g.:  bench/bench-lambda.py target/release/projects events/projects-list.json
 --unique TEXT makes every invocation's event different (TEXT becomes TEXT_<random>), e.g. a
 Stripe event id, so a worker applies each one instead of recognising a duplicate.
 """

@@ -4,9 +4,9 @@
 # moto's SQS and the activity-fanout worker (release build). Prints delivered frames per second
 # and commit-to-receipt latency percentiles. Not part of the test suite.
 #
-#   scripts/bench-realtime.sh [CONNECTIONS] [EVENTS]     (default 1000 and 100)
+#   bench/bench-realtime.sh [CONNECTIONS] [EVENTS]     (default 1000 and 100)
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../scripts/lib.sh"
 cd "$REPO_ROOT"
 
 ensure_postgres
@@ -14,4 +14,4 @@ ensure_python_tools
 start_moto
 # A thousand sockets on each side of loopback.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-RUST_LOG=error cargo run -q --release -p integration-tests --bin bench-realtime -- "${1:-1000}" "${2:-100}"
+RUST_LOG=error cargo run -q --release -p bench --bin bench-realtime -- "${1:-1000}" "${2:-100}"

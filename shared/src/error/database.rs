@@ -1,7 +1,7 @@
 //! Turns database errors the caller caused (a duplicate, a missing parent, a broken rule) into
 //! client errors, in one table instead of string matching in handlers.
 
-use crate::error::ApiError;
+use super::ApiError;
 
 type Mapper = fn() -> ApiError;
 

@@ -1,4 +1,4 @@
--- A many-tenant database for the row-level security benchmark (scripts/bench-rls.sh): 2,000
+-- A many-tenant database for the row-level security benchmark (bench/bench-rls.sh): 2,000
 -- workspaces with 100,000 projects, 500,000 deliverables and 1,000,000 comments, plus one very
 -- large tenant (20,000 projects) and one client contact with 1,000 projects. Ids are derived
 -- from numbers (bench_uuid) so the pgbench scripts can name any row. Run as a superuser on a

@@ -6,11 +6,11 @@
 # steadier than transactions per second on a small, noisy machine; run it on an idle one.
 # Not part of the test suite.
 #
-#   scripts/bench-access-floor.sh [--transactions N] [--rounds N]
+#   bench/bench-access-floor.sh [--transactions N] [--rounds N]
 #
-# Run scripts/bench-rls.sh once first: it seeds saas_bench.
+# Run bench/bench-rls.sh once first: it seeds saas_bench.
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../scripts/lib.sh"
 cd "$REPO_ROOT"
 
 transactions=8000 rounds=3
@@ -34,7 +34,7 @@ require_bench_database
 busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 
 # Each variant: its label, its script, the rate limiter (-D limiter) and who runs it. The plain and
-# RLS sides are scripts/bench-rls.sh's own scripts; floor/ holds the variants in between.
+# RLS sides are bench/bench-rls.sh's own scripts; floor/ holds the variants in between.
 variants=(
   "list.plain              list.plain.sql                        0 owner"
   "list.plain-checked      floor/list.plain-checked.sql          0 owner"
@@ -57,7 +57,7 @@ cpu_per_transaction() { # script, limiter, owner|api -> microseconds of machine 
   local before after
   before="$(busy_ticks)"
   PGOPTIONS="$options" pgbench -n -M prepared -D limiter="$2" -c 4 -j 2 -t "$transactions" \
-    -f "scripts/bench-rls/$1" "$url" >/dev/null 2>&1 || die "pgbench failed on $1"
+    -f "bench/bench-rls/$1" "$url" >/dev/null 2>&1 || die "pgbench failed on $1"
   after="$(busy_ticks)"
   awk -v t="$(( after - before ))" -v hz="$(getconf CLK_TCK)" -v n="$(( transactions * 4 ))" \
     'BEGIN { printf "%.0f", t / hz / n * 1e6 }'

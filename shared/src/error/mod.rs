@@ -3,11 +3,13 @@
 //! Client mistakes carry a stable `code` and a `detail` a person can act on. Database and
 //! unexpected errors are logged with their cause and answered with a bare 500 that leaks nothing.
 
+mod database;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::http::request_context;
+pub use database::suspended;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -161,7 +163,7 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        crate::db::constraints::classify(error)
+        database::classify(error)
     }
 }
 
@@ -202,7 +204,7 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail: self.detail(),
             code: self.code(),
-            request_id: request_context::current_request_id(),
+            request_id: crate::context::current_request_id(),
             errors,
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Row-level security at scale: seeds a many-tenant database (saas_bench; see
-# scripts/bench-rls/seed.sql) and runs, side by side in one run, each query shape the handlers
+# bench/bench-rls/seed.sql) and runs, side by side in one run, each query shape the handlers
 # run under RLS as app_api (BEGIN with app.begin_request, then the query, as TenantTx does) against the same
 # query with explicit filters and no RLS (as a superuser). Prints transactions per second and
 # their ratio. Not part of the test suite.
 #
-#   scripts/bench-rls.sh [--reseed] [--seconds N] [--clients N]
+#   bench/bench-rls.sh [--reseed] [--seconds N] [--clients N]
 set -euo pipefail
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/../scripts/lib.sh"
 cd "$REPO_ROOT"
 
 seconds=15 clients=4 reseed=false
@@ -31,7 +31,7 @@ if $reseed || [ "$exists" != 1 ]; then
   say "creating and seeding saas_bench (2,000 workspaces, 1,000,000 comments; a few minutes)"
   psql "$TEST_DATABASE_ADMIN_URL" -qc "DROP DATABASE IF EXISTS saas_bench WITH (FORCE)" >/dev/null
   MIGRATION_DATABASE_URL="$owner_url" cargo run -q -p local-stack -- migrate --dev-logins
-  psql "$owner_url" -q -v ON_ERROR_STOP=1 -f scripts/bench-rls/seed.sql
+  psql "$owner_url" -q -v ON_ERROR_STOP=1 -f bench/bench-rls/seed.sql
 fi
 
 run() { # url, script, clients, limiter (0 or 1) -> tps
@@ -39,7 +39,7 @@ run() { # url, script, clients, limiter (0 or 1) -> tps
   local options=""
   [ "$1" = "$api_url" ] && options="-c plan_cache_mode=force_generic_plan"
   PGOPTIONS="$options" pgbench -n -M prepared -D limiter="$4" -c "$3" -j "$(( $3 < 2 ? 1 : 2 ))" -T "$seconds" \
-    -f "scripts/bench-rls/$2" "$1" 2>/dev/null | awk '/^tps = / { printf "%.0f", $3 }'
+    -f "bench/bench-rls/$2" "$1" 2>/dev/null | awk '/^tps = / { printf "%.0f", $3 }'
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }

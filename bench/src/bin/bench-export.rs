@@ -1,10 +1,10 @@
-//! Exports at scale: on the benchmark database (`saas_bench`, seeded by scripts/bench-rls.sh),
+//! Exports at scale: on the benchmark database (`saas_bench`, seeded by bench/bench-rls.sh),
 //! exports the largest tenant (20,000 projects, 100,000 deliverables, 200,000 comments) and a
 //! typical one (40 projects) to moto's S3 with the real export worker, and prints rows, archive
 //! size, time, rows per second and the process's peak resident memory after each, so that what
 //! an export holds in memory can be compared with what it writes. Not part of the test suite:
 //!
-//!   scripts/bench-export.sh
+//!   bench/bench-export.sh
 
 use std::time::{Duration, Instant};
 
@@ -50,7 +50,7 @@ async fn export(owner: &PgPool, exporter: &export_worker::Exporter, label: &str,
 
 #[tokio::main]
 async fn main() {
-    let owner_url = std::env::var("BENCH_OWNER_URL").expect("BENCH_OWNER_URL (scripts/bench-export.sh sets it)");
+    let owner_url = std::env::var("BENCH_OWNER_URL").expect("BENCH_OWNER_URL (bench/bench-export.sh sets it)");
     let exporter_url = std::env::var("BENCH_EXPORTER_URL").expect("BENCH_EXPORTER_URL");
     let owner = PgPool::connect(&owner_url).await.expect("connect as the owner");
     let config = shared::config::DatabaseConfig {
