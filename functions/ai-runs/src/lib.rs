@@ -2,6 +2,7 @@
 //! atomically reserved monthly quota, idempotent retries, and metered usage recorded only for
 //! runs that succeeded (see `runs`).
 
+mod constraints;
 mod runs;
 pub mod tools;
 
@@ -40,7 +41,7 @@ impl FromRef<AiState> for AppState {
 }
 
 pub fn router() -> shared::openapi::OpenApiRouter<AiState> {
-    runs::router()
+    shared::http::constrained(runs::router(), constraints::CONSTRAINTS)
 }
 
 shared::http_function!(AiState, |state| shared::http::finish_over(router(), state, FUNCTION));

@@ -1,6 +1,7 @@
 //! The `projects` function: projects, and their milestones, deliverables and comments.
 
 mod comments;
+mod constraints;
 mod deliverables;
 mod milestones;
 mod model;
@@ -13,11 +14,14 @@ pub const FUNCTION: &str = "projects";
 
 /// Every route this function serves, before the shared layers (the local stack merges these).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .merge(projects::router())
-        .merge(milestones::router())
-        .merge(deliverables::router())
-        .merge(comments::router())
+    shared::http::constrained(
+        OpenApiRouter::new()
+            .merge(projects::router())
+            .merge(milestones::router())
+            .merge(deliverables::router())
+            .merge(comments::router()),
+        constraints::CONSTRAINTS,
+    )
 }
 
 // The service Lambda runs.

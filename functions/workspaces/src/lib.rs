@@ -8,6 +8,7 @@ mod api_keys;
 mod audit;
 mod billing;
 mod clients;
+mod constraints;
 mod contacts;
 mod exports;
 mod invitations;
@@ -23,19 +24,22 @@ pub const FUNCTION: &str = "workspaces";
 
 /// Every route this function serves, before the shared layers (the local stack merges these).
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .merge(workspaces::router())
-        .merge(activity::router())
-        .merge(account::router())
-        .merge(members::router())
-        .merge(clients::router())
-        .merge(contacts::router())
-        .merge(billing::router())
-        .merge(audit::router())
-        .merge(api_keys::router())
-        .merge(invitations::router())
-        .merge(webhooks::router())
-        .merge(exports::router())
+    shared::http::constrained(
+        OpenApiRouter::new()
+            .merge(workspaces::router())
+            .merge(activity::router())
+            .merge(account::router())
+            .merge(members::router())
+            .merge(clients::router())
+            .merge(contacts::router())
+            .merge(billing::router())
+            .merge(audit::router())
+            .merge(api_keys::router())
+            .merge(invitations::router())
+            .merge(webhooks::router())
+            .merge(exports::router()),
+        constraints::CONSTRAINTS,
+    )
 }
 
 // The service Lambda runs.

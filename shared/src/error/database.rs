@@ -1,51 +1,22 @@
 //! Turns database errors the caller caused (a duplicate, a missing parent, a broken rule) into
-//! client errors, in one table instead of string matching in handlers.
+//! client errors: by SQLSTATE here, and by constraint name through the table of the function
+//! serving the request, instead of string matching in handlers.
 
 use super::ApiError;
 
-type Mapper = fn() -> ApiError;
+/// A constraint a caller can break, by name, and the problem that means for them. Each
+/// function declares the constraints of the tables its routes write (`shared::http::constraints`
+/// installs them for its requests); the common crate knows none of them.
+pub type Constraint = (&'static str, fn() -> ApiError);
 
-/// Known constraint names and the problem each one means for the caller.
-const CONSTRAINTS: &[(&str, Mapper)] = &[
-    ("workspace_members_pkey", || ApiError::Conflict {
-        code: "already_member",
-        detail: "That user is already a member of this workspace.".into(),
-    }),
-    ("workspace_members_keep_an_owner", || ApiError::Conflict {
-        code: "last_owner",
-        detail: "A workspace must keep at least one owner; make someone else owner first.".into(),
-    }),
-    ("client_contacts_pkey", || ApiError::Conflict {
-        code: "already_contact",
-        detail: "That user is already a contact of this client.".into(),
-    }),
-    ("projects_client_fkey", || ApiError::validation("client_id", "no such client in this workspace")),
-    ("deliverables_milestone_fkey", || ApiError::validation("milestone_id", "no such milestone in this project")),
-    ("milestones_project_fkey", || ApiError::NotFound("project")),
-    ("deliverables_project_fkey", || ApiError::NotFound("project")),
-    ("comments_project_fkey", || ApiError::NotFound("project")),
-    ("client_contacts_client_fkey", || ApiError::NotFound("client")),
-    ("ai_runs_idempotency_key", || ApiError::Conflict {
-        code: "run_in_progress",
-        detail: "A run with this Idempotency-Key is already in progress; retry shortly to get its result.".into(),
-    }),
-    ("ai_runs_project_fkey", || ApiError::NotFound("project")),
-    ("invitations_pending_key", || ApiError::Conflict {
-        code: "invitation_pending",
-        detail: "That address already has a pending invitation here; resend or revoke it.".into(),
-    }),
-    ("workspace_exports_one_open", || ApiError::Conflict {
-        code: "export_in_progress",
-        detail: "An export of this workspace is being written; follow it, then ask again if you need another.".into(),
-    }),
-    ("invitations_client_fkey", || ApiError::NotFound("client")),
-    ("plan_limit_projects", || {
-        ApiError::PlanLimitReached("Your plan's project limit is reached; upgrade the plan to add more.".into())
-    }),
-    ("plan_limit_members", || {
-        ApiError::PlanLimitReached("Your plan's member limit is reached; upgrade the plan to add more.".into())
-    }),
-];
+tokio::task_local! {
+    static CONSTRAINTS: &'static [Constraint];
+}
+
+/// Runs `request` with `constraints` as what its database errors mean.
+pub async fn with_constraints<F: std::future::Future>(constraints: &'static [Constraint], request: F) -> F::Output {
+    CONSTRAINTS.scope(constraints, request).await
+}
 
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
 const SERIALIZATION_FAILURE: &str = "40001";
@@ -68,9 +39,10 @@ pub fn classify(error: sqlx::Error) -> ApiError {
         };
     };
     if let Some(name) = db.constraint()
-        && let Some((_, mapper)) = CONSTRAINTS.iter().find(|(known, _)| *known == name)
+        && let Ok(Some(problem)) = CONSTRAINTS
+            .try_with(|known| known.iter().find(|(constraint, _)| *constraint == name).map(|(_, problem)| problem()))
     {
-        return mapper();
+        return problem;
     }
     match db.code().as_deref() {
         // A row-level security WITH CHECK failure: the caller may see the workspace but not write this.

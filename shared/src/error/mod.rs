@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-pub use database::suspended;
+pub use database::{Constraint, suspended, with_constraints};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 

@@ -8,4 +8,4 @@ pub mod rate_limit;
 pub mod request_context;
 mod router;
 
-pub use router::{finish, finish_over, finish_with};
+pub use router::{constrained, finish, finish_over, finish_with};

@@ -1,10 +1,11 @@
 use axum::Router;
+use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::middleware;
+use axum::middleware::{self, Next};
 use sqlx::PgPool;
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Constraint};
 use crate::openapi::{self, OpenApiRouter};
 
 /// Turns a function's routes into the service Lambda (or the local stack) runs: the health check
@@ -45,4 +46,15 @@ pub fn finish_with<S: Clone + Send + Sync + 'static>(
         .layer(middleware::from_fn(crate::http::rate_limit::layer))
         .layer(middleware::from_fn_with_state(function, crate::http::request_context::layer))
         .with_state(state)
+}
+
+/// `routes` with `constraints` as what their requests' database errors mean (a function's own
+/// table: the common crate names no constraint of a function's tables).
+pub fn constrained<S>(routes: OpenApiRouter<S>, constraints: &'static [Constraint]) -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    routes.layer(middleware::from_fn(move |request: Request, next: Next| {
+        crate::error::with_constraints(constraints, next.run(request))
+    }))
 }
