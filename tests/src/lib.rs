@@ -158,6 +158,25 @@ pub struct TestUser {
 }
 
 impl TestUser {
+    /// Someone signed in with exactly these claims (an HS256 token as the test app accepts it),
+    /// whether or not they have used the API yet.
+    pub fn signed_in(subject: &str, email: Option<&str>) -> TestUser {
+        TestUser {
+            id: shared::auth::user_id_for(HS256_ISSUER, subject),
+            subject: subject.to_owned(),
+            email: email.unwrap_or_default().to_owned(),
+            token: mint(subject, email, Duration::from_secs(3600)),
+        }
+    }
+
+    /// The caller of the API key an `api-keys` creation answered (`201` with its `key`).
+    #[track_caller]
+    pub fn api_key(created: &TestResponse) -> TestUser {
+        let id = created.id();
+        let key = created.expect(StatusCode::CREATED)["key"].as_str().expect("the key, shown once").to_owned();
+        TestUser { id, subject: id.to_string(), email: String::new(), token: key }
+    }
+
     /// The caller this user's token verifies to (for opening transactions as them directly).
     pub fn caller(&self) -> shared::auth::Caller {
         shared::auth::Caller::new(HS256_ISSUER.into(), self.subject.clone(), Some(self.email.clone()))

@@ -13,10 +13,8 @@ use uuid::Uuid;
 /// A key made by the tenant's owner, as a caller the test helpers can use.
 async fn key(app: &TestApp, owner: &TestUser, workspace: Uuid, body: serde_json::Value) -> (Uuid, TestUser) {
     let created = app.post(owner, &format!("/v1/workspaces/{workspace}/api-keys"), body).await;
-    let body = created.expect(StatusCode::CREATED).clone();
-    let text = body["key"].as_str().unwrap().to_owned();
-    let id = created.id();
-    (id, TestUser { id, subject: id.to_string(), email: String::new(), token: text })
+    let key = TestUser::api_key(&created);
+    (key.id, key)
 }
 
 const KEY_ROLES: [(&str, usize); 3] = [("admin", 1), ("member", 2), ("viewer", 3)];

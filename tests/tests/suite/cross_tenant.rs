@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use integration_tests::routes::{Ctx, rows};
-use integration_tests::{TestApp, TestUser, mint, service_pool};
+use integration_tests::{TestApp, TestUser, service_pool};
 use uuid::Uuid;
 
 async fn fingerprint(workspace_id: Uuid) -> String {
@@ -41,21 +41,12 @@ async fn every_route_aimed_at_another_workspace_answers_404_and_changes_nothing(
             serde_json::json!({"name": "A", "role": "admin"}),
         )
         .await;
-    let a_key = TestUser {
-        id: created.id(),
-        subject: created.id().to_string(),
-        email: String::new(),
-        token: created.expect(StatusCode::CREATED)["key"].as_str().unwrap().to_owned(),
-    };
+    let a_key = TestUser::api_key(&created);
     let (local, domain) = b.tenant.member.email.split_once('@').unwrap();
-    let look_alike = format!("{}@{domain}", local.to_uppercase());
-    let squatter_subject = format!("squatter-{}", Uuid::new_v4().simple());
-    let squatter = TestUser {
-        id: shared::auth::user_id_for(integration_tests::HS256_ISSUER, &squatter_subject),
-        token: mint(&squatter_subject, Some(&look_alike), std::time::Duration::from_secs(3600)),
-        subject: squatter_subject,
-        email: look_alike,
-    };
+    let squatter = TestUser::signed_in(
+        &format!("squatter-{}", Uuid::new_v4().simple()),
+        Some(&format!("{}@{domain}", local.to_uppercase())),
+    );
     let a_users =
         [&a.tenant.owner, &a.tenant.admin, &a.tenant.member, &a.tenant.viewer, &a.tenant.contact, &a_key, &squatter];
     for row in rows().into_iter().filter(|row| row.pattern.contains("{workspace_id}")) {
@@ -68,6 +59,31 @@ async fn every_route_aimed_at_another_workspace_answers_404_and_changes_nothing(
         }
     }
     assert!(leaks.is_empty(), "routes that did not answer 404 across tenants:\n{}", leaks.join("\n"));
+
+    // A's contact once A's plan lost the portal is still nobody in B (404); a key of A whose
+    // creator was removed is refused before anything else (401), wherever it is sent.
+    let created = app
+        .post(
+            &a.tenant.admin,
+            &format!("{}/api-keys", a.tenant.path()),
+            serde_json::json!({"name": "A", "role": "admin"}),
+        )
+        .await;
+    let dead_key = TestUser::api_key(&created);
+    app.delete(&a.tenant.owner, &format!("{}/members/{}", a.tenant.path(), a.tenant.admin.id))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    integration_tests::subscribe(a.tenant.id, "studio", "canceled").await;
+    for row in rows().into_iter().filter(|row| row.pattern.contains("{workspace_id}")) {
+        let (method, path, body) = (row.request)(&b);
+        for (caller, expected) in [(&a.tenant.contact, StatusCode::NOT_FOUND), (&dead_key, StatusCode::UNAUTHORIZED)] {
+            let response = app.call(method.clone(), &path, Some(&caller.token), body.as_ref()).await;
+            if response.status != expected {
+                leaks.push(format!("{method} {path} as {} -> {} {}", caller.subject, response.status, response.body));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "refusals across tenants that did not hold:\n{}", leaks.join("\n"));
     assert_eq!(fingerprint(b.tenant.id).await, before, "workspace B changed");
 }
 

@@ -3,22 +3,14 @@
 //! creator's rights, a contact who spends the team's budget or still sees a workspace whose plan
 //! lost the portal.
 
-use std::time::Duration;
-
 use axum::http::StatusCode;
-use integration_tests::{TestApp, TestUser, mint, owner_pool, subscribe};
+use integration_tests::{TestApp, TestUser, owner_pool, subscribe};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// A person signed in with exactly these claims (an HS256 token as the test app accepts it).
 fn signed_in(subject: &str, email: Option<&str>) -> TestUser {
-    TestUser {
-        id: shared::auth::user_id_for(integration_tests::HS256_ISSUER, subject),
-        subject: subject.to_owned(),
-        email: email.unwrap_or_default().to_owned(),
-        token: mint(subject, email, Duration::from_secs(3600)),
-    }
+    TestUser::signed_in(subject, email)
 }
 
 /// Characters that do not compress: hex of fresh UUIDs.
@@ -125,12 +117,7 @@ async fn a_key_works_only_while_its_creator_holds_its_role_and_keys_cannot_mint_
     let t = app.tenant("key-creator").await;
     let keys = format!("{}/api-keys", t.path());
     let created = app.post(&t.admin, &keys, json!({"name": "Admin's", "role": "admin"})).await;
-    let key = TestUser {
-        id: created.id(),
-        subject: created.id().to_string(),
-        email: String::new(),
-        token: created.expect(StatusCode::CREATED)["key"].as_str().unwrap().to_owned(),
-    };
+    let key = TestUser::api_key(&created);
     let projects = format!("{}/projects", t.path());
     app.get(&key, &projects).await.expect(StatusCode::OK);
     // A key cannot mint a key that would outlive it.
@@ -157,12 +144,7 @@ async fn a_key_works_only_while_its_creator_holds_its_role_and_keys_cannot_mint_
     app.get(&key, &projects).await.expect(StatusCode::OK);
     // A key below its creator's role keeps working when the creator is demoted to it.
     let viewer_key = app.post(&t.admin, &keys, json!({"name": "Viewer's", "role": "viewer"})).await;
-    let viewer_key = TestUser {
-        id: viewer_key.id(),
-        subject: String::new(),
-        email: String::new(),
-        token: viewer_key.expect(StatusCode::CREATED)["key"].as_str().unwrap().to_owned(),
-    };
+    let viewer_key = TestUser::api_key(&viewer_key);
     app.put(&t.owner, &format!("{}/members/{}", t.path(), t.admin.id), json!({"role": "viewer"}))
         .await
         .expect(StatusCode::OK);

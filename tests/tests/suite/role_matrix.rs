@@ -78,32 +78,20 @@ async fn a_client_contact_gets_the_portal_view_of_its_client_and_members_the_who
 #[tokio::test]
 async fn every_route_refuses_a_dead_key_a_downgraded_contact_and_a_look_alike_address() {
     use axum::http::StatusCode;
-    use integration_tests::{TestUser, mint, subscribe};
+    use integration_tests::{TestUser, subscribe};
     use serde_json::json;
 
     let app = TestApp::new().await;
     let live = Ctx::new(&app, "edges").await;
     let t = &live.tenant;
     let key = app.post(&t.admin, &format!("{}/api-keys", t.path()), json!({"name": "Admin's", "role": "admin"})).await;
-    let dead_key = TestUser {
-        id: key.id(),
-        subject: key.id().to_string(),
-        email: String::new(),
-        token: key.expect(StatusCode::CREATED)["key"].as_str().unwrap().to_owned(),
-    };
+    let dead_key = TestUser::api_key(&key);
     app.delete(&t.owner, &format!("{}/members/{}", t.path(), t.admin.id)).await.expect(StatusCode::NO_CONTENT);
     let (local, domain) = t.member.email.split_once('@').unwrap();
-    let squatter_subject = format!("squatter-{}", uuid::Uuid::new_v4().simple());
-    let squatter = TestUser {
-        id: shared::auth::user_id_for(integration_tests::HS256_ISSUER, &squatter_subject),
-        email: format!("{}@{domain}", local.to_uppercase()),
-        token: mint(
-            &squatter_subject,
-            Some(&format!("{}@{domain}", local.to_uppercase())),
-            std::time::Duration::from_secs(3600),
-        ),
-        subject: squatter_subject,
-    };
+    let squatter = TestUser::signed_in(
+        &format!("squatter-{}", uuid::Uuid::new_v4().simple()),
+        Some(&format!("{}@{domain}", local.to_uppercase())),
+    );
     let downgraded = Ctx::new(&app, "edges-downgraded").await;
     subscribe(downgraded.tenant.id, "studio", "canceled").await;
 
