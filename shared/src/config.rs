@@ -261,7 +261,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
@@ -329,7 +328,10 @@ mod tests {
         .unwrap();
         let printed = format!("{config:?}");
         assert!(!printed.contains("hunter2") && !printed.contains("super-secret-signing-key"), "{printed}");
-        assert_eq!(config.auth.hs256.unwrap().secret.expose_secret(), "super-secret-signing-key");
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(&config.auth.hs256.unwrap().secret),
+            "super-secret-signing-key"
+        );
     }
 
     #[test]

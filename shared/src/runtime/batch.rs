@@ -34,13 +34,18 @@ where
     match policy {
         Policy::Sequential => {
             for record in batch.records {
-                let (message_id, result) = one(record, &handle).await;
-                note(&mut response, what, message_id, &result);
+                let (message_id, result) = one(record, what, &handle).await;
+                if result.is_err() {
+                    response.add_failure(message_id);
+                }
             }
         }
         Policy::Concurrent => {
-            for (message_id, result) in join_all(batch.records.into_iter().map(|record| one(record, &handle))).await {
-                note(&mut response, what, message_id, &result);
+            let handled = join_all(batch.records.into_iter().map(|record| one(record, what, &handle))).await;
+            for (message_id, result) in handled {
+                if result.is_err() {
+                    response.add_failure(message_id);
+                }
             }
         }
         Policy::StopOnOutage(is_outage) => {
@@ -52,17 +57,22 @@ where
                     response.add_failure(message_id);
                     continue;
                 }
-                let (message_id, result) = one(record, &handle).await;
-                outage = result.as_ref().err().is_some_and(is_outage);
-                note(&mut response, what, message_id, &result);
+                let (message_id, result) = one(record, what, &handle).await;
+                if let Err(error) = &result {
+                    outage = is_outage(error);
+                    response.add_failure(message_id);
+                }
             }
         }
     }
     response
 }
 
-async fn one<T, E, F, Fut>(record: SqsMessage, handle: &F) -> (String, Result<T, E>)
+/// Handles one message and logs its outcome (a failure with how often SQS has handed it over).
+async fn one<T, E, F, Fut>(record: SqsMessage, what: &'static str, handle: &F) -> (String, Result<T, E>)
 where
+    T: Debug,
+    E: Display,
     F: Fn(String) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
@@ -70,25 +80,14 @@ where
     crate::metrics::queue_lag(&record.attributes);
     let receives = record.attributes.get("ApproximateReceiveCount").cloned();
     let result = handle(record.body.unwrap_or_default()).await;
-    if result.is_err() {
-        tracing::info!(%message_id, receives = receives.as_deref().unwrap_or("?"), "receive count of a failed message");
-    }
-    (message_id, result)
-}
-
-fn note<T: Debug, E: Display>(
-    response: &mut SqsBatchResponse,
-    what: &'static str,
-    message_id: String,
-    result: &Result<T, E>,
-) {
-    match result {
+    match &result {
         Ok(outcome) => tracing::info!(%message_id, ?outcome, what, "message handled"),
         Err(error) => {
-            tracing::error!(%message_id, %error, what, "message failed");
-            response.add_failure(message_id);
+            let receives = receives.as_deref().unwrap_or("?");
+            tracing::error!(%message_id, %error, what, receives, "message failed");
         }
     }
+    (message_id, result)
 }
 
 #[cfg(test)]
