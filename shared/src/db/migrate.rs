@@ -5,9 +5,32 @@ use sqlx::migrate::{MigrateError, Migrator};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
+/// The first version of the baseline schema, which replaced every migration before it.
+const BASELINE: i64 = 20261207120001;
+
+/// Why the migrations could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    /// The database holds a migration the baseline squashed away: only development databases
+    /// can, since none outside development applied them, and they are recreated rather than
+    /// carried across.
+    #[error(
+        "this database was migrated before the baseline schema (it applied migration {0}, which the \
+         baseline of 2026-12-07 replaced): recreate it (scripts/dev.sh --reset for the local one)"
+    )]
+    BeforeBaseline(i64),
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+}
+
 /// Applies every pending migration as the connected (owner) role.
-pub async fn run(owner_pool: &PgPool) -> Result<(), MigrateError> {
-    MIGRATOR.run(owner_pool).await
+pub async fn run(owner_pool: &PgPool) -> Result<(), MigrationError> {
+    match MIGRATOR.run(owner_pool).await {
+        Err(MigrateError::VersionMissing(version)) if version < BASELINE => {
+            Err(MigrationError::BeforeBaseline(version))
+        }
+        outcome => Ok(outcome?),
+    }
 }
 
 /// The worker roles, each limited to the tables its worker uses.

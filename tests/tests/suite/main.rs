@@ -14,6 +14,7 @@ mod audit_log;
 mod auth;
 mod authorizer;
 mod bad_input;
+mod baseline;
 mod billing_flow;
 mod billing_worker;
 mod checkout_portal;
