@@ -9,6 +9,7 @@ pub use crate::role::Role;
 
 use crate::db::{Entry, TenantTx};
 use crate::error::ApiError;
+use crate::plans::{Feature, Plan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -25,10 +26,8 @@ impl Access {
         let access = match (entry.member_role, entry.is_contact) {
             (Some(role), _) => Access::Member(role),
             (None, true) => {
-                let plan = crate::plans::by_id(entry.contact_plan.as_deref().unwrap_or("free"))
-                    .with_overrides(entry.contact_overrides.as_ref().unwrap_or(&serde_json::Value::Null));
                 // Said without the plan: a contact learns nothing of the team's subscription.
-                if !plan.features.client_portal {
+                if !entry.portal_open {
                     return Err(ApiError::FeatureNotInPlan(
                         "This workspace's client portal is not open on its current plan; ask the team that invited you."
                             .into(),
@@ -69,27 +68,17 @@ impl Access {
     }
 }
 
-/// The workspace's current plan as its overrides change it, or 402 `feature_not_in_plan` if it
-/// lacks the feature.
-pub async fn require_feature(
-    tx: &mut TenantTx,
-    workspace_id: Uuid,
-    has: impl Fn(&crate::plans::Features) -> bool,
-    feature: &str,
-) -> Result<crate::plans::Plan, ApiError> {
+/// The workspace's current plan as its overrides change it (for its limits), or 402
+/// `feature_not_in_plan` if the database says the workspace lacks the feature now.
+pub async fn require_feature(tx: &mut TenantTx, workspace_id: Uuid, feature: Feature) -> Result<Plan, ApiError> {
     let effective = sqlx::query!(
-        r#"SELECT app.effective_plan($1) AS "plan!", app.active_overrides($1) AS "overrides!""#,
+        r#"SELECT app.effective_plan($1) AS "plan!", app.active_overrides($1) AS "overrides!",
+                  app.workspace_has_feature($1, $2) AS enabled"#,
         workspace_id,
+        feature.entitlement(),
     )
     .fetch_one(&mut **tx)
     .await?;
     let plan = crate::plans::by_id(&effective.plan).with_overrides(&effective.overrides);
-    if has(&plan.features) { Ok(plan) } else { Err(feature_not_in_plan(feature, plan)) }
-}
-
-fn feature_not_in_plan(feature: &str, plan: crate::plans::Plan) -> ApiError {
-    ApiError::FeatureNotInPlan(format!(
-        "{feature} is not part of the {} plan; the workspace owner can upgrade.",
-        plan.name
-    ))
+    if effective.enabled == Some(true) { Ok(plan) } else { Err(feature.not_in_plan(plan.name)) }
 }

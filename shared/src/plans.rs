@@ -7,6 +7,49 @@
 
 use serde::Serialize;
 
+use crate::error::ApiError;
+
+/// A feature a plan may include. The database decides whether a workspace has one now
+/// (`app.feature_in_force`: an override in force wins, else the plan's), for every kind of caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    AiTools,
+    ClientPortal,
+    ApiAccess,
+    Webhooks,
+}
+
+impl Feature {
+    /// Its name as an entitlement: the `plans` column and the override's `entitlement`.
+    pub fn entitlement(self) -> &'static str {
+        match self {
+            Feature::AiTools => "ai_tools",
+            Feature::ClientPortal => "client_portal",
+            Feature::ApiAccess => "api_access",
+            Feature::Webhooks => "webhooks",
+        }
+    }
+
+    /// How an answer names it, at the start of a sentence.
+    pub fn label(self) -> &'static str {
+        match self {
+            Feature::AiTools => "AI tools",
+            Feature::ClientPortal => "The client portal",
+            Feature::ApiAccess => "API access",
+            Feature::Webhooks => "Webhooks",
+        }
+    }
+
+    /// 402 for a member or a key: names the plan, so they know what to upgrade from. (A client
+    /// contact is told without the plan; see `Access::from_entry`.)
+    pub fn not_in_plan(self, plan_name: &str) -> ApiError {
+        ApiError::FeatureNotInPlan(format!(
+            "{} is not part of the {plan_name} plan; the workspace owner can upgrade.",
+            self.label()
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Features {
     pub ai_tools: bool,

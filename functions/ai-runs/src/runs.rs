@@ -88,7 +88,7 @@ async fn create(
 
     let (mut tx, access) = state.app.open_workspace_costing(&caller, workspace_id, Cost::Expensive).await?;
     access.require_writer()?;
-    let plan = shared::access::require_feature(&mut tx, workspace_id, |f| f.ai_tools, "AI tools").await?;
+    let plan = shared::access::require_feature(&mut tx, workspace_id, shared::plans::Feature::AiTools).await?;
     if let Some(key) = &key
         && let Some(previous) = run_by_key(&mut tx, workspace_id, key).await?
     {

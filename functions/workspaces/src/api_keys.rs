@@ -12,6 +12,7 @@ use shared::auth::{Caller, api_key};
 use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageQuery};
 use shared::openapi::OpenApiRouter;
+use shared::plans::Feature;
 use shared::validate::{Name, Validator};
 use shared::{ApiError, AppState};
 use time::OffsetDateTime;
@@ -92,7 +93,7 @@ async fn create(
             detail: "API keys are issued by people; sign in to create one.".into(),
         });
     }
-    let plan = require_feature(&mut tx, workspace_id, |f| f.api_access, "API access").await?;
+    let plan = require_feature(&mut tx, workspace_id, Feature::ApiAccess).await?;
     let plan_limit = plan.limits.requests_per_minute;
     if input.requests_per_minute.is_some_and(|n| n == 0 || n > plan_limit) {
         return Err(ApiError::validation("requests_per_minute", format!("must be between 1 and {plan_limit}")));

@@ -128,7 +128,7 @@ async fn invite_contact(
     let email = parse_email(&input.email)?;
     let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
     access.require_manager()?;
-    shared::access::require_feature(&mut tx, path.workspace_id, |f| f.client_portal, "The client portal").await?;
+    shared::access::require_feature(&mut tx, path.workspace_id, shared::plans::Feature::ClientPortal).await?;
     refuse_if_already_in(&mut tx, path.workspace_id, &email, Some(path.client_id)).await?;
     let view = create(&mut tx, &caller, path.workspace_id, email.as_str(), None, Some(path.client_id)).await?;
     tx.commit().await?;

@@ -15,6 +15,7 @@ use shared::error::FieldError;
 use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageRequest};
 use shared::openapi::OpenApiRouter;
+use shared::plans::Feature;
 use shared::validate::Validator;
 use shared::webhooks::catalog::{self, Format};
 use shared::webhooks::signature::SigningSecret;
@@ -260,7 +261,7 @@ fn check_fields(
 async fn open(state: &AppState, caller: &Caller, workspace_id: Uuid) -> Result<TenantTx, ApiError> {
     let (mut tx, access) = state.open_workspace(caller, workspace_id).await?;
     access.require_manager()?;
-    require_feature(&mut tx, workspace_id, |f| f.webhooks, "Webhooks").await?;
+    require_feature(&mut tx, workspace_id, Feature::Webhooks).await?;
     Ok(tx)
 }
 

@@ -17,7 +17,7 @@ use crate::caller::Caller;
 use crate::config::DatabaseConfig;
 use crate::error::ApiError;
 
-pub use opening::{Cost, Entry, Scope};
+pub use opening::{Cost, Entry, PREPARE, Scope};
 
 /// Builds the pool once per execution environment. A Lambda environment serves one request at
 /// a time, so a couple of connections is plenty; idle ones are closed before RDS would drop them

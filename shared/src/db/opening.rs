@@ -20,6 +20,7 @@ use uuid::Uuid;
 use crate::caller::Caller;
 use crate::context::{self, Quota};
 use crate::error::ApiError;
+use crate::plans::Feature;
 use crate::role::Role;
 
 /// What a route costs against the rate limits.
@@ -46,11 +47,9 @@ pub struct Entry {
     /// A member's role (an API key's role for a key).
     pub member_role: Option<Role>,
     pub is_contact: bool,
-    /// The workspace's plan, answered for a contact who is not also a member.
-    pub contact_plan: Option<String>,
-    /// The overrides in force that the portal's gate reads (`client_portal`, when the workspace
-    /// has one), answered with `contact_plan`.
-    pub contact_overrides: Option<serde_json::Value>,
+    /// For a contact who is not also a member: whether the workspace's plan, as its overrides
+    /// change it, opens the portal to them (the database's `app.feature_in_force`).
+    pub portal_open: bool,
     /// Whether the caller can see the project asked about (true when none was).
     pub project_visible: bool,
 }
@@ -62,10 +61,10 @@ pub const PREPARE: &str = "\
         SELECT rate_policy, quota, remaining, reset_seconds, allowed, retry_after \
         FROM app.take_rate_limit($1, $2, $3, $4, $5); \
     PREPARE open_request(uuid, text, text, text, text, uuid, uuid) AS \
-        SELECT member_role, is_contact, contact_plan, contact_overrides, project_visible \
+        SELECT member_role, is_contact, portal_open, project_visible \
         FROM app.begin_request($1, $2, $3, $4, $5, $6, $7); \
     PREPARE open_key_request(uuid, bytea, text, uuid, uuid) AS \
-        SELECT key_state, key_workspace, member_role, key_plan, key_overrides, project_visible \
+        SELECT key_state, key_workspace, member_role, key_plan, api_access, project_visible \
         FROM app.begin_key_request($1, $2, $3, $4, $5)";
 
 pub fn batch(caller: &Caller, scope: Option<&Scope>, counted: bool, request_id: Option<&str>) -> String {
@@ -128,8 +127,7 @@ pub fn interpret(rows: &[PgRow]) -> Result<Option<Entry>, ApiError> {
             entry = Some(Entry {
                 member_role: role(row)?,
                 is_contact: row.try_get("is_contact")?,
-                contact_plan: row.try_get("contact_plan")?,
-                contact_overrides: row.try_get("contact_overrides")?,
+                portal_open: row.try_get::<Option<bool>, _>("portal_open")?.unwrap_or(false),
                 project_visible: row.try_get("project_visible")?,
             });
         }
@@ -175,19 +173,14 @@ fn key_entry(row: &PgRow) -> Result<Entry, ApiError> {
         // A key acts inside its own workspace only; another one does not exist for it.
         _ => return Err(ApiError::NotFound("workspace")),
     }
-    let plan = crate::plans::by_id(row.try_get::<Option<String>, _>("key_plan")?.as_deref().unwrap_or("free"))
-        .with_overrides(&row.try_get::<Option<serde_json::Value>, _>("key_overrides")?.unwrap_or_default());
-    if !plan.features.api_access {
-        return Err(ApiError::FeatureNotInPlan(format!(
-            "API access is not part of the {} plan; the workspace owner can upgrade.",
-            plan.name
-        )));
+    if row.try_get::<Option<bool>, _>("api_access")? != Some(true) {
+        let plan = crate::plans::by_id(row.try_get::<Option<String>, _>("key_plan")?.as_deref().unwrap_or("free"));
+        return Err(Feature::ApiAccess.not_in_plan(plan.name));
     }
     Ok(Entry {
         member_role: role(row)?,
         is_contact: false,
-        contact_plan: None,
-        contact_overrides: None,
+        portal_open: false,
         project_visible: row.try_get("project_visible")?,
     })
 }

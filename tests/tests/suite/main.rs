@@ -15,6 +15,7 @@ mod auth;
 mod authorizer;
 mod bad_input;
 mod baseline;
+mod bench_statements;
 mod billing_flow;
 mod billing_worker;
 mod checkout_portal;
