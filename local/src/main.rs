@@ -329,11 +329,15 @@ async fn serve(args: &[String]) -> Result<()> {
         .is_some_and(|e| e.starts_with("http://127.0.0.1") || e.starts_with("http://localhost"));
     let ai = match settings.get("AI_PROVIDER_API_KEY") {
         Some(_) => {
-            let ai = shared::ai::AiClient::new(shared::ai::AiConfig::from_settings(&settings)?);
             let usage_queue = if local_aws { Some(local_stack::queues::ensure_with_dlq("usage").await?) } else { None };
             if let Some(queue) = &usage_queue {
                 start_usage_pipeline(&settings, queue.clone()).await?;
             }
+            let usage_queue_url = usage_queue.as_ref().map(|queue| queue.url().to_owned());
+            let ai_settings = shared::config::Settings::from_fn(move |name| match name {
+                "USAGE_QUEUE_URL" => usage_queue_url.clone(),
+                _ => setting(name),
+            });
             if uses_local_ai() {
                 println!(
                     "AI tools: the local AI provider at http://127.0.0.1:{port}/_ai (deterministic answers; \
@@ -341,17 +345,17 @@ async fn serve(args: &[String]) -> Result<()> {
                      set AI_PROVIDER_API_KEY to use Anthropic)"
                 );
             }
-            Some(ai_runs::AiState { app: state.clone(), ai, usage_queue })
+            Some(ai_runs::AiState::with_app(state.clone(), &ai_settings).await.map_err(anyhow::Error::from_boxed)?)
         }
         None => {
             println!("AI tools are off: set AI_PROVIDER_API_KEY (and AI_PROVIDER_BASE_URL for a local provider).");
             None
         }
     };
-    let realtime = local_stack::realtime::router(std::sync::Arc::new(realtime::Realtime {
-        app: state.clone(),
-        transport: sockets.clone(),
-    }));
+    let realtime = local_stack::realtime::router(std::sync::Arc::new(realtime::Realtime::with_app(
+        state.clone(),
+        sockets.clone(),
+    )));
     if local_aws {
         start_email_pipeline().await?;
         start_webhook_pipeline().await?;

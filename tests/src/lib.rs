@@ -273,13 +273,9 @@ impl TestApp {
         let lookup = move |name: &str| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let settings = shared::config::Settings::load_from(lookup).await.expect("settings");
         let billing = shared::billing::BillingState::with_app(state.clone(), &settings).expect("billing config");
-        let ai = shared::ai::AiClient::new(shared::ai::AiConfig::from_settings(&settings).expect("AI config"));
+        let ai = ai_runs::AiState::with_app(state.clone(), &settings).await.expect("AI config");
         Self {
-            ai_runs: shared::runtime::app::<ai_runs::Function>(ai_runs::AiState {
-                app: state.clone(),
-                ai,
-                usage_queue: None,
-            }),
+            ai_runs: shared::runtime::app::<ai_runs::Function>(ai),
             provider,
             workspaces: shared::runtime::app::<workspaces::Function>(state.clone()),
             projects: shared::runtime::app::<projects::Function>(state.clone()),
@@ -291,13 +287,14 @@ impl TestApp {
         }
     }
 
-    /// A billing worker (service role) reading Stripe's state from this app's local Stripe.
+    /// A billing worker (`app_billing`) reading Stripe's state from this app's local Stripe.
     pub async fn billing_worker(&self, past_due_grace_days: i64) -> billing_worker::Worker {
-        billing_worker::Worker {
-            pool: worker_pool_as("app_billing", "billing-worker").await,
-            past_due_grace: time::Duration::days(past_due_grace_days),
-            stripe: stripe::reader(&self.stripe.uri()),
-        }
+        worker("app_billing", &self.billing_settings(past_due_grace_days)).await
+    }
+
+    /// The billing worker's settings against this app's local Stripe.
+    pub fn billing_settings(&self, past_due_grace_days: i64) -> Vec<(&'static str, String)> {
+        billing_settings(&self.stripe.uri(), past_due_grace_days)
     }
 
     /// The function API Gateway would route this path to.
@@ -668,12 +665,29 @@ pub async fn local_aws() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
 }
 
-/// A fresh SQS queue in moto; returns its URL.
 /// A fresh billing queue (Stripe events and seat syncs), as the reconciliation sends to.
 pub async fn billing_queue() -> shared::queue::Queue {
     shared::queue::Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), create_queue("billing", &[]).await)
 }
 
+/// The billing worker's settings against the Stripe at `stripe_base`.
+pub fn billing_settings(stripe_base: &str, past_due_grace_days: i64) -> Vec<(&'static str, String)> {
+    vec![
+        ("STRIPE_SECRET_KEY", stripe::SECRET_KEY.to_owned()),
+        ("STRIPE_API_BASE", stripe_base.to_owned()),
+        ("BILLING_PAST_DUE_GRACE_DAYS", past_due_grace_days.to_string()),
+    ]
+}
+
+/// The billing reconciliation (`app_billing`) against the Stripe at `stripe_base`, queueing on
+/// `queue`, with its deployed 30-day lookback.
+pub async fn reconciler(stripe_base: &str, queue: &shared::queue::Queue) -> billing_reconcile::Reconciler {
+    let mut settings = billing_settings(stripe_base, 7);
+    settings.push(("STRIPE_EVENTS_QUEUE_URL", queue.url().to_owned()));
+    worker("app_billing", &settings).await
+}
+
+/// A fresh SQS queue in moto; returns its URL.
 pub async fn create_queue(
     name_prefix: &str,
     attributes: &[(aws_sdk_sqs::types::QueueAttributeName, String)],
@@ -697,12 +711,49 @@ pub async fn create_bucket(name_prefix: &str) -> String {
 
 /// An export worker (the `app_exporter` role) writing to `bucket` in moto, parts of S3's
 /// smallest size.
-pub async fn exporter(bucket: &str, queue: Option<shared::queue::Queue>) -> export_worker::Exporter {
-    export_worker::Exporter {
-        pool: worker_pool_as("app_exporter", "export-worker").await,
-        s3: shared::exports::client().await,
-        bucket: bucket.to_owned(),
-        queue,
-        part_bytes: export_worker::archive::MIN_PART_BYTES,
-    }
+pub async fn exporter(bucket: &str, queue: Option<&str>) -> export_worker::Exporter {
+    let mut settings = vec![
+        ("EXPORTS_BUCKET", bucket.to_owned()),
+        ("EXPORT_PART_BYTES", export_worker::archive::MIN_PART_BYTES.to_string()),
+    ];
+    settings.extend(queue.map(|url| ("EXPORT_QUEUE_URL", url.to_owned())));
+    worker("app_exporter", &settings).await
+}
+
+/// A worker built by its own constructor from settings, as its `main.rs` builds it on Lambda and
+/// the local stack does: `role`'s login as `SERVICE_DATABASE_URL`, AWS at the environment's
+/// endpoint (moto), then `settings`.
+pub async fn worker<W: shared::runtime::FromSettings>(role: &str, settings: &[(&'static str, String)]) -> W {
+    W::from_settings(&worker_settings(role, settings))
+        .await
+        .unwrap_or_else(|e| panic!("{} from its settings: {e}", std::any::type_name::<W>()))
+}
+
+/// Settings from name-value pairs (a later pair wins), as a function reads its environment.
+pub fn settings(pairs: &[(&'static str, String)]) -> shared::config::Settings {
+    let pairs = pairs.to_vec();
+    shared::config::Settings::from_fn(move |name| {
+        pairs.iter().rev().find(|(known, _)| *known == name).map(|(_, value)| value.clone())
+    })
+}
+
+/// The Stripe webhook function as deployed, built from its settings: signed with `secrets`
+/// (comma-separated), enqueueing on `queue_url`.
+pub async fn stripe_webhook(secrets: &str, queue_url: &str, extra: &[(&'static str, String)]) -> Router {
+    let mut pairs =
+        vec![("STRIPE_WEBHOOK_SECRETS", secrets.to_owned()), ("STRIPE_EVENTS_QUEUE_URL", queue_url.to_owned())];
+    pairs.extend(extra.iter().cloned());
+    shared::runtime::app::<stripe_webhook::Function>(
+        <stripe_webhook::WebhookState as shared::runtime::FromSettings>::from_settings(&settings(&pairs))
+            .await
+            .expect("the webhook from its settings"),
+    )
+}
+
+/// A worker's settings: `role`'s login as `SERVICE_DATABASE_URL`, then `settings`. For the
+/// constructors that also take what AWS would provide (the fan-out's WebSocket transport).
+pub fn worker_settings(role: &str, settings: &[(&'static str, String)]) -> shared::config::Settings {
+    let mut all = vec![("SERVICE_DATABASE_URL", database().worker_url(role))];
+    all.extend(settings.iter().cloned());
+    self::settings(&all)
 }

@@ -8,11 +8,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use integration_tests::stripe::{SubscriptionState, WEBHOOK_SECRET, now, sample_subscription_event, signature_header};
-use integration_tests::{TestApp, create_queue, local_aws};
-use secrecy::SecretString;
+use integration_tests::{TestApp, create_queue};
 use serde_json::Value;
-use shared::queue::Queue;
-use stripe_webhook::{WebhookConfig, WebhookState};
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -33,14 +30,9 @@ fn recorded(name: &str, dimension: Option<(&str, &str)>) -> usize {
 async fn the_webhook_counts_what_it_accepts_and_what_it_rejects() {
     capture();
     let queue_url = create_queue("metrics-webhook", &[]).await;
-    let config = WebhookConfig {
-        signing_secrets: vec![SecretString::from(WEBHOOK_SECRET)],
-        tolerance_secs: 300,
-        queue_url: queue_url.clone(),
-        max_body_bytes: 64 * 1024,
-    };
-    let queue = Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), &queue_url);
-    let app = shared::runtime::app::<stripe_webhook::Function>(WebhookState::new(&config, queue));
+    let app =
+        integration_tests::stripe_webhook(WEBHOOK_SECRET, &queue_url, &[("WEBHOOK_MAX_BODY_BYTES", "65536".into())])
+            .await;
     let (accepted, rejected) = (
         recorded("StripeWebhook", Some(("result", "accepted"))),
         recorded("StripeWebhook", Some(("result", "rejected"))),

@@ -47,13 +47,21 @@ pub fn router() -> shared::openapi::OpenApiRouter<AiState> {
 shared::http_function!(AiState, |state| shared::http::finish_over(router(), state, FUNCTION));
 
 /// The API's state, the AI provider's client and, when configured, the usage queue.
-impl shared::runtime::FromSettings for AiState {
-    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+impl AiState {
+    /// Over an application state already built (the local stack's, shared by every function it
+    /// serves): the AI provider's settings and `USAGE_QUEUE_URL`, if set.
+    pub async fn with_app(app: AppState, settings: &Settings) -> Result<Self, shared::runtime::Error> {
         let ai = AiClient::new(AiConfig::from_settings(settings)?);
         let usage_queue = match settings.get("USAGE_QUEUE_URL") {
             Some(url) => Some(Queue::connect(url).await),
             None => None,
         };
-        Ok(Self { app: AppState::from_settings(settings).await?, ai, usage_queue })
+        Ok(Self { app, ai, usage_queue })
+    }
+}
+
+impl shared::runtime::FromSettings for AiState {
+    async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
+        Self::with_app(AppState::from_settings(settings).await?, settings).await
     }
 }

@@ -14,7 +14,7 @@ mod tables;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use futures_util::TryStreamExt as _;
 use serde_json::{Value, json};
-use shared::config::{DatabaseConfig, Settings};
+use shared::config::{DatabaseConfig, Settings, parse_or};
 use shared::exports;
 use shared::queue::Queue;
 use sqlx::PgPool;
@@ -238,8 +238,9 @@ impl Exporter {
 }
 
 impl shared::runtime::FromSettings for Exporter {
-    /// Reads `SERVICE_DATABASE_URL` (an `app_exporter` login), `EXPORTS_BUCKET` and
-    /// `EXPORT_QUEUE_URL`.
+    /// Reads `SERVICE_DATABASE_URL` (an `app_exporter` login), `EXPORTS_BUCKET`,
+    /// `EXPORT_QUEUE_URL` and `EXPORT_PART_BYTES` (the multipart upload's part size: 8 MiB by
+    /// default, at least S3's 5 MiB).
     async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
         let lookup = |name: &str| settings.get(name);
         let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
@@ -252,7 +253,7 @@ impl shared::runtime::FromSettings for Exporter {
             s3: exports::client().await,
             bucket: settings.require("EXPORTS_BUCKET")?,
             queue,
-            part_bytes: 8 * 1024 * 1024,
+            part_bytes: parse_or(&lookup, "EXPORT_PART_BYTES", 8 * 1024 * 1024)?,
         })
     }
 }

@@ -198,12 +198,18 @@ impl<T: Transport> Realtime<T> {
 
 /// On AWS: the API's state, pushing answers through the WebSocket stage's Management API
 /// (`REALTIME_ENDPOINT`, the stage's `https://` URL).
+impl<T> Realtime<T> {
+    /// Over an application state already built, pushing through `transport` (the local stack's
+    /// sockets, or API Gateway's Management API on AWS).
+    pub fn with_app(app: AppState, transport: T) -> Self {
+        Realtime { app, transport }
+    }
+}
+
 impl shared::runtime::FromSettings for Realtime<ApiGatewayTransport> {
     async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
-        Ok(Realtime {
-            app: AppState::from_settings(settings).await?,
-            transport: ApiGatewayTransport::new(settings.require("REALTIME_ENDPOINT")?),
-        })
+        let transport = ApiGatewayTransport::new(settings.require("REALTIME_ENDPOINT")?);
+        Ok(Realtime::with_app(AppState::from_settings(settings).await?, transport))
     }
 }
 

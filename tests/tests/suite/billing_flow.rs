@@ -9,7 +9,6 @@ use integration_tests::stripe::{
     SubscriptionState, WEBHOOK_SECRET, form_of, now, signature_header, subscription_event,
 };
 use integration_tests::{TestApp, create_queue, local_aws};
-use secrecy::SecretString;
 use serde_json::json;
 use shared::queue::Queue;
 use tower::ServiceExt;
@@ -64,14 +63,7 @@ async fn checkout_then_webhook_then_worker_upgrades_the_workspace_and_its_limits
     // 3. The webhook verifies and enqueues.
     let queue_url = create_queue("flow-events", &[]).await;
     let queue = Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), &queue_url);
-    let config = stripe_webhook::WebhookConfig {
-        signing_secrets: vec![SecretString::from(WEBHOOK_SECRET)],
-        tolerance_secs: 300,
-        queue_url: queue_url.clone(),
-        max_body_bytes: 512 * 1024,
-    };
-    let webhook =
-        shared::runtime::app::<stripe_webhook::Function>(stripe_webhook::WebhookState::new(&config, queue.clone()));
+    let webhook = integration_tests::stripe_webhook(WEBHOOK_SECRET, &queue_url, &[]).await;
     let delivered = webhook
         .oneshot(
             Request::post("/")

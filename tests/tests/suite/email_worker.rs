@@ -5,7 +5,7 @@
 
 use axum::http::StatusCode;
 use email_worker::{Mailer, Outcome};
-use integration_tests::{TestApp, create_queue, local_aws, service_pool, worker_pool_as};
+use integration_tests::{TestApp, create_queue, local_aws, service_pool, worker};
 use serde_json::{Value, json};
 use shared::queue::Queue;
 use uuid::Uuid;
@@ -21,16 +21,11 @@ async fn ses(config: &aws_config::SdkConfig) -> aws_sdk_sesv2::Client {
     client
 }
 
-async fn mailer(queue: Option<Queue>) -> Mailer {
-    let config = local_aws().await;
-    Mailer {
-        pool: worker_pool_as("app_mailer", "email-worker").await,
-        ses: ses(&config).await,
-        from: FROM.to_owned(),
-        app_base_url: "https://app.example.test".to_owned(),
-        queue,
-        echo: false,
-    }
+async fn mailer(queue_url: Option<&str>) -> Mailer {
+    ses(&local_aws().await).await;
+    let mut settings = vec![("EMAIL_FROM", FROM.to_owned()), ("APP_BASE_URL", "https://app.example.test".to_owned())];
+    settings.extend(queue_url.map(|url| ("EMAIL_QUEUE_URL", url.to_owned())));
+    worker("app_mailer", &settings).await
 }
 
 /// Mails moto's SES accepted for `to`.
@@ -119,14 +114,7 @@ async fn a_failed_send_is_counted_and_the_retry_sends_it_once() {
         let config = aws_sdk_sesv2::config::Builder::from(&local_aws().await)
             .endpoint_url(format!("http://127.0.0.1:{port}"))
             .build();
-        Mailer {
-            pool: worker_pool_as("app_mailer", "email-worker").await,
-            ses: aws_sdk_sesv2::Client::from_conf(config),
-            from: FROM.to_owned(),
-            app_base_url: "https://app.example.test".to_owned(),
-            queue: None,
-            echo: false,
-        }
+        Mailer { ses: aws_sdk_sesv2::Client::from_conf(config), ..mailer(None).await }
     };
     let refused = broken.send(&id.to_string()).await;
     assert!(refused.is_err(), "{refused:?}");
@@ -155,8 +143,8 @@ async fn the_sweep_queues_what_was_never_sent_and_a_rolled_back_change_sends_not
         .await
         .unwrap();
     let queue_url = create_queue("emails-sweep", &[]).await;
-    let queue = Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), queue_url);
-    let mailer = mailer(Some(queue.clone())).await;
+    let queue = Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), &queue_url);
+    let mailer = mailer(Some(&queue_url)).await;
     let enqueued = shared::runtime::handle_event(&mailer, json!({"task": "sweep"})).await.unwrap();
     assert!(enqueued["enqueued"].as_u64().unwrap() >= 1, "{enqueued}");
     // A second sweep right away does not queue it again.

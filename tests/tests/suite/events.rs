@@ -5,9 +5,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use axum::body::Body;
 use axum::http::StatusCode;
 use integration_tests::stripe::{SubscriptionState, now};
-use integration_tests::{TestApp, base_settings, create_queue, local_aws, owner_pool, service_pool};
-use secrecy::SecretString;
-use shared::queue::Queue;
+use integration_tests::{TestApp, base_settings, create_queue, local_aws, owner_pool, service_pool, worker};
 use tower::ServiceExt;
 use uuid::Uuid;
 use wiremock::matchers::{method, path};
@@ -183,16 +181,13 @@ async fn every_sample_event_is_served_by_its_function() {
             }
             "stripe" => {
                 let queue_url = create_queue("events-webhook", &[]).await;
-                let config = stripe_webhook::WebhookConfig {
-                    signing_secrets: vec![SecretString::from(local_stack::DEV_WEBHOOK_SECRET)],
-                    // The file's signature is from when it was generated; only its correctness is checked here.
-                    tolerance_secs: i64::MAX / 2,
-                    queue_url: queue_url.clone(),
-                    max_body_bytes: 512 * 1024,
-                };
-                let queue = Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), &queue_url);
-                let webhook =
-                    shared::runtime::app::<stripe_webhook::Function>(stripe_webhook::WebhookState::new(&config, queue));
+                // The file's signature is from when it was generated; only its correctness is checked here.
+                let webhook = integration_tests::stripe_webhook(
+                    local_stack::DEV_WEBHOOK_SECRET,
+                    &queue_url,
+                    &[("STRIPE_WEBHOOK_TOLERANCE_SECS", (i64::MAX / 2).to_string())],
+                )
+                .await;
                 let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
                 let response = webhook.oneshot(request.map(|body| Body::from(body.to_vec()))).await.unwrap();
                 assert_eq!(response.status(), StatusCode::OK, "{name}");
@@ -211,15 +206,11 @@ async fn every_sample_event_is_served_by_its_function() {
             }
             "usage" => {
                 let event: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-                let worker = usage_worker::UsageWorker {
-                    pool: integration_tests::worker_pool("app_usage").await,
-                    stripe: shared::stripe::StripeClient::new(
-                        &SecretString::from("sk_test_unused"),
-                        Some(&app.stripe.uri()),
-                    )
-                    .unwrap(),
-                    event_name: "ai_tool_runs".into(),
-                };
+                let worker: usage_worker::UsageWorker = worker(
+                    "app_usage",
+                    &[("STRIPE_SECRET_KEY", "sk_test_unused".into()), ("STRIPE_API_BASE", app.stripe.uri())],
+                )
+                .await;
                 let response = usage_worker::handle_batch(&worker, event).await;
                 assert!(response.batch_item_failures.is_empty(), "{name}");
                 // The record the event names (seeded above) was reported as one meter event.
@@ -243,12 +234,8 @@ async fn every_sample_event_is_served_by_its_function() {
                 assert_eq!(event["detail-type"], "Scheduled Event", "{name}");
                 let usage_queue_url = create_queue("events-usage", &[]).await;
                 let client = aws_sdk_sqs::Client::new(&local_aws().await);
-                let sweeper = ai_sweeper::Sweeper {
-                    pool: integration_tests::worker_pool("app_sweeper").await,
-                    usage_queue: Queue::new(client.clone(), &usage_queue_url),
-                    stuck_after_secs: 120,
-                    resend_after_secs: 900,
-                };
+                let sweeper: ai_sweeper::Sweeper =
+                    worker("app_sweeper", &[("USAGE_QUEUE_URL", usage_queue_url.clone())]).await;
                 let report = shared::runtime::handle_event(&sweeper, event).await.unwrap();
                 assert_eq!(report, serde_json::json!({"abandoned_runs": 1, "usage_resent": 1}), "{name}");
                 let status: String = sqlx::query_scalar("SELECT status FROM ai_runs WHERE id = $1")
@@ -262,11 +249,9 @@ async fn every_sample_event_is_served_by_its_function() {
             }
             "billing" if name == "billing-reconcile-outbox" => {
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();
-                let reconciler = billing_reconcile::Reconciler {
-                    worker: app.billing_worker(7).await,
-                    lookback: time::Duration::days(30),
-                    queue: shared::queue::Queue::connect(create_queue("events-billing", &[]).await).await,
-                };
+                let mut settings = app.billing_settings(7);
+                settings.push(("STRIPE_EVENTS_QUEUE_URL", create_queue("events-billing", &[]).await));
+                let reconciler: billing_reconcile::Reconciler = worker("app_billing", &settings).await;
                 let report = shared::runtime::handle_event(&reconciler, event).await.unwrap();
                 // Only the cancellation arranged above is sent; no reconciliation runs.
                 assert_eq!(
@@ -280,11 +265,9 @@ async fn every_sample_event_is_served_by_its_function() {
             "billing" if name == "billing-reconcile-schedule" => {
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();
                 assert_eq!(event["detail-type"], "Scheduled Event", "{name}");
-                let reconciler = billing_reconcile::Reconciler {
-                    worker: app.billing_worker(7).await,
-                    lookback: time::Duration::days(30),
-                    queue: shared::queue::Queue::connect(create_queue("events-billing", &[]).await).await,
-                };
+                let mut settings = app.billing_settings(7);
+                settings.push(("STRIPE_EVENTS_QUEUE_URL", create_queue("events-billing", &[]).await));
+                let reconciler: billing_reconcile::Reconciler = worker("app_billing", &settings).await;
                 let answer = shared::runtime::handle_event(&reconciler, event).await.unwrap();
                 let report = &answer["reconciliation"];
                 // The drift injected above is found and repaired.
@@ -309,14 +292,15 @@ async fn every_sample_event_is_served_by_its_function() {
                 let ses = aws_sdk_sesv2::Client::new(&config);
                 ses.create_email_identity().email_identity("no-reply@demo.test").send().await.unwrap();
                 let queue_url = create_queue("events-email", &[]).await;
-                let mailer = email_worker::Mailer {
-                    pool: integration_tests::worker_pool_as("app_mailer", "email-worker").await,
-                    ses,
-                    from: "no-reply@demo.test".into(),
-                    app_base_url: "http://127.0.0.1:3000".into(),
-                    queue: Some(Queue::new(aws_sdk_sqs::Client::new(&config), queue_url)),
-                    echo: false,
-                };
+                let mailer: email_worker::Mailer = worker(
+                    "app_mailer",
+                    &[
+                        ("EMAIL_FROM", "no-reply@demo.test".into()),
+                        ("APP_BASE_URL", "http://127.0.0.1:3000".into()),
+                        ("EMAIL_QUEUE_URL", queue_url),
+                    ],
+                )
+                .await;
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();
                 let answer = shared::runtime::handle_event(&mailer, event).await.unwrap();
                 if name == "email-worker-sqs" {
@@ -332,11 +316,9 @@ async fn every_sample_event_is_served_by_its_function() {
                 }
             }
             "export" => {
-                let config = integration_tests::local_aws().await;
                 let queue_url = create_queue("events-exports", &[]).await;
                 let bucket = integration_tests::create_bucket("events-exports").await;
-                let queue = Queue::new(aws_sdk_sqs::Client::new(&config), queue_url);
-                let exporter = integration_tests::exporter(&bucket, Some(queue)).await;
+                let exporter = integration_tests::exporter(&bucket, Some(&queue_url)).await;
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();
                 let answer = shared::runtime::handle_event(&exporter, event).await.unwrap();
                 if name == "export-worker-sqs" {
@@ -371,10 +353,8 @@ async fn every_sample_event_is_served_by_its_function() {
                 };
                 let connect = parse(&std::fs::read_to_string(events_dir().join("realtime-connect.json")).unwrap());
                 let connection = connect.request_context.connection_id.clone().unwrap();
-                let realtime = realtime::Realtime {
-                    app: app.state.clone(),
-                    transport: local_stack::realtime::LocalSockets::default(),
-                };
+                let realtime =
+                    realtime::Realtime::with_app(app.state.clone(), local_stack::realtime::LocalSockets::default());
                 let service = service_pool().await;
                 sqlx::query("DELETE FROM realtime_connections WHERE id = $1")
                     .bind(&connection)
@@ -402,16 +382,17 @@ async fn every_sample_event_is_served_by_its_function() {
                 assert_eq!((connections, subscriptions), expected, "{name}");
             }
             "activity" => {
-                let fanout = activity_fanout::Fanout {
-                    pool: integration_tests::worker_pool_as("app_fanout", activity_fanout::FUNCTION).await,
-                    transport: local_stack::realtime::LocalSockets::default(),
-                    queue: Some(Queue::new(
-                        aws_sdk_sqs::Client::new(&integration_tests::local_aws().await),
-                        create_queue("events-activity", &[]).await,
-                    )),
-                    sweep: std::time::Duration::from_millis(100),
-                    poll: std::time::Duration::from_millis(50),
-                };
+                let settings = integration_tests::worker_settings(
+                    "app_fanout",
+                    &[
+                        ("ACTIVITY_QUEUE_URL", create_queue("events-activity", &[]).await),
+                        ("FANOUT_SWEEP_SECONDS", "1".into()),
+                        ("FANOUT_POLL_MS", "50".into()),
+                    ],
+                );
+                let fanout = activity_fanout::Fanout::build(&settings, local_stack::realtime::LocalSockets::default())
+                    .await
+                    .unwrap();
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();
                 let answer = shared::runtime::handle_event(&fanout, event).await.unwrap();
                 if name == "activity-fanout-sqs" {
@@ -456,21 +437,15 @@ async fn every_sample_event_is_served_by_its_function() {
                 .execute(&owner)
                 .await
                 .unwrap();
-                let config = integration_tests::local_aws().await;
-                let dispatcher = webhook_dispatcher::Dispatcher {
-                    pool: integration_tests::worker_pool_as("app_webhooks", webhook_dispatcher::FUNCTION).await,
-                    egress: shared::webhooks::egress::Egress::new(shared::webhooks::egress::EgressPolicy {
-                        allow_loopback_http: true,
-                        ..Default::default()
-                    })
-                    .unwrap(),
-                    queue: Some(Queue::new(
-                        aws_sdk_sqs::Client::new(&config),
-                        create_queue("events-webhooks", &[]).await,
-                    )),
-                    schedule: webhook_dispatcher::RetrySchedule::default(),
-                    disable_after: std::time::Duration::from_secs(3600),
-                };
+                let dispatcher: webhook_dispatcher::Dispatcher = worker(
+                    "app_webhooks",
+                    &[
+                        ("WEBHOOK_QUEUE_URL", create_queue("events-webhooks", &[]).await),
+                        ("WEBHOOKS_ALLOW_LOOPBACK_HTTP", "true".into()),
+                        ("WEBHOOK_DISABLE_AFTER_HOURS", "1".into()),
+                    ],
+                )
+                .await;
                 let event: serde_json::Value = serde_json::from_str(&text).unwrap();
                 let answer = shared::runtime::handle_event(&dispatcher, event).await.unwrap();
                 if name == "webhook-dispatcher-sqs" {

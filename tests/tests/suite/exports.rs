@@ -218,8 +218,7 @@ async fn failed_attempts_are_retried_then_settled_and_the_sweep_enqueues_open_ex
     let t = app.tenant("export-failing").await;
     let export_id = app.post(&t.owner, &format!("{}/exports", t.path()), json!(null)).await.id();
     let queue_url = create_queue("exports", &[]).await;
-    let queue = shared::queue::Queue::new(aws_sdk_sqs::Client::new(&integration_tests::local_aws().await), &queue_url);
-    let broken = exporter("no-such-bucket-for-exports", Some(queue)).await;
+    let broken = exporter("no-such-bucket-for-exports", Some(&queue_url)).await;
 
     assert_eq!(broken.sweep().await.unwrap(), 1, "a new export is enqueued");
     assert_eq!(broken.sweep().await.unwrap(), 0, "not twice within the window");

@@ -2,7 +2,6 @@
 //! (checkout, portal, the billing worker's async-stripe reads, reconciliation) work against it,
 //! and the events it sends, applied in any order, end on its state.
 
-use billing_reconcile::Reconciler;
 use integration_tests::stripe::{LocalBilling, local_stripe_events as events, start_local_stripe};
 use integration_tests::{TestApp, base_settings, billing_queue};
 use serde_json::json;
@@ -15,8 +14,8 @@ async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe
     let app = TestApp::with_settings(settings).await;
     let owner = app.user("local-stripe").await;
     let ws = app.workspace(&owner, "Local Stripe").await;
-    let worker =
-        billing_worker::Worker { stripe: integration_tests::stripe::reader(&base), ..app.billing_worker(7).await };
+    let worker: billing_worker::Worker =
+        integration_tests::worker("app_billing", &integration_tests::billing_settings(&base, 7)).await;
 
     // Checkout: the checkout function creates the customer and session in the local Stripe.
     let session = app
@@ -126,8 +125,7 @@ async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe
     assert_eq!((billing.body["plan"].as_str(), billing.body["status"].as_str()), (Some("free"), Some("canceled")));
 
     // Reconciliation reads the same account: every event already applied, nothing drifted here.
-    let report =
-        Reconciler { worker, lookback: time::Duration::days(30), queue: billing_queue().await }.run().await.unwrap();
+    let report = integration_tests::reconciler(&base, &billing_queue().await).await.run().await.unwrap();
     assert_eq!(report.events_checked, 10);
     assert!(report.missed_events.is_empty(), "{report:?}");
     assert!(!report.drift.iter().any(|d| d.workspace_id == ws), "{report:?}");

@@ -8,10 +8,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use integration_tests::{TestApp, admin_router, base_settings, local_aws, respond};
-use secrecy::SecretString;
 use serde_json::Value;
 use shared::openapi::PROBLEMS;
-use shared::queue::Queue;
 
 const REGENERATE: &str = "cargo run -q -p local-stack -- openapi > openapi.json";
 
@@ -34,14 +32,8 @@ fn operations(doc: &Value) -> BTreeSet<String> {
 }
 
 async fn webhook_app() -> Router {
-    let config = stripe_webhook::WebhookConfig {
-        signing_secrets: vec![SecretString::from("whsec_openapi_test")],
-        tolerance_secs: 300,
-        queue_url: "http://127.0.0.1:1/unused".into(),
-        max_body_bytes: 64 * 1024,
-    };
-    let queue = Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), &config.queue_url);
-    shared::runtime::app::<stripe_webhook::Function>(stripe_webhook::WebhookState::new(&config, queue))
+    local_aws().await;
+    integration_tests::stripe_webhook("whsec_openapi_test", "http://127.0.0.1:1/unused", &[]).await
 }
 
 async fn document_of(router: &Router) -> Value {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use futures_util::{SinkExt, StreamExt};
-use integration_tests::{Tenant, TestApp, TestUser, create_queue, local_aws, service_pool, worker_pool_as};
+use integration_tests::{Tenant, TestApp, TestUser, create_queue, local_aws, service_pool};
 use local_stack::realtime::LocalSockets;
 use serde_json::{Value, json};
 use shared::queue::Queue;
@@ -28,18 +28,14 @@ struct Stack {
 async fn stack() -> Stack {
     let app = TestApp::new().await;
     let sockets = LocalSockets::default();
-    let realtime = std::sync::Arc::new(realtime::Realtime { app: app.state.clone(), transport: sockets.clone() });
+    let realtime = std::sync::Arc::new(realtime::Realtime::with_app(app.state.clone(), sockets.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, local_stack::realtime::router(realtime)).await.unwrap() });
     let queue = Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), create_queue("activity", &[]).await);
-    let fanout: &'static activity_fanout::Fanout<LocalSockets> = Box::leak(Box::new(activity_fanout::Fanout {
-        pool: worker_pool_as("app_fanout", activity_fanout::FUNCTION).await,
-        transport: sockets,
-        queue: Some(queue.clone()),
-        sweep: Duration::from_secs(50),
-        poll: Duration::from_millis(250),
-    }));
+    let settings = integration_tests::worker_settings("app_fanout", &[("ACTIVITY_QUEUE_URL", queue.url().to_owned())]);
+    let fanout: &'static activity_fanout::Fanout<LocalSockets> =
+        Box::leak(Box::new(activity_fanout::Fanout::build(&settings, sockets).await.unwrap()));
     tokio::spawn(async move {
         loop {
             fanout.sweep().await.unwrap();

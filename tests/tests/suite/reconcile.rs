@@ -29,11 +29,7 @@ fn state(ws: Uuid, status: &'static str) -> SubscriptionState {
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn reconciler(app: &TestApp) -> Reconciler {
-    Reconciler {
-        worker: app.billing_worker(7).await,
-        lookback: time::Duration::days(30),
-        queue: integration_tests::billing_queue().await,
-    }
+    integration_tests::reconciler(&app.stripe.uri(), &integration_tests::billing_queue().await).await
 }
 
 /// Stripe's event log, empty unless a test mounts its own first.

@@ -222,14 +222,7 @@ async fn the_quantity_converges_under_twenty_concurrent_member_changes() {
     .unwrap();
     tx.commit().await.unwrap();
     assert!(!t.pending().await);
-    let reconciler = billing_reconcile::Reconciler {
-        worker: billing_worker::Worker {
-            stripe: integration_tests::stripe::reader(&t.base),
-            ..t.app.billing_worker(7).await
-        },
-        lookback: time::Duration::days(30),
-        queue: t.queue.clone(),
-    };
+    let reconciler = integration_tests::reconciler(&t.base, &t.queue).await;
     let report = reconciler.run().await.unwrap();
     assert_eq!(report.seats_to_sync, vec![t.ws]);
     t.sync_until_settled().await;

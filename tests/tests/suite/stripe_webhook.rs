@@ -13,22 +13,14 @@ use integration_tests::stripe::{
     OLD_WEBHOOK_SECRET, SubscriptionState, WEBHOOK_SECRET, now, signature_header, subscription_event,
 };
 use integration_tests::{TestApp, create_queue, local_aws};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use shared::queue::Queue;
-use stripe_webhook::{WebhookConfig, WebhookState};
 use tower::ServiceExt;
 use uuid::Uuid;
 
 async fn webhook(queue_url: &str) -> Router {
-    let config = WebhookConfig {
-        signing_secrets: vec![SecretString::from(WEBHOOK_SECRET), SecretString::from(OLD_WEBHOOK_SECRET)],
-        tolerance_secs: 300,
-        queue_url: queue_url.to_owned(),
-        max_body_bytes: 64 * 1024,
-    };
-    let queue = Queue::new(aws_sdk_sqs::Client::new(&local_aws().await), queue_url);
-    shared::runtime::app::<stripe_webhook::Function>(WebhookState::new(&config, queue))
+    let secrets = format!("{WEBHOOK_SECRET},{OLD_WEBHOOK_SECRET}");
+    integration_tests::stripe_webhook(&secrets, queue_url, &[("WEBHOOK_MAX_BODY_BYTES", "65536".into())]).await
 }
 
 async fn post(app: &Router, payload: &str, signature: Option<String>) -> (StatusCode, Value) {

@@ -7,10 +7,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use integration_tests::stripe::{SECRET_KEY, form_of};
 use integration_tests::{Tenant, TestApp, create_queue, local_aws, service_pool};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use shared::queue::Queue;
-use shared::stripe::StripeClient;
 use tower::ServiceExt;
 use usage_worker::{Outcome, UsageWorker, handle_batch};
 use uuid::Uuid;
@@ -30,11 +28,11 @@ async fn stripe() -> MockServer {
 }
 
 async fn worker(stripe: &MockServer) -> UsageWorker {
-    UsageWorker {
-        pool: integration_tests::worker_pool("app_usage").await,
-        stripe: StripeClient::new(&SecretString::from(SECRET_KEY), Some(&stripe.uri())).unwrap(),
-        event_name: "ai_tool_runs".into(),
-    }
+    integration_tests::worker(
+        "app_usage",
+        &[("STRIPE_SECRET_KEY", SECRET_KEY.into()), ("STRIPE_API_BASE", stripe.uri())],
+    )
+    .await
 }
 
 async fn meter_events_for(stripe: &MockServer, record: Uuid) -> Vec<wiremock::Request> {
@@ -152,12 +150,8 @@ async fn usage_without_a_customer_is_kept_and_reported_once_one_exists() {
     let worker = worker(&stripe).await;
     assert_eq!(worker.report(&record.to_string()).await.unwrap(), Outcome::NoCustomer);
     assert!(meter_events_for(&stripe, record).await.is_empty());
-    let sweeper = ai_sweeper::Sweeper {
-        pool: integration_tests::worker_pool("app_sweeper").await,
-        usage_queue: queue.clone(),
-        stuck_after_secs: 120,
-        resend_after_secs: 900,
-    };
+    let sweeper: ai_sweeper::Sweeper =
+        integration_tests::worker("app_sweeper", &[("USAGE_QUEUE_URL", queue.url().to_owned())]).await;
     sqlx::query("UPDATE usage_records SET created_at = now() - interval '5 minutes' WHERE id = $1")
         .bind(record)
         .execute(&pool)
@@ -192,20 +186,19 @@ async fn usage_without_a_customer_is_kept_and_reported_once_one_exists() {
 async fn usage_whose_enqueue_failed_is_recovered_by_the_sweeper() {
     let good_url = create_queue("usage", &[]).await;
     let sqs = SqsClient::new(&local_aws().await);
-    let broken = Queue::new(sqs.clone(), good_url.replace("/usage-", "/missing-"));
+    let broken_url = good_url.replace("/usage-", "/missing-");
     let app = TestApp::new().await;
     let t = app.tenant("outbox").await;
-    let ai_app = shared::runtime::app::<ai_runs::Function>(ai_runs::AiState {
-        app: app.state.clone(),
-        ai: shared::ai::AiClient::new(shared::ai::AiConfig {
-            api_key: SecretString::from(integration_tests::ai::API_KEY),
-            base_url: app.provider.uri(),
-            model: "claude-test".into(),
-            max_tokens: 100,
-            time_budget: std::time::Duration::from_secs(3),
-        }),
-        usage_queue: Some(broken),
-    });
+    let settings = integration_tests::settings(&[
+        ("AI_PROVIDER_API_KEY", integration_tests::ai::API_KEY.into()),
+        ("AI_PROVIDER_BASE_URL", app.provider.uri()),
+        ("AI_MODEL", "claude-test".into()),
+        ("AI_MAX_TOKENS", "100".into()),
+        ("AI_TIME_BUDGET_MS", "3000".into()),
+        ("USAGE_QUEUE_URL", broken_url),
+    ]);
+    let ai = ai_runs::AiState::with_app(app.state.clone(), &settings).await.unwrap();
+    let ai_app = shared::runtime::app::<ai_runs::Function>(ai);
     let response = ai_app
         .oneshot(
             Request::post(format!("{}/ai/runs", t.path()))
@@ -233,12 +226,8 @@ async fn usage_whose_enqueue_failed_is_recovered_by_the_sweeper() {
         .await
         .unwrap();
     let queue = Queue::new(sqs, &good_url);
-    let sweeper = ai_sweeper::Sweeper {
-        pool: integration_tests::worker_pool("app_sweeper").await,
-        usage_queue: queue.clone(),
-        stuck_after_secs: 120,
-        resend_after_secs: 900,
-    };
+    let sweeper: ai_sweeper::Sweeper =
+        integration_tests::worker("app_sweeper", &[("USAGE_QUEUE_URL", queue.url().to_owned())]).await;
     assert!(sweeper.sweep().await.unwrap().usage_resent >= 1);
     let stripe = stripe().await;
     let worker = worker(&stripe).await;

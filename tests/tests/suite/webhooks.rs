@@ -7,9 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
-use integration_tests::{
-    Tenant, TestApp, api_pool, base_settings, create_queue, service_pool, subscribe, worker_pool_as,
-};
+use integration_tests::{Tenant, TestApp, api_pool, base_settings, create_queue, service_pool, subscribe};
 use serde_json::{Value, json};
 use shared::webhooks::egress::{Egress, EgressPolicy};
 use uuid::Uuid;
@@ -26,17 +24,18 @@ async fn app() -> TestApp {
 /// The dispatcher as deployed, but allowed to reach the loopback receiver, with retries due at
 /// once (the schedule itself is unit-tested) and endpoints disabled after `disable_after`.
 async fn dispatcher(disable_after: Duration) -> Dispatcher {
+    let deployed: Dispatcher =
+        integration_tests::worker("app_webhooks", &[("WEBHOOKS_ALLOW_LOOPBACK_HTTP", "true".into())]).await;
     Dispatcher {
-        pool: worker_pool_as("app_webhooks", webhook_dispatcher::FUNCTION).await,
         egress: Egress::new(EgressPolicy {
             allow_loopback_http: true,
             timeout: Duration::from_secs(5),
             ..EgressPolicy::default()
         })
         .unwrap(),
-        queue: None,
         schedule: RetrySchedule::new(vec![Duration::ZERO; 7]),
         disable_after,
+        ..deployed
     }
 }
 
