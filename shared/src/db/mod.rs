@@ -140,13 +140,31 @@ impl TenantTx {
         scope: Option<Scope>,
         counted: bool,
     ) -> Result<(Self, Option<Entry>), ApiError> {
-        // Held by the transaction before BEGIN is sent: if this future is dropped or the batch
-        // fails, the drop below rolls back whatever was opened.
-        let mut tx = Self { conn: Some(pool.acquire().await?) };
         let batch = opening::batch(caller, scope.as_ref(), counted, crate::context::current_request_id().as_deref());
-        let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(batch)).fetch_all(&mut *tx).await?;
-        let entry = opening::interpret(&rows)?;
-        Ok((tx, entry))
+        // A pooled connection can have died while idle (the database restarted or failed over):
+        // the opening is sent again on another one, until the pool has replaced every dead
+        // connection it held. A lost connection's transaction is rolled back by the server, so
+        // only a rate limit counted just before the break can be counted twice.
+        let mut attempts = pool.options().get_max_connections() + 1;
+        loop {
+            // Held by the transaction before BEGIN is sent: if this future is dropped or the
+            // batch fails, the drop below rolls back whatever was opened.
+            let mut tx = Self { conn: Some(pool.acquire().await?) };
+            match sqlx::raw_sql(sqlx::AssertSqlSafe(batch.as_str())).fetch_all(&mut *tx).await {
+                Ok(rows) => {
+                    let entry = opening::interpret(&rows)?;
+                    return Ok((tx, entry));
+                }
+                Err(error) if attempts > 1 && crate::error::is_connection_lost(&error) => {
+                    attempts -= 1;
+                    tracing::info!(%error, "the pooled connection was lost; opening the request on another");
+                    if let Some(mut conn) = tx.conn.take() {
+                        conn.close_on_drop();
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     pub async fn commit(mut self) -> Result<(), ApiError> {

@@ -28,7 +28,30 @@ const QUERY_CANCELED: &str = "57014";
 /// passes through unvalidated.
 const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
 
+/// SQLSTATEs of a server that is going away or not yet back: shut down by an operator or a
+/// failover (57P01), crashed (57P02), starting up or shutting down (57P03), out of connection
+/// slots (53300); and the whole class 08, connection exceptions.
+const SERVER_GOING_AWAY: [&str; 4] = ["57P01", "57P02", "57P03", "53300"];
+
+/// Whether the connection or the server behind it is gone (a restart, a failover, a network
+/// break): the service's own transient condition, not the caller's mistake and not a bug.
+pub fn is_connection_lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            db.code().is_some_and(|code| code.starts_with("08") || SERVER_GOING_AWAY.contains(&code.as_ref()))
+        }
+        _ => false,
+    }
+}
+
 pub fn classify(error: sqlx::Error) -> ApiError {
+    if is_connection_lost(&error) {
+        tracing::warn!(%error, "the database connection was lost");
+        return ApiError::ServiceUnavailable(
+            "The database is unavailable (restarting or failing over); retry shortly.".into(),
+        );
+    }
     let Some(db) = error.as_database_error() else {
         return match error {
             // A pool that cannot hand out a connection in time is overloaded, not broken.

@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-pub use database::{Constraint, suspended, with_constraints};
+pub use database::{Constraint, is_connection_lost, suspended, with_constraints};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -161,6 +161,10 @@ impl ApiError {
     }
 }
 
+/// Seconds a 503 asks the caller to wait: long enough for a pool to reconnect, short enough that
+/// a client retrying through a Multi-AZ failover behind RDS Proxy (a few seconds) notices little.
+pub const SERVICE_UNAVAILABLE_RETRY_AFTER: u32 = 2;
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         database::classify(error)
@@ -215,6 +219,11 @@ impl IntoResponse for ApiError {
         }
         if let Self::RateLimited { retry_after, .. } = &self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        // Every 503 is a condition that passes (a busy or restarting database, a conflict, an
+        // outside service): said so clients and API Gateway's callers retry, after a pause.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(SERVICE_UNAVAILABLE_RETRY_AFTER));
         }
         response
     }

@@ -22,6 +22,7 @@ mod checkout_portal;
 mod compile_time_sql;
 mod cross_tenant;
 mod data_lifecycle;
+mod database_outage;
 mod email_worker;
 mod events;
 mod exports;
