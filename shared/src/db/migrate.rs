@@ -33,6 +33,38 @@ pub async fn run(owner_pool: &PgPool) -> Result<(), MigrationError> {
     }
 }
 
+/// What one run of the migrations did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The versions this run applied, oldest first (none when nothing was pending).
+    pub applied: Vec<i64>,
+    /// The newest version the database has.
+    pub latest: Option<i64>,
+}
+
+/// As [`run`], answering which versions this run applied (for the deploy's migrate function).
+pub async fn run_reporting(owner_pool: &PgPool) -> Result<Report, MigrationError> {
+    let before = applied_versions(owner_pool).await?;
+    run(owner_pool).await?;
+    let after = applied_versions(owner_pool).await?;
+    Ok(Report {
+        applied: after.iter().copied().filter(|v| !before.contains(v)).collect(),
+        latest: after.last().copied(),
+    })
+}
+
+/// The versions applied so far, through sqlx's own bookkeeping (its table is created if missing,
+/// as applying would).
+async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>, MigrateError> {
+    use sqlx::migrate::Migrate as _;
+    let mut conn = pool.acquire().await?;
+    conn.ensure_migrations_table(&MIGRATOR.table_name).await?;
+    let mut versions: Vec<i64> =
+        conn.list_applied_migrations(&MIGRATOR.table_name).await?.iter().map(|m| m.version).collect();
+    versions.sort_unstable();
+    Ok(versions)
+}
+
 /// The worker roles, each limited to the tables its worker uses.
 pub const WORKER_ROLES: [&str; 8] = [
     "app_billing",

@@ -32,6 +32,7 @@ mod identity_edges;
 mod invitations;
 mod local_ai;
 mod local_stripe;
+mod migrate_function;
 mod module_graph;
 mod openapi;
 mod overrides;

@@ -36,19 +36,34 @@ fn references(value: &Value) -> Vec<String> {
     }
 }
 
-/// Each secret's configuration keys, from the JSON object it is created with.
+/// Each secret's configuration keys: those the stack creates, from the JSON object each is
+/// created with; those the deployer creates beforehand (a `...SecretArn` parameter), from the
+/// `KEY` names its description gives.
 fn secret_keys(resources: &BTreeMap<String, Value>) -> BTreeMap<String, BTreeSet<String>> {
-    resources
-        .iter()
-        .filter(|(_, r)| r["Type"] == "AWS::SecretsManager::Secret")
-        .map(|(id, r)| {
-            let json: serde_json::Value = serde_json::from_str(
-                r["Properties"]["SecretString"].as_str().unwrap_or_else(|| panic!("{id} declares its keys")),
-            )
-            .unwrap();
-            (id.clone(), json.as_object().unwrap().keys().cloned().collect())
+    let created = resources.iter().filter(|(_, r)| r["Type"] == "AWS::SecretsManager::Secret").map(|(id, r)| {
+        let json: serde_json::Value = serde_json::from_str(
+            r["Properties"]["SecretString"].as_str().unwrap_or_else(|| panic!("{id} declares its keys")),
+        )
+        .unwrap();
+        (id.clone(), json.as_object().unwrap().keys().cloned().collect())
+    });
+    let template = template();
+    let given = template["Parameters"].as_mapping().unwrap().iter().filter_map(|(name, parameter)| {
+        let name = name.as_str()?.to_owned();
+        name.ends_with("SecretArn").then(|| {
+            let description = parameter["Description"].as_str().unwrap_or_default();
+            let keys: BTreeSet<String> = description
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|word| word.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+                .map(str::to_owned)
+                .collect();
+            assert!(!keys.is_empty(), "{name}'s description names the keys the secret must hold");
+            (name, keys)
         })
-        .collect()
+    });
+    created.chain(given).collect()
 }
 
 struct Function {
@@ -173,4 +188,38 @@ fn the_gateway_and_the_functions_accept_the_same_issuer_and_audience() {
     for (id, held) in secret_keys(&resources(&template)) {
         assert!(!held.iter().any(|k| k.starts_with("AUTH_")), "{id} would override the issuer the gateway checks");
     }
+}
+
+/// The first deploy as docs/operations.md tells it: every secret the functions read is either
+/// created before the deploy (a parameter) or created by the stack, given in the outputs and
+/// filled in by one of the documented steps.
+#[test]
+fn every_secret_is_in_the_outputs_and_the_deploy_steps() {
+    let template = template();
+    let resources = resources(&template);
+    let outputs = template["Outputs"].as_mapping().unwrap();
+    let steps = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operations.md"))
+        .unwrap();
+    let deploy = &steps[steps.find("## Deployment").expect("docs/operations.md: ## Deployment")..];
+    let deploy = &deploy[..deploy[3..].find("\n## ").map_or(deploy.len(), |end| end + 3)];
+    let keys = secret_keys(&resources);
+    for (secret, held) in &keys {
+        let named = if resources.contains_key(secret) {
+            let output = format!("{secret}Arn");
+            assert!(
+                outputs.iter().any(
+                    |(name, o)| name.as_str() == Some(&output) && reference(&o["Value"]).as_deref() == Some(secret)
+                ),
+                "no output {output} gives {secret}'s ARN"
+            );
+            output
+        } else {
+            secret.clone()
+        };
+        assert!(deploy.contains(&named), "the deploy steps do not name {named}");
+        for key in held {
+            assert!(deploy.contains(key.as_str()), "the deploy steps do not say what to put in {key} ({secret})");
+        }
+    }
+    assert!(keys.len() >= 13, "{keys:?}");
 }

@@ -1,0 +1,1 @@
+shared::main!(events, migrate::FUNCTION, migrate::handle);
