@@ -87,6 +87,15 @@ ensure_python_tools() {
   cp "$REPO_ROOT/scripts/requirements-dev.txt" "$stamp"
 }
 
+# Headless Chromium and ChromeDriver, for the tests about what browsers enforce (CORS).
+ensure_browser() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return; fi
+  say "installing Chromium and ChromeDriver from Debian's packages (the browser tests)"
+  as_root apt-get update -qq >/dev/null \
+    && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+    || die "could not install the browser (needs root or sudo): apt-get install chromium chromium-driver"
+}
+
 # Waits (0.2 s at a time, at most TRIES times) until URL answers, dying if process PID exits:
 #   wait_for_url URL PID TRIES NAME LOG
 wait_for_url() {

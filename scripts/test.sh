@@ -2,7 +2,7 @@
 # The test suite: formatting, clippy's lints, a check that the SQL the macros verified at compile
 # time still matches the migrations (as `cargo sqlx prepare --check` would), every Rust test
 # against a real PostgreSQL and a local AWS-compatible server (moto), schemathesis over the local
-# stack against openapi.json, and cfn-lint and `sam validate --lint` on the SAM template. CI runs
+# stack against openapi.json, a real browser (headless Chromium) for CORS, and cfn-lint and `sam validate --lint` on the SAM template. CI runs
 # exactly this.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -12,6 +12,7 @@ cd "$REPO_ROOT"
 ensure_rust
 ensure_postgres
 ensure_python_tools
+ensure_browser
 start_moto
 
 say "dropping databases left by earlier test runs"

@@ -3,6 +3,7 @@
 //! (migrations, a demo workspace, development tokens, reconciliation).
 
 pub mod ai;
+pub mod cors;
 pub mod demo;
 pub mod queues;
 pub mod realtime;
@@ -34,7 +35,6 @@ pub fn dev_defaults() -> HashMap<&'static str, &'static str> {
         ("SERVICE_DATABASE_URL", DEV_SERVICE_DATABASE_URL),
         ("AUTH_HS256_SECRET", DEV_HS256_SECRET),
         ("STRIPE_WEBHOOK_SECRETS", DEV_WEBHOOK_SECRET),
-        ("BILLING_REDIRECT_ORIGINS", "http://127.0.0.1:3000,http://localhost:3000"),
         ("DB_MAX_CONNECTIONS", "10"),
         // Webhook endpoints may be plain http to this machine (scripts/webhook-receiver.py).
         ("WEBHOOKS_ALLOW_LOOPBACK_HTTP", "true"),

@@ -61,7 +61,17 @@ fn setting(name: &str) -> Option<String> {
             _ => {}
         }
     }
+    if name == "BILLING_REDIRECT_ORIGINS" {
+        // Checkout and the portal send the browser back to the stack's own origin or to a front
+        // end it allows, whatever the port.
+        return env(name).or_else(|| Some(allowed_origins().join(",")));
+    }
     env(name).or_else(|| dev_defaults().get(name).map(|v| (*v).to_owned()))
+}
+
+/// The origins whose pages may call the local stack: its own, and `ALLOWED_ORIGINS`.
+fn allowed_origins() -> Vec<String> {
+    local_stack::cors::origins(port(), env("ALLOWED_ORIGINS").as_deref())
 }
 
 fn flag_value(args: &[String], flag: &str) -> Option<String> {
@@ -230,6 +240,11 @@ async fn watch(args: &[String]) -> Result<()> {
 
 async fn serve(args: &[String]) -> Result<()> {
     shared::telemetry::init("local");
+    // First: the settings that name the stack's own URLs (the local Stripe and AI provider, the
+    // allowed origins) follow the port.
+    if let Some(port) = flag_value(args, "--port") {
+        PORT.set(port.parse().context("--port")?).map_err(|_| anyhow::anyhow!("the port was read before --port"))?;
+    }
     migrate(true).await?;
     let config = config()?;
     if config.auth.hs256.as_ref().is_some_and(|hs| hs.secret.expose_secret() == DEV_HS256_SECRET) {
@@ -238,9 +253,6 @@ async fn serve(args: &[String]) -> Result<()> {
     let pool = shared::db::connect(&config.database).await.context("connect as the API role")?;
     if args.iter().any(|a| a == "--seed") {
         demo::seed(&pool, &service_pool().await?).await.context("seed the demo workspace")?;
-    }
-    if let Some(port) = flag_value(args, "--port") {
-        let _ = PORT.set(port.parse().context("--port")?);
     }
     let port = port();
     let listener =
@@ -391,6 +403,9 @@ async fn serve(args: &[String]) -> Result<()> {
     if uses_local_ai() {
         app = app.nest("/_ai", local_stack::ai::router(local_stack::ai::LocalAi::default()));
     }
+    let origins = allowed_origins();
+    println!("CORS: pages on {} may call the API (ALLOWED_ORIGINS adds more)", origins.join(", "));
+    let app = app.layer(local_stack::cors::layer(&origins));
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.context("serve")?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! superuser connection used to create the database; the app itself connects as `app_api`.
 
 pub mod ai;
+pub mod browser;
 pub mod routes;
 pub mod stripe;
 

@@ -1,6 +1,7 @@
 //! HTTP plumbing shared by every function: extractors that answer problem+json, pagination,
 //! the per-request context (request id, trace span), and the finishing of a function's router.
 
+pub mod cors;
 pub mod extract;
 pub mod health;
 pub mod pagination;

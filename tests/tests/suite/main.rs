@@ -18,6 +18,7 @@ mod baseline;
 mod bench_statements;
 mod billing_flow;
 mod billing_worker;
+mod browser_cors;
 mod checkout_portal;
 mod compile_time_sql;
 mod cross_tenant;

@@ -223,3 +223,27 @@ fn every_secret_is_in_the_outputs_and_the_deploy_steps() {
     }
     assert!(keys.len() >= 13, "{keys:?}");
 }
+
+/// The HTTP API's CORS is the contract `shared::http::cors` states (the local stack's too), for
+/// the origins the deployer allows, with credentials and so never a wildcard.
+#[test]
+fn the_api_allows_browsers_what_the_local_stack_allows() {
+    let template = template();
+    let api = &resources(&template)["HttpApi"]["Properties"]["CorsConfiguration"];
+    let Value::Tagged(condition) = api else { panic!("CorsConfiguration is conditional on AllowedOrigins: {api:?}") };
+    assert_eq!(condition.tag, "If");
+    assert_eq!(condition.value[0].as_str(), Some("HasAllowedOrigins"));
+    let cors = &condition.value[1];
+    let list = |name: &str| -> Vec<String> {
+        cors[name].as_sequence().unwrap().iter().map(|v| v.as_str().unwrap().to_ascii_lowercase()).collect()
+    };
+    let lower = |items: &[&str]| -> Vec<String> { items.iter().map(|s| s.to_ascii_lowercase()).collect() };
+    assert_eq!(list("AllowMethods"), lower(&shared::http::cors::ALLOWED_METHODS));
+    assert_eq!(list("AllowHeaders"), lower(&shared::http::cors::ALLOWED_HEADERS));
+    assert_eq!(list("ExposeHeaders"), lower(&shared::http::cors::EXPOSED_HEADERS));
+    assert_eq!(cors["MaxAge"].as_u64(), Some(shared::http::cors::MAX_AGE_SECS));
+    assert_eq!(cors["AllowCredentials"].as_bool(), Some(true));
+    assert_eq!(reference(&cors["AllowOrigins"]).as_deref(), Some("AllowedOrigins"));
+    let pattern = template["Parameters"]["AllowedOrigins"]["AllowedPattern"].as_str().unwrap();
+    assert!(!pattern.contains('*'), "credentials allowed, so no wildcard origin: {pattern}");
+}
