@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes events/*.json: API Gateway HTTP API (payload v2) events for every route family,
 aimed at the demo workspace that `local-stack seed` creates; a Lambda Function URL event for the
-Stripe webhook (signed with the development webhook secret NOW: Stripe's 300 s tolerance
-applies, so regenerate right before `cargo lambda invoke stripe-webhook`); an SQS event for the
+Stripe webhook (signed with the development webhook secret when written; the webhook accepts
+300 s of age, so sign it again right before use: `local-stack sign-stripe-event`); an SQS event for the
 billing worker; and a scheduled event for reconciliation.
 
 The Authorization header carries a long-lived HS256 token signed with the PUBLIC local

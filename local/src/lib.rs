@@ -5,6 +5,7 @@
 pub mod ai;
 pub mod cors;
 pub mod demo;
+pub mod events;
 pub mod queues;
 pub mod realtime;
 pub mod stripe;

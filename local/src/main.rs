@@ -11,6 +11,8 @@
 //! local-stack audit-verify WORKSPACE_ID      check a workspace's audit hash chain (SERVICE_DATABASE_URL);
 //!                                            names the first broken link and exits 1 if there is one
 //! local-stack openapi                       print the whole API's OpenAPI document (`openapi.json`)
+//! local-stack sign-stripe-event FILE         print FILE's Stripe webhook event signed now
+//!                                            (STRIPE_WEBHOOK_SECRETS' first, the development one by default)
 //! local-stack watch [--sub S] [--workspace W] follow a workspace's live activity on the running stack
 //!                                            (as the demo owner and the demo workspace by default)
 //! ```
@@ -96,6 +98,16 @@ async fn main() -> Result<()> {
             Ok(())
         }
         "watch" => watch(&args).await,
+        "sign-stripe-event" => {
+            let file = args.get(1).context("usage: sign-stripe-event EVENT_FILE")?;
+            let event = std::fs::read_to_string(file).with_context(|| format!("read {file}"))?;
+            let secrets = setting("STRIPE_WEBHOOK_SECRETS").unwrap_or_default();
+            let secret = secrets.split(',').next().unwrap_or_default().trim();
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let signed = local_stack::events::sign_stripe_event(&event, secret, now)?;
+            println!("{}", serde_json::to_string_pretty(&signed)?);
+            Ok(())
+        }
         "openapi" => {
             print!("{}", shared::openapi::to_pretty_json(&local_stack::openapi_document()));
             Ok(())

@@ -181,14 +181,19 @@ async fn every_sample_event_is_served_by_its_function() {
             }
             "stripe" => {
                 let queue_url = create_queue("events-webhook", &[]).await;
-                // The file's signature is from when it was generated; only its correctness is checked here.
-                let webhook = integration_tests::stripe_webhook(
-                    local_stack::DEV_WEBHOOK_SECRET,
-                    &queue_url,
-                    &[("STRIPE_WEBHOOK_TOLERANCE_SECS", (i64::MAX / 2).to_string())],
-                )
-                .await;
-                let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                // Signed now, as `local-stack sign-stripe-event` signs it for `cargo lambda
+                // invoke`, and checked with the deployed tolerance (300 s).
+                let webhook = integration_tests::stripe_webhook(local_stack::DEV_WEBHOOK_SECRET, &queue_url, &[]).await;
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let stale =
+                    local_stack::events::sign_stripe_event(&text, local_stack::DEV_WEBHOOK_SECRET, now - 301).unwrap();
+                let stale =
+                    lambda_http::request::from_str(&stale.to_string()).unwrap_or_else(|e| panic!("{name}: {e}"));
+                let response = webhook.clone().oneshot(stale.map(|body| Body::from(body.to_vec()))).await.unwrap();
+                assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}: signed 301 s ago is too old");
+                let signed =
+                    local_stack::events::sign_stripe_event(&text, local_stack::DEV_WEBHOOK_SECRET, now).unwrap();
+                let request = lambda_http::request::from_str(&signed.to_string()).unwrap();
                 let response = webhook.oneshot(request.map(|body| Body::from(body.to_vec()))).await.unwrap();
                 assert_eq!(response.status(), StatusCode::OK, "{name}");
             }
