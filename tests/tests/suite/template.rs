@@ -247,3 +247,160 @@ fn the_api_allows_browsers_what_the_local_stack_allows() {
     let pattern = template["Parameters"]["AllowedOrigins"]["AllowedPattern"].as_str().unwrap();
     assert!(!pattern.contains('*'), "credentials allowed, so no wildcard origin: {pattern}");
 }
+
+/// Setting names read in the Rust file `path`, or the files under it (through `Settings`, a
+/// lookup, or the environment).
+fn settings_read_under(path: &std::path::Path, found: &mut BTreeSet<String>) {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            settings_read_under(&entry.unwrap().path(), found);
+        }
+        return;
+    }
+    if path.extension().is_none_or(|e| e != "rs") {
+        return;
+    }
+    {
+        let text = std::fs::read_to_string(path).unwrap();
+        // Test modules read what they like.
+        let text = text.split("#[cfg(test)]").next().unwrap();
+        for opener in ["get(\"", "require(\"", "lookup, \"", "lookup(\"", "env::var(\""] {
+            for piece in text.split(opener).skip(1) {
+                let name: String =
+                    piece.chars().take_while(|c| c.is_ascii_uppercase() || *c == '_' || c.is_ascii_digit()).collect();
+                if name.len() > 2 && piece[name.len()..].starts_with('"') {
+                    found.insert(name);
+                }
+            }
+        }
+    }
+}
+
+/// The names read inside `impl <ty>` of the common crate's configuration.
+fn settings_read_by_config_of(ty: &str) -> BTreeSet<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let config = std::fs::read_to_string(root.join("shared/src/config.rs")).unwrap();
+    let start = config.find(&format!("\nimpl {ty} {{")).unwrap_or_else(|| panic!("config.rs: impl {ty}"));
+    let block = &config[start..start + 1 + config[start + 1..].find("\n}\n").unwrap()];
+    let scratch = std::env::temp_dir().join(format!("config-{ty}-{}.rs", std::process::id()));
+    std::fs::write(&scratch, block).unwrap();
+    let mut found = BTreeSet::new();
+    settings_read_under(&scratch, &mut found);
+    std::fs::remove_file(&scratch).unwrap();
+    found
+}
+
+/// What a function reads: its own crate's settings; the common crate's telemetry and metrics;
+/// the configuration it builds (a database pool, token verification, an HTTP function's whole
+/// configuration); and the modules of the features it enables.
+fn settings_read_by(binary: &str) -> BTreeSet<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let crate_dir = root.join("functions").join(binary);
+    let mut found = BTreeSet::new();
+    settings_read_under(&crate_dir.join("src"), &mut found);
+    for core in ["telemetry.rs", "metrics.rs"] {
+        settings_read_under(&root.join("shared/src").join(core), &mut found);
+    }
+    let mut sources = BTreeSet::new();
+    settings_read_under(&crate_dir.join("src"), &mut sources);
+    let text: String = std::fs::read_dir(crate_dir.join("src"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+        .collect();
+    // An API function's whole configuration comes with the application state.
+    let http = text.contains("AppState") || text.contains("BillingState");
+    if http {
+        found.extend(settings_read_by_config_of("Config"));
+    }
+    if http || text.contains("AuthConfig") {
+        found.extend(settings_read_by_config_of("AuthConfig"));
+    }
+    if http || text.contains("DatabaseConfig") || text.contains("Worker::from_settings") {
+        found.extend(settings_read_by_config_of("DatabaseConfig"));
+    }
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    let shared_line = manifest.lines().find(|l| l.starts_with("shared")).unwrap_or_default();
+    let modules: &[(&str, &[&str])] = &[
+        ("\"stripe\"", &["stripe.rs", "billing.rs"]),
+        // The billing worker's own settings (billing_sync/setup.rs) only where it is built.
+        ("\"billing-sync\"", &["stripe.rs"]),
+        ("\"ai\"", &["ai.rs"]),
+        ("\"exports\"", &["exports.rs"]),
+        ("\"webhooks\"", &["webhooks"]),
+        ("\"realtime\"", &["realtime.rs"]),
+        ("\"queue\"", &["queue.rs"]),
+    ];
+    if text.contains("Worker::from_settings") {
+        settings_read_under(&root.join("shared/src/billing_sync/setup.rs"), &mut found);
+    }
+    for (feature, paths) in modules {
+        if shared_line.contains(feature) {
+            for path in *paths {
+                settings_read_under(&root.join("shared/src").join(path), &mut found);
+            }
+        }
+    }
+    found
+}
+
+/// The variables a function's environment declares: the template's Globals and its own.
+fn declared(template: &Value, function: &Value) -> BTreeSet<String> {
+    let keys = |vars: &Value| -> Vec<String> {
+        vars.as_mapping().map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    };
+    let mut names: BTreeSet<String> =
+        keys(&template["Globals"]["Function"]["Environment"]["Variables"]).into_iter().collect();
+    names.extend(keys(&function["Properties"]["Environment"]["Variables"]));
+    names
+}
+
+/// Read only outside a deployed function: development builds (HS256) and the local tools; or
+/// set by Lambda itself.
+const NOT_DECLARED: [&str; 6] = [
+    "AUTH_HS256_SECRET",
+    "AUTH_HS256_ISSUER",
+    "APP_SECRET_ID",
+    "METRICS_STDOUT",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "LOG_FORMAT",
+];
+
+/// Every variable a function reads is declared in the template (so `sam local invoke
+/// --env-vars` can set it: SAM local overrides only declared variables), with its production
+/// value or empty; and `env.json` sets only declared variables.
+#[test]
+fn the_template_declares_every_setting_a_function_reads_and_env_json_sets_only_those() {
+    let template = template();
+    let resources = resources(&template);
+    let mut missing = Vec::new();
+    let mut declared_by: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (id, resource) in resources.iter().filter(|(_, r)| r["Type"] == "AWS::Serverless::Function") {
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let declared = declared(&template, resource);
+        for name in settings_read_by(binary) {
+            if !declared.contains(&name) && !NOT_DECLARED.contains(&name.as_str()) {
+                missing.push(format!("{id} ({binary}) reads {name}"));
+            }
+        }
+        declared_by.insert(id.clone(), declared);
+    }
+    assert!(missing.is_empty(), "declare these in template.yaml:\n{}", missing.join("\n"));
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("env.json")).unwrap()).unwrap();
+    let globals = declared(&template, &Value::Null);
+    for (scope, variables) in env.as_object().unwrap() {
+        let allowed = if scope == "Parameters" {
+            &globals
+        } else {
+            declared_by.get(scope).unwrap_or_else(|| panic!("env.json names {scope}, which is no function"))
+        };
+        for name in variables.as_object().unwrap().keys() {
+            assert!(
+                allowed.contains(name),
+                "env.json sets {name} for {scope}, which the template does not declare there"
+            );
+        }
+    }
+}
