@@ -99,9 +99,10 @@ try:
 except ValueError:
     print("unreadable: " + text[:120]); sys.exit(1)
 if isinstance(answer, dict) and "statusCode" in answer:
-    print(f"HTTP {answer[\"statusCode\"]}"); sys.exit(1 if answer["statusCode"] >= 500 else 0)
+    status = answer["statusCode"]
+    print("HTTP", status); sys.exit(1 if status >= 500 else 0)
 if isinstance(answer, dict) and answer.get("batchItemFailures"):
-    print(f"batch item failures: {answer[\"batchItemFailures\"]}"); sys.exit(1)
+    print("batch item failures:", answer["batchItemFailures"]); sys.exit(1)
 print(json.dumps(answer)[:100])
 ')" || { failed=1; summary="FAILED: $summary"; }
   else
