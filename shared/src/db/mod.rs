@@ -56,7 +56,12 @@ pub fn connect_options(config: &DatabaseConfig, actor: Option<&str>) -> Result<P
         .options([("statement_timeout", statement_timeout.as_str()), ("plan_cache_mode", "force_generic_plan")]);
     Ok(match actor {
         Some(actor) => options.options([("app.actor", actor)]),
-        None => options,
+        // An API request reads a page. Under a generic plan the planner cannot see the page's
+        // tenant, so in a skewed mix (hundreds of small tenants, one with 20,000 projects) it
+        // estimates a handful of rows and prefers a bitmap scan of the whole tenant and a sort
+        // over walking the page's index and stopping at the page (4.7 ms against 0.07 ms for
+        // that tenant's first page). Without bitmap scans the ordered index walk is what is left.
+        None => options.options([("enable_bitmapscan", "off")]),
     })
 }
 

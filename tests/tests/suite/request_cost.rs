@@ -291,3 +291,101 @@ async fn a_warm_workspace_request_makes_three_round_trips() {
     // Read before yielding: the pool's check of the returned connection comes after the request.
     assert_eq!(relay.count() - before, 3, "round trips of a warm request");
 }
+
+/// The projects list as the handler sends it to a member (from `.sqlx/`, where the build keeps
+/// every statement the code runs), its macros' annotations removed.
+fn members_projects_list() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.sqlx");
+    let statement = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .map(|text| serde_json::from_str::<serde_json::Value>(&text).unwrap()["query"].as_str().unwrap().to_owned())
+        .find(|query| {
+            query.contains("FROM projects")
+                && query.contains("$2::project_status IS NULL")
+                && !query.contains("contact_client_ids")
+        })
+        .expect("the projects list in .sqlx/");
+    statement.replace(r#"status AS "status: ProjectStatus""#, "status")
+}
+
+/// In a young SaaS's tenant mix (300 workspaces of 30 projects, one of 20,000), the projects
+/// list walks the page's index in order and stops at the page, whatever optional filters are
+/// set, under the generic plans and the connection settings of the functions' own pool.
+#[tokio::test]
+async fn a_list_page_walks_its_index_in_a_skewed_tenant_mix_whatever_filters_are_set() {
+    let app = TestApp::new().await;
+    let t = app.tenant("skewed-large").await;
+    let client: uuid::Uuid =
+        app.post(&t.owner, &format!("{}/clients", t.path()), serde_json::json!({"name": "Skew"})).await.id();
+    let owner_pool = integration_tests::owner_pool().await;
+    let mut seed = seeding_session(&owner_pool).await;
+    sqlx::query(
+        "WITH small AS (
+             INSERT INTO workspaces (id, name) SELECT gen_random_uuid(), 'Small ' || n FROM generate_series(1, 300) n
+             RETURNING id)
+         INSERT INTO projects (id, workspace_id, name, status)
+         SELECT gen_random_uuid(), small.id, 'Project ' || n, (ARRAY['planned', 'active', 'completed']::project_status[])[1 + n % 3]
+         FROM small, generate_series(1, 30) n",
+    )
+    .execute(&mut *seed)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO projects (id, workspace_id, name, status, client_id)
+         SELECT app.uuid_v7(), $1, 'Project ' || n, (ARRAY['planned', 'active', 'completed']::project_status[])[1 + n % 3],
+                CASE WHEN n % 10 = 0 THEN $2::uuid END
+         FROM generate_series(1, 20000) n",
+    )
+    .bind(t.id)
+    .bind(client)
+    .execute(&mut *seed)
+    .await
+    .unwrap();
+    seed.commit().await.unwrap();
+    sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
+
+    // The pool as the functions build it (its connections' settings included).
+    let config = shared::config::DatabaseConfig {
+        url: integration_tests::database().api_url.clone().into(),
+        max_connections: 1,
+        acquire_timeout: std::time::Duration::from_secs(10),
+        statement_timeout: std::time::Duration::from_secs(30),
+        host_override: None,
+    };
+    let pool = shared::db::connect(&config).await.unwrap();
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, None, Cost::Standard).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PREPARE skewed_list(uuid, project_status, uuid, uuid, bigint) AS {}",
+        members_projects_list()
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let cursor: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM projects WHERE workspace_id = $1 ORDER BY id DESC OFFSET 100 LIMIT 1")
+            .bind(t.id)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    for status in ["NULL", "'active'"] {
+        for client_filter in ["NULL".to_owned(), format!("'{client}'")] {
+            for after in ["NULL".to_owned(), format!("'{cursor}'")] {
+                let execute = format!("EXECUTE skewed_list('{}', {status}, {client_filter}, {after}, 26)", t.id);
+                for (mode, plan, scan) in page_plans(&mut tx, &execute).await {
+                    let text = plan.to_string();
+                    assert!(!text.contains("\"Sort\"") && !text.contains("Bitmap"), "{mode} {execute}: {plan}");
+                    assert_eq!(scan["Node Type"], "Index Scan", "{mode} {execute}: {plan}");
+                    // Seeking to the tenant, or to the client asked for (its own index, in page order).
+                    assert!(
+                        scan["Index Cond"]
+                            .as_str()
+                            .is_some_and(|c| c.contains("workspace_id") || c.contains("client_id")),
+                        "{mode} {execute}: the scan does not seek to the page's rows: {plan}"
+                    );
+                }
+            }
+        }
+    }
+}
