@@ -55,6 +55,20 @@ async fn a_new_user_or_a_changed_e_mail_is_written_once() {
     assert_eq!(email.as_deref(), Some("viewer-renamed@example.test"));
 }
 
+/// The API role's pool as the functions build it: its connections' settings (generic plans, no
+/// bitmap scans) and the opening's prepared statements. Plans are checked on it, not on a plain
+/// pool, because those settings decide the plans.
+async fn functions_pool() -> PgPool {
+    let config = shared::config::DatabaseConfig {
+        url: integration_tests::database().api_url.clone().into(),
+        max_connections: 1,
+        acquire_timeout: std::time::Duration::from_secs(10),
+        statement_timeout: std::time::Duration::from_secs(30),
+        host_override: None,
+    };
+    shared::db::connect(&config).await.unwrap()
+}
+
 /// A superuser session that seeds without the per-row plan-limit trigger (replica mode).
 async fn seeding_session(owner_pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
     let mut seed = owner_pool.begin().await.unwrap();
@@ -111,7 +125,7 @@ async fn a_list_page_in_a_large_tenant_is_an_ordered_index_scan_with_a_limit() {
     }
     seed.commit().await.unwrap();
     sqlx::query("ANALYZE projects").execute(&owner_pool).await.unwrap();
-    let pool = api_pool().await;
+    let pool = functions_pool().await;
     // Entered as the handlers enter it: the policies read the access the first statement learned.
     let (mut tx, _) =
         TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, None, Cost::Standard).await.unwrap();
@@ -167,7 +181,7 @@ async fn a_contacts_comment_page_costs_the_page_not_its_clients_projects() {
     seed.commit().await.unwrap();
     sqlx::query("ANALYZE projects, comments").execute(&owner_pool).await.unwrap();
 
-    let pool = api_pool().await;
+    let pool = functions_pool().await;
     let (mut tx, _) =
         TenantTx::enter(&pool, &caller(&t.contact, Some(&t.contact.email)), t.id, Some(t.project_id), Cost::Standard)
             .await
@@ -345,15 +359,7 @@ async fn a_list_page_walks_its_index_in_a_skewed_tenant_mix_whatever_filters_are
     seed.commit().await.unwrap();
     sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
 
-    // The pool as the functions build it (its connections' settings included).
-    let config = shared::config::DatabaseConfig {
-        url: integration_tests::database().api_url.clone().into(),
-        max_connections: 1,
-        acquire_timeout: std::time::Duration::from_secs(10),
-        statement_timeout: std::time::Duration::from_secs(30),
-        host_override: None,
-    };
-    let pool = shared::db::connect(&config).await.unwrap();
+    let pool = functions_pool().await;
     let (mut tx, _) =
         TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, None, Cost::Standard).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!(
