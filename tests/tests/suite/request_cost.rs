@@ -395,3 +395,126 @@ async fn a_list_page_walks_its_index_in_a_skewed_tenant_mix_whatever_filters_are
         }
     }
 }
+
+/// A statement the code runs, from `.sqlx/`: the one whose text holds every one of `marks`,
+/// with the macros' type annotations removed (`x AS "x: Type"` is `x`; `y AS "y!"` is `y AS y`).
+fn statement_of_the_code(marks: &[&str]) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.sqlx");
+    let found: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .map(|text| serde_json::from_str::<serde_json::Value>(&text).unwrap()["query"].as_str().unwrap().to_owned())
+        .filter(|query| {
+            let flat = query.split_whitespace().collect::<Vec<_>>().join(" ");
+            marks.iter().all(|mark| flat.contains(mark))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one statement holds {marks:?}: {found:?}");
+    let mut statement = found[0].clone();
+    while let Some(start) = statement.find(" AS \"") {
+        let end = start + 5 + statement[start + 5..].find('"').unwrap();
+        let name = statement[start + 5..end].split([':', '!', '?']).next().unwrap().trim().to_owned();
+        let before = statement[..start].trim_end();
+        let replacement = if before.ends_with(&name) { String::new() } else { format!(" AS {name}") };
+        statement.replace_range(start..=end, &replacement);
+    }
+    statement
+}
+
+/// The other list pages in a skewed mix: a project with thousands of milestones, deliverables
+/// and comments among hundreds of small ones, and a workspace with thousands of clients among
+/// small ones. Each page walks its index in order and stops at the page, with and without a
+/// cursor, under custom and generic plans on the functions' own pool.
+#[tokio::test]
+async fn the_project_item_and_client_pages_walk_their_index_in_a_skewed_mix() {
+    let app = TestApp::new().await;
+    let t = app.tenant("skewed-items").await;
+    let owner_pool = integration_tests::owner_pool().await;
+    let mut seed = seeding_session(&owner_pool).await;
+    // 300 small projects of 10 items each in the same workspace, and the fixture's project with 5,000.
+    for statement in [
+        "INSERT INTO projects (id, workspace_id, name) SELECT gen_random_uuid(), $1, 'Small ' || n FROM generate_series(1, 300) n",
+        "INSERT INTO milestones (id, workspace_id, project_id, title)
+         SELECT app.uuid_v7(), p.workspace_id, p.id, 'M ' || n FROM projects p, generate_series(1, CASE WHEN p.id = $2 THEN 5000 ELSE 10 END) n WHERE p.workspace_id = $1",
+        "INSERT INTO deliverables (id, workspace_id, project_id, title)
+         SELECT app.uuid_v7(), p.workspace_id, p.id, 'D ' || n FROM projects p, generate_series(1, CASE WHEN p.id = $2 THEN 5000 ELSE 10 END) n WHERE p.workspace_id = $1",
+        "INSERT INTO comments (id, workspace_id, project_id, author_id, body)
+         SELECT app.uuid_v7(), p.workspace_id, p.id, NULL, 'C ' || n FROM projects p, generate_series(1, CASE WHEN p.id = $2 THEN 5000 ELSE 10 END) n WHERE p.workspace_id = $1",
+        "INSERT INTO clients (id, workspace_id, name) SELECT app.uuid_v7(), $1, 'Client ' || n FROM generate_series(1, 5000) n",
+    ] {
+        sqlx::query(statement).bind(t.id).bind(t.project_id).execute(&mut *seed).await.unwrap();
+    }
+    // Small workspaces with a few clients each.
+    sqlx::query(
+        "WITH small AS (INSERT INTO workspaces (id, name) SELECT gen_random_uuid(), 'Small ' || n FROM generate_series(1, 300) n RETURNING id)
+         INSERT INTO clients (id, workspace_id, name) SELECT gen_random_uuid(), small.id, 'Client ' || n FROM small, generate_series(1, 5) n",
+    )
+    .execute(&mut *seed)
+    .await
+    .unwrap();
+    seed.commit().await.unwrap();
+    sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
+
+    let pool = functions_pool().await;
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, Some(t.project_id), Cost::Standard)
+            .await
+            .unwrap();
+    let pages: [(&str, &str, &[&str]); 4] = [
+        (
+            "milestones",
+            "(uuid, uuid, uuid, bigint)",
+            &["FROM milestones WHERE workspace_id = $1 AND project_id = $2", "LIMIT $4"],
+        ),
+        (
+            "deliverables",
+            "(uuid, uuid, uuid, bigint)",
+            &["FROM deliverables WHERE workspace_id = $1 AND project_id = $2", "LIMIT $4"],
+        ),
+        (
+            "comments",
+            "(uuid, uuid, uuid, bigint)",
+            &[
+                "FROM comments",
+                "WHERE workspace_id = $1 AND project_id = $2 AND ($3::uuid IS NULL OR id < $3)",
+                "LIMIT $4",
+            ],
+        ),
+        ("clients", "(uuid, uuid, bigint)", &["FROM clients WHERE workspace_id = $1", "LIMIT $3"]),
+    ];
+    for (table, types, marks) in pages {
+        let statement = statement_of_the_code(marks);
+        sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE page_{table}{types} AS {statement}")))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let cursor: uuid::Uuid = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM {table} WHERE workspace_id = $1 ORDER BY id DESC OFFSET 100 LIMIT 1"
+        )))
+        .bind(t.id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        for after in ["NULL".to_owned(), format!("'{cursor}'")] {
+            let execute = if table == "clients" {
+                format!("EXECUTE page_{table}('{}', {after}, 26)", t.id)
+            } else {
+                format!("EXECUTE page_{table}('{}', '{}', {after}, 26)", t.id, t.project_id)
+            };
+            for (mode, plan, scan) in page_plans(&mut tx, &execute).await {
+                let text = plan.to_string();
+                assert!(!text.contains("\"Sort\"") && !text.contains("Bitmap"), "{mode} {execute}: {plan}");
+                assert!(
+                    scan["Node Type"].as_str().is_some_and(|n| n.starts_with("Index"))
+                        && scan["Relation Name"] == table,
+                    "{mode} {execute}: not read in index order: {plan}"
+                );
+                // Seeking to the tenant, or to the project (its own index, in page order).
+                assert!(
+                    scan["Index Cond"].as_str().is_some_and(|c| c.contains("workspace_id") || c.contains("project_id")),
+                    "{mode} {execute}: the scan does not seek to the page's rows: {plan}"
+                );
+            }
+        }
+    }
+}
