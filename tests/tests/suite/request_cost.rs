@@ -518,3 +518,74 @@ async fn the_project_item_and_client_pages_walk_their_index_in_a_skewed_mix() {
         }
     }
 }
+
+/// The activity feed in a skewed mix (a workspace with 20,000 entries among 300 of 10), newest
+/// first and oldest first, under every combination of its filters (project, since, cursor).
+#[tokio::test]
+async fn the_activity_feed_walks_its_index_in_a_skewed_mix_whatever_filters_are_set() {
+    let app = TestApp::new().await;
+    let t = app.tenant("skewed-activity").await;
+    let owner_pool = integration_tests::owner_pool().await;
+    let mut seed = seeding_session(&owner_pool).await;
+    sqlx::query(
+        "INSERT INTO activity (id, workspace_id, kind, message, verb, project_id, created_at)
+         SELECT app.uuid_v7(), $1, 'project', 'Entry ' || n, 'project.updated', CASE WHEN n % 10 = 0 THEN $2::uuid END,
+                now() - make_interval(secs => 20000 - n)
+         FROM generate_series(1, 20000) n",
+    )
+    .bind(t.id)
+    .bind(t.project_id)
+    .execute(&mut *seed)
+    .await
+    .unwrap();
+    sqlx::query(
+        "WITH small AS (INSERT INTO workspaces (id, name) SELECT gen_random_uuid(), 'Small ' || n FROM generate_series(1, 300) n RETURNING id)
+         INSERT INTO activity (id, workspace_id, kind, message, verb)
+         SELECT gen_random_uuid(), small.id, 'project', 'Entry ' || n, 'project.updated' FROM small, generate_series(1, 10) n",
+    )
+    .execute(&mut *seed)
+    .await
+    .unwrap();
+    seed.commit().await.unwrap();
+    sqlx::query("ANALYZE activity").execute(&owner_pool).await.unwrap();
+
+    let pool = functions_pool().await;
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, None, Cost::Standard).await.unwrap();
+    let (cursor, since): (uuid::Uuid, String) = sqlx::query_as(
+        "SELECT id, created_at::text FROM activity WHERE workspace_id = $1 ORDER BY id DESC OFFSET 5000 LIMIT 1",
+    )
+    .bind(t.id)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    for (name, marks) in [
+        ("newest", ["FROM activity WHERE workspace_id = $1", "OR id < $4) ORDER BY id DESC LIMIT $5"]),
+        ("oldest", ["FROM activity WHERE workspace_id = $1", "OR id > $4) ORDER BY id ASC LIMIT $5"]),
+    ] {
+        let statement = statement_of_the_code(&marks);
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PREPARE feed_{name}(uuid, uuid, timestamptz, uuid, bigint) AS {statement}"
+        )))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        for project in ["NULL".to_owned(), format!("'{}'", t.project_id)] {
+            for after in ["NULL".to_owned(), format!("'{since}'")] {
+                for from in ["NULL".to_owned(), format!("'{cursor}'")] {
+                    let execute = format!("EXECUTE feed_{name}('{}', {project}, {after}, {from}, 51)", t.id);
+                    for (mode, plan, scan) in page_plans(&mut tx, &execute).await {
+                        let text = plan.to_string();
+                        assert!(!text.contains("\"Sort\"") && !text.contains("Bitmap"), "{mode} {execute}: {plan}");
+                        assert!(
+                            scan["Node Type"].as_str().is_some_and(|n| n.starts_with("Index"))
+                                && scan["Relation Name"] == "activity"
+                                && scan["Index Cond"].as_str().is_some_and(|c| c.contains("workspace_id")),
+                            "{mode} {execute}: not a walk of the workspace's feed in order: {plan}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
