@@ -589,3 +589,87 @@ async fn the_activity_feed_walks_its_index_in_a_skewed_mix_whatever_filters_are_
         }
     }
 }
+
+/// The plan node that reads `table`, wherever it sits in the plan.
+fn node_reading<'a>(plan: &'a serde_json::Value, table: &str) -> Option<&'a serde_json::Value> {
+    if plan["Relation Name"] == table {
+        return Some(plan);
+    }
+    plan["Plans"].as_array().into_iter().flatten().find_map(|child| node_reading(child, table))
+}
+
+/// The members, invitations and API keys pages in a skewed mix (a workspace with 5,000 of each
+/// among 300 small ones), with and without a cursor.
+#[tokio::test]
+async fn the_member_invitation_and_key_pages_walk_their_index_in_a_skewed_mix() {
+    let app = TestApp::new().await;
+    let t = app.tenant("skewed-people").await;
+    let owner_pool = integration_tests::owner_pool().await;
+    let mut seed = seeding_session(&owner_pool).await;
+    for statement in [
+        // 300 small workspaces, each with a member, an invitation and a key; the fixture's with 5,000 of each.
+        "CREATE TEMP TABLE spread ON COMMIT DROP AS
+         SELECT w, n FROM (SELECT $1::uuid AS w, generate_series(1, 5000) AS n) big
+         UNION ALL SELECT id, 1 FROM (SELECT gen_random_uuid() AS id FROM generate_series(1, 300)) small",
+        "INSERT INTO workspaces (id, name) SELECT w, 'Small' FROM spread WHERE w <> $1",
+        "CREATE TEMP TABLE people ON COMMIT DROP AS SELECT w, n, app.uuid_v7() AS person, app.uuid_v7() AS key FROM spread",
+        "INSERT INTO users (id, issuer, subject) SELECT person, 'skew', person::text FROM people
+         UNION ALL SELECT key, 'urn:saas:api-key', key::text FROM people",
+        "INSERT INTO workspace_members (workspace_id, user_id, role) SELECT w, person, 'member' FROM people",
+        "INSERT INTO invitations (id, workspace_id, email, role, token_hash, expires_at)
+         SELECT app.uuid_v7(), w, 'invited-' || person || '@skew.test', 'member', sha256(person::text::bytea), now() + interval '7 days' FROM people",
+        "INSERT INTO api_keys (id, workspace_id, name, role, display_prefix, secret_hash)
+         SELECT key, w, 'Key ' || n, 'member', 'sak_skew', sha256(key::text::bytea) FROM people",
+    ] {
+        sqlx::query(statement).bind(t.id).execute(&mut *seed).await.unwrap();
+    }
+    seed.commit().await.unwrap();
+    sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
+
+    let pool = functions_pool().await;
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &caller(&t.owner, Some(&t.owner.email)), t.id, None, Cost::Standard).await.unwrap();
+    let pages: [(&str, &str, &[&str], &str); 3] = [
+        (
+            "members",
+            "workspace_members",
+            &["FROM workspace_members m JOIN users u ON u.id = m.user_id WHERE m.workspace_id = $1", "LIMIT $3"],
+            "user_id",
+        ),
+        (
+            "invitations",
+            "invitations",
+            &["FROM invitations WHERE workspace_id = $1 AND accepted_at IS NULL", "LIMIT $3"],
+            "id",
+        ),
+        ("keys", "api_keys", &["FROM api_keys WHERE workspace_id = $1 AND revoked_at IS NULL", "LIMIT $3"], "id"),
+    ];
+    for (name, table, marks, key) in pages {
+        let statement = statement_of_the_code(marks);
+        sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE people_{name}(uuid, uuid, bigint) AS {statement}")))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let cursor: uuid::Uuid = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT {key} FROM {table} WHERE workspace_id = $1 ORDER BY {key} DESC OFFSET 100 LIMIT 1"
+        )))
+        .bind(t.id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        for after in ["NULL".to_owned(), format!("'{cursor}'")] {
+            let execute = format!("EXECUTE people_{name}('{}', {after}, 26)", t.id);
+            for (mode, plan, _) in page_plans(&mut tx, &execute).await {
+                let text = plan.to_string();
+                assert!(!text.contains("\"Sort\"") && !text.contains("Bitmap"), "{mode} {execute}: {plan}");
+                let read = node_reading(&plan[0]["Plan"], table)
+                    .unwrap_or_else(|| panic!("{mode}: no read of {table}: {plan}"));
+                assert!(
+                    read["Node Type"].as_str().is_some_and(|n| n.starts_with("Index"))
+                        && read["Index Cond"].as_str().is_some_and(|c| c.contains("workspace_id")),
+                    "{mode} {execute}: {table} is not walked in order from the workspace: {plan}"
+                );
+            }
+        }
+    }
+}
