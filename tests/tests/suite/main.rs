@@ -31,6 +31,7 @@ mod features;
 mod health;
 mod identity_edges;
 mod invitations;
+mod list_plans;
 mod local_ai;
 mod local_stripe;
 mod migrate_function;

@@ -1,0 +1,424 @@
+//! List pages in a young SaaS's tenant mix: hundreds of small tenants and one huge one. Under
+//! the generic plans the functions use, a planner that cannot see the page's tenant estimated a
+//! handful of rows for it and chose a bitmap scan of the whole tenant and a sort; each page here
+//! must walk its index in order and stop at the page, whatever filters are set. This file has a
+//! database of its own, so the mix is exactly the one seeded here.
+
+use integration_tests::{TestApp, TestUser};
+use shared::auth::Caller;
+use shared::db::{Cost, TenantTx};
+use sqlx::PgPool;
+
+fn caller(user: &TestUser, email: Option<&str>) -> Caller {
+    Caller::new(integration_tests::HS256_ISSUER.to_owned(), user.subject.clone(), email.map(str::to_owned))
+}
+
+/// The API role's pool as the functions build it: its connections' settings (generic plans, no
+/// bitmap scans) decide the plans.
+async fn functions_pool() -> PgPool {
+    let config = shared::config::DatabaseConfig {
+        url: integration_tests::database().api_url.clone().into(),
+        max_connections: 1,
+        acquire_timeout: std::time::Duration::from_secs(10),
+        statement_timeout: std::time::Duration::from_secs(30),
+        host_override: None,
+    };
+    shared::db::connect(&config).await.unwrap()
+}
+
+/// A superuser session that seeds without the per-row triggers (replica mode).
+async fn seeding_session(owner_pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut seed = owner_pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *seed).await.unwrap();
+    seed
+}
+
+/// The generic plan of `execute` (an EXECUTE of a prepared statement), as the functions run it,
+/// with the node that feeds its top Limit.
+async fn generic_plans(tx: &mut TenantTx, execute: &str) -> Vec<(&'static str, serde_json::Value, serde_json::Value)> {
+    sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan").execute(&mut **tx).await.unwrap();
+    let plan: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN (FORMAT JSON) {execute}")))
+        .fetch_one(&mut **tx)
+        .await
+        .unwrap();
+    let top = &plan[0]["Plan"];
+    assert_eq!(top["Node Type"], "Limit", "{plan}");
+    let scan = top["Plans"].as_array().unwrap().iter().find(|p| p["Parent Relationship"] == "Outer").unwrap().clone();
+    vec![("force_generic_plan", plan, scan)]
+}
+
+/// One test at a time: each seeds its mix into the one database and analyzes it.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The projects list as the handler sends it to a member (from `.sqlx/`, where the build keeps
+/// every statement the code runs), its macros' annotations removed.
+fn members_projects_list() -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.sqlx");
+    let statement = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .map(|text| serde_json::from_str::<serde_json::Value>(&text).unwrap()["query"].as_str().unwrap().to_owned())
+        .find(|query| {
+            query.contains("FROM projects")
+                && query.contains("$2::project_status IS NULL")
+                && !query.contains("contact_client_ids")
+        })
+        .expect("the projects list in .sqlx/");
+    statement.replace(r#"status AS "status: ProjectStatus""#, "status")
+}
+
+/// In a young SaaS's tenant mix (300 workspaces of 30 projects, one of 20,000), the projects
+/// list walks the page's index in order and stops at the page, whatever optional filters are
+/// set, under the generic plans and the connection settings of the functions' own pool (a one-off custom
+/// plan sees the tenant's size and may walk the primary key instead; the functions never use one).
+#[tokio::test]
+async fn a_list_page_walks_its_index_in_a_skewed_tenant_mix_whatever_filters_are_set() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::new().await;
+    let t = app.tenant("skewed-large").await;
+    let client: uuid::Uuid =
+        app.post(&t.owner, &format!("{}/clients", t.path()), serde_json::json!({"name": "Skew"})).await.id();
+    let owner_pool = integration_tests::owner_pool().await;
+    let mut seed = seeding_session(&owner_pool).await;
+    sqlx::query(
+        "WITH small AS (
+             INSERT INTO workspaces (id, name) SELECT gen_random_uuid(), 'Small ' || n FROM generate_series(1, 300) n
+             RETURNING id)
+         INSERT INTO projects (id, workspace_id, name, status)
+         SELECT gen_random_uuid(), small.id, 'Project ' || n, (ARRAY['planned', 'active', 'completed']::project_status[])[1 + n % 3]
+         FROM small, generate_series(1, 30) n",
+    )
+    .execute(&mut *seed)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO projects (id, workspace_id, name, status, client_id)
+         SELECT app.uuid_v7(), $1, 'Project ' || n, (ARRAY['planned', 'active', 'completed']::project_status[])[1 + n % 3],
+                CASE WHEN n % 10 = 0 THEN $2::uuid END
+         FROM generate_series(1, 20000) n",
+    )
+    .bind(t.id)
+    .bind(client)
+    .execute(&mut *seed)
+    .await
+    .unwrap();
+    seed.commit().await.unwrap();
+    sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
+
+    let pool = functions_pool().await;
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, None, Cost::Standard).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PREPARE skewed_list(uuid, project_status, uuid, uuid, bigint) AS {}",
+        members_projects_list()
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let cursor: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM projects WHERE workspace_id = $1 ORDER BY id DESC OFFSET 100 LIMIT 1")
+            .bind(t.id)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    for status in ["NULL", "'active'"] {
+        for client_filter in ["NULL".to_owned(), format!("'{client}'")] {
+            for after in ["NULL".to_owned(), format!("'{cursor}'")] {
+                let execute = format!("EXECUTE skewed_list('{}', {status}, {client_filter}, {after}, 26)", t.id);
+                for (mode, plan, scan) in generic_plans(&mut tx, &execute).await {
+                    let text = plan.to_string();
+                    assert!(!text.contains("\"Sort\"") && !text.contains("Bitmap"), "{mode} {execute}: {plan}");
+                    assert_eq!(scan["Node Type"], "Index Scan", "{mode} {execute}: {plan}");
+                    // Seeking to the tenant, or to the client asked for (its own index, in page order).
+                    assert!(
+                        scan["Index Cond"]
+                            .as_str()
+                            .is_some_and(|c| c.contains("workspace_id") || c.contains("client_id")),
+                        "{mode} {execute}: the scan does not seek to the page's rows: {plan}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A statement the code runs, from `.sqlx/`: the one whose text holds every one of `marks`,
+/// with the macros' type annotations removed (`x AS "x: Type"` is `x`; `y AS "y!"` is `y AS y`).
+fn statement_of_the_code(marks: &[&str]) -> String {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.sqlx");
+    let found: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .map(|text| serde_json::from_str::<serde_json::Value>(&text).unwrap()["query"].as_str().unwrap().to_owned())
+        .filter(|query| {
+            let flat = query.split_whitespace().collect::<Vec<_>>().join(" ");
+            marks.iter().all(|mark| flat.contains(mark))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one statement holds {marks:?}: {found:?}");
+    let mut statement = found[0].clone();
+    while let Some(start) = statement.find(" AS \"") {
+        let end = start + 5 + statement[start + 5..].find('"').unwrap();
+        let name = statement[start + 5..end].split([':', '!', '?']).next().unwrap().trim().to_owned();
+        let before = statement[..start].trim_end();
+        let replacement = if before.ends_with(&name) { String::new() } else { format!(" AS {name}") };
+        statement.replace_range(start..=end, &replacement);
+    }
+    statement
+}
+
+/// The other list pages in a skewed mix: a project with thousands of milestones, deliverables
+/// and comments among hundreds of small ones, and a workspace with thousands of clients among
+/// small ones. Each page walks its index in order and stops at the page, with and without a
+/// cursor, under custom and generic plans on the functions' own pool.
+#[tokio::test]
+async fn the_project_item_and_client_pages_walk_their_index_in_a_skewed_mix() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::new().await;
+    let t = app.tenant("skewed-items").await;
+    let owner_pool = integration_tests::owner_pool().await;
+    let mut seed = seeding_session(&owner_pool).await;
+    // 300 small projects of 10 items each in the same workspace, and the fixture's project with 5,000.
+    for statement in [
+        "INSERT INTO projects (id, workspace_id, name) SELECT gen_random_uuid(), $1, 'Small ' || n FROM generate_series(1, 300) n",
+        "INSERT INTO milestones (id, workspace_id, project_id, title)
+         SELECT app.uuid_v7(), p.workspace_id, p.id, 'M ' || n FROM projects p, generate_series(1, CASE WHEN p.id = $2 THEN 5000 ELSE 10 END) n WHERE p.workspace_id = $1",
+        "INSERT INTO deliverables (id, workspace_id, project_id, title)
+         SELECT app.uuid_v7(), p.workspace_id, p.id, 'D ' || n FROM projects p, generate_series(1, CASE WHEN p.id = $2 THEN 5000 ELSE 10 END) n WHERE p.workspace_id = $1",
+        "INSERT INTO comments (id, workspace_id, project_id, author_id, body)
+         SELECT app.uuid_v7(), p.workspace_id, p.id, NULL, 'C ' || n FROM projects p, generate_series(1, CASE WHEN p.id = $2 THEN 5000 ELSE 10 END) n WHERE p.workspace_id = $1",
+        "INSERT INTO clients (id, workspace_id, name) SELECT app.uuid_v7(), $1, 'Client ' || n FROM generate_series(1, 5000) n",
+    ] {
+        sqlx::query(statement).bind(t.id).bind(t.project_id).execute(&mut *seed).await.unwrap();
+    }
+    // Small workspaces with a few clients each.
+    sqlx::query(
+        "WITH small AS (INSERT INTO workspaces (id, name) SELECT gen_random_uuid(), 'Small ' || n FROM generate_series(1, 300) n RETURNING id)
+         INSERT INTO clients (id, workspace_id, name) SELECT gen_random_uuid(), small.id, 'Client ' || n FROM small, generate_series(1, 5) n",
+    )
+    .execute(&mut *seed)
+    .await
+    .unwrap();
+    seed.commit().await.unwrap();
+    sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
+
+    let pool = functions_pool().await;
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, Some(t.project_id), Cost::Standard)
+            .await
+            .unwrap();
+    let pages: [(&str, &str, &[&str]); 4] = [
+        (
+            "milestones",
+            "(uuid, uuid, uuid, bigint)",
+            &["FROM milestones WHERE workspace_id = $1 AND project_id = $2", "LIMIT $4"],
+        ),
+        (
+            "deliverables",
+            "(uuid, uuid, uuid, bigint)",
+            &["FROM deliverables WHERE workspace_id = $1 AND project_id = $2", "LIMIT $4"],
+        ),
+        (
+            "comments",
+            "(uuid, uuid, uuid, bigint)",
+            &[
+                "FROM comments",
+                "WHERE workspace_id = $1 AND project_id = $2 AND ($3::uuid IS NULL OR id < $3)",
+                "LIMIT $4",
+            ],
+        ),
+        ("clients", "(uuid, uuid, bigint)", &["FROM clients WHERE workspace_id = $1", "LIMIT $3"]),
+    ];
+    for (table, types, marks) in pages {
+        let statement = statement_of_the_code(marks);
+        sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE page_{table}{types} AS {statement}")))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let cursor: uuid::Uuid = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM {table} WHERE workspace_id = $1 ORDER BY id DESC OFFSET 100 LIMIT 1"
+        )))
+        .bind(t.id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        for after in ["NULL".to_owned(), format!("'{cursor}'")] {
+            let execute = if table == "clients" {
+                format!("EXECUTE page_{table}('{}', {after}, 26)", t.id)
+            } else {
+                format!("EXECUTE page_{table}('{}', '{}', {after}, 26)", t.id, t.project_id)
+            };
+            for (mode, plan, scan) in generic_plans(&mut tx, &execute).await {
+                let text = plan.to_string();
+                assert!(!text.contains("\"Sort\"") && !text.contains("Bitmap"), "{mode} {execute}: {plan}");
+                assert!(
+                    scan["Node Type"].as_str().is_some_and(|n| n.starts_with("Index"))
+                        && scan["Relation Name"] == table,
+                    "{mode} {execute}: not read in index order: {plan}"
+                );
+                // Seeking to the tenant, or to the project (its own index, in page order).
+                assert!(
+                    scan["Index Cond"].as_str().is_some_and(|c| c.contains("workspace_id") || c.contains("project_id")),
+                    "{mode} {execute}: the scan does not seek to the page's rows: {plan}"
+                );
+            }
+        }
+    }
+}
+
+/// The activity feed in a skewed mix (a workspace with 20,000 entries among 300 of 10), newest
+/// first and oldest first, under every combination of its filters (project, since, cursor).
+#[tokio::test]
+async fn the_activity_feed_walks_its_index_in_a_skewed_mix_whatever_filters_are_set() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::new().await;
+    let t = app.tenant("skewed-activity").await;
+    let owner_pool = integration_tests::owner_pool().await;
+    let mut seed = seeding_session(&owner_pool).await;
+    sqlx::query(
+        "INSERT INTO activity (id, workspace_id, kind, message, verb, project_id, created_at)
+         SELECT app.uuid_v7(), $1, 'project', 'Entry ' || n, 'project.updated', CASE WHEN n % 10 = 0 THEN $2::uuid END,
+                now() - make_interval(secs => 20000 - n)
+         FROM generate_series(1, 20000) n",
+    )
+    .bind(t.id)
+    .bind(t.project_id)
+    .execute(&mut *seed)
+    .await
+    .unwrap();
+    sqlx::query(
+        "WITH small AS (INSERT INTO workspaces (id, name) SELECT gen_random_uuid(), 'Small ' || n FROM generate_series(1, 300) n RETURNING id)
+         INSERT INTO activity (id, workspace_id, kind, message, verb)
+         SELECT gen_random_uuid(), small.id, 'project', 'Entry ' || n, 'project.updated' FROM small, generate_series(1, 10) n",
+    )
+    .execute(&mut *seed)
+    .await
+    .unwrap();
+    seed.commit().await.unwrap();
+    sqlx::query("ANALYZE activity").execute(&owner_pool).await.unwrap();
+
+    let pool = functions_pool().await;
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, None, Cost::Standard).await.unwrap();
+    let (cursor, since): (uuid::Uuid, String) = sqlx::query_as(
+        "SELECT id, created_at::text FROM activity WHERE workspace_id = $1 ORDER BY id DESC OFFSET 5000 LIMIT 1",
+    )
+    .bind(t.id)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    for (name, marks) in [
+        ("newest", ["FROM activity WHERE workspace_id = $1", "OR id < $4) ORDER BY id DESC LIMIT $5"]),
+        ("oldest", ["FROM activity WHERE workspace_id = $1", "OR id > $4) ORDER BY id ASC LIMIT $5"]),
+    ] {
+        let statement = statement_of_the_code(&marks);
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PREPARE feed_{name}(uuid, uuid, timestamptz, uuid, bigint) AS {statement}"
+        )))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        for project in ["NULL".to_owned(), format!("'{}'", t.project_id)] {
+            for after in ["NULL".to_owned(), format!("'{since}'")] {
+                for from in ["NULL".to_owned(), format!("'{cursor}'")] {
+                    let execute = format!("EXECUTE feed_{name}('{}', {project}, {after}, {from}, 51)", t.id);
+                    for (mode, plan, scan) in generic_plans(&mut tx, &execute).await {
+                        let text = plan.to_string();
+                        assert!(!text.contains("\"Sort\"") && !text.contains("Bitmap"), "{mode} {execute}: {plan}");
+                        assert!(
+                            scan["Node Type"].as_str().is_some_and(|n| n.starts_with("Index"))
+                                && scan["Relation Name"] == "activity"
+                                && scan["Index Cond"].as_str().is_some_and(|c| c.contains("workspace_id")),
+                            "{mode} {execute}: not a walk of the workspace's feed in order: {plan}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The plan node that reads `table`, wherever it sits in the plan.
+fn node_reading<'a>(plan: &'a serde_json::Value, table: &str) -> Option<&'a serde_json::Value> {
+    if plan["Relation Name"] == table {
+        return Some(plan);
+    }
+    plan["Plans"].as_array().into_iter().flatten().find_map(|child| node_reading(child, table))
+}
+
+/// The members, invitations and API keys pages in a skewed mix (a workspace with 5,000 of each
+/// among 300 small ones), with and without a cursor.
+#[tokio::test]
+async fn the_member_invitation_and_key_pages_walk_their_index_in_a_skewed_mix() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::new().await;
+    let t = app.tenant("skewed-people").await;
+    let owner_pool = integration_tests::owner_pool().await;
+    let mut seed = seeding_session(&owner_pool).await;
+    for statement in [
+        // 300 small workspaces, each with a member, an invitation and a key; the fixture's with 5,000 of each.
+        "CREATE TEMP TABLE spread ON COMMIT DROP AS
+         SELECT w, n FROM (SELECT $1::uuid AS w, generate_series(1, 5000) AS n) big
+         UNION ALL SELECT id, 1 FROM (SELECT gen_random_uuid() AS id FROM generate_series(1, 300)) small",
+        "INSERT INTO workspaces (id, name) SELECT w, 'Small' FROM spread WHERE w <> $1",
+        "CREATE TEMP TABLE people ON COMMIT DROP AS SELECT w, n, app.uuid_v7() AS person, app.uuid_v7() AS key FROM spread",
+        "INSERT INTO users (id, issuer, subject) SELECT person, 'skew', person::text FROM people
+         UNION ALL SELECT key, 'urn:saas:api-key', key::text FROM people",
+        "INSERT INTO workspace_members (workspace_id, user_id, role) SELECT w, person, 'member' FROM people",
+        "INSERT INTO invitations (id, workspace_id, email, role, token_hash, expires_at)
+         SELECT app.uuid_v7(), w, 'invited-' || person || '@skew.test', 'member', sha256(person::text::bytea), now() + interval '7 days' FROM people",
+        "INSERT INTO api_keys (id, workspace_id, name, role, display_prefix, secret_hash)
+         SELECT key, w, 'Key ' || n, 'member', 'sak_skew', sha256(key::text::bytea) FROM people",
+    ] {
+        sqlx::query(statement).bind(t.id).execute(&mut *seed).await.unwrap();
+    }
+    seed.commit().await.unwrap();
+    sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
+
+    let pool = functions_pool().await;
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &caller(&t.owner, Some(&t.owner.email)), t.id, None, Cost::Standard).await.unwrap();
+    let pages: [(&str, &str, &[&str], &str); 3] = [
+        (
+            "members",
+            "workspace_members",
+            &["FROM workspace_members m JOIN users u ON u.id = m.user_id WHERE m.workspace_id = $1", "LIMIT $3"],
+            "user_id",
+        ),
+        (
+            "invitations",
+            "invitations",
+            &["FROM invitations WHERE workspace_id = $1 AND accepted_at IS NULL", "LIMIT $3"],
+            "id",
+        ),
+        ("keys", "api_keys", &["FROM api_keys WHERE workspace_id = $1 AND revoked_at IS NULL", "LIMIT $3"], "id"),
+    ];
+    for (name, table, marks, key) in pages {
+        let statement = statement_of_the_code(marks);
+        sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE people_{name}(uuid, uuid, bigint) AS {statement}")))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let cursor: uuid::Uuid = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT {key} FROM {table} WHERE workspace_id = $1 ORDER BY {key} DESC OFFSET 100 LIMIT 1"
+        )))
+        .bind(t.id)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        for after in ["NULL".to_owned(), format!("'{cursor}'")] {
+            let execute = format!("EXECUTE people_{name}('{}', {after}, 26)", t.id);
+            for (mode, plan, _) in generic_plans(&mut tx, &execute).await {
+                let text = plan.to_string();
+                assert!(!text.contains("\"Sort\"") && !text.contains("Bitmap"), "{mode} {execute}: {plan}");
+                let read = node_reading(&plan[0]["Plan"], table)
+                    .unwrap_or_else(|| panic!("{mode}: no read of {table}: {plan}"));
+                assert!(
+                    read["Node Type"].as_str().is_some_and(|n| n.starts_with("Index"))
+                        && read["Index Cond"].as_str().is_some_and(|c| c.contains("workspace_id")),
+                    "{mode} {execute}: {table} is not walked in order from the workspace: {plan}"
+                );
+            }
+        }
+    }
+}
