@@ -550,6 +550,27 @@ pub async fn service_pool() -> PgPool {
     PgPoolOptions::new().max_connections(2).connect(&database().service_url).await.expect("connect as app_service")
 }
 
+/// The API role's pool as the functions build it (`shared::db::connect`): its connections'
+/// settings (generic plans, no bitmap scans) decide the plans, and the opening is prepared.
+pub async fn functions_pool() -> PgPool {
+    let config = shared::config::DatabaseConfig {
+        url: database().api_url.clone().into(),
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(10),
+        statement_timeout: Duration::from_secs(30),
+        host_override: None,
+    };
+    shared::db::connect(&config).await.expect("the functions' pool")
+}
+
+/// A superuser transaction that seeds without the per-row triggers (replica mode): bulk rows
+/// past the plan limits, with no audit or activity rows.
+pub async fn seeding_session(owner_pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut seed = owner_pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *seed).await.unwrap();
+    seed
+}
+
 /// A pool as the API role, for raw SQL under row-level security.
 pub async fn api_pool() -> PgPool {
     api_pool_of(4).await

@@ -4,68 +4,39 @@
 //! must walk its index in order and stop at the page, whatever filters are set. This file has a
 //! database of its own, so the mix is exactly the one seeded here.
 
-use integration_tests::{TestApp, TestUser};
-use shared::auth::Caller;
+use integration_tests::{TestApp, functions_pool, seeding_session};
 use shared::db::{Cost, TenantTx};
-use sqlx::PgPool;
-
-fn caller(user: &TestUser, email: Option<&str>) -> Caller {
-    Caller::new(integration_tests::HS256_ISSUER.to_owned(), user.subject.clone(), email.map(str::to_owned))
-}
-
-/// The API role's pool as the functions build it: its connections' settings (generic plans, no
-/// bitmap scans) decide the plans.
-async fn functions_pool() -> PgPool {
-    let config = shared::config::DatabaseConfig {
-        url: integration_tests::database().api_url.clone().into(),
-        max_connections: 1,
-        acquire_timeout: std::time::Duration::from_secs(10),
-        statement_timeout: std::time::Duration::from_secs(30),
-        host_override: None,
-    };
-    shared::db::connect(&config).await.unwrap()
-}
-
-/// A superuser session that seeds without the per-row triggers (replica mode).
-async fn seeding_session(owner_pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let mut seed = owner_pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *seed).await.unwrap();
-    seed
-}
 
 /// The generic plan of `execute` (an EXECUTE of a prepared statement), as the functions run it,
-/// with the node that feeds its top Limit.
-async fn generic_plans(tx: &mut TenantTx, execute: &str) -> Vec<(&'static str, serde_json::Value, serde_json::Value)> {
+/// must be a page walked in order: no Sort and no bitmap scan anywhere, and `table` read by an
+/// index scan seeking one of `seeks` (the tenant, or the narrower parent asked for).
+async fn assert_walks_in_order(tx: &mut TenantTx, execute: &str, table: &str, seeks: &[&str]) {
     sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan").execute(&mut **tx).await.unwrap();
     let plan: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN (FORMAT JSON) {execute}")))
         .fetch_one(&mut **tx)
         .await
         .unwrap();
-    let top = &plan[0]["Plan"];
-    assert_eq!(top["Node Type"], "Limit", "{plan}");
-    let scan = top["Plans"].as_array().unwrap().iter().find(|p| p["Parent Relationship"] == "Outer").unwrap().clone();
-    vec![("force_generic_plan", plan, scan)]
+    assert_eq!(plan[0]["Plan"]["Node Type"], "Limit", "{execute}: {plan}");
+    let text = plan.to_string();
+    assert!(!text.contains("\"Sort\"") && !text.contains("Bitmap"), "{execute}: {plan}");
+    let read = node_reading(&plan[0]["Plan"], table).unwrap_or_else(|| panic!("{execute}: no read of {table}: {plan}"));
+    assert!(
+        read["Node Type"].as_str().is_some_and(|n| n.starts_with("Index"))
+            && read["Index Cond"].as_str().is_some_and(|c| seeks.iter().any(|seek| c.contains(seek))),
+        "{execute}: {table} is not walked in order from {seeks:?}: {plan}"
+    );
+}
+
+/// The plan node that reads `table`, wherever it sits in the plan.
+fn node_reading<'a>(plan: &'a serde_json::Value, table: &str) -> Option<&'a serde_json::Value> {
+    if plan["Relation Name"] == table {
+        return Some(plan);
+    }
+    plan["Plans"].as_array().into_iter().flatten().find_map(|child| node_reading(child, table))
 }
 
 /// One test at a time: each seeds its mix into the one database and analyzes it.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The projects list as the handler sends it to a member (from `.sqlx/`, where the build keeps
-/// every statement the code runs), its macros' annotations removed.
-fn members_projects_list() -> String {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.sqlx");
-    let statement = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
-        .map(|text| serde_json::from_str::<serde_json::Value>(&text).unwrap()["query"].as_str().unwrap().to_owned())
-        .find(|query| {
-            query.contains("FROM projects")
-                && query.contains("$2::project_status IS NULL")
-                && !query.contains("contact_client_ids")
-        })
-        .expect("the projects list in .sqlx/");
-    statement.replace(r#"status AS "status: ProjectStatus""#, "status")
-}
 
 /// In a young SaaS's tenant mix (300 workspaces of 30 projects, one of 20,000), the projects
 /// list walks the page's index in order and stops at the page, whatever optional filters are
@@ -106,11 +77,10 @@ async fn a_list_page_walks_its_index_in_a_skewed_tenant_mix_whatever_filters_are
     sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
 
     let pool = functions_pool().await;
-    let (mut tx, _) =
-        TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, None, Cost::Standard).await.unwrap();
+    let (mut tx, _) = TenantTx::enter(&pool, &t.member.caller(), t.id, None, Cost::Standard).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "PREPARE skewed_list(uuid, project_status, uuid, uuid, bigint) AS {}",
-        members_projects_list()
+        statement_of_the_code(&["FROM projects", "$2::project_status IS NULL", "LIMIT $5"], &["contact_client_ids"])
     )))
     .execute(&mut *tx)
     .await
@@ -125,18 +95,8 @@ async fn a_list_page_walks_its_index_in_a_skewed_tenant_mix_whatever_filters_are
         for client_filter in ["NULL".to_owned(), format!("'{client}'")] {
             for after in ["NULL".to_owned(), format!("'{cursor}'")] {
                 let execute = format!("EXECUTE skewed_list('{}', {status}, {client_filter}, {after}, 26)", t.id);
-                for (mode, plan, scan) in generic_plans(&mut tx, &execute).await {
-                    let text = plan.to_string();
-                    assert!(!text.contains("\"Sort\"") && !text.contains("Bitmap"), "{mode} {execute}: {plan}");
-                    assert_eq!(scan["Node Type"], "Index Scan", "{mode} {execute}: {plan}");
-                    // Seeking to the tenant, or to the client asked for (its own index, in page order).
-                    assert!(
-                        scan["Index Cond"]
-                            .as_str()
-                            .is_some_and(|c| c.contains("workspace_id") || c.contains("client_id")),
-                        "{mode} {execute}: the scan does not seek to the page's rows: {plan}"
-                    );
-                }
+                // Seeking to the tenant, or to the client asked for (its own index, in page order).
+                assert_walks_in_order(&mut tx, &execute, "projects", &["workspace_id", "client_id"]).await;
             }
         }
     }
@@ -144,7 +104,7 @@ async fn a_list_page_walks_its_index_in_a_skewed_tenant_mix_whatever_filters_are
 
 /// A statement the code runs, from `.sqlx/`: the one whose text holds every one of `marks`,
 /// with the macros' type annotations removed (`x AS "x: Type"` is `x`; `y AS "y!"` is `y AS y`).
-fn statement_of_the_code(marks: &[&str]) -> String {
+fn statement_of_the_code(marks: &[&str], not: &[&str]) -> String {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.sqlx");
     let found: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -152,7 +112,7 @@ fn statement_of_the_code(marks: &[&str]) -> String {
         .map(|text| serde_json::from_str::<serde_json::Value>(&text).unwrap()["query"].as_str().unwrap().to_owned())
         .filter(|query| {
             let flat = query.split_whitespace().collect::<Vec<_>>().join(" ");
-            marks.iter().all(|mark| flat.contains(mark))
+            marks.iter().all(|mark| flat.contains(mark)) && !not.iter().any(|mark| flat.contains(mark))
         })
         .collect();
     assert_eq!(found.len(), 1, "one statement holds {marks:?}: {found:?}");
@@ -204,9 +164,7 @@ async fn the_project_item_and_client_pages_walk_their_index_in_a_skewed_mix() {
 
     let pool = functions_pool().await;
     let (mut tx, _) =
-        TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, Some(t.project_id), Cost::Standard)
-            .await
-            .unwrap();
+        TenantTx::enter(&pool, &t.member.caller(), t.id, Some(t.project_id), Cost::Standard).await.unwrap();
     let pages: [(&str, &str, &[&str]); 4] = [
         (
             "milestones",
@@ -230,7 +188,7 @@ async fn the_project_item_and_client_pages_walk_their_index_in_a_skewed_mix() {
         ("clients", "(uuid, uuid, bigint)", &["FROM clients WHERE workspace_id = $1", "LIMIT $3"]),
     ];
     for (table, types, marks) in pages {
-        let statement = statement_of_the_code(marks);
+        let statement = statement_of_the_code(marks, &[]);
         sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE page_{table}{types} AS {statement}")))
             .execute(&mut *tx)
             .await
@@ -248,20 +206,8 @@ async fn the_project_item_and_client_pages_walk_their_index_in_a_skewed_mix() {
             } else {
                 format!("EXECUTE page_{table}('{}', '{}', {after}, 26)", t.id, t.project_id)
             };
-            for (mode, plan, scan) in generic_plans(&mut tx, &execute).await {
-                let text = plan.to_string();
-                assert!(!text.contains("\"Sort\"") && !text.contains("Bitmap"), "{mode} {execute}: {plan}");
-                assert!(
-                    scan["Node Type"].as_str().is_some_and(|n| n.starts_with("Index"))
-                        && scan["Relation Name"] == table,
-                    "{mode} {execute}: not read in index order: {plan}"
-                );
-                // Seeking to the tenant, or to the project (its own index, in page order).
-                assert!(
-                    scan["Index Cond"].as_str().is_some_and(|c| c.contains("workspace_id") || c.contains("project_id")),
-                    "{mode} {execute}: the scan does not seek to the page's rows: {plan}"
-                );
-            }
+            // Seeking to the tenant, or to the project (its own index, in page order).
+            assert_walks_in_order(&mut tx, &execute, table, &["workspace_id", "project_id"]).await;
         }
     }
 }
@@ -298,8 +244,7 @@ async fn the_activity_feed_walks_its_index_in_a_skewed_mix_whatever_filters_are_
     sqlx::query("ANALYZE activity").execute(&owner_pool).await.unwrap();
 
     let pool = functions_pool().await;
-    let (mut tx, _) =
-        TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, None, Cost::Standard).await.unwrap();
+    let (mut tx, _) = TenantTx::enter(&pool, &t.member.caller(), t.id, None, Cost::Standard).await.unwrap();
     let (cursor, since): (uuid::Uuid, String) = sqlx::query_as(
         "SELECT id, created_at::text FROM activity WHERE workspace_id = $1 ORDER BY id DESC OFFSET 5000 LIMIT 1",
     )
@@ -311,7 +256,7 @@ async fn the_activity_feed_walks_its_index_in_a_skewed_mix_whatever_filters_are_
         ("newest", ["FROM activity WHERE workspace_id = $1", "OR id < $4) ORDER BY id DESC LIMIT $5"]),
         ("oldest", ["FROM activity WHERE workspace_id = $1", "OR id > $4) ORDER BY id ASC LIMIT $5"]),
     ] {
-        let statement = statement_of_the_code(&marks);
+        let statement = statement_of_the_code(&marks, &[]);
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "PREPARE feed_{name}(uuid, uuid, timestamptz, uuid, bigint) AS {statement}"
         )))
@@ -322,28 +267,11 @@ async fn the_activity_feed_walks_its_index_in_a_skewed_mix_whatever_filters_are_
             for after in ["NULL".to_owned(), format!("'{since}'")] {
                 for from in ["NULL".to_owned(), format!("'{cursor}'")] {
                     let execute = format!("EXECUTE feed_{name}('{}', {project}, {after}, {from}, 51)", t.id);
-                    for (mode, plan, scan) in generic_plans(&mut tx, &execute).await {
-                        let text = plan.to_string();
-                        assert!(!text.contains("\"Sort\"") && !text.contains("Bitmap"), "{mode} {execute}: {plan}");
-                        assert!(
-                            scan["Node Type"].as_str().is_some_and(|n| n.starts_with("Index"))
-                                && scan["Relation Name"] == "activity"
-                                && scan["Index Cond"].as_str().is_some_and(|c| c.contains("workspace_id")),
-                            "{mode} {execute}: not a walk of the workspace's feed in order: {plan}"
-                        );
-                    }
+                    assert_walks_in_order(&mut tx, &execute, "activity", &["workspace_id"]).await;
                 }
             }
         }
     }
-}
-
-/// The plan node that reads `table`, wherever it sits in the plan.
-fn node_reading<'a>(plan: &'a serde_json::Value, table: &str) -> Option<&'a serde_json::Value> {
-    if plan["Relation Name"] == table {
-        return Some(plan);
-    }
-    plan["Plans"].as_array().into_iter().flatten().find_map(|child| node_reading(child, table))
 }
 
 /// The members, invitations and API keys pages in a skewed mix (a workspace with 5,000 of each
@@ -376,8 +304,7 @@ async fn the_member_invitation_and_key_pages_walk_their_index_in_a_skewed_mix() 
     sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
 
     let pool = functions_pool().await;
-    let (mut tx, _) =
-        TenantTx::enter(&pool, &caller(&t.owner, Some(&t.owner.email)), t.id, None, Cost::Standard).await.unwrap();
+    let (mut tx, _) = TenantTx::enter(&pool, &t.owner.caller(), t.id, None, Cost::Standard).await.unwrap();
     let pages: [(&str, &str, &[&str], &str); 3] = [
         (
             "members",
@@ -394,7 +321,7 @@ async fn the_member_invitation_and_key_pages_walk_their_index_in_a_skewed_mix() 
         ("keys", "api_keys", &["FROM api_keys WHERE workspace_id = $1 AND revoked_at IS NULL", "LIMIT $3"], "id"),
     ];
     for (name, table, marks, key) in pages {
-        let statement = statement_of_the_code(marks);
+        let statement = statement_of_the_code(marks, &[]);
         sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE people_{name}(uuid, uuid, bigint) AS {statement}")))
             .execute(&mut *tx)
             .await
@@ -408,17 +335,7 @@ async fn the_member_invitation_and_key_pages_walk_their_index_in_a_skewed_mix() 
         .unwrap();
         for after in ["NULL".to_owned(), format!("'{cursor}'")] {
             let execute = format!("EXECUTE people_{name}('{}', {after}, 26)", t.id);
-            for (mode, plan, _) in generic_plans(&mut tx, &execute).await {
-                let text = plan.to_string();
-                assert!(!text.contains("\"Sort\"") && !text.contains("Bitmap"), "{mode} {execute}: {plan}");
-                let read = node_reading(&plan[0]["Plan"], table)
-                    .unwrap_or_else(|| panic!("{mode}: no read of {table}: {plan}"));
-                assert!(
-                    read["Node Type"].as_str().is_some_and(|n| n.starts_with("Index"))
-                        && read["Index Cond"].as_str().is_some_and(|c| c.contains("workspace_id")),
-                    "{mode} {execute}: {table} is not walked in order from the workspace: {plan}"
-                );
-            }
+            assert_walks_in_order(&mut tx, &execute, table, &["workspace_id"]).await;
         }
     }
 }

@@ -1,7 +1,7 @@
 //! What a request costs the database: a read by a known user writes nothing (no transaction id,
 //! so no WAL and no row lock that one user's concurrent requests would queue on).
 
-use integration_tests::{TestApp, TestUser, api_pool};
+use integration_tests::{TestApp, TestUser, api_pool, functions_pool, seeding_session};
 use shared::access::Access;
 use shared::auth::Caller;
 use shared::db::{Cost, TenantTx};
@@ -53,27 +53,6 @@ async fn a_new_user_or_a_changed_e_mail_is_written_once() {
         .await
         .unwrap();
     assert_eq!(email.as_deref(), Some("viewer-renamed@example.test"));
-}
-
-/// The API role's pool as the functions build it: its connections' settings (generic plans, no
-/// bitmap scans) and the opening's prepared statements. Plans are checked on it, not on a plain
-/// pool, because those settings decide the plans.
-async fn functions_pool() -> PgPool {
-    let config = shared::config::DatabaseConfig {
-        url: integration_tests::database().api_url.clone().into(),
-        max_connections: 1,
-        acquire_timeout: std::time::Duration::from_secs(10),
-        statement_timeout: std::time::Duration::from_secs(30),
-        host_override: None,
-    };
-    shared::db::connect(&config).await.unwrap()
-}
-
-/// A superuser session that seeds without the per-row plan-limit trigger (replica mode).
-async fn seeding_session(owner_pool: &PgPool) -> sqlx::Transaction<'static, sqlx::Postgres> {
-    let mut seed = owner_pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *seed).await.unwrap();
-    seed
 }
 
 /// The plan of `execute` (an EXECUTE of a prepared statement) as a one-off (custom) plan and as
