@@ -53,7 +53,7 @@ cpu_per_transaction() { # script, limiter, owner|api -> microseconds of machine 
   # The explicit-filter side runs as the superuser, without row-level security; the rest as
   # app_api with generic plans, as shared::db::connect sets for the functions.
   local url="$owner_url" options=""
-  [ "$3" = api ] && url="$api_url" options="-c plan_cache_mode=force_generic_plan"
+  [ "$3" = api ] && url="$api_url" options="-c plan_cache_mode=force_generic_plan -c enable_bitmapscan=off"
   local before after
   before="$(busy_ticks)"
   PGOPTIONS="$options" pgbench -n -M prepared -D limiter="$2" -c 4 -j 2 -t "$transactions" \

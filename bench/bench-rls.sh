@@ -35,9 +35,9 @@ if $reseed || [ "$exists" != 1 ]; then
 fi
 
 run() { # url, script, clients, limiter (0 or 1) -> tps
-  # The API role's side runs with generic plans, as shared::db::connect sets for the functions.
+  # The API role's side runs with generic plans and no bitmap scans, as shared::db::connect sets for the functions.
   local options=""
-  [ "$1" = "$api_url" ] && options="-c plan_cache_mode=force_generic_plan"
+  [ "$1" = "$api_url" ] && options="-c plan_cache_mode=force_generic_plan -c enable_bitmapscan=off"
   PGOPTIONS="$options" pgbench -n -M prepared -D limiter="$4" -c "$3" -j "$(( $3 < 2 ? 1 : 2 ))" -T "$seconds" \
     -f "bench/bench-rls/$2" "$1" 2>/dev/null | awk '/^tps = / { printf "%.0f", $3 }'
 }
