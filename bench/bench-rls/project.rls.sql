@@ -9,14 +9,16 @@
 -- bind a NULL parameter, so those are literal NULLs, which the planner folds away where the
 -- handler's generic plan tests them per row.
 SELECT bench_uuid(1, :u) AS uid, bench_uuid(2, :w) AS ws, bench_uuid(4, :p) AS pid \gset
--- With -D limiter=1: the rate limit (a short transaction of its own), then BEGIN and the
+-- With -D limiter=1: a lease of the rate limit (one request in 32, the tokens a lease holds far
+-- from the limit; a short transaction of its own), then BEGIN and the
 -- request's first statement (identity, user row, the workspace entered and the caller's
 -- access), all together as TenantTx sends them: one round trip. With -D limiter=0, without
 -- the rate limit (row-level security's own cost).
-\if :limiter
+\set lease random(1, 32)
+\if :limiter AND :lease = 1
 \startpipeline
 BEGIN;
-SELECT rate_policy, quota, remaining, reset_seconds, allowed, retry_after FROM app.take_rate_limit(:uid, NULL, NULL, :ws, false);
+SELECT rate_policy, quota, remaining, reset_seconds, allowed, retry_after, granted FROM app.lease_rate_limit(:uid, NULL, NULL, :ws, false, 0, 32);
 COMMIT;
 BEGIN;
 SELECT member_role, is_contact, portal_open, project_visible FROM app.begin_request(:uid, 'bench', 'u' || :u, 'u' || :u || '@bench.test', 'bench', :ws, :pid);

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::access::Access;
 use crate::auth::{Authenticator, Caller};
 use crate::config::{Config, Settings};
-use crate::db::{Cost, TenantTx};
+use crate::db::{Cost, RateLimiter, TenantTx};
 use crate::error::ApiError;
 
 /// Clients and settings reused across invocations. Never holds tenant data.
@@ -19,6 +19,8 @@ pub struct Inner {
     pub config: Config,
     pub pool: PgPool,
     pub auth: Arc<Authenticator>,
+    /// This instance's leases of the rate limits.
+    pub limiter: RateLimiter,
 }
 
 impl std::ops::Deref for AppState {
@@ -45,7 +47,7 @@ impl axum::extract::FromRef<AppState> for PgPool {
 impl AppState {
     pub fn new(config: Config, pool: PgPool) -> Self {
         let auth = Arc::new(Authenticator::new(&config.auth));
-        Self(Arc::new(Inner { config, pool, auth }))
+        Self(Arc::new(Inner { config, pool, auth, limiter: RateLimiter::default() }))
     }
 
     /// Opens the caller's transaction, not counted against a rate limit (a request's later
@@ -57,7 +59,7 @@ impl AppState {
     /// Opens the caller's transaction on a route outside any workspace, counted against their
     /// own rate limit.
     pub async fn open_personal(&self, caller: &Caller) -> Result<TenantTx, ApiError> {
-        TenantTx::begin_counted(&self.pool, caller).await
+        TenantTx::begin_counted(&self.pool, &self.limiter, caller).await
     }
 
     /// Opens the caller's transaction inside the workspace and answers their access to it (404 if
@@ -74,7 +76,7 @@ impl AppState {
         workspace_id: Uuid,
         cost: Cost,
     ) -> Result<(TenantTx, Access), ApiError> {
-        let (tx, entry) = TenantTx::enter(&self.pool, caller, workspace_id, None, cost).await?;
+        let (tx, entry) = TenantTx::enter(&self.pool, &self.limiter, caller, workspace_id, None, cost).await?;
         tracing::Span::current().record("workspace_id", tracing::field::display(workspace_id));
         Ok((tx, Access::from_entry(&entry)?.0))
     }
@@ -87,7 +89,8 @@ impl AppState {
         workspace_id: Uuid,
         project_id: Uuid,
     ) -> Result<(TenantTx, Access, bool), ApiError> {
-        let (tx, entry) = TenantTx::enter(&self.pool, caller, workspace_id, Some(project_id), Cost::Standard).await?;
+        let (tx, entry) =
+            TenantTx::enter(&self.pool, &self.limiter, caller, workspace_id, Some(project_id), Cost::Standard).await?;
         tracing::Span::current().record("workspace_id", tracing::field::display(workspace_id));
         let (access, project_visible) = Access::from_entry(&entry)?;
         Ok((tx, access, project_visible))

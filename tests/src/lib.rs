@@ -779,3 +779,29 @@ pub fn worker_settings(role: &str, settings: &[(&'static str, String)]) -> share
     all.extend(settings.iter().cloned());
     self::settings(&all)
 }
+
+/// Sends `body` to the admin API as a platform operator (`dev-operator`).
+pub async fn as_operator(method: Method, uri: &str, body: Value) -> TestResponse {
+    let mut settings = base_settings();
+    settings.push(("ADMIN_SUBJECTS".into(), "dev-operator".into()));
+    let operator = mint("dev-operator", None, Duration::from_secs(600));
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {operator}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("a request");
+    respond(admin_router(settings).await, request).await
+}
+
+/// Grants the workspace `entitlement` = `value` for an hour, as a platform operator does.
+pub async fn grant_override(workspace: Uuid, entitlement: &str, value: Value) {
+    let expires_at = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a formattable time");
+    let body = json!({"entitlement": entitlement, "value": value, "expires_at": expires_at, "reason": "Test"});
+    as_operator(Method::POST, &format!("/v1/admin/workspaces/{workspace}/overrides"), body)
+        .await
+        .expect(StatusCode::CREATED);
+}

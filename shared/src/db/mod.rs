@@ -4,6 +4,7 @@
 #[cfg(feature = "migrations")]
 pub mod migrate;
 mod opening;
+mod rate_limiter;
 
 use std::ops::{Deref, DerefMut};
 
@@ -18,6 +19,7 @@ use crate::config::DatabaseConfig;
 use crate::error::ApiError;
 
 pub use opening::{Cost, Entry, PREPARE, Scope};
+pub use rate_limiter::{LEASE_LIFETIME, LeaseScope, MOST_PER_LEASE, RateLimiter, Ticket};
 
 /// Builds the pool once per execution environment. A Lambda environment serves one request at
 /// a time, so a couple of connections is plenty; idle ones are closed before RDS would drop them
@@ -111,58 +113,85 @@ impl TenantTx {
     /// transactions, and tools.
     #[tracing::instrument(name = "db.begin", skip_all)]
     pub async fn begin(pool: &PgPool, caller: &Caller) -> Result<Self, ApiError> {
-        Ok(Self::open(pool, caller, None, false).await?.0)
+        Ok(Self::open(pool, None, caller, None).await?.0)
     }
 
     /// As `begin`, for a route outside any workspace (one's workspace list, creating one,
-    /// accepting an invitation): counted against the caller's own rate limit in the same round
-    /// trip (an API key's against its workspace's and its own).
+    /// accepting an invitation): counted against the caller's own rate limit, through the
+    /// instance's `limiter` (an API key's against its workspace's and its own).
     #[tracing::instrument(name = "db.begin", skip_all)]
-    pub async fn begin_counted(pool: &PgPool, caller: &Caller) -> Result<Self, ApiError> {
-        Ok(Self::open(pool, caller, None, true).await?.0)
+    pub async fn begin_counted(pool: &PgPool, limiter: &RateLimiter, caller: &Caller) -> Result<Self, ApiError> {
+        Ok(Self::open(pool, Some(limiter), caller, None).await?.0)
     }
 
     /// As `begin`, and in the same round trip enters `workspace` for the rest of the transaction
     /// (the row-level security policies read what entering learned) and answers the caller's
     /// access to it and to `project`. A caller without access enters nothing. The request is
-    /// counted against its rate limits first, in the same round trip (429 when one is spent).
+    /// counted against its rate limits first (429 when one is spent), from a lease the
+    /// instance's `limiter` holds or one taken in the same round trip.
     #[tracing::instrument(name = "db.enter", skip_all)]
     pub async fn enter(
         pool: &PgPool,
+        limiter: &RateLimiter,
         caller: &Caller,
         workspace: Uuid,
         project: Option<Uuid>,
         cost: Cost,
     ) -> Result<(Self, Entry), ApiError> {
-        let (tx, entry) = Self::open(pool, caller, Some(Scope { workspace, project, cost }), false).await?;
+        let scope = Scope { workspace, project, cost };
+        let (tx, entry) = Self::open(pool, Some(limiter), caller, Some(scope)).await?;
         let entry = entry.ok_or_else(|| ApiError::Internal("the first statement answered no access row".into()))?;
         Ok((tx, entry))
     }
 
+    /// Opens the transaction; with a `limiter`, the request is counted (unless its scope says a
+    /// first transaction already was).
     async fn open(
         pool: &PgPool,
+        limiter: Option<&RateLimiter>,
         caller: &Caller,
         scope: Option<Scope>,
-        counted: bool,
     ) -> Result<(Self, Option<Entry>), ApiError> {
-        let batch = opening::batch(caller, scope.as_ref(), counted, crate::context::current_request_id().as_deref());
+        let limiter = limiter.filter(|_| scope.is_none_or(|scope| scope.cost != Cost::AlreadyCounted));
+        let mut asking = match limiter {
+            None => None,
+            Some(limiter) => match limiter.take(lease_scope(caller, scope.as_ref())).await {
+                Ticket::Spent(quotas) => {
+                    crate::context::record_quotas(quotas);
+                    None
+                }
+                Ticket::Ask(asking) => Some(asking),
+            },
+        };
+        let request_id = crate::context::current_request_id();
         // A pooled connection can have died while idle (the database restarted or failed over):
         // the opening is sent again on another one, until the pool has replaced every dead
         // connection it held. A lost connection's transaction is rolled back by the server, so
-        // only a rate limit counted just before the break can be counted twice.
+        // only a lease taken just before the break can be taken twice (and its tokens lost).
         let mut attempts = pool.options().get_max_connections() + 1;
         loop {
+            let lease = asking.as_ref().map(|a| opening::LeaseAsked { returned: a.returned, most: a.most });
+            let batch = opening::batch(caller, scope.as_ref(), lease, request_id.as_deref());
             // Held by the transaction before BEGIN is sent: if this future is dropped or the
             // batch fails, the drop below rolls back whatever was opened.
             let mut tx = Self { conn: Some(pool.acquire().await?) };
             match sqlx::raw_sql(sqlx::AssertSqlSafe(batch.as_str())).fetch_all(&mut *tx).await {
                 Ok(rows) => {
-                    let entry = opening::interpret(&rows)?;
-                    return Ok((tx, entry));
+                    let opened = opening::interpret(&rows)?;
+                    if let (Some(asking), Some(lease)) = (asking, opened.lease) {
+                        crate::context::record_quotas(asking.settle(lease.granted, &lease.quotas));
+                        if let Some(retry_after) = lease.retry_after {
+                            return Err(opening::rate_limited(retry_after));
+                        }
+                    }
+                    return Ok((tx, opened.entry));
                 }
                 Err(error) if attempts > 1 && crate::error::is_connection_lost(&error) => {
                     attempts -= 1;
                     tracing::info!(%error, "the pooled connection was lost; opening the request on another");
+                    if let Some(asking) = asking.as_mut() {
+                        asking.forget_returned();
+                    }
                     if let Some(mut conn) = tx.conn.take() {
                         conn.close_on_drop();
                     }
@@ -196,6 +225,16 @@ impl Drop for TenantTx {
             // No runtime to roll back on: the connection is closed, which ends the transaction.
             Err(_) => conn.close_on_drop(),
         }
+    }
+}
+
+/// Whose rate limits a request spends: a key's, or a person's in the workspace (or outside any).
+fn lease_scope(caller: &Caller, scope: Option<&Scope>) -> LeaseScope {
+    LeaseScope {
+        user: caller.user_id,
+        key: caller.api_key.as_ref().map(|key| (key.id, key.secret_hash)),
+        workspace: scope.map(|scope| scope.workspace),
+        expensive: scope.is_some_and(|scope| scope.cost == Cost::Expensive),
     }
 }
 

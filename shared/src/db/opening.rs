@@ -1,9 +1,10 @@
 //! The statements that open a request's transaction (one simple-protocol batch, one round trip)
 //! and what their answers mean.
 //!
-//! On a workspace route the batch first counts the request against its rate limits in a short
-//! transaction of its own (`app.take_rate_limit`), so a bucket's row lock lasts microseconds, not
-//! the request; then BEGIN and the first statement of the request's transaction:
+//! When the instance holds no token of the caller's rate limits ([`super::rate_limiter`]), the
+//! batch first leases some in a short transaction of its own (`app.lease_rate_limit`), so a
+//! bucket's row lock lasts microseconds, not the request; then BEGIN and the first statement of
+//! the request's transaction:
 //! `app.begin_request` for a person, `app.begin_key_request` for an API key. The simple protocol
 //! takes no bind parameters, so every value is written as a literal that cannot carry SQL: ids as
 //! UUIDs (hex digits and dashes), bytes and the strings from a token as hex.
@@ -18,7 +19,7 @@ use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
 use crate::caller::Caller;
-use crate::context::{self, Quota};
+use crate::context::Quota;
 use crate::error::ApiError;
 use crate::plans::Feature;
 use crate::role::Role;
@@ -57,9 +58,9 @@ pub struct Entry {
 /// The opening's statements, prepared on every connection of a pool that opens requests
 /// (`shared::db::connect`). Their columns are what [`interpret`] reads.
 pub const PREPARE: &str = "\
-    PREPARE open_rate_limit(uuid, uuid, bytea, uuid, boolean) AS \
-        SELECT rate_policy, quota, remaining, reset_seconds, allowed, retry_after \
-        FROM app.take_rate_limit($1, $2, $3, $4, $5); \
+    PREPARE open_rate_lease(uuid, uuid, bytea, uuid, boolean, integer, integer) AS \
+        SELECT rate_policy, quota, remaining, reset_seconds, allowed, retry_after, granted \
+        FROM app.lease_rate_limit($1, $2, $3, $4, $5, $6, $7); \
     PREPARE open_request(uuid, text, text, text, text, uuid, uuid) AS \
         SELECT member_role, is_contact, portal_open, project_visible \
         FROM app.begin_request($1, $2, $3, $4, $5, $6, $7); \
@@ -67,7 +68,14 @@ pub const PREPARE: &str = "\
         SELECT key_state, key_workspace, member_role, key_plan, api_access, project_visible \
         FROM app.begin_key_request($1, $2, $3, $4, $5)";
 
-pub fn batch(caller: &Caller, scope: Option<&Scope>, counted: bool, request_id: Option<&str>) -> String {
+/// A lease the batch asks for: tokens handed back, and the most to take.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseAsked {
+    pub returned: u32,
+    pub most: u32,
+}
+
+pub fn batch(caller: &Caller, scope: Option<&Scope>, lease: Option<LeaseAsked>, request_id: Option<&str>) -> String {
     let text = |value: &str| format!("convert_from(decode('{}', 'hex'), 'UTF8')", hex::encode(value.as_bytes()));
     let uuid = |id: Option<Uuid>| id.map_or_else(|| "NULL".to_owned(), |id| format!("'{}'::uuid", id.hyphenated()));
     let workspace = uuid(scope.map(|s| s.workspace));
@@ -78,13 +86,10 @@ pub fn batch(caller: &Caller, scope: Option<&Scope>, counted: bool, request_id: 
         None => ("NULL".to_owned(), "NULL".to_owned()),
     };
     let mut batch = String::new();
-    // A workspace route counts against the workspace's limits (unless a first transaction of the
-    // same request already did); a counted route outside any workspace against the caller's own.
-    let counted = scope.map_or(counted, |scope| scope.cost != Cost::AlreadyCounted);
-    if counted {
+    if let Some(LeaseAsked { returned, most }) = lease {
         let expensive = scope.is_some_and(|scope| scope.cost == Cost::Expensive);
         batch.push_str(&format!(
-            "BEGIN; EXECUTE open_rate_limit({user}, {key}, {secret}, {workspace}, {expensive}); COMMIT; ",
+            "BEGIN; EXECUTE open_rate_lease({user}, {key}, {secret}, {workspace}, {expensive}, {returned}, {most}); COMMIT; ",
             user = uuid(Some(caller.user_id)),
         ));
     }
@@ -102,29 +107,49 @@ pub fn batch(caller: &Caller, scope: Option<&Scope>, counted: bool, request_id: 
     batch
 }
 
-/// Reads the batch's answers: records the rate limits for the response headers, then refuses a
-/// request over a limit (429) or made with a key that is no longer good (401, or 404 for another
-/// workspace's route, or 402 on a plan without API access).
-pub fn interpret(rows: &[PgRow]) -> Result<Option<Entry>, ApiError> {
-    let mut quotas = Vec::new();
-    let mut retry_after = None;
-    let mut entry = None;
+/// What the batch answered: the lease, when one was asked for, and the caller's entry.
+#[derive(Debug, Default)]
+pub struct Opened {
+    pub lease: Option<LeaseAnswer>,
+    pub entry: Option<Entry>,
+}
+
+/// The database's answer to a lease: every limit that applied as the lease left it, the tokens
+/// granted, and when to retry if none was. No answer at all: the caller is not counted (a
+/// stranger, a contact refused for the plan, a key that no longer works), and the opening's own
+/// answer refuses them.
+#[derive(Debug)]
+pub struct LeaseAnswer {
+    pub quotas: Vec<Quota>,
+    pub granted: u32,
+    pub retry_after: Option<u32>,
+}
+
+/// Reads the batch's answers, refusing a request made with a key that is no longer good (401, or
+/// 404 for another workspace's route, or 402 on a plan without API access).
+pub fn interpret(rows: &[PgRow]) -> Result<Opened, ApiError> {
+    let mut opened = Opened::default();
     for row in rows {
         if row.try_column("rate_policy").is_ok() {
             let number = |name: &str| row.try_get::<i32, _>(name).map(|n| u32::try_from(n).unwrap_or(0));
-            quotas.push(Quota {
+            let lease = opened.lease.get_or_insert(LeaseAnswer {
+                quotas: Vec::new(),
+                granted: number("granted")?,
+                retry_after: None,
+            });
+            lease.quotas.push(Quota {
                 policy: row.try_get("rate_policy")?,
                 quota: number("quota")?,
                 remaining: number("remaining")?,
                 reset: number("reset_seconds")?,
             });
             if !row.try_get::<bool, _>("allowed")? {
-                retry_after = Some(number("retry_after")?);
+                lease.retry_after = Some(number("retry_after")?);
             }
         } else if row.try_column("key_state").is_ok() {
-            entry = Some(key_entry(row)?);
+            opened.entry = Some(key_entry(row)?);
         } else {
-            entry = Some(Entry {
+            opened.entry = Some(Entry {
                 member_role: role(row)?,
                 is_contact: row.try_get("is_contact")?,
                 portal_open: row.try_get::<Option<bool>, _>("portal_open")?.unwrap_or(false),
@@ -132,18 +157,13 @@ pub fn interpret(rows: &[PgRow]) -> Result<Option<Entry>, ApiError> {
             });
         }
     }
-    // A later transaction of the same request (not counted again) keeps what the first learned.
-    if !quotas.is_empty() {
-        context::record_quotas(quotas);
-    }
-    if let Some(retry_after) = retry_after {
-        crate::metrics::count("RateLimited", None);
-        return Err(ApiError::RateLimited {
-            retry_after,
-            detail: format!("Too many requests; retry in {retry_after} seconds."),
-        });
-    }
-    Ok(entry)
+    Ok(opened)
+}
+
+/// The refusal of a request whose limit is spent: nothing was written.
+pub fn rate_limited(retry_after: u32) -> ApiError {
+    crate::metrics::count("RateLimited", None);
+    ApiError::RateLimited { retry_after, detail: format!("Too many requests; retry in {retry_after} seconds.") }
 }
 
 /// The answer's `member_role`, as the enum (the database answers it as text).
@@ -202,26 +222,26 @@ mod tests {
     #[test]
     fn the_opening_batch_carries_only_uuids_and_hex() {
         let caller = Caller::new("https://issuer.example/".into(), "sub'); DROP TABLE users; --".into(), None);
-        let sql = batch(&caller, None, false, Some("req'; --"));
+        let sql = batch(&caller, None, None, Some("req'; --"));
         assert!(!sql.contains("DROP TABLE") && !sql.contains("req'"), "{sql}");
         assert!(sql.contains(&caller.user_id.hyphenated().to_string()));
         assert!(sql.ends_with("NULL, NULL)"), "no workspace or project is NULL: {sql}");
-        assert!(!sql.contains("open_rate_limit"), "a later transaction of a request is not counted again");
+        assert!(!sql.contains("open_rate_lease"), "a request spending a lease it holds asks for none");
+        let leasing = batch(&caller, None, Some(LeaseAsked { returned: 3, most: 32 }), None);
         assert!(
-            batch(&caller, None, true, None).starts_with("BEGIN; EXECUTE open_rate_limit("),
-            "a personal route is counted"
+            leasing.starts_with("BEGIN; EXECUTE open_rate_lease(") && leasing.contains(", false, 3, 32); COMMIT; ")
         );
         assert_only_safe_literals(&sql);
 
         let scope = Scope { workspace: Uuid::now_v7(), project: Some(Uuid::now_v7()), cost: Cost::Expensive };
         let key = crate::auth::api_key::generate().unwrap();
         let key_caller = Caller::for_api_key(crate::auth::api_key::parse(&key.text).unwrap());
-        let sql = batch(&key_caller, Some(&scope), false, None);
+        let sql = batch(&key_caller, Some(&scope), Some(LeaseAsked { returned: 0, most: 1 }), None);
         assert!(
-            sql.starts_with("BEGIN; EXECUTE open_rate_limit(")
+            sql.starts_with("BEGIN; EXECUTE open_rate_lease(")
                 && sql.contains("; COMMIT; BEGIN; EXECUTE open_key_request(")
         );
-        assert!(sql.contains(", true); COMMIT;"), "expensive: {sql}");
+        assert!(sql.contains(", true, 0, 1); COMMIT;"), "expensive: {sql}");
         assert!(!sql.contains(&key.text[4..]), "the key's text never reaches SQL, only its hash");
         assert_only_safe_literals(&sql);
     }

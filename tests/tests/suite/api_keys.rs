@@ -307,7 +307,7 @@ async fn only_the_workspaces_own_callers_count_against_its_limit() {
 
 /// By raw SQL the API role can neither mint a key (nor its user row), nor move a rate limit
 /// bucket, nor write the audit log: keys come only from `app.create_api_key` (owners and admins
-/// of the entered workspace), buckets only from `app.take_rate_limit`. And nobody logs in as the
+/// of the entered workspace), buckets only from `app.lease_rate_limit`. And nobody logs in as the
 /// audit writer.
 #[tokio::test]
 async fn the_api_role_cannot_mint_keys_move_buckets_or_write_the_log_by_sql() {
@@ -328,8 +328,16 @@ async fn the_api_role_cannot_mint_keys_move_buckets_or_write_the_log_by_sql() {
         "INSERT INTO audit_log (workspace_id, actor, action) VALUES ($1, 'forged', 'forged')",
     ];
     for statement in statements {
-        let (mut tx, _) =
-            shared::db::TenantTx::enter(&pool, &caller, t.id, None, shared::db::Cost::Standard).await.unwrap();
+        let (mut tx, _) = shared::db::TenantTx::enter(
+            &pool,
+            &shared::db::RateLimiter::default(),
+            &caller,
+            t.id,
+            None,
+            shared::db::Cost::Standard,
+        )
+        .await
+        .unwrap();
         match sqlx::query(statement).bind(t.id).execute(&mut *tx).await {
             Err(sqlx::Error::Database(db)) => assert_eq!(db.code().as_deref(), Some("42501"), "{statement}: {db}"),
             other => panic!("{statement}: expected a refusal, got {other:?}"),
@@ -341,8 +349,16 @@ async fn the_api_role_cannot_mint_keys_move_buckets_or_write_the_log_by_sql() {
         t.viewer.subject.clone(),
         Some(t.viewer.email.clone()),
     );
-    let (mut tx, _) =
-        shared::db::TenantTx::enter(&pool, &viewer, t.id, None, shared::db::Cost::Standard).await.unwrap();
+    let (mut tx, _) = shared::db::TenantTx::enter(
+        &pool,
+        &shared::db::RateLimiter::default(),
+        &viewer,
+        t.id,
+        None,
+        shared::db::Cost::Standard,
+    )
+    .await
+    .unwrap();
     let minted =
         sqlx::query("SELECT app.create_api_key(gen_random_uuid(), $1, 'x', 'admin', 'sak_x', '\\x01', NULL, NULL)")
             .bind(t.id)

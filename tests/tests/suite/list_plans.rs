@@ -77,7 +77,10 @@ async fn a_list_page_walks_its_index_in_a_skewed_tenant_mix_whatever_filters_are
     sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
 
     let pool = functions_pool().await;
-    let (mut tx, _) = TenantTx::enter(&pool, &t.member.caller(), t.id, None, Cost::Standard).await.unwrap();
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &shared::db::RateLimiter::default(), &t.member.caller(), t.id, None, Cost::Standard)
+            .await
+            .unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "PREPARE skewed_list(uuid, project_status, uuid, uuid, bigint) AS {}",
         statement_of_the_code(&["FROM projects", "$2::project_status IS NULL", "LIMIT $5"], &["contact_client_ids"])
@@ -163,8 +166,16 @@ async fn the_project_item_and_client_pages_walk_their_index_in_a_skewed_mix() {
     sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
 
     let pool = functions_pool().await;
-    let (mut tx, _) =
-        TenantTx::enter(&pool, &t.member.caller(), t.id, Some(t.project_id), Cost::Standard).await.unwrap();
+    let (mut tx, _) = TenantTx::enter(
+        &pool,
+        &shared::db::RateLimiter::default(),
+        &t.member.caller(),
+        t.id,
+        Some(t.project_id),
+        Cost::Standard,
+    )
+    .await
+    .unwrap();
     let pages: [(&str, &str, &[&str]); 4] = [
         (
             "milestones",
@@ -244,7 +255,10 @@ async fn the_activity_feed_walks_its_index_in_a_skewed_mix_whatever_filters_are_
     sqlx::query("ANALYZE activity").execute(&owner_pool).await.unwrap();
 
     let pool = functions_pool().await;
-    let (mut tx, _) = TenantTx::enter(&pool, &t.member.caller(), t.id, None, Cost::Standard).await.unwrap();
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &shared::db::RateLimiter::default(), &t.member.caller(), t.id, None, Cost::Standard)
+            .await
+            .unwrap();
     let (cursor, since): (uuid::Uuid, String) = sqlx::query_as(
         "SELECT id, created_at::text FROM activity WHERE workspace_id = $1 ORDER BY id DESC OFFSET 5000 LIMIT 1",
     )
@@ -304,7 +318,10 @@ async fn the_member_invitation_and_key_pages_walk_their_index_in_a_skewed_mix() 
     sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
 
     let pool = functions_pool().await;
-    let (mut tx, _) = TenantTx::enter(&pool, &t.owner.caller(), t.id, None, Cost::Standard).await.unwrap();
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &shared::db::RateLimiter::default(), &t.owner.caller(), t.id, None, Cost::Standard)
+            .await
+            .unwrap();
     let pages: [(&str, &str, &[&str], &str); 3] = [
         (
             "members",

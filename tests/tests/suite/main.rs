@@ -43,6 +43,7 @@ mod plan_changes;
 mod plan_limits;
 mod production_builds;
 mod projects_api;
+mod rate_leases;
 mod realtime;
 mod realtime_transport;
 mod reconcile;

@@ -250,12 +250,15 @@ async fn ai_allowance_and_rate_limit_overrides_hold_exactly() {
         .execute(&owner_pool().await)
         .await
         .unwrap();
+    // A changed limit applies from an instance's next lease; this one has none yet (the
+    // fixture's instance still spends tokens leased at the plan's rate for a few seconds).
+    let instance = TestApp::new().await;
     let path = format!("{}/projects", limited.path());
     let answers = [
-        app.get(&limited.owner, &path).await,
-        app.get(&limited.owner, &path).await,
-        app.get(&limited.owner, &path).await,
-        app.get(&limited.owner, &path).await,
+        instance.get(&limited.owner, &path).await,
+        instance.get(&limited.owner, &path).await,
+        instance.get(&limited.owner, &path).await,
+        instance.get(&limited.owner, &path).await,
     ];
     let statuses: Vec<StatusCode> = answers.iter().map(|a| a.status).collect();
     assert_eq!(statuses[..3], [StatusCode::OK; 3]);
@@ -318,6 +321,8 @@ async fn a_workspace_limit_holds_exactly_under_concurrency_for_people() {
     let operator = mint("dev-operator", None, Duration::from_secs(600));
     let limited = app.tenant("override-rate-burst").await;
     grant(&admin, &operator, limited.id, "requests_per_minute", json!(4)).await;
+    // A changed limit applies from an instance's next lease; this one has none yet.
+    let app = TestApp::new().await;
     for round in 0..2 {
         // A fresh minute, and in the first round no bucket at all: the first requests create it.
         sqlx::query("DELETE FROM rate_limit_buckets WHERE bucket = $1")

@@ -4,17 +4,23 @@
 use integration_tests::{TestApp, TestUser, api_pool, functions_pool, seeding_session};
 use shared::access::Access;
 use shared::auth::Caller;
-use shared::db::{Cost, TenantTx};
+use shared::db::{Cost, RateLimiter, TenantTx};
 use sqlx::PgPool;
 
 fn caller(user: &TestUser, email: Option<&str>) -> Caller {
     Caller::new(integration_tests::HS256_ISSUER.to_owned(), user.subject.clone(), email.map(str::to_owned))
 }
 
-/// Runs what a projects-list request runs (identity, access check, the list query) and answers
-/// whether the transaction was assigned a transaction id by its end.
-async fn list_projects_assigns_an_xid(pool: &PgPool, caller: &Caller, workspace_id: uuid::Uuid) -> bool {
-    let (mut tx, entry) = TenantTx::enter(pool, caller, workspace_id, None, Cost::Standard).await.unwrap();
+/// Runs what a projects-list request runs (its rate limit through `limiter`, identity, access
+/// check, the list query) and answers whether its transaction was assigned a transaction id by
+/// its end.
+async fn list_projects_assigns_an_xid(
+    pool: &PgPool,
+    limiter: &RateLimiter,
+    caller: &Caller,
+    workspace_id: uuid::Uuid,
+) -> bool {
+    let (mut tx, entry) = TenantTx::enter(pool, limiter, caller, workspace_id, None, Cost::Standard).await.unwrap();
     Access::from_entry(&entry).unwrap();
     let _: Vec<uuid::Uuid> =
         sqlx::query_scalar("SELECT id FROM projects WHERE workspace_id = $1 ORDER BY id DESC LIMIT 26")
@@ -33,10 +39,39 @@ async fn a_read_by_a_known_unchanged_user_assigns_no_transaction_id() {
     let app = TestApp::new().await;
     let t = app.tenant("cost").await;
     let pool = api_pool().await;
+    let limiter = RateLimiter::default();
     let known = caller(&t.member, Some(&t.member.email));
-    assert!(!list_projects_assigns_an_xid(&pool, &known, t.id).await, "a read by a known user wrote");
+    assert!(!list_projects_assigns_an_xid(&pool, &limiter, &known, t.id).await, "a read by a known user wrote");
     // A token without an e-mail keeps the stored one, and writes nothing either.
-    assert!(!list_projects_assigns_an_xid(&pool, &caller(&t.member, None), t.id).await);
+    assert!(!list_projects_assigns_an_xid(&pool, &limiter, &caller(&t.member, None), t.id).await);
+}
+
+/// The whole request, rate limit included: once the instance holds a lease, a known member's
+/// read writes nothing anywhere: its own transaction gets no transaction id, and the bucket's
+/// row is the version the lease wrote (same xmin, same arrival time).
+#[tokio::test]
+async fn a_read_spending_a_leased_token_writes_nothing_at_all() {
+    let app = TestApp::new().await;
+    let t = app.tenant("cost-lease").await;
+    let pool = api_pool().await;
+    let bucket = || async {
+        sqlx::query_as::<_, (String, time::OffsetDateTime)>(
+            "SELECT xmin::text, tat FROM rate_limit_buckets WHERE bucket = 'workspace:' || $1",
+        )
+        .bind(t.id.to_string())
+        .fetch_one(&integration_tests::owner_pool().await)
+        .await
+        .unwrap()
+    };
+    let limiter = RateLimiter::default();
+    let known = caller(&t.member, Some(&t.member.email));
+    assert!(!list_projects_assigns_an_xid(&pool, &limiter, &known, t.id).await);
+    let leased = bucket().await;
+    assert!(limiter.held() > 0, "the first read leased several tokens");
+    for _ in 0..3 {
+        assert!(!list_projects_assigns_an_xid(&pool, &limiter, &known, t.id).await, "a read by a known user wrote");
+    }
+    assert_eq!(bucket().await, leased, "a read spending a leased token wrote to its bucket");
 }
 
 #[tokio::test]
@@ -45,8 +80,9 @@ async fn a_new_user_or_a_changed_e_mail_is_written_once() {
     let t = app.tenant("cost-write").await;
     let pool = api_pool().await;
     let changed = caller(&t.viewer, Some("viewer-renamed@example.test"));
-    assert!(list_projects_assigns_an_xid(&pool, &changed, t.id).await, "the new e-mail is stored");
-    assert!(!list_projects_assigns_an_xid(&pool, &changed, t.id).await, "and then nothing is written");
+    let limiter = RateLimiter::default();
+    assert!(list_projects_assigns_an_xid(&pool, &limiter, &changed, t.id).await, "the new e-mail is stored");
+    assert!(!list_projects_assigns_an_xid(&pool, &limiter, &changed, t.id).await, "and then nothing is written");
     let mut tx = TenantTx::begin(&pool, &changed).await.unwrap();
     let email: Option<String> = sqlx::query_scalar("SELECT email FROM users WHERE id = app.current_user_id()")
         .fetch_one(&mut *tx)
@@ -106,8 +142,16 @@ async fn a_list_page_in_a_large_tenant_is_an_ordered_index_scan_with_a_limit() {
     sqlx::query("ANALYZE projects").execute(&owner_pool).await.unwrap();
     let pool = functions_pool().await;
     // Entered as the handlers enter it: the policies read the access the first statement learned.
-    let (mut tx, _) =
-        TenantTx::enter(&pool, &caller(&t.member, Some(&t.member.email)), t.id, None, Cost::Standard).await.unwrap();
+    let (mut tx, _) = TenantTx::enter(
+        &pool,
+        &RateLimiter::default(),
+        &caller(&t.member, Some(&t.member.email)),
+        t.id,
+        None,
+        Cost::Standard,
+    )
+    .await
+    .unwrap();
     let list =
         "SELECT id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at
                 FROM projects WHERE workspace_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT 26";
@@ -161,10 +205,16 @@ async fn a_contacts_comment_page_costs_the_page_not_its_clients_projects() {
     sqlx::query("ANALYZE projects, comments").execute(&owner_pool).await.unwrap();
 
     let pool = functions_pool().await;
-    let (mut tx, _) =
-        TenantTx::enter(&pool, &caller(&t.contact, Some(&t.contact.email)), t.id, Some(t.project_id), Cost::Standard)
-            .await
-            .unwrap();
+    let (mut tx, _) = TenantTx::enter(
+        &pool,
+        &RateLimiter::default(),
+        &caller(&t.contact, Some(&t.contact.email)),
+        t.id,
+        Some(t.project_id),
+        Cost::Standard,
+    )
+    .await
+    .unwrap();
     sqlx::query(
         "PREPARE comment_page(uuid, uuid, uuid, bigint) AS
          SELECT id, project_id, author_id, body, client_visible, created_at, updated_at
@@ -266,7 +316,8 @@ async fn a_warm_workspace_request_makes_three_round_trips() {
     let pool = shared::db::connect(&config).await.unwrap();
     let member = caller(&t.member, Some(&t.member.email));
     let request = || async {
-        let (mut tx, entry) = TenantTx::enter(&pool, &member, t.id, None, Cost::Standard).await.unwrap();
+        let (mut tx, entry) =
+            TenantTx::enter(&pool, &RateLimiter::default(), &member, t.id, None, Cost::Standard).await.unwrap();
         Access::from_entry(&entry).unwrap();
         let _: Vec<uuid::Uuid> =
             sqlx::query_scalar("SELECT id FROM projects WHERE workspace_id = $1 ORDER BY id DESC LIMIT 26")

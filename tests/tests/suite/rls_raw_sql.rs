@@ -386,7 +386,10 @@ async fn each_worker_role_reaches_only_the_tables_it_works_on() {
 /// A transaction as the HTTP functions open one for a workspace route: the identity and the
 /// workspace entered in the first statement, the policies reading what entering learned.
 async fn entered(pool: &PgPool, user: &TestUser, workspace: Uuid) -> TenantTx {
-    TenantTx::enter(pool, &caller(user), workspace, None, Cost::Standard).await.expect("enter as user").0
+    TenantTx::enter(pool, &shared::db::RateLimiter::default(), &caller(user), workspace, None, Cost::Standard)
+        .await
+        .expect("enter as user")
+        .0
 }
 
 /// Entering narrows: a user who belongs to two workspaces, entered in one, reaches nothing of the
@@ -506,7 +509,10 @@ async fn entered_access_counts_only_for_the_user_it_was_entered_for() {
     assert_eq!(seen, vec![b.id], "the entered access of A's owner followed a changed identity");
 
     // A user who is nobody in A enters nothing: their transaction reads nothing of A.
-    let (mut tx, entry) = TenantTx::enter(&pool, &caller(&b.owner), a.id, None, Cost::Standard).await.unwrap();
+    let (mut tx, entry) =
+        TenantTx::enter(&pool, &shared::db::RateLimiter::default(), &caller(&b.owner), a.id, None, Cost::Standard)
+            .await
+            .unwrap();
     assert!(entry.member_role.is_none() && !entry.is_contact);
     for table in ["workspaces", "projects", "comments", "clients"] {
         let column = if table == "workspaces" { "id" } else { "workspace_id" };
@@ -547,8 +553,16 @@ async fn a_contacts_entered_project_shows_only_its_shared_items_and_only_to_that
         .unwrap();
     let pool = api_pool().await;
     for (project, visible) in [(a.project_id, true), (a.internal_project_id, false)] {
-        let (mut tx, entry) =
-            TenantTx::enter(&pool, &caller(&a.contact), a.id, Some(project), Cost::Standard).await.unwrap();
+        let (mut tx, entry) = TenantTx::enter(
+            &pool,
+            &shared::db::RateLimiter::default(),
+            &caller(&a.contact),
+            a.id,
+            Some(project),
+            Cost::Standard,
+        )
+        .await
+        .unwrap();
         assert_eq!(entry.project_visible, visible);
         let entered: String = sqlx::query_scalar("SELECT current_setting('app.entered_project', true)")
             .fetch_one(&mut *tx)
@@ -564,8 +578,16 @@ async fn a_contacts_entered_project_shows_only_its_shared_items_and_only_to_that
         assert_eq!(milestones, vec![a.milestone_id], "entered {project}: milestones");
     }
     // Entered for the contact, the project counts for no other identity.
-    let (mut tx, _) =
-        TenantTx::enter(&pool, &caller(&a.contact), a.id, Some(a.project_id), Cost::Standard).await.unwrap();
+    let (mut tx, _) = TenantTx::enter(
+        &pool,
+        &shared::db::RateLimiter::default(),
+        &caller(&a.contact),
+        a.id,
+        Some(a.project_id),
+        Cost::Standard,
+    )
+    .await
+    .unwrap();
     sqlx::query("SELECT set_config('app.user_id', $1, true)")
         .bind(b.owner.id.to_string())
         .execute(&mut *tx)
