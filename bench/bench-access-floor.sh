@@ -37,13 +37,13 @@ busy_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 # RLS sides are bench/bench-rls.sh's own scripts; floor/ holds the variants in between.
 variants=(
   "list.plain              list.plain.sql                        0 owner"
-  "list.plain-checked      floor/list.plain-checked.sql          0 owner"
+  "list.plain-checked      list.checked.sql                      0 owner"
   "list.rls-bare           floor/list.rls-bare.sql               0 api"
   "list.rls-bare-checked   floor/list.rls-bare-checked.sql       0 api"
   "list.rls                list.rls.sql                          0 api"
   "list.rls-limited        list.rls.sql                          1 api"
   "contact.plain           contact-comments.plain.sql            0 owner"
-  "contact.plain-checked   floor/contact.plain-checked.sql       0 owner"
+  "contact.plain-checked   contact-comments.checked.sql          0 owner"
   "contact.rls-bare        floor/contact.rls-bare.sql            0 api"
   "contact.rls-bare-checked floor/contact.rls-bare-checked.sql   0 api"
   "contact.rls             contact-comments.rls.sql              0 api"

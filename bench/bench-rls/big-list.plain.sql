@@ -4,18 +4,6 @@
 \set u 1
 -- The ids as uuid parameters, as the handlers bind them (not an expression a generic plan cannot see through).
 SELECT bench_uuid(1, :u) AS uid, bench_uuid(2, :w) AS ws, bench_uuid(4, :p) AS pid \gset
--- With -D limiter=1, the same share of rate limit leases as the RLS side (one request in 32), in
--- the same round trip as BEGIN.
-\set lease random(1, 32)
-\if :limiter AND :lease = 1
-\startpipeline
 BEGIN;
-SELECT rate_policy, quota, remaining, reset_seconds, allowed, retry_after, granted FROM app.lease_rate_limit(:uid, NULL, NULL, :ws, false, 0, 32);
-COMMIT;
-BEGIN;
-\endpipeline
-\else
-BEGIN;
-\endif
 SELECT id, workspace_id, client_id, name, description, status, due_date, created_by, created_at, updated_at FROM projects WHERE workspace_id = :ws ORDER BY id DESC LIMIT 26;
 COMMIT;

@@ -356,3 +356,157 @@ async fn the_member_invitation_and_key_pages_walk_their_index_in_a_skewed_mix() 
         }
     }
 }
+
+/// The audit log (every combination of its six filters and its cursor), a client's contacts, an
+/// endpoint's webhook deliveries (status filter and cursor) and the AI runs, each in a skewed mix:
+/// one workspace, client or endpoint with 5,000 to 20,000 rows among 300 small ones.
+#[tokio::test]
+async fn the_audit_contact_delivery_and_ai_run_pages_walk_their_index_in_a_skewed_mix() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::new().await;
+    let t = app.tenant("skewed-records").await;
+    let owner_pool = integration_tests::owner_pool().await;
+    let mut seed = seeding_session(&owner_pool).await;
+    for statement in [
+        "CREATE TEMP TABLE small ON COMMIT DROP AS SELECT gen_random_uuid() AS w, gen_random_uuid() AS c, gen_random_uuid() AS e FROM generate_series(1, 300)",
+        "INSERT INTO workspaces (id, name) SELECT w, 'Small' FROM small",
+        "INSERT INTO clients (id, workspace_id, name) SELECT c, w, 'Client' FROM small",
+        // The audit log: 20,000 entries of the fixture's workspace, 10 of each small one.
+        "INSERT INTO audit_log (workspace_id, seq, actor, action, table_name, row_id, prev_hash, hash, created_at)
+         SELECT w, 1000000 + n, CASE WHEN n % 7 = 0 THEN 'user:someone' ELSE 'user:other' END,
+                CASE WHEN n % 3 = 0 THEN 'update' ELSE 'insert' END, CASE WHEN n % 5 = 0 THEN 'comments' ELSE 'projects' END,
+                (n % 50)::text, '\\x00', '\\x00', now() - make_interval(secs => 20000 - n)
+         FROM (SELECT $1::uuid AS w, generate_series(1, 20000) AS n UNION ALL SELECT w, generate_series(1, 10) FROM small) entries",
+        // A client with 5,000 contacts; each small workspace's client with 3.
+        "CREATE TEMP TABLE contacts ON COMMIT DROP AS
+         SELECT $1::uuid AS w, $2::uuid AS c, app.uuid_v7() AS person FROM generate_series(1, 5000)
+         UNION ALL SELECT w, c, gen_random_uuid() FROM small, generate_series(1, 3)",
+        "INSERT INTO users (id, issuer, subject) SELECT person, 'skew', person::text FROM contacts",
+        "INSERT INTO client_contacts (workspace_id, client_id, user_id) SELECT w, c, person FROM contacts",
+        // An endpoint with 5,000 deliveries; each small workspace's with 5.
+        "CREATE TEMP TABLE endpoints ON COMMIT DROP AS
+         SELECT w, e, n FROM (SELECT $1::uuid AS w, $3::uuid AS e, generate_series(1, 5000) AS n) big
+         UNION ALL SELECT w, e, generate_series(1, 5) FROM small",
+        "INSERT INTO webhook_endpoints (id, workspace_id, url, events, secret)
+         SELECT DISTINCT e, w, 'https://hooks.skew.test/', ARRAY['project.created'], 'whsec_skew' FROM endpoints",
+        "CREATE TEMP TABLE events ON COMMIT DROP AS SELECT w, e, n, app.uuid_v7() AS event FROM endpoints",
+        "INSERT INTO webhook_events (id, workspace_id, type, payload) SELECT event, w, 'project.created', '{}' FROM events",
+        "INSERT INTO webhook_deliveries (id, workspace_id, endpoint_id, event_id, status)
+         SELECT app.uuid_v7(), w, e, event, (ARRAY['pending', 'succeeded', 'failed'])[1 + n % 3] FROM events",
+        // AI runs: 20,000 in the fixture's workspace, 10 in each small one.
+        "INSERT INTO ai_runs (id, workspace_id, tool, status, input, request_hash, quota_period)
+         SELECT app.uuid_v7(), w, 'proposal_draft', 'succeeded', '{}', 'skew', date_trunc('month', now())::date
+         FROM (SELECT $1::uuid AS w, generate_series(1, 20000) UNION ALL SELECT w, generate_series(1, 10) FROM small) runs",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .bind(t.id)
+            .bind(t.client_id)
+            .bind(uuid::Uuid::now_v7())
+            .execute(&mut *seed)
+            .await
+            .unwrap_or_else(|error| panic!("{statement}: {error}"));
+    }
+    seed.commit().await.unwrap();
+    sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
+    let endpoint: uuid::Uuid = sqlx::query_scalar(
+        "SELECT endpoint_id FROM webhook_deliveries WHERE workspace_id = $1 GROUP BY endpoint_id ORDER BY count(*) DESC LIMIT 1",
+    )
+    .bind(t.id)
+    .fetch_one(&owner_pool)
+    .await
+    .unwrap();
+
+    let pool = functions_pool().await;
+    let (mut tx, _) =
+        TenantTx::enter(&pool, &shared::db::RateLimiter::default(), &t.owner.caller(), t.id, None, Cost::Standard)
+            .await
+            .unwrap();
+    let audit = statement_of_the_code(&["FROM audit_log WHERE workspace_id = $1", "LIMIT $9"], &[]);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PREPARE audit_page(uuid, bigint, text, text, text, text, timestamptz, timestamptz, bigint) AS {audit}"
+    )))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let (cursor, since): (i64, String) = sqlx::query_as(
+        "SELECT seq, created_at::text FROM audit_log WHERE workspace_id = $1 ORDER BY seq DESC OFFSET 5000 LIMIT 1",
+    )
+    .bind(t.id)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    let filters = [
+        cursor.to_string(),
+        "'user:someone'".to_owned(),
+        "'update'".to_owned(),
+        "'comments'".to_owned(),
+        "'7'".to_owned(),
+        format!("'{since}'"),
+        "now()".to_owned(),
+    ];
+    for set in 0..1u32 << filters.len() {
+        let arguments: Vec<&str> =
+            filters.iter().enumerate().map(|(i, f)| if set & (1 << i) != 0 { f.as_str() } else { "NULL" }).collect();
+        let execute = format!("EXECUTE audit_page('{}', {}, 51)", t.id, arguments.join(", "));
+        assert_walks_in_order(&mut tx, &execute, "audit_log", &["workspace_id"]).await;
+    }
+
+    /// A page: its name, the table it reads, its parameters' types, marks of its statement, and
+    /// what its index seeks.
+    type Page<'a> = (&'a str, &'a str, &'a str, &'a [&'a str], &'a [&'a str]);
+    let pages: [Page; 3] = [
+        (
+            "contacts",
+            "client_contacts",
+            "(uuid, uuid, uuid, bigint)",
+            &["FROM client_contacts c JOIN users u ON u.id = c.user_id", "LIMIT $4"],
+            &["client_id"],
+        ),
+        (
+            "deliveries",
+            "webhook_deliveries",
+            "(uuid, uuid, text, bigint)",
+            &["FROM webhook_deliveries d JOIN webhook_events e", "LIMIT $4"],
+            &["endpoint_id"],
+        ),
+        (
+            "runs",
+            "ai_runs",
+            "(uuid, uuid, bigint)",
+            &["FROM ai_runs WHERE workspace_id = $1", "LIMIT $3"],
+            &["workspace_id"],
+        ),
+    ];
+    for (name, table, types, marks, seeks) in pages {
+        let statement = statement_of_the_code(marks, &[]);
+        sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE page_{name}{types} AS {statement}")))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let order = if table == "client_contacts" { "user_id" } else { "id" };
+        let parent = match table {
+            "client_contacts" => format!("client_id = '{}'", t.client_id),
+            "webhook_deliveries" => format!("endpoint_id = '{endpoint}'"),
+            _ => format!("workspace_id = '{}'", t.id),
+        };
+        let cursor: uuid::Uuid = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT {order} FROM {table} WHERE {parent} ORDER BY {order} DESC OFFSET 100 LIMIT 1"
+        )))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        for after in ["NULL".to_owned(), format!("'{cursor}'")] {
+            let executes = match name {
+                "contacts" => vec![format!("EXECUTE page_contacts('{}', '{}', {after}, 26)", t.id, t.client_id)],
+                "deliveries" => ["NULL", "'failed'"]
+                    .iter()
+                    .map(|status| format!("EXECUTE page_deliveries('{endpoint}', {after}, {status}, 26)"))
+                    .collect(),
+                _ => vec![format!("EXECUTE page_runs('{}', {after}, 26)", t.id)],
+            };
+            for execute in executes {
+                assert_walks_in_order(&mut tx, &execute, table, seeks).await;
+            }
+        }
+    }
+}
