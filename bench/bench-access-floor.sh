@@ -41,12 +41,13 @@ variants=(
   "list.rls-bare           floor/list.rls-bare.sql               0 api"
   "list.rls-bare-checked   floor/list.rls-bare-checked.sql       0 api"
   "list.rls                list.rls.sql                          0 api"
-  "list.rls-limited        list.rls.sql                          1 api"
+  "list.shipped            list.rls.sql                          1 api"
   "contact.plain           contact-comments.plain.sql            0 owner"
   "contact.plain-checked   contact-comments.checked.sql          0 owner"
   "contact.rls-bare        floor/contact.rls-bare.sql            0 api"
   "contact.rls-bare-checked floor/contact.rls-bare-checked.sql   0 api"
   "contact.rls             contact-comments.rls.sql              0 api"
+  "contact.shipped         contact-comments.rls.sql              1 api"
 )
 
 cpu_per_transaction() { # script, limiter, owner|api -> microseconds of machine CPU per transaction

@@ -11,8 +11,11 @@ spawns the binary, hands it an event and times:
 It excludes what only AWS adds (downloading the code, starting the microVM, the Secrets Manager
 round trip). Needs the local database with the demo workspace: run scripts/dev.sh once.
 
-usage: bench/bench-lambda.py BINARY EVENT [--cold N] [--warm M] [--unique TEXT]
-e.g.:  bench/bench-lambda.py target/release/projects events/projects-list.json
+usage: bench/bench-lambda.py BINARY EVENT [--cold N] [--warm M] [--unique TEXT] [--against REFERENCE]
+e.g.:  bench/bench-lambda.py target/release/projects events/projects-list.json --against target/release/bench-hello
+--against REFERENCE alternates every cold start (and the warm run) with a reference binary, a
+hello-world lambda_runtime function built with the same profile (bench/hello), and reports both:
+the machine's own floor, measured in the same run.
 --unique TEXT makes every invocation's event different (TEXT becomes TEXT_<random>), e.g. a
 Stripe event id, so a worker applies each one instead of recognising a duplicate.
 """
@@ -158,24 +161,33 @@ def main():
     parser.add_argument("--cold", type=int, default=15, help="cold starts to measure")
     parser.add_argument("--warm", type=int, default=300, help="warm invocations after one cold start")
     parser.add_argument("--unique", help="text replaced by a fresh value in each invocation's event")
+    parser.add_argument("--against", help="a reference binary measured alternately in the same run")
     args = parser.parse_args()
     event = open(args.event, "rb").read()
     unique = args.unique.encode() if args.unique else None
 
-    colds = [run_once(args.binary, event, 1, unique) for _ in range(args.cold)]
-    warm = run_once(args.binary, event, args.warm + 1, unique)
+    binaries = [args.binary] + ([args.against] if args.against else [])
+    colds = {binary: [] for binary in binaries}
+    for _ in range(args.cold):
+        for binary in binaries:
+            colds[binary].append(run_once(binary, event, 1, unique))
+    for binary in binaries:
+        report(binary, args, colds[binary], run_once(binary, event, args.warm + 1, unique))
+
+
+def report(binary, args, colds, warm):
     statuses = {c["status"] for c in colds} | {warm["status"]}
-    size = os.path.getsize(args.binary) / (1024 * 1024)
-    print(f"binary      {args.binary} ({size:.1f} MiB), event {os.path.basename(args.event)}, status {sorted(statuses)}")
+    size = os.path.getsize(binary) / (1024 * 1024)
+    print(f"binary      {binary} ({size:.1f} MiB), event {os.path.basename(args.event)}, status {sorted(statuses)}")
     print(f"init        median {statistics.median(c['init_ms'] for c in colds):6.1f} ms   "
           f"max {max(c['init_ms'] for c in colds):6.1f} ms   ({args.cold} cold starts)")
     print(f"first req   median {statistics.median(c['first_ms'] for c in colds):6.1f} ms   "
           f"max {max(c['first_ms'] for c in colds):6.1f} ms")
+    print(f"init+first  median {statistics.median(c['init_ms'] + c['first_ms'] for c in colds):6.1f} ms")
     w = warm["warm_ms"]
     print(f"warm req    p50 {percentile(w, 50):6.2f} ms   p95 {percentile(w, 95):6.2f} ms   "
           f"p99 {percentile(w, 99):6.2f} ms   ({len(w)} invocations)")
     print(f"peak RSS    {max([c['rss_mb'] for c in colds] + [warm['rss_mb']]):.1f} MiB")
-
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,7 @@ SELECT bench_uuid(1, :u) AS uid, bench_uuid(2, :w) AS ws, bench_uuid(4, :p) AS p
 -- access), all together as TenantTx sends them: one round trip. With -D limiter=0, without
 -- the rate limit (row-level security's own cost).
 \set lease random(1, 32)
-\if :limiter AND :lease = 1
+\if :limiter = 1 AND :lease = 1
 \startpipeline
 BEGIN;
 SELECT rate_policy, quota, remaining, reset_seconds, allowed, retry_after, granted FROM app.lease_rate_limit(:uid, NULL, NULL, :ws, false, 0, 32);
