@@ -47,6 +47,10 @@ impl axum::extract::FromRef<AppState> for PgPool {
 impl AppState {
     pub fn new(config: Config, pool: PgPool) -> Self {
         let auth = Arc::new(Authenticator::new(&config.auth));
+        Self::with_authenticator(config, pool, auth)
+    }
+
+    fn with_authenticator(config: Config, pool: PgPool, auth: Arc<Authenticator>) -> Self {
         Self(Arc::new(Inner { config, pool, auth, limiter: RateLimiter::default() }))
     }
 
@@ -98,11 +102,13 @@ impl AppState {
 }
 
 /// An API function's state: the configuration, then the pool (its first connection opened now,
-/// during init, which shortens the first request).
+/// during init, which shortens the first request) and, beside it, the identity provider's keys.
 impl crate::runtime::FromSettings for AppState {
     async fn from_settings(settings: &Settings) -> Result<Self, crate::runtime::Error> {
         let config = Config::from_settings(settings)?;
-        let pool = crate::db::connect(&config.database).await?;
-        Ok(Self::new(config, pool))
+        let auth = Arc::new(Authenticator::new(&config.auth));
+        // The identity provider's keys and the database's first connection, side by side.
+        let (pool, ()) = tokio::join!(crate::db::connect(&config.database), auth.prefetch());
+        Ok(Self::with_authenticator(config, pool?, auth))
     }
 }

@@ -39,6 +39,20 @@ impl JwksCache {
         Self { url, http, keys: RwLock::default(), refreshing: Mutex::new(()) }
     }
 
+    /// Fetches the set now (an execution environment's init, beside opening the database), so
+    /// the first request does not wait for the identity provider. A failure is only logged: the
+    /// first request fetches again.
+    pub async fn prefetch(&self) {
+        let _refresh = self.refreshing.lock().await;
+        if self.keys.read().await.fetched_at.is_some() {
+            return;
+        }
+        match self.fetch().await {
+            Ok(fresh) => *self.keys.write().await = Keys { by_id: fresh, fetched_at: Some(Instant::now()) },
+            Err(reason) => tracing::warn!(%reason, "JWKS prefetch failed; the first request fetches it"),
+        }
+    }
+
     /// The key with this id, fetching the set if needed. `Ok(None)`: the issuer has no such key.
     pub async fn key(&self, kid: &str) -> Result<Option<VerificationKey>, String> {
         if let Some(key) = self.cached(kid).await {

@@ -121,10 +121,24 @@ struct Claims {
 
 impl Authenticator {
     pub fn new(config: &AuthConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        // Only an OIDC issuer needs HTTPS; building the client loads the system's trust store
+        // (a few milliseconds of a cold start), which a function without one never pays.
+        let oidc = match config.oidc.as_slice() {
+            [] => Vec::new(),
+            issuers => {
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(3))
+                    .build()
+                    .unwrap_or_else(|_| reqwest::Client::new());
+                issuers
+                    .iter()
+                    .map(|c| OidcIssuer {
+                        issuer: c.issuer.clone(),
+                        jwks: JwksCache::new(c.jwks_url.clone(), http.clone()),
+                    })
+                    .collect()
+            }
+        };
         #[cfg_attr(not(feature = "dev"), allow(unused_mut))]
         let mut audiences: HashSet<String> = config.audiences.iter().cloned().collect();
         #[cfg(feature = "dev")]
@@ -132,14 +146,7 @@ impl Authenticator {
             audiences.insert(DEFAULT_DEV_AUDIENCE.to_owned());
         }
         Self {
-            oidc: config
-                .oidc
-                .iter()
-                .map(|c| OidcIssuer {
-                    issuer: c.issuer.clone(),
-                    jwks: JwksCache::new(c.jwks_url.clone(), http.clone()),
-                })
-                .collect(),
+            oidc,
             #[cfg(feature = "dev")]
             hs256: config.hs256.as_ref().map(|c| Hs256 {
                 key: DecodingKey::from_secret(c.secret.expose_secret().as_bytes()),
@@ -147,6 +154,15 @@ impl Authenticator {
             }),
             audiences,
             leeway_secs: config.leeway_secs,
+        }
+    }
+
+    /// Fetches every OIDC issuer's keys now, during an execution environment's init, so the
+    /// first request does not wait for the identity provider.
+    pub async fn prefetch(&self) {
+        // One issuer in practice (Cognito); a federated second one is rare enough to fetch after.
+        for issuer in &self.oidc {
+            issuer.jwks.prefetch().await;
         }
     }
 

@@ -92,6 +92,25 @@ async fn valid_rs256_and_es256_tokens_from_the_issuers_jwks_are_accepted() {
     assert_eq!(idp.jwks_fetches().await, 1, "the JWKS is cached for the life of the environment");
 }
 
+/// An execution environment fetches its issuer's keys during init, beside opening the database,
+/// so its first request verifies the token without waiting for the identity provider.
+#[tokio::test]
+async fn the_issuers_keys_are_fetched_during_init_not_by_the_first_request() {
+    let idp = IdentityProvider::start().await;
+    let mut settings = base_settings();
+    settings.push(("AUTH_OIDC_ISSUERS".into(), idp.issuer.clone()));
+    settings.push(("AUTH_AUDIENCES".into(), AUDIENCE.into()));
+    let lookup = move |name: &str| settings.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let state =
+        <shared::AppState as shared::runtime::FromSettings>::from_settings(&shared::config::Settings::from_fn(lookup))
+            .await
+            .unwrap();
+    assert_eq!(idp.jwks_fetches().await, 1, "the keys are fetched at init");
+    let app = TestApp::from_state(state).await;
+    assert_eq!(status_for(&app, Some(&sign(Algorithm::RS256, "rsa-1", &idp.claims()))).await.0, StatusCode::OK);
+    assert_eq!(idp.jwks_fetches().await, 1, "the first request fetched nothing");
+}
+
 #[tokio::test]
 async fn a_cognito_access_token_is_matched_on_client_id() {
     let idp = IdentityProvider::start().await;
