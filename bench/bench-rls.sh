@@ -6,17 +6,21 @@
 # application's own access check (as a superuser). Prints transactions per second and the
 # ratios. Not part of the test suite.
 #
-#   bench/bench-rls.sh [--reseed] [--seconds N] [--clients N]
+#   bench/bench-rls.sh [--reseed] [--seconds N] [--clients N] [--rounds N]
+#
+# Each cell runs --rounds times (default 3), the rounds interleaved across every cell, and the
+# median is reported: on a small shared machine one run of one cell can be off by 30%.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$REPO_ROOT"
 
-seconds=15 clients=4 reseed=false
+seconds=10 clients=4 reseed=false rounds=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --reseed) reseed=true ;;
     --seconds) seconds="$2"; shift ;;
     --clients) clients="$2"; shift ;;
+    --rounds) rounds="$2"; shift ;;
     *) die "unknown option $1" ;;
   esac
   shift
@@ -51,18 +55,31 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
 # the functions ship it: its share of rate limit leases (one request in 32: a busy caller's
 # instance leases 32 tokens at a time far from the limit), the opening (BEGIN and
 # app.begin_request in one round trip), the page under row-level security, COMMIT.
-printf '%-18s %9s %9s %9s %8s %8s\n' "shape ($clients clients, ${seconds}s)" \
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)) }'; }
+shapes=(list big-list project contact-comments insert-comment)
+declare -A runs
+for round in $(seq 1 "$rounds"); do
+  say "round $round of $rounds"
+  for shape in "${shapes[@]}"; do
+    runs[$shape.plain]+=" $(run "$owner_url" "$shape.plain.sql" "$clients" 0)"
+    runs[$shape.checked]+=" $(run "$owner_url" "$shape.checked.sql" "$clients" 0)"
+    runs[$shape.shipped]+=" $(run "$api_url" "$shape.rls.sql" "$clients" 1)"
+  done
+  runs[one-user]+=" $(run "$api_url" one-user-list.rls.sql "$clients" 1)"
+done
+
+printf '%-18s %9s %9s %9s %8s %8s\n' "shape ($clients clients, ${seconds}s × $rounds)" \
   "plain" "checked" "shipped" "÷plain" "÷checked"
 declare -A shipped_tps
-for shape in list big-list project contact-comments insert-comment; do
-  plain="$(run "$owner_url" "$shape.plain.sql" "$clients" 0)"
-  checked="$(run "$owner_url" "$shape.checked.sql" "$clients" 0)"
-  shipped="$(run "$api_url" "$shape.rls.sql" "$clients" 1)"
+for shape in "${shapes[@]}"; do
+  plain="$(median <<<"${runs[$shape.plain]}")"
+  checked="$(median <<<"${runs[$shape.checked]}")"
+  shipped="$(median <<<"${runs[$shape.shipped]}")"
   shipped_tps[$shape]="$shipped"
   printf '%-18s %9s %9s %9s %8s %8s\n' "$shape" "$plain" "$checked" "$shipped" \
     "$(ratio "$shipped" "$plain")" "$(ratio "$shipped" "$checked")"
 done
-one="$(run "$api_url" one-user-list.rls.sql "$clients" 1)"
+one="$(median <<<"${runs[one-user]}")"
 printf '%-18s %9s (one user on %s connections ÷ %s users: %s)\n' "one-user-list" "$one" "$clients" "$clients" \
   "$(ratio "$one" "${shipped_tps[list]}")"
 printf 'the 20,000-project tenant'"'"'s page takes %s× as long as a 40-project tenant'"'"'s (shipped)\n' \
