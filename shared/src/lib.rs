@@ -36,6 +36,8 @@ pub mod secrets;
 #[cfg(feature = "stripe")]
 pub mod stripe;
 pub mod telemetry;
+#[cfg(feature = "files")]
+pub mod upload_form;
 pub mod validate;
 #[cfg(feature = "webhooks")]
 pub mod webhooks;

@@ -57,6 +57,7 @@ mod stripe_webhook;
 mod subscription_changes;
 mod suspension;
 mod template;
+mod upload_form;
 mod usage_billing;
 mod webhook_egress;
 mod webhooks;
