@@ -178,13 +178,21 @@ impl TenantTx {
             match sqlx::raw_sql(sqlx::AssertSqlSafe(batch.as_str())).fetch_all(&mut *tx).await {
                 Ok(rows) => {
                     let opened = opening::interpret(&rows)?;
-                    if let (Some(asking), Some(lease)) = (asking, opened.lease) {
-                        crate::context::record_quotas(asking.settle(lease.granted, &lease.quotas));
-                        if let Some(retry_after) = lease.retry_after {
-                            return Err(opening::rate_limited(retry_after));
+                    // The lease is kept first, whatever the answer: a request refused for its
+                    // key still leaves the tokens leased for it to the instance.
+                    let retry_after = match (asking, opened.lease) {
+                        (Some(asking), Some(lease)) => {
+                            crate::context::record_quotas(asking.settle(lease.granted, &lease.quotas));
+                            lease.retry_after
                         }
+                        _ => None,
+                    };
+                    // A key that no longer works is refused as such, before any rate limit.
+                    let entry = opened.entry?;
+                    if let Some(retry_after) = retry_after {
+                        return Err(opening::rate_limited(retry_after));
                     }
-                    return Ok((tx, opened.entry));
+                    return Ok((tx, entry));
                 }
                 Err(error) if attempts > 1 && crate::error::is_connection_lost(&error) => {
                     attempts -= 1;

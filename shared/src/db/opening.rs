@@ -107,11 +107,13 @@ pub fn batch(caller: &Caller, scope: Option<&Scope>, lease: Option<LeaseAsked>, 
     batch
 }
 
-/// What the batch answered: the lease, when one was asked for, and the caller's entry.
-#[derive(Debug, Default)]
+/// What the batch answered: the lease, when one was asked for, and the caller's entry, or why
+/// the caller is refused (a key that no longer works). A lease granted to a request refused
+/// for its key is still the instance's to spend, so the two are read apart.
+#[derive(Debug)]
 pub struct Opened {
     pub lease: Option<LeaseAnswer>,
-    pub entry: Option<Entry>,
+    pub entry: Result<Option<Entry>, ApiError>,
 }
 
 /// The database's answer to a lease: every limit that applied as the lease left it, the tokens
@@ -125,10 +127,10 @@ pub struct LeaseAnswer {
     pub retry_after: Option<u32>,
 }
 
-/// Reads the batch's answers, refusing a request made with a key that is no longer good (401, or
-/// 404 for another workspace's route, or 402 on a plan without API access).
+/// Reads the batch's answers; the entry refuses a request made with a key that is no longer
+/// good (401, or 404 for another workspace's route, or 402 on a plan without API access).
 pub fn interpret(rows: &[PgRow]) -> Result<Opened, ApiError> {
-    let mut opened = Opened::default();
+    let mut opened = Opened { lease: None, entry: Ok(None) };
     for row in rows {
         if row.try_column("rate_policy").is_ok() {
             let number = |name: &str| row.try_get::<i32, _>(name).map(|n| u32::try_from(n).unwrap_or(0));
@@ -147,14 +149,14 @@ pub fn interpret(rows: &[PgRow]) -> Result<Opened, ApiError> {
                 lease.retry_after = Some(number("retry_after")?);
             }
         } else if row.try_column("key_state").is_ok() {
-            opened.entry = Some(key_entry(row)?);
+            opened.entry = key_entry(row).map(Some);
         } else {
-            opened.entry = Some(Entry {
+            opened.entry = Ok(Some(Entry {
                 member_role: role(row)?,
                 is_contact: row.try_get("is_contact")?,
                 portal_open: row.try_get::<Option<bool>, _>("portal_open")?.unwrap_or(false),
                 project_visible: row.try_get("project_visible")?,
-            });
+            }));
         }
     }
     Ok(opened)

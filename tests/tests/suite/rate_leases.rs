@@ -146,6 +146,9 @@ async fn revoking_a_key_or_suspending_the_workspace_stops_the_next_request_thoug
     let t = app.tenant("lease-access").await;
     let created = app.post(&t.owner, &format!("{}/api-keys", t.path()), json!({"name": "CI", "role": "member"})).await;
     let key = TestUser::api_key(&created);
+    let unused = TestUser::api_key(
+        &app.post(&t.owner, &format!("{}/api-keys", t.path()), json!({"name": "Later", "role": "member"})).await,
+    );
     let path = format!("{}/projects", t.path());
     // The key's first request leases tokens of its buckets (a studio's: far from empty).
     app.get(&key, &path).await.expect(StatusCode::OK);
@@ -164,4 +167,9 @@ async fn revoking_a_key_or_suspending_the_workspace_stops_the_next_request_thoug
     suspended.expect(StatusCode::OK);
     let write = app.post(&t.member, &path, json!({"name": "While suspended"})).await;
     assert_eq!(write.problem(StatusCode::FORBIDDEN), "workspace_suspended");
+    // A key's first request on an instance that holds nothing, refused for the suspension: the
+    // tokens leased for it stay the instance's (not lost to the bucket until it refills).
+    let instance = TestApp::new().await;
+    assert_eq!(instance.get(&unused, &path).await.problem(StatusCode::FORBIDDEN), "workspace_suspended");
+    assert!(instance.state.limiter.held() > 0, "the refused key's lease was dropped");
 }
