@@ -49,6 +49,8 @@ pub struct Config {
     /// The S3 bucket workspace exports are written to (`EXPORTS_BUCKET`); exports are refused
     /// without one.
     pub exports_bucket: Option<String>,
+    /// The S3 bucket of files on deliverables (`FILES_BUCKET`); uploads are refused without one.
+    pub files_bucket: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +171,7 @@ impl Config {
             max_body_bytes: parse_or(&lookup, "MAX_BODY_BYTES", 64 * 1024)?,
             webhooks_allow_loopback_http: parse_or(&lookup, "WEBHOOKS_ALLOW_LOOPBACK_HTTP", false)?,
             exports_bucket: lookup("EXPORTS_BUCKET").filter(|bucket| !bucket.is_empty()),
+            files_bucket: lookup("FILES_BUCKET").filter(|bucket| !bucket.is_empty()),
         })
     }
 }

@@ -22,6 +22,8 @@ pub mod db;
 pub mod error;
 #[cfg(feature = "exports")]
 pub mod exports;
+#[cfg(feature = "files")]
+pub mod files;
 pub mod http;
 pub mod metrics;
 pub mod openapi;
@@ -36,8 +38,6 @@ pub mod secrets;
 #[cfg(feature = "stripe")]
 pub mod stripe;
 pub mod telemetry;
-#[cfg(feature = "files")]
-pub mod upload_form;
 pub mod validate;
 #[cfg(feature = "webhooks")]
 pub mod webhooks;

@@ -69,6 +69,10 @@ pub struct Limits {
     pub requests_per_minute: u32,
     /// Requests per minute to the expensive routes (AI runs, checkout), counted on top.
     pub expensive_per_minute: u32,
+    /// MiB the workspace's files may take together (pending uploads included).
+    pub storage_mb: u32,
+    /// MiB one file may take.
+    pub file_size_mb: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -99,6 +103,8 @@ pub const FREE: Plan = Plan {
         ai_runs_per_month: 0,
         requests_per_minute: 300,
         expensive_per_minute: 20,
+        storage_mb: 100,
+        file_size_mb: 10,
     },
 };
 
@@ -115,6 +121,8 @@ pub const PRO: Plan = Plan {
         ai_runs_per_month: 500,
         requests_per_minute: 1200,
         expensive_per_minute: 60,
+        storage_mb: 10_240,
+        file_size_mb: 1_024,
     },
 };
 
@@ -131,6 +139,8 @@ pub const STUDIO: Plan = Plan {
         ai_runs_per_month: 5000,
         requests_per_minute: 6000,
         expensive_per_minute: 300,
+        storage_mb: 102_400,
+        file_size_mb: 5_120,
     },
 };
 
@@ -148,6 +158,8 @@ pub const TEAM: Plan = Plan {
         ai_runs_per_month: 2000,
         requests_per_minute: 3000,
         expensive_per_minute: 150,
+        storage_mb: 102_400,
+        file_size_mb: 5_120,
     },
 };
 
@@ -184,6 +196,8 @@ impl Plan {
                 "expensive_per_minute" => {
                     self.limits.expensive_per_minute = number.unwrap_or(self.limits.expensive_per_minute)
                 }
+                "storage_mb" => self.limits.storage_mb = number.unwrap_or(self.limits.storage_mb),
+                "file_size_mb" => self.limits.file_size_mb = number.unwrap_or(self.limits.file_size_mb),
                 _ => {}
             }
         }
@@ -192,12 +206,14 @@ impl Plan {
 }
 
 /// Every entitlement an operator can override: the features (1 on, 0 off) and the limits.
-pub const OVERRIDABLE: [&str; 9] = [
+pub const OVERRIDABLE: [&str; 11] = [
     "projects",
     "members",
     "ai_runs_per_month",
     "requests_per_minute",
     "expensive_per_minute",
+    "storage_mb",
+    "file_size_mb",
     "ai_tools",
     "client_portal",
     "api_access",

@@ -6,6 +6,7 @@
 
 pub mod ai;
 pub mod browser;
+pub mod files;
 pub mod routes;
 pub mod stripe;
 
@@ -129,6 +130,8 @@ pub fn base_settings() -> Vec<(String, String)> {
         ("AI_TIME_BUDGET_MS", "3000"),
         // Requests need only a name; the export tests create their own buckets.
         ("EXPORTS_BUCKET", "saas-test-exports"),
+        // Signing needs only the name; confirming reads the bucket (`files::bucket` creates it).
+        ("FILES_BUCKET", files::BUCKET),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -648,6 +651,12 @@ pub async fn fill_other_tables(tenant: &Tenant) {
         "INSERT INTO realtime_connections (id, user_id) VALUES ($2::text, (SELECT created_by FROM workspaces WHERE id = $1))",
         "INSERT INTO realtime_subscriptions (connection_id, workspace_id, user_id)
          VALUES ($2::text, $1, (SELECT created_by FROM workspaces WHERE id = $1))",
+        // A pending upload (which also gives the workspace its storage row) and a queued deletion.
+        "INSERT INTO deliverable_files (id, workspace_id, project_id, deliverable_id, name, content_type, size_bytes,
+                                        upload_expires_at)
+         SELECT $2, $1, d.project_id, d.id, 'fixture.pdf', 'application/pdf', 10, now() + interval '15 minutes'
+         FROM deliverables d WHERE d.workspace_id = $1 ORDER BY d.id LIMIT 1",
+        "INSERT INTO file_deletions (object_key, workspace_id) VALUES ('files/' || $1::text || '/' || $2::text, $1)",
     ];
     for statement in statements {
         sqlx::query(statement).bind(tenant.id).bind(run).execute(&owner).await.expect(statement);

@@ -21,6 +21,11 @@ pub struct Ctx {
     pub webhook_delivery_id: uuid::Uuid,
     /// A finished (failed) export of the workspace, so a new one may be requested.
     pub export_id: uuid::Uuid,
+    /// Ready files of the shared deliverable and of the one kept from the client.
+    pub visible_file_id: uuid::Uuid,
+    pub hidden_file_id: uuid::Uuid,
+    /// A requested upload of the shared deliverable whose object is in the bucket, unconfirmed.
+    pub pending_file_id: uuid::Uuid,
 }
 
 impl Ctx {
@@ -73,7 +78,39 @@ impl Ctx {
         .execute(&crate::owner_pool().await)
         .await
         .expect("an export fixture");
+        let [visible_file_id, hidden_file_id, pending_file_id] = [(); 3].map(|()| uuid::Uuid::now_v7());
+        for (id, deliverable, state) in [
+            (visible_file_id, tenant.visible_deliverable_id, "ready"),
+            (hidden_file_id, tenant.hidden_deliverable_id, "ready"),
+            (pending_file_id, tenant.visible_deliverable_id, "pending"),
+        ] {
+            sqlx::query(
+                "INSERT INTO deliverable_files (id, workspace_id, project_id, deliverable_id, name, content_type, size_bytes,
+                                                state, uploaded_by, upload_expires_at, confirmed_at)
+                 VALUES ($1, $2, $3, $4, 'brief.pdf', 'application/pdf', 4, $5::file_state, $6, now() + interval '15 minutes',
+                         CASE WHEN $5 = 'ready' THEN now() END)",
+            )
+            .bind(id)
+            .bind(tenant.id)
+            .bind(tenant.project_id)
+            .bind(deliverable)
+            .bind(state)
+            .bind(tenant.owner.id)
+            .execute(&crate::owner_pool().await)
+            .await
+            .expect("a file fixture");
+        }
+        crate::files::bucket().await;
+        crate::files::put_object(
+            &shared::files::object_key(tenant.id, pending_file_id),
+            b"%PDF".to_vec(),
+            "application/pdf",
+        )
+        .await;
         Self {
+            visible_file_id,
+            hidden_file_id,
+            pending_file_id,
             export_id,
             webhook_id: webhook.id(),
             webhook_delivery_id: test.body["delivery_id"]
@@ -105,6 +142,10 @@ pub const ROLES: [&str; 6] = ["owner", "admin", "member", "viewer", "contact", "
 
 fn p(t: &Tenant) -> String {
     t.path()
+}
+
+fn files_of(c: &Ctx, deliverable: uuid::Uuid) -> String {
+    format!("{}/deliverables/{deliverable}/files", c.tenant.project_path())
 }
 
 pub fn rows() -> Vec<Row> {
@@ -662,6 +703,77 @@ pub fn rows() -> Vec<Row> {
                     format!("{}/deliverables/{}", c.tenant.project_path(), c.tenant.hidden_deliverable_id),
                     None,
                 )
+            },
+            expect: [204, 204, 204, 403, 403, 404],
+            fresh: true,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}/files",
+            request: |c| (M::GET, files_of(c, c.tenant.visible_deliverable_id), None),
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}/files",
+            request: |c| (M::GET, files_of(c, c.tenant.hidden_deliverable_id), None),
+            expect: [200, 200, 200, 200, 404, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}/files",
+            request: |c| {
+                (
+                    M::POST,
+                    files_of(c, c.tenant.visible_deliverable_id),
+                    Some(json!({"name": "cut.mp4", "content_type": "video/mp4", "size": 2048})),
+                )
+            },
+            expect: [201, 201, 201, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}/files/{file_id}/confirm",
+            request: |c| {
+                (
+                    M::POST,
+                    format!("{}/{}/confirm", files_of(c, c.tenant.visible_deliverable_id), c.pending_file_id),
+                    None,
+                )
+            },
+            expect: [200, 200, 200, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}/files/{file_id}/download",
+            request: |c| {
+                (
+                    M::GET,
+                    format!("{}/{}/download", files_of(c, c.tenant.visible_deliverable_id), c.visible_file_id),
+                    None,
+                )
+            },
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}/files/{file_id}/download",
+            request: |c| {
+                (M::GET, format!("{}/{}/download", files_of(c, c.tenant.hidden_deliverable_id), c.hidden_file_id), None)
+            },
+            expect: [200, 200, 200, 200, 404, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::DELETE,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}/files/{file_id}",
+            request: |c| {
+                (M::DELETE, format!("{}/{}", files_of(c, c.tenant.visible_deliverable_id), c.visible_file_id), None)
             },
             expect: [204, 204, 204, 403, 403, 404],
             fresh: true,

@@ -78,6 +78,9 @@ pub async fn grant(
         (true, _) => Some("a feature is granted with 1 or withheld with 0"),
         (false, None) if !matches!(entitlement, "projects" | "members") => Some("this limit cannot be unlimited"),
         (false, Some(0)) if entitlement.ends_with("_per_minute") => Some("a rate limit is at least 1"),
+        (false, Some(mb)) if entitlement == "file_size_mb" && !(1..=5_120).contains(&mb) => {
+            Some("a file may take from 1 to 5,120 MiB (5 GiB: the most one upload takes)")
+        }
         _ => None,
     };
     if let Some(message) = invalid {

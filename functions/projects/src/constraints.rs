@@ -10,6 +10,17 @@ pub const CONSTRAINTS: &[Constraint] = &[
     ("milestones_project_fkey", || ApiError::NotFound("project")),
     ("deliverables_project_fkey", || ApiError::NotFound("project")),
     ("comments_project_fkey", || ApiError::NotFound("project")),
+    ("deliverable_files_deliverable_fkey", || ApiError::NotFound("deliverable")),
+    ("plan_limit_storage", || {
+        ApiError::PlanLimitReached(
+            "The file does not fit in the workspace's storage for its plan; delete files or upgrade the plan.".into(),
+        )
+    }),
+    ("plan_limit_file_size", || {
+        ApiError::PlanLimitReached(
+            "The file is larger than the plan allows one file to be; upgrade the plan to add it.".into(),
+        )
+    }),
     ("plan_limit_projects", || {
         ApiError::PlanLimitReached("Your plan's project limit is reached; upgrade the plan to add more.".into())
     }),

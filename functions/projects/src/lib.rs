@@ -1,8 +1,10 @@
-//! The `projects` function: projects, and their milestones, deliverables and comments.
+//! The `projects` function: projects, and their milestones, deliverables (with their files)
+//! and comments.
 
 mod comments;
 mod constraints;
 mod deliverables;
+mod files;
 mod milestones;
 mod model;
 mod projects;
@@ -19,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             .merge(projects::router())
             .merge(milestones::router())
             .merge(deliverables::router())
+            .merge(files::router())
             .merge(comments::router()),
         constraints::CONSTRAINTS,
     )

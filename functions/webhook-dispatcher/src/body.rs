@@ -28,6 +28,8 @@ pub fn summary(payload: &Value) -> String {
             text("previous_status").replace('_', " "),
             text("status").replace('_', " ")
         ),
+        "file.added" => format!("File “{}” was added to “{}”.", text("name"), text("deliverable_title")),
+        "file.deleted" => format!("File “{}” was deleted from “{}”.", text("name"), text("deliverable_title")),
         "comment.created" => format!("New comment: “{}”", text("body")),
         "member.joined" => format!("{} joined the workspace as {}.", text("email"), text("role")),
         "member.left" => format!("{} left the workspace.", text("email")),

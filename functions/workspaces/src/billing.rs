@@ -76,6 +76,9 @@ struct Entitlements {
 struct Usage {
     projects: i64,
     members: i64,
+    /// Bytes the workspace's files take, uploads not yet confirmed included (`storage_mb` is
+    /// the limit, in MiB).
+    storage_bytes: i64,
 }
 
 struct Row {
@@ -94,6 +97,7 @@ struct Row {
     billable_seats: Option<i32>,
     projects: i64,
     members: i64,
+    storage_bytes: i64,
 }
 
 /// The workspace's plan, subscription, entitlements, usage and seats.
@@ -111,7 +115,8 @@ async fn read(
                 s.plan_id, s.status, s.current_period_end, s.cancel_at_period_end, s.grace_until,
                 s.trial_end, s.monthly_amount, s.currency, s.quantity, app.workspace_billable_seats($1) AS billable_seats,
                 (SELECT count(*) FROM projects WHERE workspace_id = $1) AS "projects!",
-                (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS "members!"
+                (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS "members!",
+                coalesce((SELECT used_bytes FROM workspace_storage WHERE workspace_id = $1), 0) AS "storage_bytes!"
          FROM (SELECT $1::uuid AS id) w LEFT JOIN subscriptions s ON s.workspace_id = w.id"#,
         workspace_id,
     )
@@ -152,7 +157,7 @@ async fn read(
         next_invoice,
         payment,
         entitlements: Entitlements { features: plan.features, limits: plan.limits },
-        usage: Usage { projects: row.projects, members: row.members },
+        usage: Usage { projects: row.projects, members: row.members, storage_bytes: row.storage_bytes },
         seats,
     }))
 }

@@ -66,7 +66,7 @@ async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>, MigrateError> {
 }
 
 /// The worker roles, each limited to the tables its worker uses.
-pub const WORKER_ROLES: [&str; 8] = [
+pub const WORKER_ROLES: [&str; 9] = [
     "app_billing",
     "app_usage",
     "app_sweeper",
@@ -75,6 +75,7 @@ pub const WORKER_ROLES: [&str; 8] = [
     "app_fanout",
     "app_admin",
     "app_exporter",
+    "app_files",
 ];
 
 /// Lets the API, service and worker roles log in with a password (the worker roles' password is

@@ -6,11 +6,13 @@ use super::egress::{self, EgressError};
 
 /// Every event type changes cause (written by the database's triggers, in the transaction of
 /// the change); docs/messaging.md lists what each carries.
-pub const EVENT_TYPES: [&str; 10] = [
+pub const EVENT_TYPES: [&str; 12] = [
     "project.created",
     "project.updated",
     "project.deleted",
     "deliverable.status_changed",
+    "file.added",
+    "file.deleted",
     "comment.created",
     "member.joined",
     "member.left",

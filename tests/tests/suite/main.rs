@@ -28,6 +28,7 @@ mod email_worker;
 mod events;
 mod exports;
 mod features;
+mod files;
 mod health;
 mod identity_edges;
 mod invitations;

@@ -333,7 +333,7 @@ async fn each_worker_role_reaches_only_the_tables_it_works_on() {
     let app = TestApp::new().await;
     let a = app.tenant("a").await;
     fill_every_table(&a).await;
-    let reach: [(&str, &[&str]); 6] = [
+    let reach: [(&str, &[&str]); 7] = [
         (
             "app_billing",
             &[
@@ -351,6 +351,7 @@ async fn each_worker_role_reaches_only_the_tables_it_works_on() {
         ("app_mailer", &["emails"]),
         ("app_webhooks", &["webhook_endpoints", "webhook_events", "webhook_deliveries"]),
         ("app_fanout", &["activity", "realtime_subscriptions"]),
+        ("app_files", &["deliverable_files", "file_deletions"]),
     ];
     let mut tables = tenant_tables().await.into_iter().map(|(table, _)| table).collect::<Vec<_>>();
     tables.extend(["users".to_owned(), "plans".to_owned()]);

@@ -1,8 +1,8 @@
-//! A browser's upload straight to S3 through the signed POST form (`shared::upload_form`):
+//! A browser's upload straight to S3 through the signed POST form (`shared::files::upload_form`):
 //! real bytes posted as multipart/form-data to moto's S3, read back as they were sent.
 
 use reqwest::multipart::{Form, Part};
-use shared::upload_form::{SigningCredentials, Upload, sign};
+use shared::files::upload_form::{SigningCredentials, Upload, sign};
 
 #[tokio::test]
 async fn a_browser_uploads_real_bytes_through_the_signed_form() {
@@ -23,6 +23,7 @@ async fn a_browser_uploads_real_bytes_through_the_signed_form() {
         content_type: "application/pdf",
         size: bytes.len() as u64,
         expires_at: now + time::Duration::minutes(5),
+        tagging: Some(shared::files::PENDING_TAGGING),
     };
     let form = sign(&upload, &credentials, "us-east-1", &format!("{endpoint}/{bucket}"), now);
 

@@ -31,6 +31,9 @@ pub struct Upload<'a> {
     pub content_type: &'a str,
     pub size: u64,
     pub expires_at: OffsetDateTime,
+    /// The object's tags as S3's `Tagging` XML, set by the upload itself (e.g. the tag the
+    /// bucket's lifecycle rule expires unconfirmed uploads by).
+    pub tagging: Option<&'a str>,
 }
 
 /// Where the browser posts the form, and the fields it sends before the file (the file field
@@ -63,6 +66,9 @@ pub fn sign(
     ]);
     if let Some(token) = &credentials.session_token {
         fields.insert("x-amz-security-token".to_owned(), token.clone());
+    }
+    if let Some(tagging) = upload.tagging {
+        fields.insert("tagging".to_owned(), tagging.to_owned());
     }
     // Every field the form sends is pinned by an exact condition, and the size by a range of one.
     let mut conditions: Vec<Value> = vec![json!({ "bucket": upload.bucket })];
@@ -133,6 +139,7 @@ mod tests {
             content_type: "image/png",
             size: 2048,
             expires_at: now + time::Duration::minutes(10),
+            tagging: Some("<Tagging><TagSet><Tag><Key>upload</Key><Value>pending</Value></Tag></TagSet></Tagging>"),
         };
         sign(&upload, &credentials, "eu-west-1", "https://files-bucket.s3.eu-west-1.amazonaws.com", now)
     }
@@ -155,6 +162,7 @@ mod tests {
         assert_eq!(form.fields["x-amz-credential"], "AKIDEXAMPLE/20261207/eu-west-1/s3/aws4_request");
         assert_eq!(form.fields["x-amz-date"], "20261207T134509Z");
         assert_eq!(form.fields["x-amz-security-token"], "session-token");
+        assert!(form.fields["tagging"].contains("<Key>upload</Key>"));
         assert_eq!(form.fields["x-amz-signature"].len(), 64);
         assert!(!signed(None).fields.contains_key("x-amz-security-token"));
     }

@@ -1,0 +1,1 @@
+shared::main!(worker, files_worker::FilesWorker);
