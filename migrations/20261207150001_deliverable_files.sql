@@ -253,6 +253,7 @@ GRANT SELECT ON TABLE public.deliverable_files TO app_admin;
 GRANT SELECT (id, workspace_id, state, upload_expires_at), DELETE ON TABLE public.deliverable_files TO app_files;
 GRANT SELECT (id, workspace_id, project_id, deliverable_id, name, content_type, size_bytes, state, uploaded_by,
               created_at, upload_expires_at, confirmed_at) ON TABLE public.deliverable_files TO app_exporter;
+CREATE POLICY export_read ON public.deliverable_files FOR SELECT TO app_exporter USING ((workspace_id = ( SELECT app.export_workspace() AS export_workspace)));
 
 ALTER TABLE public.workspace_storage ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ONLY public.workspace_storage FORCE ROW LEVEL SECURITY;
@@ -262,6 +263,8 @@ CREATE POLICY admin_read ON public.workspace_storage FOR SELECT TO app_admin USI
 GRANT SELECT ON TABLE public.workspace_storage TO app_api;
 GRANT SELECT, INSERT, DELETE, UPDATE ON TABLE public.workspace_storage TO app_service;
 GRANT SELECT ON TABLE public.workspace_storage TO app_admin;
+CREATE POLICY export_read ON public.workspace_storage FOR SELECT TO app_exporter USING ((workspace_id = ( SELECT app.export_workspace() AS export_workspace)));
+GRANT SELECT ON TABLE public.workspace_storage TO app_exporter;
 
 ALTER TABLE public.file_deletions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ONLY public.file_deletions FORCE ROW LEVEL SECURITY;

@@ -45,6 +45,7 @@ BILLING_REDIRECT_ORIGINS=http://127.0.0.1:3000,http://localhost:3000
 EMAIL_FROM=no-reply@saas.local
 APP_BASE_URL=http://127.0.0.1:$stack_port
 EXPORTS_BUCKET=saas-local-exports
+FILES_BUCKET=saas-local-files
 WEBHOOKS_ALLOW_LOOPBACK_HTTP=true
 REALTIME_ENDPOINT=http://127.0.0.1:$stack_port
 STRIPE_EVENTS_QUEUE_URL=$(queue_url stripe-events)

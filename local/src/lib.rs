@@ -43,6 +43,8 @@ pub fn dev_defaults() -> HashMap<&'static str, &'static str> {
         ("ADMIN_SUBJECTS", "demo-operator"),
         // Workspace exports go to this bucket in the local S3 (moto).
         ("EXPORTS_BUCKET", "saas-local-exports"),
+        // Files on deliverables, in the local S3 too.
+        ("FILES_BUCKET", "saas-local-files"),
     ])
 }
 

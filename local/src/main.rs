@@ -385,6 +385,7 @@ async fn serve(args: &[String]) -> Result<()> {
         start_webhook_pipeline().await?;
         start_activity_fanout(sockets).await?;
         start_export_pipeline().await?;
+        start_files_pipeline().await?;
     } else {
         println!(
             "E-mail is off: it needs the local SES and SQS server (scripts/dev.sh starts moto and sets AWS_ENDPOINT_URL)."
@@ -513,6 +514,48 @@ async fn start_export_pipeline() -> Result<()> {
     println!(
         "Exports: POST /v1/workspaces/{{id}}/exports (owners), then GET .../exports/{{export_id}} for its download links \
          (served by the local S3)."
+    );
+    Ok(())
+}
+
+/// Files on deliverables in the local S3: the bucket is created on start (with the CORS rule a
+/// page on an allowed origin needs to post its upload forms), and the files worker sweeps every
+/// few seconds (every minute on AWS): deleted files' objects, abandoned uploads.
+async fn start_files_pipeline() -> Result<()> {
+    use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
+    let bucket = setting("FILES_BUCKET").context("FILES_BUCKET")?;
+    let s3 = shared::exports::client().await;
+    if s3.head_bucket().bucket(&bucket).send().await.is_err() {
+        s3.create_bucket().bucket(&bucket).send().await.context("create the files bucket in the local S3")?;
+    }
+    let rule = CorsRule::builder()
+        .set_allowed_origins(Some(allowed_origins()))
+        .allowed_methods("POST")
+        .allowed_methods("GET")
+        .allowed_headers("*")
+        .max_age_seconds(3600)
+        .build()
+        .context("the files bucket's CORS rule")?;
+    let cors = CorsConfiguration::builder().cors_rules(rule).build().context("the files bucket's CORS")?;
+    s3.put_bucket_cors()
+        .bucket(&bucket)
+        .cors_configuration(cors)
+        .send()
+        .await
+        .context("set the files bucket's CORS")?;
+    let worker: &'static files_worker::FilesWorker =
+        build(&worker_settings("app_files", &[("FILES_BUCKET", bucket.as_str())]).await?).await?;
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = worker.sweep().await {
+                tracing::warn!(%error, "files sweep failed");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+    });
+    println!(
+        "Files: POST .../deliverables/{{id}}/files answers a form to post the file to the local S3 ({bucket}); \
+         then POST .../files/{{file_id}}/confirm, and GET .../files/{{file_id}}/download for a link."
     );
     Ok(())
 }

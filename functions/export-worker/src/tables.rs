@@ -48,6 +48,7 @@ pub async fn catalog(tx: &mut PgConnection) -> Result<Catalog, ExportError> {
 pub fn why_not_exported(table: &str) -> &'static str {
     match table {
         "realtime_subscriptions" => "live WebSocket connection state, meaningless outside the running system",
+        "file_deletions" => "objects of already deleted files, queued for deletion from the files bucket",
         _ => "not granted to the export role",
     }
 }

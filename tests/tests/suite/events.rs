@@ -40,6 +40,11 @@ const SAMPLE_DELIVERY: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000d1d1"
 /// The outbox mail `events/email-worker-sqs.json` names.
 const SAMPLE_EMAIL: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000e1e1");
 
+/// The ready file `events/projects-files-download.json` names, and the object of a deleted one
+/// that `events/files-worker-sweep.json` deletes.
+const SAMPLE_FILE: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000f11e");
+const DELETED_FILE: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000f00d");
+
 /// The export `events/export-worker-sqs.json` names.
 const SAMPLE_EXPORT: Uuid = uuid::uuid!("01935c00-0000-7000-8000-00000000e0e0");
 
@@ -59,6 +64,28 @@ async fn arrange_scheduled_work(app: &TestApp) {
     .await
     .unwrap();
     let demo = local_stack::demo::WORKSPACE_ID;
+    sqlx::query(
+        "INSERT INTO deliverable_files (id, workspace_id, project_id, deliverable_id, name, content_type, size_bytes,
+                                        state, upload_expires_at, confirmed_at)
+         VALUES ($1, $2, $3, $4, 'Style guide v2.pdf', 'application/pdf', 4, 'ready', now(), now()),
+                ($5, $2, $3, $4, 'Old draft.pdf', 'application/pdf', 4, 'ready', now(), now())",
+    )
+    .bind(SAMPLE_FILE)
+    .bind(demo)
+    .bind(local_stack::demo::PROJECT_ID)
+    .bind(local_stack::demo::DELIVERABLE_ID)
+    .bind(DELETED_FILE)
+    .execute(&owner)
+    .await
+    .unwrap();
+    integration_tests::files::bucket().await;
+    integration_tests::files::put_object(
+        &shared::files::object_key(demo, DELETED_FILE),
+        b"%PDF".to_vec(),
+        "application/pdf",
+    )
+    .await;
+    sqlx::query("DELETE FROM deliverable_files WHERE id = $1").bind(DELETED_FILE).execute(&owner).await.unwrap();
     sqlx::query("INSERT INTO workspace_exports (id, workspace_id) VALUES ($1, $2)")
         .bind(SAMPLE_EXPORT)
         .bind(demo)
@@ -337,6 +364,18 @@ async fn every_sample_event_is_served_by_its_function() {
                 } else {
                     assert!(answer["enqueued"].as_u64().is_some(), "{name}: {answer}");
                 }
+            }
+            "files" => {
+                let worker = integration_tests::files::worker().await;
+                let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let answer = shared::runtime::handle_event(&worker, event).await.unwrap();
+                assert!(answer["objects_deleted"].as_u64().is_some_and(|n| n >= 1), "{name}: {answer}");
+                let key = shared::files::object_key(local_stack::demo::WORKSPACE_ID, DELETED_FILE);
+                assert_eq!(
+                    integration_tests::files::object(&key).await,
+                    None,
+                    "{name}: the deleted file's object is gone"
+                );
             }
             "admin" => {
                 let mut admin_settings = auth_settings.clone();
