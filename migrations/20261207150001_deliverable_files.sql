@@ -270,5 +270,7 @@ ALTER TABLE public.file_deletions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ONLY public.file_deletions FORCE ROW LEVEL SECURITY;
 CREATE POLICY service_all ON public.file_deletions TO app_service USING (true) WITH CHECK (true);
 CREATE POLICY files_worker ON public.file_deletions TO app_files USING (true) WITH CHECK (true);
+CREATE POLICY admin_read ON public.file_deletions FOR SELECT TO app_admin USING (true);
+GRANT SELECT ON TABLE public.file_deletions TO app_admin;
 GRANT SELECT, INSERT, DELETE, UPDATE ON TABLE public.file_deletions TO app_service;
 GRANT SELECT, DELETE, UPDATE (attempts, next_attempt_at, last_error) ON TABLE public.file_deletions TO app_files;

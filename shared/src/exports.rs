@@ -1,10 +1,11 @@
 //! Workspace exports: where an archive lives in the exports bucket, how it is named, and the S3
 //! client that writes it (the export worker) and signs its download links (the API).
 //!
-//! An archive is two objects under `exports/<workspace>/<export>/`: `data.jsonl.gz`, one JSON
-//! object per line (`{"table": ..., "row": {...}}`, gzip), and `manifest.json`, which describes
+//! An archive is objects under `exports/<workspace>/<export>/`: `data.jsonl.gz`, one JSON
+//! object per line (`{"table": ..., "row": {...}}`, gzip), `manifest.json`, which describes
 //! it (format, snapshot time, tables with their columns and row counts, withheld columns, the
-//! data object's size and SHA-256). docs/exports.md documents the format.
+//! data object's size and SHA-256, the files), and `files/<file_id>`, a copy of each ready
+//! file. docs/exports.md documents the format.
 
 use std::time::Duration;
 
@@ -25,6 +26,11 @@ pub fn data_key(workspace_id: Uuid, export_id: Uuid) -> String {
 
 pub fn manifest_key(workspace_id: Uuid, export_id: Uuid) -> String {
     format!("exports/{workspace_id}/{export_id}/manifest.json")
+}
+
+/// A file's copy in the archive, beside the data (`files/<file_id>` in the manifest).
+pub fn file_key(workspace_id: Uuid, export_id: Uuid, file_id: Uuid) -> String {
+    format!("exports/{workspace_id}/{export_id}/files/{file_id}")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +63,15 @@ pub async fn download_link(client: &aws_sdk_s3::Client, bucket: &str, key: &str)
         .await
         .map_err(|e| LinkError(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
     Ok(request.uri().to_owned())
+}
+
+/// Whether the archive holds an object at `key` (one HeadObject).
+pub async fn holds(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<bool, LinkError> {
+    match client.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => Ok(true),
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(false),
+        Err(error) => Err(LinkError(aws_sdk_s3::error::DisplayErrorContext(error).to_string())),
+    }
 }
 
 /// Deletes every archive of a workspace (its prefix), after the workspace itself is gone.

@@ -745,6 +745,7 @@ pub async fn create_bucket(name_prefix: &str) -> String {
 pub async fn exporter(bucket: &str, queue: Option<&str>) -> export_worker::Exporter {
     let mut settings = vec![
         ("EXPORTS_BUCKET", bucket.to_owned()),
+        ("FILES_BUCKET", files::BUCKET.to_owned()),
         ("EXPORT_PART_BYTES", export_worker::archive::MIN_PART_BYTES.to_string()),
     ];
     settings.extend(queue.map(|url| ("EXPORT_QUEUE_URL", url.to_owned())));

@@ -68,6 +68,7 @@ async fn main() {
         bucket,
         queue: None,
         part_bytes: 8 * 1024 * 1024,
+        files_bucket: None,
     };
     println!("peak RSS before any export: {:.1} MiB", peak_rss_mib());
     export(&owner, &exporter, "typical tenant (40 projects)", bench_uuid(2, 2)).await;

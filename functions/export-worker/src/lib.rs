@@ -9,6 +9,7 @@
 //! the queue: the API writes the request and holds no SQS client.
 
 pub mod archive;
+mod files;
 mod tables;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -65,6 +66,9 @@ pub struct Exporter {
     pub queue: Option<Queue>,
     /// Compressed bytes per uploaded part (at least S3's 5 MiB).
     pub part_bytes: usize,
+    /// The files bucket, whose ready files each archive copies; without one an archive holds
+    /// the file rows only.
+    pub files_bucket: Option<String>,
 }
 
 struct Claimed {
@@ -164,8 +168,19 @@ impl Exporter {
                 }
             }
         }
+        let ready_files = match &self.files_bucket {
+            Some(_) => files::ready(&mut tx, workspace_id).await?,
+            None => Vec::new(),
+        };
         tx.commit().await?;
         let stored = writer.finish().await?;
+        let files = match &self.files_bucket {
+            Some(files_bucket) => {
+                files::copy_into_archive(&self.s3, files_bucket, &self.bucket, workspace_id, export_id, &ready_files)
+                    .await?
+            }
+            None => json!({"content": "not included: this deployment has no files bucket", "count": 0, "items": []}),
+        };
         let rows: u64 = counts.iter().sum();
         let manifest = json!({
             "format": exports::FORMAT,
@@ -183,6 +198,7 @@ impl Exporter {
             "tables": catalog.exported.iter().zip(&counts).map(|(t, rows)| json!({
                 "name": t.name, "rows": rows, "columns": t.columns, "withheld_columns": t.withheld,
             })).collect::<Vec<_>>(),
+            "files": files,
             "not_exported": catalog.not_exported.iter().map(|name| json!({
                 "table": name, "reason": tables::why_not_exported(name),
             })).collect::<Vec<_>>(),
@@ -239,8 +255,8 @@ impl Exporter {
 
 impl shared::runtime::FromSettings for Exporter {
     /// Reads `SERVICE_DATABASE_URL` (an `app_exporter` login), `EXPORTS_BUCKET`,
-    /// `EXPORT_QUEUE_URL` and `EXPORT_PART_BYTES` (the multipart upload's part size: 8 MiB by
-    /// default, at least S3's 5 MiB).
+    /// `EXPORT_QUEUE_URL`, `EXPORT_PART_BYTES` (the multipart upload's part size: 8 MiB by
+    /// default, at least S3's 5 MiB) and `FILES_BUCKET` (the files each archive copies).
     async fn from_settings(settings: &Settings) -> Result<Self, shared::runtime::Error> {
         let lookup = |name: &str| settings.get(name);
         let database = DatabaseConfig::from_lookup(&lookup, "SERVICE_DATABASE_URL")?;
@@ -254,6 +270,7 @@ impl shared::runtime::FromSettings for Exporter {
             bucket: settings.require("EXPORTS_BUCKET")?,
             queue,
             part_bytes: parse_or(&lookup, "EXPORT_PART_BYTES", 8 * 1024 * 1024)?,
+            files_bucket: settings.get("FILES_BUCKET"),
         })
     }
 }

@@ -19,13 +19,28 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list, request)).routes(routes!(show))
+    OpenApiRouter::new().routes(routes!(list, request)).routes(routes!(show)).routes(routes!(archived_file))
 }
 
 #[derive(Deserialize)]
 struct ExportPath {
     workspace_id: Uuid,
     export_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct ArchivedFilePath {
+    workspace_id: Uuid,
+    export_id: Uuid,
+    file_id: Uuid,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ArchivedFileLink {
+    /// Downloads the file's copy in the archive, as an attachment under its name.
+    url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    links_expire_at: OffsetDateTime,
 }
 
 struct Row {
@@ -198,4 +213,36 @@ async fn show(
         view.download = Some(Download { data_url, manifest_url, links_expire_at: now + exports::LINK_TTL });
     }
     Ok(Json(view))
+}
+
+/// A link to one file's copy in an export's archive (owners), for 15 minutes: the manifest's
+/// `files.items` lists the files the archive holds.
+#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/exports/{export_id}/files/{file_id}", operation_id = "exports_file_read", tag = "exports", params(("workspace_id" = Uuid, Path), ("export_id" = Uuid, Path), ("file_id" = Uuid, Path)), responses((status = 200, body = ArchivedFileLink)))]
+async fn archived_file(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(path): Path<ArchivedFilePath>,
+) -> Result<Json<ArchivedFileLink>, ApiError> {
+    let (mut tx, access) = state.open_workspace(&caller, path.workspace_id).await?;
+    access.require_owner("see a workspace's exports")?;
+    let kept = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM workspace_exports
+                          WHERE workspace_id = $1 AND id = $2 AND status = 'succeeded' AND expires_at > now()) AS "kept!""#,
+        path.workspace_id,
+        path.export_id,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    if !kept {
+        return Err(ApiError::NotFound("export"));
+    }
+    let bucket = bucket(&state)?;
+    let s3 = exports::shared_client().await;
+    let key = exports::file_key(path.workspace_id, path.export_id, path.file_id);
+    if !exports::holds(s3, bucket, &key).await.map_err(ApiError::internal)? {
+        return Err(ApiError::NotFound("file"));
+    }
+    let url = exports::download_link(s3, bucket, &key).await.map_err(ApiError::internal)?;
+    Ok(Json(ArchivedFileLink { url, links_expire_at: OffsetDateTime::now_utc() + exports::LINK_TTL }))
 }

@@ -18,18 +18,22 @@ fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
 /// webhook outbox and its delivery log (each event is caused by an audited change; the endpoints
 /// themselves are audited), live WebSocket subscriptions (they come and go by the second and
 /// read, never change, tenant data), and the seat sync ledger (raised by audited member and
-/// invitation changes; Stripe's quantity comes back through audited subscription syncs).
-const NOT_AUDITED: [&str; 10] = [
+/// invitation changes; Stripe's quantity comes back through audited subscription syncs), and
+/// the files' bookkeeping: the storage in use and the deletion outbox, both moved only by the
+/// triggers of audited file changes.
+const NOT_AUDITED: [&str; 12] = [
     "activity",
     "audit_chain_heads",
     "audit_log",
     "emails",
+    "file_deletions",
     "realtime_subscriptions",
     "seat_syncs",
     "stripe_events",
     "webhook_attempts",
     "webhook_deliveries",
     "webhook_events",
+    "workspace_storage",
 ];
 
 /// Every tenant table from the catalog: each table with a `workspace_id`, and `workspaces`.

@@ -11,8 +11,10 @@ use uuid::Uuid;
 /// What a workspace's deletion keeps, and why: the audit trail (its chain and head) for the
 /// platform's accountability, and the billing records (Stripe's events received, subscriptions
 /// to cancel) whose invoices Stripe keeps by law; none holds people's names or addresses beyond
-/// what Stripe itself already has.
-const KEPT: [&str; 4] = ["audit_chain_heads", "audit_log", "stripe_events", "subscription_cancellations"];
+/// what Stripe itself already has; and the objects of its files still to delete from the files
+/// bucket, until the files worker has deleted them (each row goes then).
+const KEPT: [&str; 5] =
+    ["audit_chain_heads", "audit_log", "file_deletions", "stripe_events", "subscription_cancellations"];
 
 fn sql(text: String) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(text)

@@ -82,6 +82,21 @@ async fn an_export_holds_every_row_of_its_workspace_and_none_of_another() {
     fill_other_tables(&t).await;
     fill_other_tables(&other).await;
     let path = format!("{}/exports", t.path());
+    // A ready file, uploaded through its form: the archive holds a copy of it.
+    integration_tests::files::bucket().await;
+    let files = format!("{}/deliverables/{}/files", t.project_path(), t.visible_deliverable_id);
+    let upload = app
+        .post(&t.owner, &files, json!({"name": "Final cut.mov", "content_type": "video/quicktime", "size": 3000}))
+        .await;
+    let upload = upload.expect(StatusCode::CREATED).clone();
+    let file_bytes: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+    assert!(
+        integration_tests::files::post_form(&upload["upload"], file_bytes.clone(), "video/quicktime")
+            .await
+            .is_success()
+    );
+    let file_id = upload["file"]["id"].as_str().unwrap().to_owned();
+    app.post(&t.owner, &format!("{files}/{file_id}/confirm"), json!(null)).await.expect(StatusCode::OK);
 
     let requested = app.post(&t.owner, &path, json!(null)).await;
     let body = requested.expect(StatusCode::ACCEPTED).clone();
@@ -115,6 +130,18 @@ async fn an_export_holds_every_row_of_its_workspace_and_none_of_another() {
     let not_exported: Vec<&str> =
         manifest["not_exported"].as_array().unwrap().iter().filter_map(|t| t["table"].as_str()).collect();
     assert_eq!(not_exported, NOT_EXPORTED);
+    // The file's copy, listed in the manifest and downloaded through its own link.
+    assert_eq!(manifest["files"]["count"], 1, "{}", manifest["files"]);
+    assert_eq!(manifest["files"]["items"][0]["id"], file_id.as_str());
+    assert_eq!(manifest["files"]["items"][0]["name"], "Final cut.mov");
+    assert_eq!(manifest["files"]["items"][0]["object"], format!("files/{file_id}"));
+    let link = app.get(&t.owner, &format!("{path}/{export_id}/files/{file_id}")).await;
+    let link = link.expect(StatusCode::OK)["url"].as_str().unwrap().to_owned();
+    assert_eq!(download(&link).await, file_bytes, "the archived file's bytes");
+    let not_archived = app.get(&t.owner, &format!("{path}/{export_id}/files/{}", uuid::Uuid::now_v7())).await;
+    assert_eq!(not_archived.problem(StatusCode::NOT_FOUND), "not_found");
+    let admin = app.get(&t.admin, &format!("{path}/{export_id}/files/{file_id}")).await;
+    assert_eq!(admin.problem(StatusCode::FORBIDDEN), "forbidden");
 
     // Every row of the workspace, each table's count exact, and nothing of the other one. The
     // audit entry recording the export's success is written after its snapshot.
@@ -176,7 +203,7 @@ async fn an_export_holds_every_row_of_its_workspace_and_none_of_another() {
         let (s3, bucket) = (s3.clone(), bucket.clone());
         async move { s3.list_objects_v2().bucket(bucket).prefix(prefix).send().await.unwrap().key_count() }
     };
-    assert_eq!(listed(format!("exports/{}/", t.id)).await, Some(2));
+    assert_eq!(listed(format!("exports/{}/", t.id)).await, Some(3), "the data, the manifest and the file");
     app.delete(&t.owner, &t.path()).await.expect(StatusCode::NO_CONTENT);
     assert_eq!(listed(format!("exports/{}/", t.id)).await.unwrap_or(0), 0, "archives outlived their workspace");
 }
