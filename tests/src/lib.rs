@@ -652,7 +652,7 @@ pub async fn fill_other_tables(tenant: &Tenant) {
         "INSERT INTO realtime_subscriptions (connection_id, workspace_id, user_id)
          VALUES ($2::text, $1, (SELECT created_by FROM workspaces WHERE id = $1))",
         // A pending upload (which also gives the workspace its storage row) and a queued deletion.
-        "INSERT INTO deliverable_files (id, workspace_id, project_id, deliverable_id, name, content_type, size_bytes,
+        "INSERT INTO files (id, workspace_id, project_id, deliverable_id, name, content_type, size_bytes,
                                         upload_expires_at)
          SELECT $2, $1, d.project_id, d.id, 'fixture.pdf', 'application/pdf', 10, now() + interval '15 minutes'
          FROM deliverables d WHERE d.workspace_id = $1 ORDER BY d.id LIMIT 1",

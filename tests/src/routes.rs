@@ -26,6 +26,10 @@ pub struct Ctx {
     pub hidden_file_id: uuid::Uuid,
     /// A requested upload of the shared deliverable whose object is in the bucket, unconfirmed.
     pub pending_file_id: uuid::Uuid,
+    /// The same three on the client-visible comment and the team-only one.
+    pub visible_comment_file_id: uuid::Uuid,
+    pub hidden_comment_file_id: uuid::Uuid,
+    pub pending_comment_file_id: uuid::Uuid,
 }
 
 impl Ctx {
@@ -79,21 +83,29 @@ impl Ctx {
         .await
         .expect("an export fixture");
         let [visible_file_id, hidden_file_id, pending_file_id] = [(); 3].map(|()| uuid::Uuid::now_v7());
-        for (id, deliverable, state) in [
-            (visible_file_id, tenant.visible_deliverable_id, "ready"),
-            (hidden_file_id, tenant.hidden_deliverable_id, "ready"),
-            (pending_file_id, tenant.visible_deliverable_id, "pending"),
+        let [visible_comment_file_id, hidden_comment_file_id, pending_comment_file_id] =
+            [(); 3].map(|()| uuid::Uuid::now_v7());
+        let on_deliverable = |id: uuid::Uuid| (Some(id), None);
+        let on_comment = |id: uuid::Uuid| (None, Some(id));
+        for (id, (deliverable, comment), state) in [
+            (visible_file_id, on_deliverable(tenant.visible_deliverable_id), "ready"),
+            (hidden_file_id, on_deliverable(tenant.hidden_deliverable_id), "ready"),
+            (pending_file_id, on_deliverable(tenant.visible_deliverable_id), "pending"),
+            (visible_comment_file_id, on_comment(tenant.visible_comment_id), "ready"),
+            (hidden_comment_file_id, on_comment(tenant.hidden_comment_id), "ready"),
+            (pending_comment_file_id, on_comment(tenant.visible_comment_id), "pending"),
         ] {
             sqlx::query(
-                "INSERT INTO deliverable_files (id, workspace_id, project_id, deliverable_id, name, content_type, size_bytes,
-                                                state, uploaded_by, upload_expires_at, confirmed_at)
-                 VALUES ($1, $2, $3, $4, 'brief.pdf', 'application/pdf', 4, $5::file_state, $6, now() + interval '15 minutes',
-                         CASE WHEN $5 = 'ready' THEN now() END)",
+                "INSERT INTO files (id, workspace_id, project_id, deliverable_id, comment_id, name, content_type, size_bytes,
+                                    state, uploaded_by, upload_expires_at, confirmed_at)
+                 VALUES ($1, $2, $3, $4, $5, 'brief.pdf', 'application/pdf', 4, $6::file_state, $7,
+                         now() + interval '15 minutes', CASE WHEN $6 = 'ready' THEN now() END)",
             )
             .bind(id)
             .bind(tenant.id)
             .bind(tenant.project_id)
             .bind(deliverable)
+            .bind(comment)
             .bind(state)
             .bind(tenant.owner.id)
             .execute(&crate::owner_pool().await)
@@ -101,16 +113,21 @@ impl Ctx {
             .expect("a file fixture");
         }
         crate::files::bucket().await;
-        crate::files::put_object(
-            &shared::files::object_key(tenant.id, pending_file_id),
-            b"%PDF".to_vec(),
-            "application/pdf",
-        )
-        .await;
+        for pending in [pending_file_id, pending_comment_file_id] {
+            crate::files::put_object(
+                &shared::files::object_key(tenant.id, pending),
+                b"%PDF".to_vec(),
+                "application/pdf",
+            )
+            .await;
+        }
         Self {
             visible_file_id,
             hidden_file_id,
             pending_file_id,
+            visible_comment_file_id,
+            hidden_comment_file_id,
+            pending_comment_file_id,
             export_id,
             webhook_id: webhook.id(),
             webhook_delivery_id: test.body["delivery_id"]
@@ -146,6 +163,10 @@ fn p(t: &Tenant) -> String {
 
 fn files_of(c: &Ctx, deliverable: uuid::Uuid) -> String {
     format!("{}/deliverables/{deliverable}/files", c.tenant.project_path())
+}
+
+fn comment_files_of(c: &Ctx, comment: uuid::Uuid) -> String {
+    format!("{}/comments/{comment}/files", c.tenant.project_path())
 }
 
 pub fn rows() -> Vec<Row> {
@@ -785,6 +806,97 @@ pub fn rows() -> Vec<Row> {
             pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}/files/{file_id}",
             request: |c| {
                 (M::DELETE, format!("{}/{}", files_of(c, c.tenant.visible_deliverable_id), c.visible_file_id), None)
+            },
+            expect: [204, 204, 204, 403, 403, 404],
+            fresh: true,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}/files",
+            request: |c| (M::GET, comment_files_of(c, c.tenant.visible_comment_id), None),
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}/files",
+            request: |c| (M::GET, comment_files_of(c, c.tenant.hidden_comment_id), None),
+            expect: [200, 200, 200, 200, 404, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}/files",
+            request: |c| {
+                (
+                    M::POST,
+                    comment_files_of(c, c.tenant.visible_comment_id),
+                    Some(json!({"name": "cut.mp4", "content_type": "video/mp4", "size": 2048})),
+                )
+            },
+            expect: [201, 201, 201, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}/files/{file_id}/confirm",
+            request: |c| {
+                (
+                    M::POST,
+                    format!(
+                        "{}/{}/confirm",
+                        comment_files_of(c, c.tenant.visible_comment_id),
+                        c.pending_comment_file_id
+                    ),
+                    None,
+                )
+            },
+            expect: [200, 200, 200, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}/files/{file_id}/download",
+            request: |c| {
+                (
+                    M::GET,
+                    format!(
+                        "{}/{}/download",
+                        comment_files_of(c, c.tenant.visible_comment_id),
+                        c.visible_comment_file_id
+                    ),
+                    None,
+                )
+            },
+            expect: [200, 200, 200, 200, 200, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}/files/{file_id}/download",
+            request: |c| {
+                (
+                    M::GET,
+                    format!(
+                        "{}/{}/download",
+                        comment_files_of(c, c.tenant.hidden_comment_id),
+                        c.hidden_comment_file_id
+                    ),
+                    None,
+                )
+            },
+            expect: [200, 200, 200, 200, 404, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::DELETE,
+            pattern: "/v1/workspaces/{workspace_id}/projects/{project_id}/comments/{item_id}/files/{file_id}",
+            request: |c| {
+                (
+                    M::DELETE,
+                    format!("{}/{}", comment_files_of(c, c.tenant.visible_comment_id), c.visible_comment_file_id),
+                    None,
+                )
             },
             expect: [204, 204, 204, 403, 403, 404],
             fresh: true,

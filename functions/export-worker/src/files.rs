@@ -20,7 +20,7 @@ pub struct ReadyFile {
 pub async fn ready(tx: &mut PgConnection, workspace_id: Uuid) -> Result<Vec<ReadyFile>, sqlx::Error> {
     sqlx::query_as!(
         ReadyFile,
-        "SELECT id, name, content_type, size_bytes FROM deliverable_files
+        "SELECT id, name, content_type, size_bytes FROM files
          WHERE workspace_id = $1 AND state = 'ready' ORDER BY id",
         workspace_id,
     )

@@ -50,7 +50,7 @@ impl FilesWorker {
     pub async fn sweep(&self) -> Result<SweepReport, SweepError> {
         let abandoned_uploads = sqlx::query_scalar!(
             r#"WITH gone AS (
-                 DELETE FROM deliverable_files
+                 DELETE FROM files
                  WHERE state = 'pending' AND upload_expires_at < now() - make_interval(secs => $1)
                  RETURNING 1)
                SELECT count(*) AS "abandoned!" FROM gone"#,

@@ -10,7 +10,8 @@ pub const CONSTRAINTS: &[Constraint] = &[
     ("milestones_project_fkey", || ApiError::NotFound("project")),
     ("deliverables_project_fkey", || ApiError::NotFound("project")),
     ("comments_project_fkey", || ApiError::NotFound("project")),
-    ("deliverable_files_deliverable_fkey", || ApiError::NotFound("deliverable")),
+    ("files_deliverable_fkey", || ApiError::NotFound("deliverable")),
+    ("files_comment_fkey", || ApiError::NotFound("comment")),
     ("plan_limit_storage", || {
         ApiError::PlanLimitReached(
             "The file does not fit in the workspace's storage for its plan; delete files or upgrade the plan.".into(),

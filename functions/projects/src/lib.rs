@@ -1,5 +1,5 @@
-//! The `projects` function: projects, and their milestones, deliverables (with their files)
-//! and comments.
+//! The `projects` function: projects, and their milestones, deliverables and comments (with their
+//! files).
 
 mod comments;
 mod constraints;

@@ -28,8 +28,16 @@ pub fn summary(payload: &Value) -> String {
             text("previous_status").replace('_', " "),
             text("status").replace('_', " ")
         ),
-        "file.added" => format!("File “{}” was added to “{}”.", text("name"), text("deliverable_title")),
-        "file.deleted" => format!("File “{}” was deleted from “{}”.", text("name"), text("deliverable_title")),
+        "file.added" | "file.deleted" => {
+            let (verb, preposition) =
+                if payload["type"] == "file.added" { ("added", "to") } else { ("deleted", "from") };
+            let attached_to = if data["comment_id"].is_string() {
+                "a comment".to_owned()
+            } else {
+                format!("“{}”", text("attached_to"))
+            };
+            format!("File “{}” was {verb} {preposition} {attached_to}.", text("name"))
+        }
         "comment.created" => format!("New comment: “{}”", text("body")),
         "member.joined" => format!("{} joined the workspace as {}.", text("email"), text("role")),
         "member.left" => format!("{} left the workspace.", text("email")),

@@ -65,7 +65,7 @@ async fn arrange_scheduled_work(app: &TestApp) {
     .unwrap();
     let demo = local_stack::demo::WORKSPACE_ID;
     sqlx::query(
-        "INSERT INTO deliverable_files (id, workspace_id, project_id, deliverable_id, name, content_type, size_bytes,
+        "INSERT INTO files (id, workspace_id, project_id, deliverable_id, name, content_type, size_bytes,
                                         state, upload_expires_at, confirmed_at)
          VALUES ($1, $2, $3, $4, 'Style guide v2.pdf', 'application/pdf', 4, 'ready', now(), now()),
                 ($5, $2, $3, $4, 'Old draft.pdf', 'application/pdf', 4, 'ready', now(), now())",
@@ -85,7 +85,7 @@ async fn arrange_scheduled_work(app: &TestApp) {
         "application/pdf",
     )
     .await;
-    sqlx::query("DELETE FROM deliverable_files WHERE id = $1").bind(DELETED_FILE).execute(&owner).await.unwrap();
+    sqlx::query("DELETE FROM files WHERE id = $1").bind(DELETED_FILE).execute(&owner).await.unwrap();
     sqlx::query("INSERT INTO workspace_exports (id, workspace_id) VALUES ($1, $2)")
         .bind(SAMPLE_EXPORT)
         .bind(demo)

@@ -29,7 +29,7 @@ fn bytes(n: usize) -> Vec<u8> {
 /// Rows of the workspace's files and its storage in use, as the service sees them.
 async fn footprint(workspace: Uuid) -> (i64, i64) {
     sqlx::query_as(
-        "SELECT (SELECT count(*) FROM deliverable_files WHERE workspace_id = $1),
+        "SELECT (SELECT count(*) FROM files WHERE workspace_id = $1),
                 coalesce((SELECT used_bytes FROM workspace_storage WHERE workspace_id = $1), 0)",
     )
     .bind(workspace)
@@ -115,7 +115,7 @@ async fn a_member_uploads_through_the_form_and_the_client_downloads_the_same_byt
             .await
             .unwrap();
     assert_eq!(event["data"]["name"], "Brand book ü v2.pdf");
-    assert_eq!(event["data"]["deliverable_title"], "Mockups");
+    assert_eq!(event["data"]["attached_to"], "Mockups");
 
     // Viewers download, API keys act as their role.
     let viewer_download = app.get(&t.viewer, &format!("{file_path}/download")).await;
@@ -240,7 +240,7 @@ async fn refused_uploads_answer_a_stable_code_and_write_nothing() {
     // An upload after its form expired (S3 refuses the post; checked again at confirmation).
     let late =
         request(&app, &t.member, &path, "a.pdf", "application/pdf", 100).await.expect(StatusCode::CREATED).clone();
-    sqlx::query("UPDATE deliverable_files SET upload_expires_at = now() - interval '2 minutes' WHERE id = $1")
+    sqlx::query("UPDATE files SET upload_expires_at = now() - interval '2 minutes' WHERE id = $1")
         .bind(late["file"]["id"].as_str().unwrap().parse::<Uuid>().unwrap())
         .execute(&service_pool().await)
         .await
@@ -302,7 +302,7 @@ async fn the_storage_quota_holds_under_a_concurrent_burst() {
         app.post(&t.member, &confirm, json!(null)).await.problem(StatusCode::PAYMENT_REQUIRED),
         "plan_limit_reached"
     );
-    let state: String = sqlx::query_scalar("SELECT state::text FROM deliverable_files WHERE id = $1")
+    let state: String = sqlx::query_scalar("SELECT state::text FROM files WHERE id = $1")
         .bind(first.body["file"]["id"].as_str().unwrap().parse::<Uuid>().unwrap())
         .fetch_one(&service_pool().await)
         .await
@@ -383,11 +383,13 @@ async fn deleting_anything_that_owns_a_file_leaves_no_object_in_the_bucket() {
     let requested = requested.expect(StatusCode::CREATED).clone();
     assert!(files::post_form(&requested["upload"], bytes(8), "application/octet-stream").await.is_success());
     let abandoned = requested["upload"]["fields"]["key"].as_str().unwrap().to_owned();
-    sqlx::query("UPDATE deliverable_files SET upload_expires_at = now() - interval '2 hours' WHERE state = 'pending' AND workspace_id = $1")
-        .bind(t.id)
-        .execute(&service_pool().await)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE files SET upload_expires_at = now() - interval '2 hours' WHERE state = 'pending' AND workspace_id = $1",
+    )
+    .bind(t.id)
+    .execute(&service_pool().await)
+    .await
+    .unwrap();
     for key in [&own, &with_deliverable, &with_project, &abandoned] {
         assert!(files::object(key).await.is_some(), "{key} is in the bucket before the sweep");
     }
@@ -421,7 +423,7 @@ async fn by_sql_a_contact_reads_only_ready_shared_files_and_nobody_forges_one() 
     let app = TestApp::new().await;
     let t = app.tenant("files-sql").await;
     let owner = owner_pool().await;
-    let insert = "INSERT INTO deliverable_files (id, workspace_id, project_id, deliverable_id, name, content_type,
+    let insert = "INSERT INTO files (id, workspace_id, project_id, deliverable_id, name, content_type,
                                                  size_bytes, state, upload_expires_at, confirmed_at)
                   VALUES ($1, $2, $3, $4, 'f', 'a/b', 1, $5::file_state, now() + interval '1 hour',
                           CASE WHEN $5 = 'ready' THEN now() END)";
@@ -450,14 +452,14 @@ async fn by_sql_a_contact_reads_only_ready_shared_files_and_nobody_forges_one() 
         )
     };
     let mut tx = shared::db::TenantTx::begin(&pool, &caller(&t.contact)).await.unwrap();
-    let seen: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM deliverable_files").fetch_all(&mut *tx).await.unwrap();
+    let seen: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM files").fetch_all(&mut *tx).await.unwrap();
     assert_eq!(seen, vec![ids[0]], "only the ready file of the shared deliverable");
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM workspace_storage").fetch_one(&mut *tx).await.unwrap();
     assert_eq!(stored, 0, "a contact does not read the workspace's storage");
     drop(tx);
 
     let mut tx = shared::db::TenantTx::begin(&pool, &caller(&t.member)).await.unwrap();
-    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM deliverable_files").fetch_one(&mut *tx).await.unwrap();
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM files").fetch_one(&mut *tx).await.unwrap();
     assert_eq!(seen, 3, "a member sees the workspace's files, pending ones included");
     let forged = sqlx::query(insert)
         .bind(Uuid::now_v7())
@@ -470,17 +472,55 @@ async fn by_sql_a_contact_reads_only_ready_shared_files_and_nobody_forges_one() 
     assert!(forged.is_err(), "a file cannot be inserted already ready");
     drop(tx);
     let mut tx = shared::db::TenantTx::begin(&pool, &caller(&t.member)).await.unwrap();
-    let resized = sqlx::query("UPDATE deliverable_files SET size_bytes = 1").execute(&mut *tx).await;
+    let resized = sqlx::query("UPDATE files SET size_bytes = 1").execute(&mut *tx).await;
     assert!(resized.is_err(), "a file's size is not the API's to rewrite");
     drop(tx);
 
     let worker = integration_tests::worker_pool("app_files").await;
-    let seen: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM deliverable_files WHERE workspace_id = $1")
-        .bind(t.id)
-        .fetch_all(&worker)
+    let seen: Vec<Uuid> =
+        sqlx::query_scalar("SELECT id FROM files WHERE workspace_id = $1").bind(t.id).fetch_all(&worker).await.unwrap();
+    assert_eq!(seen, vec![ids[1]], "the files worker sees pending uploads only");
+    let names = sqlx::query("SELECT name FROM files LIMIT 1").fetch_all(&worker).await;
+    assert!(names.is_err(), "nor any file's name");
+}
+
+#[tokio::test]
+async fn a_comment_carries_files_that_its_readers_download() {
+    let app = TestApp::new().await;
+    files::bucket().await;
+    let t = app.tenant("files-comments").await;
+    let shared_comment = format!("{}/comments/{}/files", t.project_path(), t.visible_comment_id);
+    let team_comment = format!("{}/comments/{}/files", t.project_path(), t.hidden_comment_id);
+    for path in [&shared_comment, &team_comment] {
+        let requested = request(&app, &t.member, path, "screenshot.png", "image/png", 640).await;
+        let requested = requested.expect(StatusCode::CREATED).clone();
+        assert_eq!(requested["file"]["comment_id"], json!(path.split('/').nth(7).unwrap()));
+        assert_eq!(requested["file"]["deliverable_id"], Value::Null);
+        assert!(files::post_form(&requested["upload"], bytes(640), "image/png").await.is_success());
+        let confirm = format!("{path}/{}/confirm", requested["file"]["id"].as_str().unwrap());
+        app.post(&t.member, &confirm, json!(null)).await.expect(StatusCode::OK);
+    }
+    // The contact reads the shared comment's file, and nothing of the team's comment.
+    let listed = app.get(&t.contact, &shared_comment).await;
+    let file_id = listed.expect(StatusCode::OK)["items"][0]["id"].as_str().unwrap().to_owned();
+    let link = app.get(&t.contact, &format!("{shared_comment}/{file_id}/download")).await;
+    let url = link.expect(StatusCode::OK)["url"].as_str().unwrap().to_owned();
+    assert_eq!(reqwest::get(&url).await.unwrap().bytes().await.unwrap().as_ref(), bytes(640).as_slice());
+    assert_eq!(app.get(&t.contact, &team_comment).await.problem(StatusCode::NOT_FOUND), "not_found");
+    // A comment's file is not reachable as a deliverable's, nor the other way round.
+    let as_deliverable = format!("{}/deliverables/{}/files/{file_id}/download", t.project_path(), t.visible_comment_id);
+    assert_eq!(app.get(&t.member, &as_deliverable).await.problem(StatusCode::NOT_FOUND), "not_found");
+    // Contacts comment, but only the team attaches files.
+    let refused = request(&app, &t.contact, &shared_comment, "mine.png", "image/png", 10).await;
+    assert_eq!(refused.problem(StatusCode::FORBIDDEN), "forbidden");
+    // Deleting the comment deletes its file, and queues its object.
+    let comment = format!("{}/comments/{}", t.project_path(), t.visible_comment_id);
+    app.delete(&t.owner, &comment).await.expect(StatusCode::NO_CONTENT);
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM file_deletions WHERE object_key = $1")
+        .bind(shared::files::object_key(t.id, file_id.parse().unwrap()))
+        .fetch_one(&owner_pool().await)
         .await
         .unwrap();
-    assert_eq!(seen, vec![ids[1]], "the files worker sees pending uploads only");
-    let names = sqlx::query("SELECT name FROM deliverable_files LIMIT 1").fetch_all(&worker).await;
-    assert!(names.is_err(), "nor any file's name");
+    assert_eq!(queued, 1);
+    assert_eq!(footprint(t.id).await, (1, 640), "only the team comment's file is left");
 }

@@ -525,7 +525,7 @@ async fn the_files_page_walks_its_index_in_a_skewed_mix_for_members_and_contacts
     for statement in [
         "INSERT INTO deliverables (id, workspace_id, project_id, title, client_visible)
          SELECT app.uuid_v7(), $1, $2, 'D ' || n, true FROM generate_series(1, 300) n",
-        "INSERT INTO deliverable_files (id, workspace_id, project_id, deliverable_id, name, content_type, size_bytes,
+        "INSERT INTO files (id, workspace_id, project_id, deliverable_id, name, content_type, size_bytes,
                                         state, upload_expires_at, confirmed_at)
          SELECT app.uuid_v7(), d.workspace_id, d.project_id, d.id, 'f' || n, 'application/pdf', 100,
                 CASE WHEN n % 10 = 0 THEN 'pending' ELSE 'ready' END::file_state, now(),
@@ -544,10 +544,11 @@ async fn the_files_page_walks_its_index_in_a_skewed_mix_for_members_and_contacts
     seed.commit().await.unwrap();
     sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
 
-    let statement = statement_of_the_code(&["FROM deliverable_files", "AND state = 'ready'", "LIMIT $5"], &[]);
+    let statement =
+        statement_of_the_code(&["FROM files", "deliverable_id = $2", "AND state = 'ready'", "LIMIT $5"], &[]);
     let pool = functions_pool().await;
     let cursor: uuid::Uuid = sqlx::query_scalar(
-        "SELECT id FROM deliverable_files WHERE deliverable_id = $1 AND state = 'ready' ORDER BY id DESC OFFSET 100 LIMIT 1",
+        "SELECT id FROM files WHERE deliverable_id = $1 AND state = 'ready' ORDER BY id DESC OFFSET 100 LIMIT 1",
     )
     .bind(t.visible_deliverable_id)
     .fetch_one(&owner_pool)
@@ -575,7 +576,7 @@ async fn the_files_page_walks_its_index_in_a_skewed_mix_for_members_and_contacts
                 "EXECUTE page_files_{name}('{}', '{}', '{}', {after}, 26)",
                 t.id, t.visible_deliverable_id, t.project_id
             );
-            assert_walks_in_order(&mut tx, &execute, "deliverable_files", &["workspace_id", "deliverable_id"]).await;
+            assert_walks_in_order(&mut tx, &execute, "files", &["workspace_id", "deliverable_id"]).await;
             let rows = sqlx::query(sqlx::AssertSqlSafe(execute.clone())).fetch_all(&mut *tx).await.unwrap();
             assert_eq!(rows.len(), 26, "{execute}: a full page (and one more, to know there is a next)");
         }

@@ -147,20 +147,33 @@ async fn every_function_serves_its_own_routes_and_each_documented_route_exists()
     assert_eq!(union, operations(&whole), "the functions' documents together are the whole API's");
 }
 
+/// Every file under `dirs`, its subfolders included, with its text.
+fn source_files(mut dirs: Vec<std::path::PathBuf>) -> Vec<(std::path::PathBuf, String)> {
+    let mut files = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let text = std::fs::read_to_string(&path).unwrap();
+                files.push((path, text));
+            }
+        }
+    }
+    files
+}
+
 /// Routes are declared only through `routes!` with a `#[utoipa::path]`, so a route cannot exist
 /// without being in the document; this fails if a function routes around it.
 #[test]
 fn no_function_routes_outside_the_document() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions");
     let mut offenders = Vec::new();
-    for function in std::fs::read_dir(&root).unwrap() {
-        let src = function.unwrap().path().join("src");
-        for file in std::fs::read_dir(src).unwrap() {
-            let path = file.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap();
-            if text.contains(".route(") || text.contains(".route_service(") || text.contains(".nest(") {
-                offenders.push(path.display().to_string());
-            }
+    let functions = std::fs::read_dir(&root).unwrap().map(|function| function.unwrap().path().join("src"));
+    for (path, text) in source_files(functions.collect()) {
+        if text.contains(".route(") || text.contains(".route_service(") || text.contains(".nest(") {
+            offenders.push(path.display().to_string());
         }
     }
     assert!(offenders.is_empty(), "routes outside routes!(): {offenders:?}");
@@ -176,21 +189,13 @@ fn every_problem_code_is_documented() {
     for function in std::fs::read_dir(root.join("functions")).unwrap() {
         dirs.push(function.unwrap().path().join("src"));
     }
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            // `code: "..."`, and the helpers that take the code first: `rejected("...", `, `gone("...", `.
-            for marker in ["code: \"", "rejected(\"", "gone(\""] {
-                for chunk in text.split(marker).skip(1) {
-                    let code = chunk.split('"').next().unwrap();
-                    if code.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !code.is_empty() {
-                        answered.insert(code.to_owned());
-                    }
+    for (_, text) in source_files(dirs) {
+        // `code: "..."`, and the helpers that take the code first: `rejected("...", `, `gone("...", `.
+        for marker in ["code: \"", "rejected(\"", "gone(\""] {
+            for chunk in text.split(marker).skip(1) {
+                let code = chunk.split('"').next().unwrap();
+                if code.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !code.is_empty() {
+                    answered.insert(code.to_owned());
                 }
             }
         }

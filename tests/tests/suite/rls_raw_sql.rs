@@ -351,7 +351,7 @@ async fn each_worker_role_reaches_only_the_tables_it_works_on() {
         ("app_mailer", &["emails"]),
         ("app_webhooks", &["webhook_endpoints", "webhook_events", "webhook_deliveries"]),
         ("app_fanout", &["activity", "realtime_subscriptions"]),
-        ("app_files", &["deliverable_files", "file_deletions"]),
+        ("app_files", &["files", "file_deletions"]),
     ];
     let mut tables = tenant_tables().await.into_iter().map(|(table, _)| table).collect::<Vec<_>>();
     tables.extend(["users".to_owned(), "plans".to_owned()]);

@@ -1,5 +1,5 @@
--- Files on deliverables: the rows of objects browsers upload straight to S3, the storage each
--- workspace uses, the plan limits on both, and the outbox of objects to delete.
+-- Files on deliverables and comments: the rows of objects browsers upload straight to S3, the
+-- storage each workspace uses, the plan limits on both, and the outbox of objects to delete.
 --
 -- A file is `pending` from the upload's request until the API has checked the object
 -- (HeadObject) and confirmed it, then `ready`; only ready files are ever shown to a client
@@ -7,7 +7,7 @@
 -- `files/<workspace_id>/<file_id>` (shared::files::object_key), so a row cannot name another
 -- workspace's object. Storage is reserved when the upload is requested (its declared size,
 -- under the workspace's storage row lock) and checked again at confirmation; deleting a row, by
--- hand or by cascade from its deliverable, project or workspace, releases it and queues the
+-- hand or by cascade from its deliverable, comment, project or workspace, releases it and queues the
 -- object's deletion in `file_deletions`, which the files worker drains.
 
 DO $$
@@ -46,15 +46,17 @@ CASE
     ELSE true
 END);
 
--- A file names its deliverable together with the deliverable's project, and the project with
--- its workspace, so no row can attach to another tenant's deliverable.
+-- A file names its deliverable or comment together with its project, and the project with its
+-- workspace, so no row can attach to another tenant's item.
 ALTER TABLE public.deliverables ADD CONSTRAINT deliverables_id_project_key UNIQUE (id, project_id);
+ALTER TABLE public.comments ADD CONSTRAINT comments_id_project_key UNIQUE (id, project_id);
 
-CREATE TABLE public.deliverable_files (
+CREATE TABLE public.files (
     id uuid NOT NULL,
     workspace_id uuid NOT NULL,
     project_id uuid NOT NULL,
-    deliverable_id uuid NOT NULL,
+    deliverable_id uuid,
+    comment_id uuid,
     name text NOT NULL,
     content_type text NOT NULL,
     size_bytes bigint NOT NULL,
@@ -64,18 +66,22 @@ CREATE TABLE public.deliverable_files (
     -- Until when the upload form works; a pending file past it (and a grace) is swept.
     upload_expires_at timestamp with time zone NOT NULL,
     confirmed_at timestamp with time zone,
-    CONSTRAINT deliverable_files_pkey PRIMARY KEY (id),
-    CONSTRAINT deliverable_files_name_length CHECK (char_length(name) BETWEEN 1 AND 255),
-    CONSTRAINT deliverable_files_content_type_length CHECK (char_length(content_type) BETWEEN 3 AND 255),
-    CONSTRAINT deliverable_files_size CHECK (size_bytes > 0 AND size_bytes <= 5368709120),
-    CONSTRAINT deliverable_files_confirmed CHECK ((state = 'ready') = (confirmed_at IS NOT NULL)),
-    CONSTRAINT deliverable_files_deliverable_fkey FOREIGN KEY (deliverable_id, project_id) REFERENCES public.deliverables(id, project_id) ON DELETE CASCADE,
-    CONSTRAINT deliverable_files_project_fkey FOREIGN KEY (project_id, workspace_id) REFERENCES public.projects(id, workspace_id) ON DELETE CASCADE,
-    CONSTRAINT deliverable_files_uploaded_by_fkey FOREIGN KEY (uploaded_by) REFERENCES public.users(id) ON DELETE SET NULL
+    CONSTRAINT files_pkey PRIMARY KEY (id),
+    CONSTRAINT files_name_length CHECK (char_length(name) BETWEEN 1 AND 255),
+    CONSTRAINT files_content_type_length CHECK (char_length(content_type) BETWEEN 3 AND 255),
+    CONSTRAINT files_size CHECK (size_bytes > 0 AND size_bytes <= 5368709120),
+    CONSTRAINT files_confirmed CHECK ((state = 'ready') = (confirmed_at IS NOT NULL)),
+    CONSTRAINT files_one_parent CHECK (num_nonnulls(deliverable_id, comment_id) = 1),
+    CONSTRAINT files_deliverable_fkey FOREIGN KEY (deliverable_id, project_id) REFERENCES public.deliverables(id, project_id) ON DELETE CASCADE,
+    CONSTRAINT files_comment_fkey FOREIGN KEY (comment_id, project_id) REFERENCES public.comments(id, project_id) ON DELETE CASCADE,
+    CONSTRAINT files_project_fkey FOREIGN KEY (project_id, workspace_id) REFERENCES public.projects(id, workspace_id) ON DELETE CASCADE,
+    CONSTRAINT files_uploaded_by_fkey FOREIGN KEY (uploaded_by) REFERENCES public.users(id) ON DELETE SET NULL
 );
-CREATE INDEX deliverable_files_page_idx ON public.deliverable_files USING btree (workspace_id, deliverable_id, id DESC) WHERE (state = 'ready');
-CREATE INDEX deliverable_files_deliverable_idx ON public.deliverable_files USING btree (deliverable_id, project_id);
-CREATE INDEX deliverable_files_pending_idx ON public.deliverable_files USING btree (upload_expires_at) WHERE (state = 'pending');
+CREATE INDEX files_deliverable_page_idx ON public.files USING btree (workspace_id, deliverable_id, id DESC) WHERE (state = 'ready');
+CREATE INDEX files_comment_page_idx ON public.files USING btree (workspace_id, comment_id, id DESC) WHERE (state = 'ready');
+CREATE INDEX files_deliverable_idx ON public.files USING btree (deliverable_id, project_id);
+CREATE INDEX files_comment_idx ON public.files USING btree (comment_id, project_id);
+CREATE INDEX files_pending_idx ON public.files USING btree (upload_expires_at) WHERE (state = 'pending');
 
 -- The bytes a workspace's files take, pending uploads included: one row per workspace, whose
 -- lock serializes the quota's check.
@@ -177,15 +183,16 @@ $$;
 ALTER FUNCTION app.release_file() OWNER TO app_service;
 REVOKE ALL ON FUNCTION app.release_file() FROM PUBLIC;
 
--- The feed and the outgoing webhooks: a file added (confirmed) or deleted while its deliverable
--- stays. Shown to a client contact when the deliverable is shared.
+-- The feed and the outgoing webhooks: a file added (confirmed) or deleted while what it is
+-- attached to stays. Shown to a client contact when that deliverable or comment is shared.
 CREATE FUNCTION app.file_on_change() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 DECLARE
-    file public.deliverable_files := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
-    deliverable record;
+    file public.files := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+    attached_to text;
+    shared_with_client boolean;
     verb text;
 BEGIN
     IF TG_OP = 'UPDATE' AND NOT (OLD.state = 'pending' AND NEW.state = 'ready') THEN
@@ -194,22 +201,29 @@ BEGIN
     IF TG_OP = 'DELETE' AND OLD.state <> 'ready' THEN
         RETURN NULL;
     END IF;
-    SELECT d.title, d.client_visible INTO deliverable FROM public.deliverables d WHERE d.id = file.deliverable_id;
-    IF NOT FOUND THEN
-        -- Deleted with its deliverable: that deletion is the news.
+    IF file.deliverable_id IS NOT NULL THEN
+        SELECT d.title, d.client_visible INTO attached_to, shared_with_client
+        FROM public.deliverables d WHERE d.id = file.deliverable_id;
+    ELSE
+        SELECT 'a comment: ' || pg_catalog.left(c.body, 80), c.client_visible INTO attached_to, shared_with_client
+        FROM public.comments c WHERE c.id = file.comment_id;
+    END IF;
+    IF attached_to IS NULL THEN
+        -- Deleted with what it was attached to: that deletion is the news.
         RETURN NULL;
     END IF;
     verb := CASE TG_OP WHEN 'DELETE' THEN 'deleted' ELSE 'added' END;
     PERFORM app.record_activity(file.workspace_id, 'file.' || verb, 'file', file.id, file.name, file.project_id,
-        deliverable.client_visible,
+        shared_with_client,
         'File “' || file.name || '” was ' || verb || CASE verb WHEN 'added' THEN ' to' ELSE ' from' END
-            || ' “' || deliverable.title || '”.',
-        pg_catalog.jsonb_build_object('deliverable_id', file.deliverable_id, 'size_bytes', file.size_bytes,
-                                      'content_type', file.content_type));
+            || CASE WHEN file.deliverable_id IS NOT NULL THEN ' “' || attached_to || '”.' ELSE ' a comment.' END,
+        pg_catalog.jsonb_build_object('deliverable_id', file.deliverable_id, 'comment_id', file.comment_id,
+                                      'size_bytes', file.size_bytes, 'content_type', file.content_type));
     PERFORM app.emit_webhook_event(file.workspace_id, 'file.' || verb, pg_catalog.jsonb_build_object(
         'id', file.id, 'project_id', file.project_id, 'deliverable_id', file.deliverable_id,
-        'deliverable_title', deliverable.title, 'name', file.name, 'content_type', file.content_type,
-        'size_bytes', file.size_bytes, 'uploaded_by', file.uploaded_by, 'confirmed_at', file.confirmed_at));
+        'comment_id', file.comment_id, 'attached_to', attached_to, 'name', file.name,
+        'content_type', file.content_type, 'size_bytes', file.size_bytes, 'uploaded_by', file.uploaded_by,
+        'confirmed_at', file.confirmed_at));
     RETURN NULL;
 END
 $$;
@@ -218,42 +232,43 @@ REVOKE ALL ON FUNCTION app.file_on_change() FROM PUBLIC;
 
 -- Triggers
 
-CREATE TRIGGER file_limits BEFORE INSERT OR UPDATE OF state ON public.deliverable_files FOR EACH ROW EXECUTE FUNCTION app.enforce_file_limits();
-CREATE TRIGGER release AFTER DELETE ON public.deliverable_files FOR EACH ROW EXECUTE FUNCTION app.release_file();
-CREATE TRIGGER activity AFTER DELETE OR UPDATE OF state ON public.deliverable_files FOR EACH ROW EXECUTE FUNCTION app.file_on_change();
-CREATE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON public.deliverable_files FOR EACH ROW EXECUTE FUNCTION app.audit_change('id');
+CREATE TRIGGER file_limits BEFORE INSERT OR UPDATE OF state ON public.files FOR EACH ROW EXECUTE FUNCTION app.enforce_file_limits();
+CREATE TRIGGER release AFTER DELETE ON public.files FOR EACH ROW EXECUTE FUNCTION app.release_file();
+CREATE TRIGGER activity AFTER DELETE OR UPDATE OF state ON public.files FOR EACH ROW EXECUTE FUNCTION app.file_on_change();
+CREATE TRIGGER audit AFTER INSERT OR DELETE OR UPDATE ON public.files FOR EACH ROW EXECUTE FUNCTION app.audit_change('id');
 
 -- Row-level security, policies and grants
 
 -- A member sees the workspace's files, pending ones included (the uploader confirms them); a
--- client contact only ready files of deliverables the contact can see, which the deliverables'
--- own policy decides (shared, and of the contact's client's projects).
-ALTER TABLE public.deliverable_files ENABLE ROW LEVEL SECURITY;
-ALTER TABLE ONLY public.deliverable_files FORCE ROW LEVEL SECURITY;
-CREATE POLICY deliverable_files_select ON public.deliverable_files FOR SELECT TO app_api USING (
+-- client contact only ready files of deliverables and comments the contact can see, which
+-- their own policies decide (shared, and of the contact's client's projects).
+ALTER TABLE public.files ENABLE ROW LEVEL SECURITY;
+ALTER TABLE ONLY public.files FORCE ROW LEVEL SECURITY;
+CREATE POLICY files_select ON public.files FOR SELECT TO app_api USING (
     (workspace_id = ANY (( SELECT app.member_workspace_ids() AS member_workspace_ids)::uuid[]))
-    OR (state = 'ready' AND EXISTS (SELECT 1 FROM public.deliverables d WHERE d.id = deliverable_files.deliverable_id)));
-CREATE POLICY deliverable_files_insert ON public.deliverable_files FOR INSERT TO app_api WITH CHECK (
+    OR (state = 'ready' AND (EXISTS (SELECT 1 FROM public.deliverables d WHERE d.id = files.deliverable_id)
+                             OR EXISTS (SELECT 1 FROM public.comments c WHERE c.id = files.comment_id))));
+CREATE POLICY files_insert ON public.files FOR INSERT TO app_api WITH CHECK (
     (workspace_id = ANY (( SELECT app.workspaces_with_role('{owner,admin,member}'::public.member_role[]) AS workspaces_with_role)::uuid[]))
     AND state = 'pending' AND confirmed_at IS NULL);
-CREATE POLICY deliverable_files_update ON public.deliverable_files FOR UPDATE TO app_api
+CREATE POLICY files_update ON public.files FOR UPDATE TO app_api
     USING ((workspace_id = ANY (( SELECT app.workspaces_with_role('{owner,admin,member}'::public.member_role[]) AS workspaces_with_role)::uuid[])))
     WITH CHECK ((workspace_id = ANY (( SELECT app.workspaces_with_role('{owner,admin,member}'::public.member_role[]) AS workspaces_with_role)::uuid[])));
-CREATE POLICY deliverable_files_delete ON public.deliverable_files FOR DELETE TO app_api USING (
+CREATE POLICY files_delete ON public.files FOR DELETE TO app_api USING (
     (workspace_id = ANY (( SELECT app.workspaces_with_role('{owner,admin,member}'::public.member_role[]) AS workspaces_with_role)::uuid[])));
-CREATE POLICY service_all ON public.deliverable_files TO app_service USING (true) WITH CHECK (true);
-CREATE POLICY admin_read ON public.deliverable_files FOR SELECT TO app_admin USING (true);
+CREATE POLICY service_all ON public.files TO app_service USING (true) WITH CHECK (true);
+CREATE POLICY admin_read ON public.files FOR SELECT TO app_admin USING (true);
 -- The files worker sees pending files only, to sweep the abandoned ones.
-CREATE POLICY files_worker_sweep ON public.deliverable_files FOR SELECT TO app_files USING (state = 'pending');
-CREATE POLICY files_worker_delete ON public.deliverable_files FOR DELETE TO app_files USING (state = 'pending');
-GRANT SELECT, INSERT, DELETE ON TABLE public.deliverable_files TO app_api;
-GRANT UPDATE (state, confirmed_at) ON TABLE public.deliverable_files TO app_api;
-GRANT SELECT, INSERT, DELETE, UPDATE ON TABLE public.deliverable_files TO app_service;
-GRANT SELECT ON TABLE public.deliverable_files TO app_admin;
-GRANT SELECT (id, workspace_id, state, upload_expires_at), DELETE ON TABLE public.deliverable_files TO app_files;
-GRANT SELECT (id, workspace_id, project_id, deliverable_id, name, content_type, size_bytes, state, uploaded_by,
-              created_at, upload_expires_at, confirmed_at) ON TABLE public.deliverable_files TO app_exporter;
-CREATE POLICY export_read ON public.deliverable_files FOR SELECT TO app_exporter USING ((workspace_id = ( SELECT app.export_workspace() AS export_workspace)));
+CREATE POLICY files_worker_sweep ON public.files FOR SELECT TO app_files USING (state = 'pending');
+CREATE POLICY files_worker_delete ON public.files FOR DELETE TO app_files USING (state = 'pending');
+GRANT SELECT, INSERT, DELETE ON TABLE public.files TO app_api;
+GRANT UPDATE (state, confirmed_at) ON TABLE public.files TO app_api;
+GRANT SELECT, INSERT, DELETE, UPDATE ON TABLE public.files TO app_service;
+GRANT SELECT ON TABLE public.files TO app_admin;
+GRANT SELECT (id, workspace_id, state, upload_expires_at), DELETE ON TABLE public.files TO app_files;
+GRANT SELECT (id, workspace_id, project_id, deliverable_id, comment_id, name, content_type, size_bytes, state, uploaded_by,
+              created_at, upload_expires_at, confirmed_at) ON TABLE public.files TO app_exporter;
+CREATE POLICY export_read ON public.files FOR SELECT TO app_exporter USING ((workspace_id = ( SELECT app.export_workspace() AS export_workspace)));
 
 ALTER TABLE public.workspace_storage ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ONLY public.workspace_storage FORCE ROW LEVEL SECURITY;

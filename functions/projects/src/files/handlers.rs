@@ -1,44 +1,49 @@
-//! Files on a deliverable, uploaded and downloaded straight through S3.
-//!
-//! A writer asks for an upload (name, content type, size) and gets a form signed for exactly
-//! that object; the file is `pending`, its declared size reserved against the workspace's
-//! storage, until the writer confirms it: the object is checked (HeadObject: there, of the
-//! declared size and type, uploaded before the form expired) and the file becomes `ready`.
-//! Only ready files are listed and downloaded (a link signed for a few minutes, naming the file
-//! in `Content-Disposition`); a client contact sees those of deliverables shared with them.
+//! What each file route does, for a file of either parent (a deliverable or a comment).
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use shared::auth::Caller;
 use shared::db::TenantTx;
 use shared::files::upload_form::SignedForm;
 use shared::files::{self, ContentType, FileName, FileStore, StoreError};
-use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageQuery};
-use shared::openapi::OpenApiRouter;
 use shared::validate::Validator;
 use shared::{ApiError, AppState};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::model::ItemPath;
 use crate::projects::project_found;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list, request_upload))
-        .routes(routes!(remove))
-        .routes(routes!(confirm))
-        .routes(routes!(download))
+/// What a file is attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parent {
+    Deliverable,
+    Comment,
 }
 
-/// Path of one file of a deliverable.
+impl Parent {
+    fn noun(self) -> &'static str {
+        match self {
+            Parent::Deliverable => "deliverable",
+            Parent::Comment => "comment",
+        }
+    }
+
+    /// The parent's id in the column of its kind, the other one empty.
+    fn columns(self, id: Uuid) -> (Option<Uuid>, Option<Uuid>) {
+        match self {
+            Parent::Deliverable => (Some(id), None),
+            Parent::Comment => (None, Some(id)),
+        }
+    }
+}
+
+/// Path of one file of a deliverable or a comment.
 #[derive(Debug, Clone, Copy, Deserialize)]
-struct FilePath {
+pub struct FilePath {
     workspace_id: Uuid,
     project_id: Uuid,
     item_id: Uuid,
@@ -46,7 +51,7 @@ struct FilePath {
 }
 
 impl FilePath {
-    fn deliverable(&self) -> ItemPath {
+    fn parent(&self) -> ItemPath {
         ItemPath { workspace_id: self.workspace_id, project_id: self.project_id, item_id: self.item_id }
     }
 
@@ -58,7 +63,7 @@ impl FilePath {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, ToSchema)]
 #[sqlx(type_name = "file_state", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
-enum FileState {
+pub enum FileState {
     /// Requested; not yet uploaded and confirmed. Only members see it.
     Pending,
     /// Confirmed: listed and downloadable.
@@ -66,10 +71,13 @@ enum FileState {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-struct FileView {
+pub struct FileView {
     id: Uuid,
     project_id: Uuid,
-    deliverable_id: Uuid,
+    /// The deliverable it is attached to, or `null` for a comment's file.
+    deliverable_id: Option<Uuid>,
+    /// The comment it is attached to, or `null` for a deliverable's file.
+    comment_id: Option<Uuid>,
     name: String,
     content_type: String,
     size_bytes: i64,
@@ -86,7 +94,7 @@ struct FileView {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UploadRequest {
+pub struct UploadRequest {
     /// The file's name, as the download will offer it.
     #[schema(schema_with = FileName::schema)]
     name: String,
@@ -120,7 +128,7 @@ impl UploadRequest {
 /// as the last field, named `file` (multipart/form-data). It works until `expires_at`, for this
 /// exact size and content type only.
 #[derive(Serialize, ToSchema)]
-struct UploadForm {
+pub struct UploadForm {
     url: String,
     #[schema(value_type = Object)]
     fields: std::collections::BTreeMap<String, String>,
@@ -129,13 +137,13 @@ struct UploadForm {
 }
 
 #[derive(Serialize, ToSchema)]
-struct UploadAnswer {
+pub struct UploadAnswer {
     file: FileView,
     upload: UploadForm,
 }
 
 #[derive(Serialize, ToSchema)]
-struct DownloadAnswer {
+pub struct DownloadAnswer {
     file: FileView,
     /// A GET of this URL downloads the file as an attachment under its name.
     url: String,
@@ -156,46 +164,55 @@ fn unavailable(error: StoreError) -> ApiError {
     ApiError::ServiceUnavailable("The file store did not answer; retry.".into())
 }
 
-/// The deliverable, if the caller can see it in this project (a contact: only when shared).
-async fn require_deliverable(tx: &mut TenantTx, path: ItemPath) -> Result<(), ApiError> {
+/// The parent, if the caller can see it in this project (a contact: only when shared).
+async fn require_parent(tx: &mut TenantTx, parent: Parent, path: ItemPath) -> Result<(), ApiError> {
+    let (deliverable, comment) = parent.columns(path.item_id);
     let visible = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM deliverables WHERE workspace_id = $1 AND project_id = $2 AND id = $3) AS "visible!""#,
+        r#"SELECT EXISTS (SELECT 1 FROM deliverables WHERE workspace_id = $1 AND project_id = $2 AND id = $3)
+               OR EXISTS (SELECT 1 FROM comments WHERE workspace_id = $1 AND project_id = $2 AND id = $4) AS "visible!""#,
         path.workspace_id,
         path.project_id,
-        path.item_id,
+        deliverable,
+        comment,
     )
     .fetch_one(&mut **tx)
     .await?;
-    if visible { Ok(()) } else { Err(ApiError::NotFound("deliverable")) }
+    if visible { Ok(()) } else { Err(ApiError::NotFound(parent.noun())) }
 }
 
-async fn find_file(tx: &mut TenantTx, path: FilePath, for_update: bool) -> Result<FileView, ApiError> {
+async fn find_file(tx: &mut TenantTx, parent: Parent, path: FilePath, for_update: bool) -> Result<FileView, ApiError> {
+    let (deliverable, comment) = parent.columns(path.item_id);
     // Two statements rather than a formatted one: each is checked at compile time.
     let file = if for_update {
         sqlx::query_as!(
             FileView,
-            r#"SELECT id, project_id, deliverable_id, name, content_type, size_bytes, state AS "state: FileState",
-                      uploaded_by, created_at, upload_expires_at, confirmed_at
-               FROM deliverable_files
-               WHERE workspace_id = $1 AND project_id = $2 AND deliverable_id = $3 AND id = $4 FOR UPDATE"#,
+            r#"SELECT id, project_id, deliverable_id, comment_id, name, content_type, size_bytes,
+                      state AS "state: FileState", uploaded_by, created_at, upload_expires_at, confirmed_at
+               FROM files
+               WHERE workspace_id = $1 AND project_id = $2 AND id = $3
+                 AND deliverable_id IS NOT DISTINCT FROM $4 AND comment_id IS NOT DISTINCT FROM $5
+               FOR UPDATE"#,
             path.workspace_id,
             path.project_id,
-            path.item_id,
             path.file_id,
+            deliverable,
+            comment,
         )
         .fetch_optional(&mut **tx)
         .await?
     } else {
         sqlx::query_as!(
             FileView,
-            r#"SELECT id, project_id, deliverable_id, name, content_type, size_bytes, state AS "state: FileState",
-                      uploaded_by, created_at, upload_expires_at, confirmed_at
-               FROM deliverable_files
-               WHERE workspace_id = $1 AND project_id = $2 AND deliverable_id = $3 AND id = $4"#,
+            r#"SELECT id, project_id, deliverable_id, comment_id, name, content_type, size_bytes,
+                      state AS "state: FileState", uploaded_by, created_at, upload_expires_at, confirmed_at
+               FROM files
+               WHERE workspace_id = $1 AND project_id = $2 AND id = $3
+                 AND deliverable_id IS NOT DISTINCT FROM $4 AND comment_id IS NOT DISTINCT FROM $5"#,
             path.workspace_id,
             path.project_id,
-            path.item_id,
             path.file_id,
+            deliverable,
+            comment,
         )
         .fetch_optional(&mut **tx)
         .await?
@@ -203,67 +220,90 @@ async fn find_file(tx: &mut TenantTx, path: FilePath, for_update: bool) -> Resul
     file.ok_or(ApiError::NotFound("file"))
 }
 
-/// The deliverable's ready files, newest first.
-#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}/files", operation_id = "files_list", tag = "files", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), ("item_id" = Uuid, Path), PageQuery), responses((status = 200, body = Page<FileView>)))]
-async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(path): Path<ItemPath>,
-    Query(query): Query<PageQuery>,
+/// The parent's ready files, newest first; each parent's page walks its own index.
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    parent: Parent,
+    path: ItemPath,
+    query: PageQuery,
 ) -> Result<Json<Page<FileView>>, ApiError> {
     let page = query.page()?;
-    let (mut tx, _access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
+    let (mut tx, _access, project) = state.open_project(caller, path.workspace_id, path.project_id).await?;
     project_found(project)?;
-    require_deliverable(&mut tx, path).await?;
-    let rows = sqlx::query_as!(
-        FileView,
-        r#"SELECT id, project_id, deliverable_id, name, content_type, size_bytes, state AS "state: FileState",
-                  uploaded_by, created_at, upload_expires_at, confirmed_at
-           FROM deliverable_files
-           WHERE workspace_id = $1 AND deliverable_id = $2 AND project_id = $3 AND state = 'ready'
-             AND ($4::uuid IS NULL OR id < $4)
-           ORDER BY id DESC LIMIT $5"#,
-        path.workspace_id,
-        path.item_id,
-        path.project_id,
-        page.before,
-        page.fetch_limit(),
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    require_parent(&mut tx, parent, path).await?;
+    let rows = match parent {
+        Parent::Deliverable => {
+            sqlx::query_as!(
+                FileView,
+                r#"SELECT id, project_id, deliverable_id, comment_id, name, content_type, size_bytes,
+                          state AS "state: FileState", uploaded_by, created_at, upload_expires_at, confirmed_at
+                   FROM files
+                   WHERE workspace_id = $1 AND deliverable_id = $2 AND project_id = $3 AND state = 'ready'
+                     AND ($4::uuid IS NULL OR id < $4)
+                   ORDER BY id DESC LIMIT $5"#,
+                path.workspace_id,
+                path.item_id,
+                path.project_id,
+                page.before,
+                page.fetch_limit(),
+            )
+            .fetch_all(&mut *tx)
+            .await?
+        }
+        Parent::Comment => {
+            sqlx::query_as!(
+                FileView,
+                r#"SELECT id, project_id, deliverable_id, comment_id, name, content_type, size_bytes,
+                          state AS "state: FileState", uploaded_by, created_at, upload_expires_at, confirmed_at
+                   FROM files
+                   WHERE workspace_id = $1 AND comment_id = $2 AND project_id = $3 AND state = 'ready'
+                     AND ($4::uuid IS NULL OR id < $4)
+                   ORDER BY id DESC LIMIT $5"#,
+                path.workspace_id,
+                path.item_id,
+                path.project_id,
+                page.before,
+                page.fetch_limit(),
+            )
+            .fetch_all(&mut *tx)
+            .await?
+        }
+    };
     tx.commit().await?;
     Ok(Json(Page::from_rows(rows, &page, |f| f.id)))
 }
 
-/// Asks to upload a file (writers): answers the pending file and the signed form to post it
-/// with. Its size is reserved against the workspace's storage until it is confirmed or swept.
-#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}/files", operation_id = "files_request_upload", tag = "files", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), ("item_id" = Uuid, Path)), request_body = UploadRequest, responses((status = 201, body = UploadAnswer)))]
-async fn request_upload(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(path): Path<ItemPath>,
-    extract::Json(input): extract::Json<UploadRequest>,
+/// Asks to upload a file (writers): the pending file and the signed form to post it with.
+pub async fn request_upload(
+    state: &AppState,
+    caller: &Caller,
+    parent: Parent,
+    path: ItemPath,
+    input: UploadRequest,
 ) -> Result<(StatusCode, Json<UploadAnswer>), ApiError> {
     let valid = input.parse()?;
-    let store = store(&state).await?;
-    let (mut tx, access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
+    let store = store(state).await?;
+    let (mut tx, access, project) = state.open_project(caller, path.workspace_id, path.project_id).await?;
     access.require_writer()?;
     project_found(project)?;
-    require_deliverable(&mut tx, path).await?;
+    require_parent(&mut tx, parent, path).await?;
     let id = Uuid::now_v7();
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).map_err(ApiError::internal)?;
     let expires_at = now + files::UPLOAD_TTL;
+    let (deliverable, comment) = parent.columns(path.item_id);
     let file = sqlx::query_as!(
         FileView,
-        r#"INSERT INTO deliverable_files
-             (id, workspace_id, project_id, deliverable_id, name, content_type, size_bytes, uploaded_by, upload_expires_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, app.current_user_id(), $8)
-           RETURNING id, project_id, deliverable_id, name, content_type, size_bytes, state AS "state: FileState",
-                     uploaded_by, created_at, upload_expires_at, confirmed_at"#,
+        r#"INSERT INTO files (id, workspace_id, project_id, deliverable_id, comment_id, name, content_type, size_bytes,
+                              uploaded_by, upload_expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, app.current_user_id(), $9)
+           RETURNING id, project_id, deliverable_id, comment_id, name, content_type, size_bytes,
+                     state AS "state: FileState", uploaded_by, created_at, upload_expires_at, confirmed_at"#,
         id,
         path.workspace_id,
         path.project_id,
-        path.item_id,
+        deliverable,
+        comment,
         valid.name.as_str(),
         valid.content_type.as_str(),
         valid.size,
@@ -288,18 +328,17 @@ async fn request_upload(
 /// Confirms an upload (writers): the object must be in the bucket, of the declared size and
 /// content type, uploaded before the form expired. An upload that is not what was declared, or
 /// came too late, is discarded (the file and its object); one not there yet changes nothing.
-/// Confirming a ready file answers it as it is.
-#[utoipa::path(post, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}/files/{file_id}/confirm", operation_id = "files_confirm", tag = "files", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), ("item_id" = Uuid, Path), ("file_id" = Uuid, Path)), responses((status = 200, body = FileView), (status = 409), (status = 410)))]
-async fn confirm(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(path): Path<FilePath>,
+pub async fn confirm(
+    state: &AppState,
+    caller: &Caller,
+    parent: Parent,
+    path: FilePath,
 ) -> Result<Json<FileView>, ApiError> {
-    let store = store(&state).await?;
-    let (mut tx, access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
+    let store = store(state).await?;
+    let (mut tx, access, project) = state.open_project(caller, path.workspace_id, path.project_id).await?;
     access.require_writer()?;
     project_found(project)?;
-    let file = find_file(&mut tx, path, true).await?;
+    let file = find_file(&mut tx, parent, path, true).await?;
     if file.state == FileState::Ready {
         tx.commit().await?;
         return Ok(Json(file));
@@ -319,16 +358,16 @@ async fn confirm(
         Some(object) => mismatch(&file, object.size, object.content_type.as_deref()),
     };
     if let Some(refusal) = refusal {
-        sqlx::query!("DELETE FROM deliverable_files WHERE id = $1", path.file_id).execute(&mut *tx).await?;
+        sqlx::query!("DELETE FROM files WHERE id = $1", path.file_id).execute(&mut *tx).await?;
         tx.commit().await?;
         tracing::info!(file_id = %path.file_id, code = refusal.code(), "upload discarded");
         return Err(refusal);
     }
     let file = sqlx::query_as!(
         FileView,
-        r#"UPDATE deliverable_files SET state = 'ready', confirmed_at = now() WHERE id = $1
-           RETURNING id, project_id, deliverable_id, name, content_type, size_bytes, state AS "state: FileState",
-                     uploaded_by, created_at, upload_expires_at, confirmed_at"#,
+        r#"UPDATE files SET state = 'ready', confirmed_at = now() WHERE id = $1
+           RETURNING id, project_id, deliverable_id, comment_id, name, content_type, size_bytes,
+                     state AS "state: FileState", uploaded_by, created_at, upload_expires_at, confirmed_at"#,
         path.file_id,
     )
     .fetch_one(&mut *tx)
@@ -371,18 +410,17 @@ fn mismatch(file: &FileView, size: i64, content_type: Option<&str>) -> Option<Ap
     })
 }
 
-/// A link that downloads a ready file for a few minutes (everyone who sees the file: members
-/// of every role, API keys, and client contacts when the deliverable is shared with them).
-#[utoipa::path(get, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}/files/{file_id}/download", operation_id = "files_download", tag = "files", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), ("item_id" = Uuid, Path), ("file_id" = Uuid, Path)), responses((status = 200, body = DownloadAnswer), (status = 409)))]
-async fn download(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(path): Path<FilePath>,
+/// A link that downloads a ready file for a few minutes.
+pub async fn download(
+    state: &AppState,
+    caller: &Caller,
+    parent: Parent,
+    path: FilePath,
 ) -> Result<Json<DownloadAnswer>, ApiError> {
-    let store = store(&state).await?;
-    let (mut tx, _access, project) = state.open_project(&caller, path.workspace_id, path.project_id).await?;
+    let store = store(state).await?;
+    let (mut tx, _access, project) = state.open_project(caller, path.workspace_id, path.project_id).await?;
     project_found(project)?;
-    let file = find_file(&mut tx, path, false).await?;
+    let file = find_file(&mut tx, parent, path, false).await?;
     tx.commit().await?;
     if file.state != FileState::Ready {
         return Err(ApiError::Conflict {
@@ -397,19 +435,17 @@ async fn download(
 
 /// Deletes a file (writers); its object is deleted from the bucket shortly after, by the files
 /// worker. Idempotent.
-#[utoipa::path(delete, path = "/v1/workspaces/{workspace_id}/projects/{project_id}/deliverables/{item_id}/files/{file_id}", operation_id = "files_delete", tag = "files", params(("workspace_id" = Uuid, Path), ("project_id" = Uuid, Path), ("item_id" = Uuid, Path), ("file_id" = Uuid, Path)), responses((status = 204)))]
-async fn remove(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(path): Path<FilePath>,
-) -> Result<StatusCode, ApiError> {
-    let mut tx = crate::projects::open_item_for_writing(&state, &caller, path.deliverable()).await?;
+pub async fn remove(state: &AppState, caller: &Caller, parent: Parent, path: FilePath) -> Result<StatusCode, ApiError> {
+    let mut tx = crate::projects::open_item_for_writing(state, caller, path.parent()).await?;
+    let (deliverable, comment) = parent.columns(path.item_id);
     sqlx::query!(
-        "DELETE FROM deliverable_files WHERE workspace_id = $1 AND project_id = $2 AND deliverable_id = $3 AND id = $4",
+        "DELETE FROM files WHERE workspace_id = $1 AND project_id = $2 AND id = $3
+           AND deliverable_id IS NOT DISTINCT FROM $4 AND comment_id IS NOT DISTINCT FROM $5",
         path.workspace_id,
         path.project_id,
-        path.item_id,
         path.file_id,
+        deliverable,
+        comment,
     )
     .execute(&mut *tx)
     .await?;
