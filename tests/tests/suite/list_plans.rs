@@ -35,6 +35,24 @@ fn node_reading<'a>(plan: &'a serde_json::Value, table: &str) -> Option<&'a serd
     plan["Plans"].as_array().into_iter().flatten().find_map(|child| node_reading(child, table))
 }
 
+/// Prepares the code's statement holding `marks` as `name` with its parameter `types`, in the
+/// transaction's session, as the functions' pool prepares it.
+async fn prepare_page(tx: &mut TenantTx, name: &str, types: &str, marks: &[&str]) {
+    let statement = statement_of_the_code(marks, &[]);
+    sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE {name}{types} AS {statement}"))).execute(&mut **tx).await.unwrap();
+}
+
+/// A cursor well inside a big page: the `key` of the 101st row of `table` where `filter` holds,
+/// in page order (newest first).
+async fn cursor_into(tx: &mut TenantTx, table: &str, key: &str, filter: &str) -> uuid::Uuid {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT {key} FROM {table} WHERE {filter} ORDER BY {key} DESC OFFSET 100 LIMIT 1"
+    )))
+    .fetch_one(&mut **tx)
+    .await
+    .unwrap()
+}
+
 /// One test at a time: each seeds its mix into the one database and analyzes it.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -199,18 +217,8 @@ async fn the_project_item_and_client_pages_walk_their_index_in_a_skewed_mix() {
         ("clients", "(uuid, uuid, bigint)", &["FROM clients WHERE workspace_id = $1", "LIMIT $3"]),
     ];
     for (table, types, marks) in pages {
-        let statement = statement_of_the_code(marks, &[]);
-        sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE page_{table}{types} AS {statement}")))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        let cursor: uuid::Uuid = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT id FROM {table} WHERE workspace_id = $1 ORDER BY id DESC OFFSET 100 LIMIT 1"
-        )))
-        .bind(t.id)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
+        prepare_page(&mut tx, &format!("page_{table}"), types, marks).await;
+        let cursor = cursor_into(&mut tx, table, "id", &format!("workspace_id = '{}'", t.id)).await;
         for after in ["NULL".to_owned(), format!("'{cursor}'")] {
             let execute = if table == "clients" {
                 format!("EXECUTE page_{table}('{}', {after}, 26)", t.id)
@@ -270,13 +278,7 @@ async fn the_activity_feed_walks_its_index_in_a_skewed_mix_whatever_filters_are_
         ("newest", ["FROM activity WHERE workspace_id = $1", "OR id < $4) ORDER BY id DESC LIMIT $5"]),
         ("oldest", ["FROM activity WHERE workspace_id = $1", "OR id > $4) ORDER BY id ASC LIMIT $5"]),
     ] {
-        let statement = statement_of_the_code(&marks, &[]);
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "PREPARE feed_{name}(uuid, uuid, timestamptz, uuid, bigint) AS {statement}"
-        )))
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+        prepare_page(&mut tx, &format!("feed_{name}"), "(uuid, uuid, timestamptz, uuid, bigint)", &marks).await;
         for project in ["NULL".to_owned(), format!("'{}'", t.project_id)] {
             for after in ["NULL".to_owned(), format!("'{since}'")] {
                 for from in ["NULL".to_owned(), format!("'{cursor}'")] {
@@ -338,18 +340,8 @@ async fn the_member_invitation_and_key_pages_walk_their_index_in_a_skewed_mix() 
         ("keys", "api_keys", &["FROM api_keys WHERE workspace_id = $1 AND revoked_at IS NULL", "LIMIT $3"], "id"),
     ];
     for (name, table, marks, key) in pages {
-        let statement = statement_of_the_code(marks, &[]);
-        sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE people_{name}(uuid, uuid, bigint) AS {statement}")))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        let cursor: uuid::Uuid = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT {key} FROM {table} WHERE workspace_id = $1 ORDER BY {key} DESC OFFSET 100 LIMIT 1"
-        )))
-        .bind(t.id)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
+        prepare_page(&mut tx, &format!("people_{name}"), "(uuid, uuid, bigint)", marks).await;
+        let cursor = cursor_into(&mut tx, table, key, &format!("workspace_id = '{}'", t.id)).await;
         for after in ["NULL".to_owned(), format!("'{cursor}'")] {
             let execute = format!("EXECUTE people_{name}('{}', {after}, 26)", t.id);
             assert_walks_in_order(&mut tx, &execute, table, &["workspace_id"]).await;
@@ -478,23 +470,14 @@ async fn the_audit_contact_delivery_and_ai_run_pages_walk_their_index_in_a_skewe
         ),
     ];
     for (name, table, types, marks, seeks) in pages {
-        let statement = statement_of_the_code(marks, &[]);
-        sqlx::query(sqlx::AssertSqlSafe(format!("PREPARE page_{name}{types} AS {statement}")))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
+        prepare_page(&mut tx, &format!("page_{name}"), types, marks).await;
         let order = if table == "client_contacts" { "user_id" } else { "id" };
         let parent = match table {
             "client_contacts" => format!("client_id = '{}'", t.client_id),
             "webhook_deliveries" => format!("endpoint_id = '{endpoint}'"),
             _ => format!("workspace_id = '{}'", t.id),
         };
-        let cursor: uuid::Uuid = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT {order} FROM {table} WHERE {parent} ORDER BY {order} DESC OFFSET 100 LIMIT 1"
-        )))
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
+        let cursor = cursor_into(&mut tx, table, order, &parent).await;
         for after in ["NULL".to_owned(), format!("'{cursor}'")] {
             let executes = match name {
                 "contacts" => vec![format!("EXECUTE page_contacts('{}', '{}', {after}, 26)", t.id, t.client_id)],
@@ -544,8 +527,6 @@ async fn the_files_page_walks_its_index_in_a_skewed_mix_for_members_and_contacts
     seed.commit().await.unwrap();
     sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
 
-    let statement =
-        statement_of_the_code(&["FROM files", "deliverable_id = $2", "AND state = 'ready'", "LIMIT $5"], &[]);
     let pool = functions_pool().await;
     let cursor: uuid::Uuid = sqlx::query_scalar(
         "SELECT id FROM files WHERE deliverable_id = $1 AND state = 'ready' ORDER BY id DESC OFFSET 100 LIMIT 1",
@@ -565,12 +546,8 @@ async fn the_files_page_walks_its_index_in_a_skewed_mix_for_members_and_contacts
         )
         .await
         .unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "PREPARE page_files_{name}(uuid, uuid, uuid, uuid, bigint) AS {statement}"
-        )))
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+        let marks = ["FROM files", "deliverable_id = $2", "AND state = 'ready'", "LIMIT $5"];
+        prepare_page(&mut tx, &format!("page_files_{name}"), "(uuid, uuid, uuid, uuid, bigint)", &marks).await;
         for after in ["NULL".to_owned(), format!("'{cursor}'")] {
             let execute = format!(
                 "EXECUTE page_files_{name}('{}', '{}', '{}', {after}, 26)",
