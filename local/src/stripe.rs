@@ -422,6 +422,8 @@ pub fn router(stripe: Arc<LocalStripe>) -> Router {
         .route("/v1/subscription_schedules/{id}", post(update_schedule))
         .route("/v1/subscription_schedules/{id}/release", post(release_schedule))
         .route("/v1/events", get(list_events))
+        .route("/v1/invoices", get(list_invoices))
+        .route("/v1/invoices/create_preview", post(preview_invoice))
         .route("/v1/invoices/{id}", get(read_invoice))
         .route("/v1/refunds", post(create_refund))
         .route("/v1/billing/meter_events", post(create_meter_event))
@@ -894,6 +896,60 @@ async fn read_invoice(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<Str
         .into_response()
 }
 
+/// A customer's invoices, newest first, as the invoice events the account sent describe them (the
+/// latest state of each), paged with `limit` and `starting_after` as Stripe pages.
+async fn list_invoices(State(stripe): State<Arc<LocalStripe>>, RawQuery(query): RawQuery) -> Response {
+    let query = query_pairs(query);
+    let customer = field(&query, "customer").map(str::to_owned);
+    let mut seen = std::collections::BTreeSet::new();
+    let invoices: Vec<Value> = stripe
+        .account()
+        .events
+        .iter()
+        .rev()
+        .filter(|e| e["data"]["object"]["object"] == "invoice")
+        .map(|e| e["data"]["object"].clone())
+        .filter(|invoice| customer.as_deref().is_none_or(|c| invoice["customer"] == c))
+        .filter(|invoice| seen.insert(invoice["id"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    let (page, has_more) = paginate(invoices, &query);
+    list("/v1/invoices", page, has_more)
+}
+
+/// The invoice the customer's subscription will send next: its plan's price for the next period
+/// (no proration: the local Stripe does not keep the history a preview of a change needs).
+async fn preview_invoice(State(stripe): State<Arc<LocalStripe>>, body: Bytes) -> Response {
+    let form = form_of(&body);
+    let subscription = match field(&form, "subscription") {
+        Some(id) => stripe.account().subscriptions.get(id).cloned(),
+        None => None,
+    };
+    let Some(mut subscription) =
+        subscription.filter(|s| ["active", "trialing", "past_due"].contains(&s["status"].as_str().unwrap_or_default()))
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": {"type": "invalid_request_error", "code": "invoice_upcoming_none",
+                                        "message": "No upcoming invoices for customer"}})),
+        )
+            .into_response();
+    };
+    // The next period's invoice: it starts where the current one ends.
+    let item = &mut subscription["items"]["data"][0];
+    let end = item["current_period_end"].as_i64().unwrap_or_else(now);
+    item["current_period_start"] = json!(end);
+    item["current_period_end"] = json!(end + MONTH_SECS);
+    let mut invoice = invoice_object("upcoming", &subscription, amount_of(&subscription), false, "upcoming");
+    invoice["id"] = Value::Null;
+    invoice["status"] = json!("draft");
+    invoice["attempted"] = json!(false);
+    invoice["hosted_invoice_url"] = Value::Null;
+    invoice["invoice_pdf"] = Value::Null;
+    invoice["number"] = Value::Null;
+    invoice["next_payment_attempt"] = json!(end);
+    axum::Json(invoice).into_response()
+}
+
 /// An invoice of a subscription's plan item, in Stripe's shape (async-stripe's typed `Invoice`
 /// parses it): paid with its payment (a payment intent), or open after a failed attempt.
 fn invoice_object(id: &str, subscription: &Value, amount: i64, paid: bool, reason: &str) -> Value {
@@ -907,7 +963,7 @@ fn invoice_object(id: &str, subscription: &Value, amount: i64, paid: bool, reaso
         "payment": {"type": "payment_intent", "payment_intent": format!("pi_{id}")},
         "status_transitions": {"canceled_at": null, "paid_at": if paid { Some(created) } else { None }}
     });
-    json!({
+    let mut invoice = json!({
         "id": id, "object": "invoice", "account_country": "US", "account_name": "Local Stripe",
         "amount_due": amount, "amount_overpaid": 0, "amount_paid": if paid { amount } else { 0 },
         "amount_remaining": if paid { 0 } else { amount }, "amount_shipping": 0,
@@ -927,7 +983,11 @@ fn invoice_object(id: &str, subscription: &Value, amount: i64, paid: bool, reaso
         "status_transitions": {"finalized_at": created, "marked_uncollectible_at": null,
                                "paid_at": if paid { Some(created) } else { None }, "voided_at": null},
         "subtotal": amount, "total": amount
-    })
+    });
+    invoice["invoice_pdf"] = json!(format!("https://pay.stripe.com/invoice/local/{id}/pdf"));
+    invoice["number"] = json!(format!("LOCAL-{}", id.rsplit('_').next().unwrap_or(id).to_uppercase()));
+    invoice["total_taxes"] = json!([]);
+    invoice
 }
 
 async fn create_refund(State(stripe): State<Arc<LocalStripe>>, body: Bytes) -> Response {

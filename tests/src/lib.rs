@@ -307,7 +307,10 @@ impl TestApp {
             &self.ai_runs
         } else if path.ends_with("/billing/checkout") {
             &self.checkout
-        } else if path.ends_with("/billing/portal") || path.contains("/billing/subscription") {
+        } else if path.ends_with("/billing/portal")
+            || path.contains("/billing/subscription")
+            || path.ends_with("/invoices")
+        {
             &self.portal
         } else if path.contains("/projects") {
             &self.projects

@@ -528,6 +528,13 @@ pub fn rows() -> Vec<Row> {
             fresh: false,
         },
         Row {
+            method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/invoices",
+            request: |c| (M::GET, format!("{}/invoices", p(&c.tenant)), None),
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
             method: M::POST,
             pattern: "/v1/workspaces/{workspace_id}/billing/portal",
             request: |c| {

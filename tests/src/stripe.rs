@@ -166,8 +166,10 @@ fn no_such(kind: &str, id: &str) -> wiremock::ResponseTemplate {
 /// `GET /v1/subscriptions/{id}`, `GET /v1/subscriptions` (not canceled, newest first, with
 /// `limit` and `starting_after`), `DELETE /v1/subscriptions/{id}` (cancels), `POST
 /// /v1/subscriptions/{id}` (moves `trial_end`, sets `cancel_at_period_end`), `GET
-/// /v1/invoices/{id}` (a subscription's paid first invoice, with its payments) and
-/// `POST /v1/refunds`, answered from the account.
+/// /v1/invoices/{id}` (a subscription's paid first invoice, with its payments), `GET
+/// /v1/invoices` (a customer's: each subscription's first invoice), `POST
+/// /v1/invoices/create_preview` (a subscription's next invoice) and `POST /v1/refunds`,
+/// answered from the account.
 impl wiremock::Respond for StripeAccount {
     fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
         let mut account = self.lock();
@@ -187,6 +189,12 @@ impl wiremock::Respond for StripeAccount {
                 }
                 None => no_such("subscription", id),
             };
+        }
+        if path == "/v1/invoices" {
+            return invoice_list(&account, request);
+        }
+        if path == "/v1/invoices/create_preview" {
+            return invoice_preview(&account, request);
         }
         if let Some(id) = path.strip_prefix("/v1/invoices/") {
             let subscription = id.strip_prefix("in_").unwrap_or(id);
@@ -320,6 +328,69 @@ impl wiremock::Match for LookupKey {
     }
 }
 
+/// A subscription's first invoice as `GET /v1/invoices` lists it: paid, $29 with $0 tax.
+fn listed_invoice(subscription: &Value) -> Value {
+    let id = format!("in_{}", subscription["id"].as_str().unwrap_or_default());
+    let item = &subscription["items"]["data"][0];
+    json!({"id": id, "object": "invoice", "number": format!("TEST-{}", &id[id.len().saturating_sub(6)..]),
+           "status": "paid", "currency": "usd", "customer": subscription["customer"], "livemode": false,
+           "subtotal": 2900, "total_taxes": [], "total": 2900, "amount_due": 2900, "amount_paid": 2900,
+           "amount_remaining": 0, "created": subscription["created"],
+           "period_start": item["current_period_start"], "period_end": item["current_period_start"],
+           "hosted_invoice_url": format!("https://invoice.stripe.com/i/test/{id}"),
+           "invoice_pdf": format!("https://pay.stripe.com/invoice/test/{id}/pdf")})
+}
+
+/// `GET /v1/invoices?customer=&limit=&starting_after=`: the customer's invoices, newest first.
+fn invoice_list(account: &Account, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+    let query: std::collections::HashMap<String, String> = request.url.query_pairs().into_owned().collect();
+    let mut invoices: Vec<Value> = account
+        .subscriptions
+        .values()
+        .filter(|s| query.get("customer").is_none_or(|c| s["customer"] == c.as_str()))
+        .map(listed_invoice)
+        .collect();
+    invoices.sort_by_key(|i| std::cmp::Reverse(i["created"].as_i64()));
+    let start = match query.get("starting_after") {
+        Some(after) => match invoices.iter().position(|i| i["id"] == after.as_str()) {
+            Some(at) => at + 1,
+            None => return no_such("invoice", after),
+        },
+        None => 0,
+    };
+    let limit: usize = query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
+    let page: Vec<Value> = invoices.iter().skip(start).take(limit).cloned().collect();
+    let has_more = start + page.len() < invoices.len();
+    wiremock::ResponseTemplate::new(200)
+        .set_body_json(json!({"object": "list", "url": "/v1/invoices", "has_more": has_more, "data": page}))
+}
+
+/// `POST /v1/invoices/create_preview` with `customer` and `subscription`: the next period's
+/// invoice of a renewing subscription, else Stripe's `invoice_upcoming_none`.
+fn invoice_preview(account: &Account, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+    let form: std::collections::HashMap<String, String> =
+        serde_urlencoded::from_bytes(&request.body).unwrap_or_default();
+    let renewing = form.get("subscription").and_then(|id| account.subscriptions.get(id)).filter(|s| {
+        ["active", "trialing", "past_due"].contains(&s["status"].as_str().unwrap_or_default())
+            && s["customer"] == form.get("customer").map(String::as_str).unwrap_or_default()
+    });
+    let Some(subscription) = renewing else {
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            Some("invoice_upcoming_none"),
+            "No upcoming invoices for customer".into(),
+        );
+    };
+    let end = subscription.pointer("/items/data/0/current_period_end").and_then(Value::as_i64).unwrap_or_else(now);
+    wiremock::ResponseTemplate::new(200).set_body_json(json!({
+        "id": null, "object": "invoice", "number": null, "status": "draft", "currency": "usd",
+        "customer": subscription["customer"], "subtotal": 2900, "total_taxes": [], "total": 2900,
+        "amount_due": 2900, "amount_paid": 0, "amount_remaining": 2900, "created": now(),
+        "period_start": end, "period_end": end + 2_592_000, "next_payment_attempt": end,
+        "hosted_invoice_url": null, "invoice_pdf": null}))
+}
+
 pub fn price_list(lookup_key: &str) -> Value {
     json!({"object": "list", "url": "/v1/prices", "has_more": false, "data": [{
         "id": format!("price_{lookup_key}"), "object": "price", "active": true, "currency": "usd",
@@ -334,7 +405,12 @@ pub async fn start_default_server(account: &StripeAccount) -> wiremock::MockServ
     use wiremock::{Mock, ResponseTemplate};
     let server = wiremock::MockServer::start().await;
     Mock::given(method("GET"))
-        .and(path_regex(r"^/v1/(subscriptions(/[^/]+)?|invoices/[^/]+)$"))
+        .and(path_regex(r"^/v1/(subscriptions(/[^/]+)?|invoices(/[^/]+)?)$"))
+        .respond_with(account.clone())
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v1/invoices/create_preview"))
         .respond_with(account.clone())
         .mount(&server)
         .await;

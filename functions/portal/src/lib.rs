@@ -1,8 +1,9 @@
 //! The `portal` function: `POST /v1/workspaces/{id}/billing/portal` opens a Stripe Customer
 //! Portal session, where owners and admins change plan, payment method or cancel; and
 //! `.../billing/subscription/cancel|resume` cancel at the period's end (or take it back)
-//! through the API.
+//! through the API; `GET /v1/workspaces/{id}/invoices` lists the invoices and the next one.
 
+mod invoices;
 mod plan_change;
 mod subscription;
 
@@ -25,7 +26,11 @@ use uuid::Uuid;
 pub const FUNCTION: &str = "portal";
 
 pub fn router() -> OpenApiRouter<BillingState> {
-    OpenApiRouter::new().routes(routes!(create)).merge(subscription::router()).merge(plan_change::router())
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .merge(subscription::router())
+        .merge(plan_change::router())
+        .merge(invoices::router())
 }
 
 shared::http_function!(BillingState, |state| shared::http::finish_over(router(), state, FUNCTION));

@@ -138,7 +138,7 @@ async fn checkout_portal_worker_and_reconciliation_work_against_the_local_stripe
 async fn async_stripes_own_types_parse_the_local_stripes_answers() {
     use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
     use stripe_billing::billing_portal_session::CreateBillingPortalSession;
-    use stripe_billing::invoice::RetrieveInvoice;
+    use stripe_billing::invoice::{CreatePreviewInvoice, ListInvoice, RetrieveInvoice};
     use stripe_billing::subscription::{
         CancelSubscription, CreateSubscription, CreateSubscriptionItems, ListSubscription, RetrieveSubscription,
         UpdateSubscription,
@@ -189,6 +189,16 @@ async fn async_stripes_own_types_parse_the_local_stripes_answers() {
     let latest = read.latest_invoice.as_ref().and_then(|i| i.id().as_ref()).expect("a latest invoice").to_string();
     let invoice = RetrieveInvoice::new(latest.as_str()).send(&client).await.unwrap();
     assert_eq!((invoice.amount_paid, invoice.currency.to_string().as_str()), (2900, "usd"));
+    // The customer's invoices (typed, paged), and the next one of the renewing subscription.
+    let listed_invoices = ListInvoice::new().customer(customer.id.as_str()).limit(10).send(&client).await.unwrap();
+    assert!(!listed_invoices.data.is_empty() && listed_invoices.data.iter().all(|i| i.number.is_some()));
+    let preview = CreatePreviewInvoice::new()
+        .customer(customer.id.as_str())
+        .subscription(read.id.as_str())
+        .send(&client)
+        .await
+        .unwrap();
+    assert_eq!((preview.amount_due, preview.id.is_none()), (2900, true));
     let canceled = CancelSubscription::new(read.id.as_str()).send(&client).await.unwrap();
     assert_eq!(canceled.status.as_str(), "canceled");
     assert_eq!(meter.event_name, "ai_tool_runs");

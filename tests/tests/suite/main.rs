@@ -32,6 +32,7 @@ mod files;
 mod health;
 mod identity_edges;
 mod invitations;
+mod invoices;
 mod list_plans;
 mod local_ai;
 mod local_stripe;

@@ -1,0 +1,140 @@
+//! The workspace's invoices, read from Stripe: each request the portal function sends is
+//! asserted (the customer, the page size, Stripe's cursor; the preview's customer and
+//! subscription), and the refused cases answer their codes without a Stripe call.
+
+use axum::http::StatusCode;
+use integration_tests::stripe::{SubscriptionState, now};
+use integration_tests::{Tenant, TestApp};
+use std::collections::HashMap;
+
+fn customer(t: &Tenant) -> String {
+    format!("cus_{}", t.id.simple())
+}
+
+/// Stripe holds two subscriptions of the tenant's customer (an older, canceled one), so its
+/// invoice list has two pages of one.
+fn two_subscriptions(app: &TestApp, t: &Tenant, cancel_at_period_end: bool) {
+    for (id, status, created) in [
+        (format!("sub_{}", t.id.simple()), "active", now() - 100),
+        (format!("sub_old_{}", t.id.simple()), "canceled", now() - 5_000_000),
+    ] {
+        let state = SubscriptionState {
+            subscription: id,
+            customer: customer(t),
+            workspace_id: t.id,
+            status,
+            lookup_key: "studio_monthly",
+            period_end: now() + 2_592_000,
+            cancel_at_period_end,
+        };
+        app.stripe_account.put_created(&state, created);
+    }
+}
+
+/// The requests the portal function sent to `path`, each as its query (GET) or form (POST).
+async fn sent(app: &TestApp, path: &str) -> Vec<HashMap<String, String>> {
+    let requests = app.stripe.received_requests().await.unwrap();
+    requests
+        .iter()
+        .filter(|r| r.url.path() == path)
+        .map(|r| {
+            if r.method.as_str() == "GET" {
+                r.url.query_pairs().into_owned().collect()
+            } else {
+                serde_urlencoded::from_bytes(&r.body).unwrap()
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn owners_page_through_their_invoices_with_the_next_one_on_the_first_page() {
+    let app = TestApp::new().await;
+    let t = app.tenant("invoices").await;
+    two_subscriptions(&app, &t, false);
+    let path = format!("{}/invoices", t.path());
+
+    let first = app.get(&t.owner, &format!("{path}?limit=1")).await;
+    let first = first.expect(StatusCode::OK).clone();
+    let newest = format!("in_sub_{}", t.id.simple());
+    assert_eq!(first["items"].as_array().unwrap().len(), 1);
+    let invoice = &first["items"][0];
+    assert_eq!(invoice["id"], newest.as_str());
+    assert_eq!(
+        (invoice["status"].as_str(), invoice["total"].as_i64(), invoice["tax"].as_i64()),
+        (Some("paid"), Some(2900), Some(0))
+    );
+    assert!(invoice["number"].as_str().is_some_and(|n| n.starts_with("TEST-")));
+    assert!(invoice["hosted_invoice_url"].as_str().unwrap().starts_with("https://invoice.stripe.com/"));
+    assert!(invoice["invoice_pdf"].as_str().unwrap().ends_with("/pdf"));
+    assert_eq!(first["next_cursor"], newest.as_str());
+    assert_eq!(first["upcoming"]["amount_due"], 2900);
+    assert_eq!(first["upcoming"]["status"], "draft");
+    assert!(first["upcoming"]["next_payment_attempt"].is_string());
+
+    let second = app.get(&t.admin, &format!("{path}?limit=1&cursor={newest}")).await;
+    let second = second.expect(StatusCode::OK).clone();
+    assert_eq!(second["items"][0]["id"], format!("in_sub_old_{}", t.id.simple()));
+    assert_eq!(second["next_cursor"], serde_json::Value::Null);
+    assert_eq!(second["upcoming"], serde_json::Value::Null, "the next invoice is on the first page only");
+
+    // What was asked of Stripe: the workspace's customer, the page size, Stripe's own cursor.
+    let lists = sent(&app, "/v1/invoices").await;
+    assert_eq!(lists.len(), 2);
+    assert_eq!(lists[0].get("customer"), Some(&customer(&t)));
+    assert_eq!(lists[0].get("limit").map(String::as_str), Some("1"));
+    assert_eq!(lists[0].get("starting_after"), None);
+    assert_eq!(lists[1].get("starting_after"), Some(&newest));
+    let previews = sent(&app, "/v1/invoices/create_preview").await;
+    assert_eq!(previews.len(), 1);
+    assert_eq!(previews[0].get("customer"), Some(&customer(&t)));
+    assert_eq!(previews[0].get("subscription"), Some(&format!("sub_{}", t.id.simple())));
+}
+
+#[tokio::test]
+async fn a_subscription_ending_with_its_period_has_no_next_invoice() {
+    let app = TestApp::new().await;
+    let t = app.tenant("invoices-ending").await;
+    two_subscriptions(&app, &t, true);
+    sqlx::query("UPDATE subscriptions SET cancel_at_period_end = true WHERE workspace_id = $1")
+        .bind(t.id)
+        .execute(&integration_tests::service_pool().await)
+        .await
+        .unwrap();
+    let page = app.get(&t.owner, &format!("{}/invoices", t.path())).await;
+    let page = page.expect(StatusCode::OK).clone();
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    assert_eq!(page["upcoming"], serde_json::Value::Null);
+    assert!(sent(&app, "/v1/invoices/create_preview").await.is_empty(), "no preview is asked for");
+}
+
+#[tokio::test]
+async fn refused_invoice_requests_answer_their_code() {
+    let app = TestApp::new().await;
+    let t = app.tenant("invoices-refused").await;
+    two_subscriptions(&app, &t, false);
+    let path = format!("{}/invoices", t.path());
+    for cursor in ["not-an-invoice", "in_x%26limit%3D5", "cus_123"] {
+        let refused = app.get(&t.owner, &format!("{path}?cursor={cursor}")).await;
+        assert_eq!(refused.problem(StatusCode::BAD_REQUEST), "invalid_cursor", "{cursor}");
+    }
+    assert!(sent(&app, "/v1/invoices").await.is_empty(), "a malformed cursor never reaches Stripe");
+    // Well formed, but not one of this customer's invoices: Stripe says so.
+    let unknown = app.get(&t.owner, &format!("{path}?cursor=in_someone_else")).await;
+    assert_eq!(unknown.problem(StatusCode::BAD_REQUEST), "invalid_cursor");
+    for limit in ["0", "101"] {
+        let refused = app.get(&t.owner, &format!("{path}?limit={limit}")).await;
+        assert_eq!(refused.problem(StatusCode::UNPROCESSABLE_ENTITY), "validation_failed");
+    }
+    for (user, status) in
+        [(&t.member, StatusCode::FORBIDDEN), (&t.viewer, StatusCode::FORBIDDEN), (&t.contact, StatusCode::FORBIDDEN)]
+    {
+        app.get(user, &path).await.problem(status);
+    }
+    // A workspace that never checked out has no invoices, and Stripe is not asked.
+    let free = app.workspace(&t.owner, "Never paid").await;
+    let before = sent(&app, "/v1/invoices").await.len();
+    let none = app.get(&t.owner, &format!("/v1/workspaces/{free}/invoices")).await;
+    assert_eq!(none.expect(StatusCode::OK)["items"], serde_json::json!([]));
+    assert_eq!(sent(&app, "/v1/invoices").await.len(), before);
+}
