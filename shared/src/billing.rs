@@ -49,6 +49,9 @@ pub struct BillingState {
     pub app: AppState,
     pub stripe: StripeClient,
     pub redirects: RedirectPolicy,
+    /// Stripe Tax calculates the tax of checkouts and their subscriptions
+    /// (`STRIPE_AUTOMATIC_TAX`, on by default; the Stripe account must have Stripe Tax set up).
+    pub automatic_tax: bool,
 }
 
 impl FromRef<BillingState> for AppState {
@@ -79,6 +82,7 @@ impl BillingState {
             stripe: StripeClient::new(&key, settings.get("STRIPE_API_BASE").as_deref())
                 .map_err(|e| ConfigError::Invalid { name: "STRIPE_SECRET_KEY", reason: e.to_string() })?,
             redirects: RedirectPolicy::new(origins.split(',').map(str::to_owned)),
+            automatic_tax: crate::config::parse_or(&|name: &str| settings.get(name), "STRIPE_AUTOMATIC_TAX", true)?,
         })
     }
 }

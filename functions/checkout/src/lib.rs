@@ -31,10 +31,12 @@ use shared::plans;
 use shared::stripe::{first_of_list, text};
 use shared::validate::Validator;
 use shared::{ApiError, AppState};
-use stripe_checkout::CheckoutSessionMode;
 use stripe_checkout::checkout_session::{
-    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+    CreateCheckoutSession, CreateCheckoutSessionAutomaticTax, CreateCheckoutSessionCustomerUpdate,
+    CreateCheckoutSessionCustomerUpdateAddress, CreateCheckoutSessionCustomerUpdateName,
+    CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData, CreateCheckoutSessionTaxIdCollection,
 };
+use stripe_checkout::{CheckoutSessionBillingAddressCollection, CheckoutSessionMode};
 use stripe_product::price::ListPrice;
 use utoipa::ToSchema;
 use utoipa_axum::routes;
@@ -171,7 +173,13 @@ async fn create(
         .cancel_url(cancel_url.as_str())
         .metadata(tagged())
         .subscription_data(subscription_data)
-        .allow_promotion_codes(true);
+        .allow_promotion_codes(true)
+        // What a valid (VAT) invoice needs: the billing address and the business's tax IDs,
+        // saved on the customer so its invoices and renewals carry them.
+        .billing_address_collection(CheckoutSessionBillingAddressCollection::Required)
+        .tax_id_collection(CreateCheckoutSessionTaxIdCollection::new(true))
+        .customer_update(customer_update())
+        .automatic_tax(CreateCheckoutSessionAutomaticTax::new(state.automatic_tax));
     let key = format!("checkout:{workspace_id}:{plan_id}:{request_key}", plan_id = plan.id);
     let session = state.stripe.post(request, &key).await.map_err(stripe_failure)?;
     let (session_id, url) = match (text(&session, "id"), text(&session, "url")) {
@@ -205,4 +213,13 @@ async fn create(
     tracing::info!(session = %session_id, plan = plan.id, ?trial_days, "checkout session created");
     let seats = plan.per_seat.then_some(seats);
     Ok(Json(CheckoutSession { id: session_id, url, trial_days, seats }))
+}
+
+/// The address and name collected at checkout replace the customer's: Stripe Tax computes from
+/// that address, and the invoice shows that name.
+fn customer_update() -> CreateCheckoutSessionCustomerUpdate {
+    let mut update = CreateCheckoutSessionCustomerUpdate::new();
+    update.address = Some(CreateCheckoutSessionCustomerUpdateAddress::Auto);
+    update.name = Some(CreateCheckoutSessionCustomerUpdateName::Auto);
+    update
 }

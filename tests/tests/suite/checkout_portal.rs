@@ -77,6 +77,13 @@ async fn checkout_sends_stripe_exactly_what_links_the_subscription_to_the_worksp
         // The workspace's first paid subscription: the plan's trial.
         ("subscription_data[trial_period_days]", "14"),
         ("allow_promotion_codes", "true"),
+        // Tax: the billing address and tax IDs collected and saved on the customer, and Stripe
+        // Tax on (the default).
+        ("billing_address_collection", "required"),
+        ("tax_id_collection[enabled]", "true"),
+        ("customer_update[address]", "auto"),
+        ("customer_update[name]", "auto"),
+        ("automatic_tax[enabled]", "true"),
     ];
     for (field, value) in expected {
         assert_eq!(form.get(field).map(String::as_str), Some(value), "{field}");
