@@ -20,7 +20,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -414,6 +414,9 @@ pub fn router(stripe: Arc<LocalStripe>) -> Router {
     Router::new()
         .route("/v1/prices", get(list_prices))
         .route("/v1/customers", post(create_customer))
+        .route("/v1/customers/{id}", get(read_customer).post(update_customer))
+        .route("/v1/customers/{id}/tax_ids", post(create_tax_id))
+        .route("/v1/customers/{id}/tax_ids/{tax_id}", delete(delete_tax_id))
         .route("/v1/checkout/sessions", post(create_checkout_session))
         .route("/v1/billing_portal/sessions", post(create_portal_session))
         .route("/v1/subscriptions", get(list_subscriptions).post(create_subscription))
@@ -532,6 +535,87 @@ async fn create_customer(State(stripe): State<Arc<LocalStripe>>, body: Bytes) ->
     stripe.account().customers.insert(customer["id"].as_str().unwrap_or_default().to_owned(), customer.clone());
     stripe.save();
     axum::Json(customer).into_response()
+}
+
+/// A customer with its tax IDs (`expand[]=tax_ids`, as the API asks; always included here).
+fn customer_view(customer: &Value) -> Value {
+    let mut view = customer.clone();
+    let tax_ids: Vec<Value> = customer["_tax_ids"].as_array().cloned().unwrap_or_default();
+    view.as_object_mut().map(|o| o.remove("_tax_ids"));
+    let url = format!("/v1/customers/{}/tax_ids", customer["id"].as_str().unwrap_or_default());
+    view["tax_ids"] = json!({"object": "list", "has_more": false, "url": url, "data": tax_ids});
+    view
+}
+
+async fn read_customer(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>) -> Response {
+    match stripe.account().customers.get(&id) {
+        Some(customer) => axum::Json(customer_view(customer)).into_response(),
+        None => missing("customer", &id),
+    }
+}
+
+/// Sets the customer's `name` and `address[...]` fields that the form carries.
+async fn update_customer(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>, body: Bytes) -> Response {
+    let form = form_of(&body);
+    let updated = {
+        let mut account = stripe.account();
+        let Some(customer) = account.customers.get_mut(&id) else { return missing("customer", &id) };
+        if let Some(name) = field(&form, "name") {
+            customer["name"] = json!(name);
+        }
+        let address = metadata(&form, "address");
+        if address.as_object().is_some_and(|a| !a.is_empty()) {
+            let mut full = json!({"line1": null, "line2": null, "city": null, "state": null, "postal_code": null, "country": null});
+            for (key, value) in address.as_object().into_iter().flatten() {
+                full[key] = value.clone();
+            }
+            customer["address"] = full;
+        }
+        customer_view(customer)
+    };
+    stripe.save();
+    axum::Json(updated).into_response()
+}
+
+/// A tax ID as Stripe creates it: the value's shape is checked (letters and digits, at least
+/// four), then it waits for verification.
+async fn create_tax_id(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>, body: Bytes) -> Response {
+    let form = form_of(&body);
+    let (kind, value) = (field(&form, "type").unwrap_or_default(), field(&form, "value").unwrap_or_default());
+    let compact: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+    if compact.len() < 4 || !compact.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return error(StatusCode::BAD_REQUEST, Some("tax_id_invalid"), format!("Invalid value for {kind}."));
+    }
+    let tax_id = json!({"id": new_id("txi"), "object": "tax_id", "country": compact.get(..2), "created": now(),
+                        "customer": id, "livemode": false, "type": kind, "value": compact,
+                        "verification": {"status": "pending", "verified_address": null, "verified_name": null}});
+    {
+        let mut account = stripe.account();
+        let Some(customer) = account.customers.get_mut(&id) else { return missing("customer", &id) };
+        let mut tax_ids = customer["_tax_ids"].as_array().cloned().unwrap_or_default();
+        tax_ids.push(tax_id.clone());
+        customer["_tax_ids"] = json!(tax_ids);
+    }
+    stripe.save();
+    axum::Json(tax_id).into_response()
+}
+
+async fn delete_tax_id(State(stripe): State<Arc<LocalStripe>>, Path((id, tax_id)): Path<(String, String)>) -> Response {
+    let removed = {
+        let mut account = stripe.account();
+        let Some(customer) = account.customers.get_mut(&id) else { return missing("customer", &id) };
+        let mut tax_ids = customer["_tax_ids"].as_array().cloned().unwrap_or_default();
+        let before = tax_ids.len();
+        tax_ids.retain(|t| t["id"] != tax_id.as_str());
+        customer["_tax_ids"] = json!(tax_ids);
+        before != customer["_tax_ids"].as_array().map_or(0, Vec::len)
+    };
+    stripe.save();
+    if removed {
+        axum::Json(json!({"id": tax_id, "object": "tax_id", "deleted": true})).into_response()
+    } else {
+        missing("tax_id", &tax_id)
+    }
 }
 
 async fn create_checkout_session(State(stripe): State<Arc<LocalStripe>>, body: Bytes) -> Response {

@@ -309,6 +309,7 @@ impl TestApp {
             &self.checkout
         } else if path.ends_with("/billing/portal")
             || path.contains("/billing/subscription")
+            || path.contains("/billing/customer")
             || path.ends_with("/invoices")
         {
             &self.portal

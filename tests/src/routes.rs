@@ -529,6 +529,48 @@ pub fn rows() -> Vec<Row> {
         },
         Row {
             method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/billing/customer",
+            request: |c| (M::GET, format!("{}/billing/customer", p(&c.tenant)), None),
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::PUT,
+            pattern: "/v1/workspaces/{workspace_id}/billing/customer",
+            request: |c| {
+                (
+                    M::PUT,
+                    format!("{}/billing/customer", p(&c.tenant)),
+                    Some(
+                        json!({"name": "Acme GmbH", "address": {"line1": "Hauptstr. 1", "city": "Berlin", "country": "DE"}}),
+                    ),
+                )
+            },
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/billing/customer/tax-ids",
+            request: |c| {
+                (
+                    M::POST,
+                    format!("{}/billing/customer/tax-ids", p(&c.tenant)),
+                    Some(json!({"type": "eu_vat", "value": "DE123456789"})),
+                )
+            },
+            expect: [201, 201, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::DELETE,
+            pattern: "/v1/workspaces/{workspace_id}/billing/customer/tax-ids/{tax_id}",
+            request: |c| (M::DELETE, format!("{}/billing/customer/tax-ids/txi_fixture", p(&c.tenant)), None),
+            expect: [204, 204, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
             pattern: "/v1/workspaces/{workspace_id}/invoices",
             request: |c| (M::GET, format!("{}/invoices", p(&c.tenant)), None),
             expect: [200, 200, 403, 403, 403, 404],

@@ -106,6 +106,8 @@ pub struct StripeAccount {
 #[derive(Default)]
 struct Account {
     subscriptions: std::collections::BTreeMap<String, Value>,
+    /// Customers' billing details (name, address, tax IDs) as the API set them.
+    customers: std::collections::BTreeMap<String, Value>,
     unavailable: bool,
 }
 
@@ -189,6 +191,9 @@ impl wiremock::Respond for StripeAccount {
                 }
                 None => no_such("subscription", id),
             };
+        }
+        if let Some(rest) = path.strip_prefix("/v1/customers/") {
+            return customer_call(&mut account, method, rest, request);
         }
         if path == "/v1/invoices" {
             return invoice_list(&account, request);
@@ -328,6 +333,75 @@ impl wiremock::Match for LookupKey {
     }
 }
 
+/// `GET|POST /v1/customers/{id}` (read with its tax IDs; set `name` and `address[...]`),
+/// `POST /v1/customers/{id}/tax_ids` (a value with fewer than four letters or digits is
+/// Stripe's `tax_id_invalid`) and `DELETE /v1/customers/{id}/tax_ids/{tax_id}`.
+fn customer_call(
+    account: &mut Account,
+    method: &str,
+    rest: &str,
+    request: &wiremock::Request,
+) -> wiremock::ResponseTemplate {
+    let form: std::collections::HashMap<String, String> =
+        serde_urlencoded::from_bytes(&request.body).unwrap_or_default();
+    let mut parts = rest.splitn(3, '/');
+    let id = parts.next().unwrap_or_default().to_owned();
+    let customer = account.customers.entry(id.clone()).or_insert_with(|| {
+        json!({"id": id, "object": "customer", "name": null, "email": null, "address": null,
+               "tax_ids": {"object": "list", "has_more": false, "data": []}})
+    });
+    match (method, parts.next(), parts.next()) {
+        ("GET", None, _) => wiremock::ResponseTemplate::new(200).set_body_json(&*customer),
+        ("POST", None, _) => {
+            if let Some(name) = form.get("name") {
+                customer["name"] = json!(name);
+            }
+            let mut address = json!({"line1": null, "line2": null, "city": null, "state": null, "postal_code": null, "country": null});
+            for (key, value) in &form {
+                if let Some(field) = key.strip_prefix("address[").and_then(|k| k.strip_suffix(']')) {
+                    address[field] = json!(value);
+                }
+            }
+            if form.keys().any(|k| k.starts_with("address[")) {
+                customer["address"] = address;
+            }
+            wiremock::ResponseTemplate::new(200).set_body_json(&*customer)
+        }
+        ("POST", Some("tax_ids"), None) => {
+            let value = form.get("value").cloned().unwrap_or_default();
+            if value.chars().filter(char::is_ascii_alphanumeric).count() < 4 {
+                return stripe_error(
+                    400,
+                    "invalid_request_error",
+                    Some("tax_id_invalid"),
+                    format!("Invalid value for {}.", form.get("type").cloned().unwrap_or_default()),
+                );
+            }
+            let tax_id = json!({"id": format!("txi_{}", Uuid::new_v4().simple()), "object": "tax_id", "type": form.get("type"),
+                                "value": value, "customer": id, "verification": {"status": "pending"}});
+            if let Some(list) = customer["tax_ids"]["data"].as_array_mut() {
+                list.push(tax_id.clone());
+            }
+            wiremock::ResponseTemplate::new(200).set_body_json(tax_id)
+        }
+        ("DELETE", Some("tax_ids"), Some(tax_id)) => {
+            let list = customer["tax_ids"]["data"].as_array_mut();
+            let removed = list.is_some_and(|list| {
+                let before = list.len();
+                list.retain(|t| t["id"] != tax_id);
+                before != list.len()
+            });
+            if removed {
+                wiremock::ResponseTemplate::new(200)
+                    .set_body_json(json!({"id": tax_id, "object": "tax_id", "deleted": true}))
+            } else {
+                no_such("tax_id", tax_id)
+            }
+        }
+        _ => no_such("customer", &id),
+    }
+}
+
 /// A subscription's first invoice as `GET /v1/invoices` lists it: paid, $29 with $0 tax.
 fn listed_invoice(subscription: &Value) -> Value {
     let id = format!("in_{}", subscription["id"].as_str().unwrap_or_default());
@@ -411,6 +485,10 @@ pub async fn start_default_server(account: &StripeAccount) -> wiremock::MockServ
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/invoices/create_preview"))
+        .respond_with(account.clone())
+        .mount(&server)
+        .await;
+    Mock::given(path_regex(r"^/v1/customers/[^/]+(/tax_ids(/[^/]+)?)?$"))
         .respond_with(account.clone())
         .mount(&server)
         .await;

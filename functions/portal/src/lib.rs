@@ -3,6 +3,7 @@
 //! `.../billing/subscription/cancel|resume` cancel at the period's end (or take it back)
 //! through the API; `GET /v1/workspaces/{id}/invoices` lists the invoices and the next one.
 
+mod customer;
 mod invoices;
 mod plan_change;
 mod subscription;
@@ -31,6 +32,7 @@ pub fn router() -> OpenApiRouter<BillingState> {
         .merge(subscription::router())
         .merge(plan_change::router())
         .merge(invoices::router())
+        .merge(customer::router())
 }
 
 shared::http_function!(BillingState, |state| shared::http::finish_over(router(), state, FUNCTION));

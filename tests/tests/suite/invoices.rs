@@ -138,3 +138,90 @@ async fn refused_invoice_requests_answer_their_code() {
     assert_eq!(none.expect(StatusCode::OK)["items"], serde_json::json!([]));
     assert_eq!(sent(&app, "/v1/invoices").await.len(), before);
 }
+
+/// The form the portal function sent to `path`, the last time.
+async fn last_form(app: &TestApp, path: &str) -> HashMap<String, String> {
+    sent(app, path).await.pop().unwrap_or_else(|| panic!("nothing was sent to {path}"))
+}
+
+#[tokio::test]
+async fn owners_set_the_name_address_and_tax_ids_their_invoices_carry() {
+    let app = TestApp::new().await;
+    let t = app.tenant("billing-details").await;
+    let path = format!("{}/billing/customer", t.path());
+    let stripe_customer = format!("/v1/customers/{}", customer(&t));
+
+    let empty = app.get(&t.owner, &path).await;
+    assert_eq!(empty.expect(StatusCode::OK)["tax_ids"], serde_json::json!([]));
+    let read = sent(&app, &stripe_customer).await;
+    assert_eq!(read[0].get("expand[0]").map(String::as_str), Some("tax_ids"), "the tax IDs come with the customer");
+
+    let body = serde_json::json!({"name": " Acme GmbH ", "address": {"line1": "Hauptstr. 1", "line2": "",
+        "city": "Berlin", "postal_code": "10115", "country": "de"}});
+    let updated = app.call(axum::http::Method::PUT, &path, Some(&t.owner.token), Some(&body)).await;
+    let updated = updated.expect(StatusCode::OK).clone();
+    assert_eq!(updated["name"], "Acme GmbH");
+    assert_eq!(updated["address"]["country"], "DE");
+    let form = last_form(&app, &stripe_customer).await;
+    for (field, value) in [
+        ("name", "Acme GmbH"),
+        ("address[line1]", "Hauptstr. 1"),
+        ("address[city]", "Berlin"),
+        ("address[postal_code]", "10115"),
+        ("address[country]", "DE"),
+    ] {
+        assert_eq!(form.get(field).map(String::as_str), Some(value), "{field}: {form:?}");
+    }
+    assert!(!form.contains_key("address[line2]"), "an empty optional line is left out: {form:?}");
+
+    let tax_ids = format!("{path}/tax-ids");
+    let added = app.post(&t.admin, &tax_ids, serde_json::json!({"type": "eu_vat", "value": " DE123456789 "})).await;
+    let added = added.expect(StatusCode::CREATED).clone();
+    assert_eq!((added["type"].as_str(), added["value"].as_str()), (Some("eu_vat"), Some("DE123456789")));
+    assert_eq!(added["verification"], "pending");
+    let form = last_form(&app, &format!("{stripe_customer}/tax_ids")).await;
+    assert_eq!((form["type"].as_str(), form["value"].as_str()), ("eu_vat", "DE123456789"));
+    let shown = app.get(&t.owner, &path).await;
+    assert_eq!(shown.expect(StatusCode::OK)["tax_ids"][0]["id"], added["id"]);
+
+    let one = format!("{tax_ids}/{}", added["id"].as_str().unwrap());
+    app.delete(&t.owner, &one).await.expect(StatusCode::NO_CONTENT);
+    app.delete(&t.owner, &one).await.expect(StatusCode::NO_CONTENT);
+    let shown = app.get(&t.owner, &path).await;
+    assert_eq!(shown.expect(StatusCode::OK)["tax_ids"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn refused_billing_details_answer_their_code() {
+    let app = TestApp::new().await;
+    let t = app.tenant("billing-details-refused").await;
+    let path = format!("{}/billing/customer", t.path());
+    let tax_ids = format!("{path}/tax-ids");
+    for body in [
+        serde_json::json!({"type": "vat", "value": "DE123456789"}),
+        serde_json::json!({"type": "eu_vat", "value": ""}),
+        serde_json::json!({"type": "eu_vat", "value": "x".repeat(65)}),
+    ] {
+        let refused = app.post(&t.owner, &tax_ids, body.clone()).await;
+        assert_eq!(refused.problem(StatusCode::UNPROCESSABLE_ENTITY), "validation_failed", "{body}");
+    }
+    assert!(sent(&app, &format!("/v1/customers/{}/tax_ids", customer(&t))).await.is_empty(), "refused before Stripe");
+    // Stripe refuses the number itself: the caller's mistake, with Stripe's reason.
+    let refused = app.post(&t.owner, &tax_ids, serde_json::json!({"type": "eu_vat", "value": "D1"})).await;
+    assert_eq!(refused.problem(StatusCode::UNPROCESSABLE_ENTITY), "validation_failed");
+    assert!(refused.body.to_string().contains("Stripe refused it"), "{}", refused.body);
+    for address in [
+        serde_json::json!({"line1": "Hauptstr. 1", "country": "Germany"}),
+        serde_json::json!({"line1": "  ", "country": "DE"}),
+        serde_json::json!({"line1": "a\nb", "country": "DE"}),
+    ] {
+        let body = serde_json::json!({"name": "Acme", "address": address});
+        let refused = app.call(axum::http::Method::PUT, &path, Some(&t.owner.token), Some(&body)).await;
+        assert_eq!(refused.problem(StatusCode::UNPROCESSABLE_ENTITY), "validation_failed", "{body}");
+    }
+    assert_eq!(app.get(&t.member, &path).await.problem(StatusCode::FORBIDDEN), "forbidden");
+    // A workspace that never checked out has no billing account to hold them.
+    let never = app.workspace(&t.owner, "Never paid").await;
+    let none = app.get(&t.owner, &format!("/v1/workspaces/{never}/billing/customer")).await;
+    assert_eq!(none.problem(StatusCode::CONFLICT), "no_billing_account");
+}
