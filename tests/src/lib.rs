@@ -794,28 +794,53 @@ pub fn worker_settings(role: &str, settings: &[(&'static str, String)]) -> share
     self::settings(&all)
 }
 
+/// The admin API with `dev-operator` as its one platform operator: one router for a test's
+/// calls, as one deployed function serves them.
+pub struct AdminApi {
+    router: Router,
+    /// A token of the operator.
+    pub operator: String,
+}
+
+impl AdminApi {
+    pub async fn new() -> Self {
+        let mut settings = base_settings();
+        settings.push(("ADMIN_SUBJECTS".into(), "dev-operator".into()));
+        Self { router: admin_router(settings).await, operator: mint("dev-operator", None, Duration::from_secs(600)) }
+    }
+
+    /// `method uri` with `body` (JSON), as the holder of `token` (the operator's, or anyone's).
+    pub async fn call(&self, token: &str, method: Method, uri: &str, body: Option<Value>) -> TestResponse {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+            .expect("a request");
+        respond(self.router.clone(), request).await
+    }
+
+    /// As the operator.
+    pub async fn operate(&self, method: Method, uri: &str, body: Option<Value>) -> TestResponse {
+        self.call(&self.operator, method, uri, body).await
+    }
+}
+
 /// Sends `body` to the admin API as a platform operator (`dev-operator`).
 pub async fn as_operator(method: Method, uri: &str, body: Value) -> TestResponse {
-    let mut settings = base_settings();
-    settings.push(("ADMIN_SUBJECTS".into(), "dev-operator".into()));
-    let operator = mint("dev-operator", None, Duration::from_secs(600));
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {operator}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("a request");
-    respond(admin_router(settings).await, request).await
+    AdminApi::new().await.operate(method, uri, Some(body)).await
 }
 
 /// Grants the workspace `entitlement` = `value` for an hour, as a platform operator does.
-pub async fn grant_override(workspace: Uuid, entitlement: &str, value: Value) {
+/// Answers the override granted.
+pub async fn grant_override(workspace: Uuid, entitlement: &str, value: Value) -> Value {
     let expires_at = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
         .format(&time::format_description::well_known::Rfc3339)
         .expect("a formattable time");
     let body = json!({"entitlement": entitlement, "value": value, "expires_at": expires_at, "reason": "Test"});
     as_operator(Method::POST, &format!("/v1/admin/workspaces/{workspace}/overrides"), body)
         .await
-        .expect(StatusCode::CREATED);
+        .expect(StatusCode::CREATED)
+        .clone()
 }

@@ -2,34 +2,15 @@
 //! concurrency, until it expires or is revoked; each grant and revocation audited with the
 //! operator.
 
-use std::time::Duration;
-
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
-use integration_tests::{TestApp, base_settings, mint, owner_pool, service_pool, subscribe};
+use axum::http::StatusCode;
+use integration_tests::{AdminApi, TestApp, grant_override, owner_pool, service_pool, subscribe};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use tower::ServiceExt;
 
-async fn admin() -> axum::Router {
-    let mut settings = base_settings();
-    settings.push(("ADMIN_SUBJECTS".into(), "dev-operator".into()));
-    integration_tests::admin_router(settings).await
-}
-
-async fn call(router: &axum::Router, token: &str, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+/// The admin API's answer to `method uri`, as the holder of `token`.
+async fn call(admin: &AdminApi, token: &str, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let answer = admin.call(token, method.parse().expect("a method"), uri, body).await;
+    (answer.status, answer.body)
 }
 
 fn in_an_hour() -> String {
@@ -41,8 +22,8 @@ fn in_an_hour() -> String {
 #[tokio::test]
 async fn an_override_lifts_a_limit_exactly_under_concurrency_until_it_ends() {
     let app = TestApp::new().await;
-    let admin = admin().await;
-    let operator = mint("dev-operator", None, Duration::from_secs(600));
+    let admin = AdminApi::new().await;
+    let operator = admin.operator.clone();
     let t = app.tenant("override").await;
     subscribe(t.id, "free", "active").await;
     let projects = format!("{}/projects", t.path());
@@ -141,26 +122,13 @@ async fn an_override_lifts_a_limit_exactly_under_concurrency_until_it_ends() {
     assert_eq!(listed.as_array().unwrap().len(), 2);
 }
 
-async fn grant(admin: &axum::Router, operator: &str, workspace: uuid::Uuid, entitlement: &str, value: Value) -> Value {
-    let (status, granted) = call(
-        admin,
-        operator,
-        "POST",
-        &format!("/v1/admin/workspaces/{workspace}/overrides"),
-        Some(json!({"entitlement": entitlement, "value": value, "expires_at": in_an_hour(), "reason": "Pilot"})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{granted}");
-    granted
-}
-
 /// Features are granted and withheld, for people, contacts and API keys alike (the access check
 /// in the request's first statement, and each route's feature check, see the override).
 #[tokio::test]
 async fn a_feature_override_grants_or_withholds_the_feature_everywhere_it_is_checked() {
     let app = TestApp::new().await;
-    let admin = admin().await;
-    let operator = mint("dev-operator", None, Duration::from_secs(600));
+    let admin = AdminApi::new().await;
+    let operator = admin.operator.clone();
     let t = app.tenant("override-features").await;
     subscribe(t.id, "free", "active").await;
     let keys = format!("{}/api-keys", t.path());
@@ -175,9 +143,9 @@ async fn a_feature_override_grants_or_withholds_the_feature_everywhere_it_is_che
     let endpoint = json!({"url": "https://hooks.example.test/in", "events": ["project.created"]});
     assert_eq!(app.post(&t.owner, &webhooks, endpoint.clone()).await.status, StatusCode::PAYMENT_REQUIRED);
 
-    let api_access = grant(&admin, &operator, t.id, "api_access", json!(1)).await;
-    grant(&admin, &operator, t.id, "client_portal", json!(1)).await;
-    grant(&admin, &operator, t.id, "webhooks", json!(1)).await;
+    let api_access = grant_override(t.id, "api_access", json!(1)).await;
+    grant_override(t.id, "client_portal", json!(1)).await;
+    grant_override(t.id, "webhooks", json!(1)).await;
     let key = app.post(&t.owner, &keys, key_request.clone()).await;
     let key = key.expect(StatusCode::CREATED)["key"].as_str().unwrap().to_owned();
     let by_key = app.call(axum::http::Method::GET, &format!("{}/projects", t.path()), Some(&key), None).await;
@@ -202,7 +170,7 @@ async fn a_feature_override_grants_or_withholds_the_feature_everywhere_it_is_che
 
     // Withheld: a Studio workspace without webhooks.
     let studio = app.tenant("override-withheld").await;
-    grant(&admin, &operator, studio.id, "webhooks", json!(0)).await;
+    grant_override(studio.id, "webhooks", json!(0)).await;
     let refused = app.post(&studio.owner, &format!("{}/webhooks", studio.path()), endpoint).await;
     assert_eq!(refused.problem(StatusCode::PAYMENT_REQUIRED), "feature_not_in_plan");
 
@@ -229,12 +197,10 @@ async fn a_feature_override_grants_or_withholds_the_feature_everywhere_it_is_che
 #[tokio::test]
 async fn ai_allowance_and_rate_limit_overrides_hold_exactly() {
     let app = TestApp::new().await;
-    let admin = admin().await;
-    let operator = mint("dev-operator", None, Duration::from_secs(600));
     let t = app.tenant("override-ai").await;
     subscribe(t.id, "free", "active").await;
-    grant(&admin, &operator, t.id, "ai_tools", json!(1)).await;
-    grant(&admin, &operator, t.id, "ai_runs_per_month", json!(2)).await;
+    grant_override(t.id, "ai_tools", json!(1)).await;
+    grant_override(t.id, "ai_runs_per_month", json!(2)).await;
     let runs = format!("{}/ai/runs", t.path());
     let run = json!({"tool": "proposal_draft", "input": {"brief": "A site"}});
     for _ in 0..2 {
@@ -243,7 +209,7 @@ async fn ai_allowance_and_rate_limit_overrides_hold_exactly() {
     assert_eq!(app.post(&t.owner, &runs, run).await.problem(StatusCode::TOO_MANY_REQUESTS), "quota_exceeded");
 
     let limited = app.tenant("override-rate").await;
-    grant(&admin, &operator, limited.id, "requests_per_minute", json!(3)).await;
+    grant_override(limited.id, "requests_per_minute", json!(3)).await;
     // A fresh minute: the fixture's own requests spent some of the plan's budget.
     sqlx::query("DELETE FROM rate_limit_buckets WHERE bucket = $1")
         .bind(format!("workspace:{}", limited.id))
@@ -273,13 +239,11 @@ async fn ai_allowance_and_rate_limit_overrides_hold_exactly() {
 #[tokio::test]
 async fn budget_overrides_hold_for_keys_and_expensive_routes() {
     let app = TestApp::new().await;
-    let admin = admin().await;
-    let operator = mint("dev-operator", None, Duration::from_secs(600));
     let t = app.tenant("override-budgets").await;
     let key = app.post(&t.owner, &format!("{}/api-keys", t.path()), json!({"name": "CI", "role": "member"})).await;
     let key = key.expect(StatusCode::CREATED)["key"].as_str().unwrap().to_owned();
-    grant(&admin, &operator, t.id, "requests_per_minute", json!(5)).await;
-    grant(&admin, &operator, t.id, "expensive_per_minute", json!(2)).await;
+    grant_override(t.id, "requests_per_minute", json!(5)).await;
+    grant_override(t.id, "expensive_per_minute", json!(2)).await;
     let fresh_minute = || async {
         sqlx::query("DELETE FROM rate_limit_buckets WHERE bucket LIKE '%' || $1")
             .bind(t.id.to_string())
@@ -317,10 +281,8 @@ async fn budget_overrides_hold_for_keys_and_expensive_routes() {
 #[tokio::test]
 async fn a_workspace_limit_holds_exactly_under_concurrency_for_people() {
     let app = TestApp::new().await;
-    let admin = admin().await;
-    let operator = mint("dev-operator", None, Duration::from_secs(600));
     let limited = app.tenant("override-rate-burst").await;
-    grant(&admin, &operator, limited.id, "requests_per_minute", json!(4)).await;
+    grant_override(limited.id, "requests_per_minute", json!(4)).await;
     // A changed limit applies from an instance's next lease; this one has none yet.
     let app = TestApp::new().await;
     for round in 0..2 {

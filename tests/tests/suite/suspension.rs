@@ -3,39 +3,23 @@
 //! its API keys stop, and lifting it restores writes; both are audited with the operator and the
 //! reason.
 
-use std::time::Duration;
-
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use http_body_util::BodyExt;
+use axum::http::{Method, Request, StatusCode};
 use integration_tests::routes::{Ctx, rows};
-use integration_tests::{TestApp, base_settings, mint, service_pool};
+use integration_tests::{AdminApi, TestApp, service_pool};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
-async fn admin() -> axum::Router {
-    let mut settings = base_settings();
-    settings.push(("ADMIN_SUBJECTS".into(), "dev-operator".into()));
-    integration_tests::admin_router(settings).await
-}
-
-async fn post(router: &axum::Router, token: &str, uri: &str, body: Value) -> (StatusCode, Value) {
-    let request = Request::post(uri)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+/// The admin API's answer to a POST of `body` to `uri`, as the holder of `token`.
+async fn post(admin: &AdminApi, token: &str, uri: &str, body: Value) -> (StatusCode, Value) {
+    let answer = admin.call(token, Method::POST, uri, Some(body)).await;
+    (answer.status, answer.body)
 }
 
 #[tokio::test]
 async fn a_suspended_workspace_reads_but_refuses_every_write_and_its_keys_stop() {
     let app = TestApp::new().await;
-    let admin = admin().await;
-    let operator = mint("dev-operator", None, Duration::from_secs(600));
+    let admin = AdminApi::new().await;
+    let operator = admin.operator.clone();
     let ctx = Ctx::new(&app, "suspended").await;
     let t = &ctx.tenant;
     let key = app.post(&t.owner, &format!("{}/api-keys", t.path()), json!({"name": "K", "role": "admin"})).await;
