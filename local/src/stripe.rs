@@ -199,7 +199,13 @@ impl LocalStripe {
         subscription["items"]["data"][0]["subscription"] = json!(id);
         subscription["latest_invoice"] = json!(format!("in_{id}"));
         // Kept as it is when the account already has it (a restart keeps its state).
-        self.account().subscriptions.entry(id.to_owned()).or_insert(subscription);
+        let mut account = self.account();
+        account.subscriptions.entry(id.to_owned()).or_insert(subscription);
+        account.customers.entry(customer.to_owned()).or_insert_with(|| {
+            json!({"id": customer, "object": "customer", "created": now(), "livemode": false, "email": null,
+                   "name": null, "metadata": {"workspace_id": workspace_id.to_string()}})
+        });
+        drop(account);
         self.save();
     }
 

@@ -335,7 +335,8 @@ impl wiremock::Match for LookupKey {
 
 /// `GET|POST /v1/customers/{id}` (read with its tax IDs; set `name` and `address[...]`),
 /// `POST /v1/customers/{id}/tax_ids` (a value with fewer than four letters or digits is
-/// Stripe's `tax_id_invalid`) and `DELETE /v1/customers/{id}/tax_ids/{tax_id}`.
+/// Stripe's `tax_id_invalid`) and `DELETE /v1/customers/{id}/tax_ids/{tax_id}`; a customer
+/// whose id starts with `cus_gone` was deleted in Stripe.
 fn customer_call(
     account: &mut Account,
     method: &str,
@@ -346,6 +347,10 @@ fn customer_call(
         serde_urlencoded::from_bytes(&request.body).unwrap_or_default();
     let mut parts = rest.splitn(3, '/');
     let id = parts.next().unwrap_or_default().to_owned();
+    if id.starts_with("cus_gone") {
+        // A customer deleted in Stripe's dashboard.
+        return no_such("customer", &id);
+    }
     let customer = account.customers.entry(id.clone()).or_insert_with(|| {
         json!({"id": id, "object": "customer", "name": null, "email": null, "address": null,
                "tax_ids": {"object": "list", "has_more": false, "data": []}})

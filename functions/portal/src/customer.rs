@@ -95,8 +95,21 @@ async fn customer_of(state: &BillingState, caller: &Caller, workspace_id: Uuid) 
 
 async fn fetch(state: &BillingState, customer: &str) -> Result<CustomerView, ApiError> {
     let request = RetrieveCustomer::new(customer).expand(vec!["tax_ids".to_owned()]);
-    let customer = state.stripe.get(request).await.map_err(stripe_failure)?;
+    let customer = state.stripe.get(request).await.map_err(billing_failure)?;
     Ok(CustomerView::from_stripe(&customer))
+}
+
+/// A customer Stripe no longer has (deleted in its dashboard) is the workspace's missing
+/// billing account, not a failure of ours; anything else as every Stripe failure.
+fn billing_failure(error: StripeError) -> ApiError {
+    if error.is_missing() {
+        ApiError::Conflict {
+            code: "no_billing_account",
+            detail: "Stripe no longer has the workspace's billing account; start a checkout to make a new one.".into(),
+        }
+    } else {
+        stripe_failure(error)
+    }
 }
 
 /// The name, address and tax IDs invoices carry (owners and admins).
@@ -137,7 +150,7 @@ async fn replace(
         .stripe
         .post(request, &format!("customer-update:{workspace_id}:{}", Uuid::new_v4()))
         .await
-        .map_err(stripe_failure)?;
+        .map_err(billing_failure)?;
     tracing::info!(%workspace_id, "billing details changed");
     Ok(Json(CustomerView::from_stripe(&updated)))
 }
@@ -173,7 +186,7 @@ async fn add_tax_id(
                     tracing::info!(?code, %message, "Stripe refused a tax ID");
                     ApiError::validation("value", format!("Stripe refused it: {message}"))
                 }
-                error => stripe_failure(error),
+                error => billing_failure(error),
             }
         })?;
     tracing::info!(%workspace_id, "tax ID added");

@@ -220,6 +220,13 @@ async fn refused_billing_details_answer_their_code() {
         assert_eq!(refused.problem(StatusCode::UNPROCESSABLE_ENTITY), "validation_failed", "{body}");
     }
     assert_eq!(app.get(&t.member, &path).await.problem(StatusCode::FORBIDDEN), "forbidden");
+    // A customer deleted in Stripe is a missing billing account, not a failure.
+    sqlx::query("UPDATE workspaces SET stripe_customer_id = 'cus_gone_1' WHERE id = $1")
+        .bind(t.id)
+        .execute(&integration_tests::service_pool().await)
+        .await
+        .unwrap();
+    assert_eq!(app.get(&t.owner, &path).await.problem(StatusCode::CONFLICT), "no_billing_account");
     // A workspace that never checked out has no billing account to hold them.
     let never = app.workspace(&t.owner, "Never paid").await;
     let none = app.get(&t.owner, &format!("/v1/workspaces/{never}/billing/customer")).await;
