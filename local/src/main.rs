@@ -489,14 +489,20 @@ async fn start_email_pipeline() -> Result<()> {
     Ok(())
 }
 
+/// Creates `bucket` in the local S3 unless it is there (a restarted stack keeps moto's).
+async fn ensure_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
+    if s3.head_bucket().bucket(bucket).send().await.is_err() {
+        s3.create_bucket().bucket(bucket).send().await?;
+    }
+    Ok(())
+}
+
 /// The export worker on the local SQS and S3: the bucket is created on start, requested exports
 /// are swept every few seconds (every minute on AWS), and their download links point at moto.
 async fn start_export_pipeline() -> Result<()> {
     let bucket = setting("EXPORTS_BUCKET").context("EXPORTS_BUCKET")?;
     let s3 = shared::exports::client().await;
-    if s3.head_bucket().bucket(&bucket).send().await.is_err() {
-        s3.create_bucket().bucket(&bucket).send().await.context("create the exports bucket in the local S3")?;
-    }
+    ensure_bucket(&s3, &bucket).await.context("create the exports bucket in the local S3")?;
     let queue = local_stack::queues::ensure_with_dlq("exports").await?;
     let exporter: &'static export_worker::Exporter =
         build(&worker_settings("app_exporter", &[("EXPORT_QUEUE_URL", queue.url())]).await?).await?;
@@ -525,9 +531,7 @@ async fn start_files_pipeline() -> Result<()> {
     use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
     let bucket = setting("FILES_BUCKET").context("FILES_BUCKET")?;
     let s3 = shared::exports::client().await;
-    if s3.head_bucket().bucket(&bucket).send().await.is_err() {
-        s3.create_bucket().bucket(&bucket).send().await.context("create the files bucket in the local S3")?;
-    }
+    ensure_bucket(&s3, &bucket).await.context("create the files bucket in the local S3")?;
     let rule = CorsRule::builder()
         .set_allowed_origins(Some(allowed_origins()))
         .allowed_methods("POST")

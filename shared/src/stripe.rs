@@ -154,6 +154,11 @@ pub fn first_of_list(list: Value) -> Result<Option<Value>, StripeError> {
     }
 }
 
+/// A Stripe timestamp (Unix seconds), or `None` for anything else.
+pub fn timestamp(value: &Value) -> Option<time::OffsetDateTime> {
+    value.as_i64().and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+}
+
 /// A string field of an answer (`id`, `url`, ...).
 pub fn text(object: &Value, field: &str) -> Result<String, StripeError> {
     object

@@ -12,7 +12,7 @@ use shared::billing::{BillingState, stripe_failure};
 use shared::http::extract::{Path, Query};
 use shared::http::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
 use shared::openapi::OpenApiRouter;
-use shared::stripe::StripeError;
+use shared::stripe::{StripeError, timestamp};
 use stripe_billing::invoice::{CreatePreviewInvoice, ListInvoice};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -165,10 +165,6 @@ async fn upcoming(
         Err(StripeError::Refused { code: Some(code), .. }) if code == "invoice_upcoming_none" => Ok(None),
         Err(error) => Err(stripe_failure(error)),
     }
-}
-
-fn timestamp(value: &Value) -> Option<OffsetDateTime> {
-    value.as_i64().and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
 }
 
 impl InvoiceView {

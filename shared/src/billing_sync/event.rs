@@ -96,7 +96,7 @@ impl Subscription {
 }
 
 fn timestamp(value: Option<&Value>) -> Option<OffsetDateTime> {
-    value.and_then(Value::as_i64).and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+    value.and_then(crate::stripe::timestamp)
 }
 
 /// The items' recurring prices times their quantities, per month (rounded to the unit). `None`

@@ -494,10 +494,10 @@ async fn the_audit_contact_delivery_and_ai_run_pages_walk_their_index_in_a_skewe
     }
 }
 
-/// A deliverable's files in a skewed mix: one deliverable with 5,000 ready files among 300 of
-/// ten, beside pending uploads. The page walks the ready files' index in order and stops at
+/// A deliverable's files, and a comment's, in a skewed mix: one item with 5,000 ready files
+/// among 300 of ten, beside pending uploads. Each page walks its own index in order and stops at
 /// the page, with and without a cursor, for a member and for a client contact (whose rows pass
-/// through the deliverables' policy), under the functions' generic plans.
+/// through the items' own policies), under the functions' generic plans.
 #[tokio::test]
 async fn the_files_page_walks_its_index_in_a_skewed_mix_for_members_and_contacts() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -508,18 +508,28 @@ async fn the_files_page_walks_its_index_in_a_skewed_mix_for_members_and_contacts
     for statement in [
         "INSERT INTO deliverables (id, workspace_id, project_id, title, client_visible)
          SELECT app.uuid_v7(), $1, $2, 'D ' || n, true FROM generate_series(1, 300) n",
+        "INSERT INTO comments (id, workspace_id, project_id, body, client_visible)
+         SELECT app.uuid_v7(), $1, $2, 'C ' || n, true FROM generate_series(1, 300) n",
         "INSERT INTO files (id, workspace_id, project_id, deliverable_id, name, content_type, size_bytes,
-                                        state, upload_expires_at, confirmed_at)
+                            state, upload_expires_at, confirmed_at)
          SELECT app.uuid_v7(), d.workspace_id, d.project_id, d.id, 'f' || n, 'application/pdf', 100,
                 CASE WHEN n % 10 = 0 THEN 'pending' ELSE 'ready' END::file_state, now(),
                 CASE WHEN n % 10 = 0 THEN NULL ELSE now() END
          FROM deliverables d, generate_series(1, CASE WHEN d.id = $3 THEN 5500 ELSE 10 END) n
          WHERE d.workspace_id = $1",
+        "INSERT INTO files (id, workspace_id, project_id, comment_id, name, content_type, size_bytes,
+                            state, upload_expires_at, confirmed_at)
+         SELECT app.uuid_v7(), c.workspace_id, c.project_id, c.id, 'f' || n, 'image/png', 100,
+                CASE WHEN n % 10 = 0 THEN 'pending' ELSE 'ready' END::file_state, now(),
+                CASE WHEN n % 10 = 0 THEN NULL ELSE now() END
+         FROM comments c, generate_series(1, CASE WHEN c.id = $4 THEN 5500 ELSE 10 END) n
+         WHERE c.workspace_id = $1",
     ] {
         sqlx::query(statement)
             .bind(t.id)
             .bind(t.project_id)
             .bind(t.visible_deliverable_id)
+            .bind(t.visible_comment_id)
             .execute(&mut *seed)
             .await
             .unwrap();
@@ -528,34 +538,38 @@ async fn the_files_page_walks_its_index_in_a_skewed_mix_for_members_and_contacts
     sqlx::query("ANALYZE").execute(&owner_pool).await.unwrap();
 
     let pool = functions_pool().await;
-    let cursor: uuid::Uuid = sqlx::query_scalar(
-        "SELECT id FROM files WHERE deliverable_id = $1 AND state = 'ready' ORDER BY id DESC OFFSET 100 LIMIT 1",
-    )
-    .bind(t.visible_deliverable_id)
-    .fetch_one(&owner_pool)
-    .await
-    .unwrap();
-    for (name, reader) in [("member", &t.member), ("contact", &t.contact)] {
-        let (mut tx, _) = TenantTx::enter(
-            &pool,
-            &shared::db::RateLimiter::default(),
-            &reader.caller(),
-            t.id,
-            Some(t.project_id),
-            Cost::Standard,
-        )
+    // Each parent's page, from its own index.
+    for (parent, column, item) in
+        [("deliverable", "deliverable_id", t.visible_deliverable_id), ("comment", "comment_id", t.visible_comment_id)]
+    {
+        let cursor: uuid::Uuid = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM files WHERE {column} = $1 AND state = 'ready' ORDER BY id DESC OFFSET 100 LIMIT 1"
+        )))
+        .bind(item)
+        .fetch_one(&owner_pool)
         .await
         .unwrap();
-        let marks = ["FROM files", "deliverable_id = $2", "AND state = 'ready'", "LIMIT $5"];
-        prepare_page(&mut tx, &format!("page_files_{name}"), "(uuid, uuid, uuid, uuid, bigint)", &marks).await;
-        for after in ["NULL".to_owned(), format!("'{cursor}'")] {
-            let execute = format!(
-                "EXECUTE page_files_{name}('{}', '{}', '{}', {after}, 26)",
-                t.id, t.visible_deliverable_id, t.project_id
-            );
-            assert_walks_in_order(&mut tx, &execute, "files", &["workspace_id", "deliverable_id"]).await;
-            let rows = sqlx::query(sqlx::AssertSqlSafe(execute.clone())).fetch_all(&mut *tx).await.unwrap();
-            assert_eq!(rows.len(), 26, "{execute}: a full page (and one more, to know there is a next)");
+        for (name, reader) in [("member", &t.member), ("contact", &t.contact)] {
+            let (mut tx, _) = TenantTx::enter(
+                &pool,
+                &shared::db::RateLimiter::default(),
+                &reader.caller(),
+                t.id,
+                Some(t.project_id),
+                Cost::Standard,
+            )
+            .await
+            .unwrap();
+            let parent_mark = format!("{column} = $2");
+            let marks = ["FROM files", parent_mark.as_str(), "AND state = 'ready'", "LIMIT $5"];
+            let statement = format!("page_{parent}_files_{name}");
+            prepare_page(&mut tx, &statement, "(uuid, uuid, uuid, uuid, bigint)", &marks).await;
+            for after in ["NULL".to_owned(), format!("'{cursor}'")] {
+                let execute = format!("EXECUTE {statement}('{}', '{item}', '{}', {after}, 26)", t.id, t.project_id);
+                assert_walks_in_order(&mut tx, &execute, "files", &["workspace_id", column]).await;
+                let rows = sqlx::query(sqlx::AssertSqlSafe(execute.clone())).fetch_all(&mut *tx).await.unwrap();
+                assert_eq!(rows.len(), 26, "{execute}: a full page (and one more, to know there is a next)");
+            }
         }
     }
 }
