@@ -24,7 +24,10 @@ use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const MONTH_SECS: i64 = 30 * 86_400;
+mod proration;
+mod tax;
+
+use proration::period_secs;
 
 /// How to walk the whole subscription lifecycle against the local Stripe with `curl` and a
 /// browser, printed by `local-stack serve` (with `$TOKEN` from its output).
@@ -38,9 +41,10 @@ pub fn walkthrough(port: u16) -> String {
         format!("  curl -s -X POST {auth} -d '{{\"plan\":\"pro\",\"success_url\":\"http://localhost:3000/\",\"cancel_url\":\"http://localhost:3000/\"}}' {api}/workspaces/$WS/billing/checkout"),
         "      open its \"url\" in a browser and press \"Pay with a test card\" (a 14-day trial: the workspace's first subscription)".to_owned(),
         format!("  curl -s {auth} {api}/workspaces/$WS/billing                       # plan, status, next invoice, seats"),
-        format!("  curl -s -X POST {auth} -d '{{\"plan\":\"team\"}}' {api}/workspaces/$WS/billing/subscription   # upgrade now (per seat)"),
+        format!("  P=$(curl -s -X POST {auth} -d '{{\"plan\":\"team\"}}' {api}/workspaces/$WS/billing/subscription/preview); echo \"$P\"   # what the upgrade costs now"),
+        format!("  curl -s -X POST {auth} -d \"{{\\\"preview_token\\\":$(echo \"$P\" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)[\"token\"]))')}}\" {api}/workspaces/$WS/billing/subscription   # confirm it"),
         format!("  curl -s -X POST {auth} -d '{{\"email\":\"new@example.com\",\"role\":\"member\"}}' {api}/workspaces/$WS/invitations   # one more seat, synced within seconds"),
-        format!("  curl -s -X POST {auth} -d '{{\"plan\":\"pro\"}}' {api}/workspaces/$WS/billing/subscription    # downgrade at the period's end"),
+        format!("  curl -s -X POST {auth} -d '{{\"plan\":\"pro\",\"interval\":\"year\"}}' {api}/workspaces/$WS/billing/subscription/preview   # a downgrade to yearly Pro: at the period's end (confirm its token the same way)"),
         format!("  curl -s -X POST {auth} {api}/workspaces/$WS/billing/subscription/cancel   # then .../resume"),
         format!("  curl -s -X POST {auth} -d '{{\"return_url\":\"http://localhost:3000/\"}}' {api}/workspaces/$WS/billing/portal"),
         "      open its \"url\": fail the renewal's payment, pay it, advance to the period's end (the downgrade takes over)".to_owned(),
@@ -121,22 +125,27 @@ fn list(url: &str, data: Vec<Value>, has_more: bool) -> Response {
     axum::Json(json!({"object": "list", "url": url, "has_more": has_more, "data": data})).into_response()
 }
 
-/// The price sold under a lookup key of the plan catalog.
+/// The price sold under a lookup key of the plan catalog; a yearly price is ten months'.
 fn price(lookup_key: &str) -> Option<Value> {
-    let plan = shared::plans::by_lookup_key(lookup_key)?;
-    let unit_amount = match plan.id {
+    let (plan, interval) = shared::plans::price_by_lookup_key(lookup_key)?;
+    let monthly = match plan.id {
         "studio" => 9900,
         // Per seat.
         "team" => 1200,
         _ => 2900,
     };
+    let (unit_amount, interval) = match interval {
+        shared::plans::Interval::Month => (monthly, "month"),
+        shared::plans::Interval::Year => (monthly * 10, "year"),
+    };
     Some(json!({
         "id": format!("price_local_{lookup_key}"), "object": "price", "active": true, "currency": "usd",
         "billing_scheme": "per_unit", "created": 1_790_000_000, "tax_behavior": "unspecified",
         "unit_amount_decimal": unit_amount.to_string(),
-        "livemode": false, "lookup_key": lookup_key, "metadata": {}, "nickname": plan.name,
+        "livemode": false, "lookup_key": lookup_key, "metadata": {},
+        "nickname": format!("{} ({interval}ly)", plan.name),
         "product": format!("prod_local_{}", plan.id), "type": "recurring", "unit_amount": unit_amount,
-        "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"}
+        "recurring": {"interval": interval, "interval_count": 1, "usage_type": "licensed"}
     }))
 }
 
@@ -253,6 +262,7 @@ impl LocalStripe {
 
     fn new_subscription(&self, customer: &str, price: Value, metadata: Value, status: &str) -> Value {
         let created = now();
+        let period_end = created + period_secs(&price);
         let id = new_id("sub");
         json!({
             "id": id, "object": "subscription", "billing_cycle_anchor": created, "cancel_at": null,
@@ -266,7 +276,7 @@ impl LocalStripe {
             "items": {"object": "list", "has_more": false, "total_count": 1,
                       "url": format!("/v1/subscription_items?subscription={id}"),
                       "data": [{"id": new_id("si"), "object": "subscription_item", "created": created,
-                                "current_period_start": created, "current_period_end": created + MONTH_SECS,
+                                "current_period_start": created, "current_period_end": period_end,
                                 "discounts": [], "metadata": {}, "plan": plan_of(&price), "price": price,
                                 "quantity": 1, "subscription": id}]}
         })
@@ -280,12 +290,13 @@ impl LocalStripe {
         self: &Arc<Self>,
         customer: &str,
         (price, quantity): (Value, i64),
-        metadata: Value,
+        (metadata, automatic_tax): (Value, bool),
         trial_days: Option<i64>,
         around: impl FnOnce(&str) -> Vec<(&'static str, Value)>,
     ) -> Value {
         let mut incomplete = self.new_subscription(customer, price, metadata, "incomplete");
         incomplete["items"]["data"][0]["quantity"] = json!(quantity.max(1));
+        incomplete["automatic_tax"]["enabled"] = json!(automatic_tax);
         let id = incomplete["id"].as_str().unwrap_or_default().to_owned();
         let mut active = incomplete.clone();
         active["status"] = json!("active");
@@ -298,8 +309,14 @@ impl LocalStripe {
             active["items"]["data"][0]["current_period_end"] = json!(end);
         }
         self.account().subscriptions.insert(id.clone(), active.clone());
-        let amount = if active["status"] == "trialing" { 0 } else { amount_of(&active) };
-        let invoice = invoice_object(&new_id("in"), &active, amount, true, "subscription_create");
+        let mut line = plan_line(&active);
+        if active["status"] == "trialing" {
+            line["amount"] = json!(0);
+            line["subtotal"] = json!(0);
+        }
+        let customer = self.account().customers.get(customer).cloned();
+        let invoice =
+            invoice_with_lines(&new_id("in"), &active, vec![line], customer.as_ref(), true, "subscription_create");
         let mut events = vec![("customer.subscription.created", incomplete)];
         events.extend(around(&id));
         events.extend([("invoice.paid", invoice), ("customer.subscription.updated", active.clone())]);
@@ -314,7 +331,9 @@ impl LocalStripe {
         let invoice = {
             let account = self.account();
             let subscription = account.subscriptions.get(id)?;
-            invoice_object(&new_id("in"), subscription, amount_of(subscription), paid, "subscription_cycle")
+            let customer = subscription["customer"].as_str().and_then(|c| account.customers.get(c));
+            let line = plan_line(subscription);
+            invoice_with_lines(&new_id("in"), subscription, vec![line], customer, paid, "subscription_cycle")
         };
         let updated = {
             let mut account = self.account();
@@ -349,8 +368,6 @@ impl LocalStripe {
             let mut account = self.account();
             let subscription = account.subscriptions.get_mut(id)?;
             let end = subscription["items"]["data"][0]["current_period_end"].as_i64().unwrap_or_else(now);
-            subscription["items"]["data"][0]["current_period_start"] = json!(end);
-            subscription["items"]["data"][0]["current_period_end"] = json!(end + MONTH_SECS);
             subscription["schedule"] = Value::Null;
             if let Some((price, quantity)) = next_phase {
                 set_price(subscription, price);
@@ -358,9 +375,54 @@ impl LocalStripe {
                     subscription["items"]["data"][0]["quantity"] = json!(quantity);
                 }
             }
+            let length = period_secs(&subscription["items"]["data"][0]["price"]);
+            subscription["items"]["data"][0]["current_period_start"] = json!(end);
+            subscription["items"]["data"][0]["current_period_end"] = json!(end + length);
         }
         // The new period's invoice, paid: the subscription active (a trial's end included).
         self.invoice_outcome(id, true)
+    }
+
+    /// Moves the plan item to `price` × `quantity` as of `at`, invoicing the prorations at once
+    /// (`proration_behavior=always_invoice`): the invoice, paid, then the subscription's event.
+    fn change_prorated(
+        self: &Arc<Self>,
+        id: &str,
+        price: Option<Value>,
+        quantity: Option<i64>,
+        at: i64,
+    ) -> Option<Value> {
+        let (invoice, updated) = {
+            let mut account = self.account();
+            let customer_tax = {
+                let customer = account.subscriptions.get(id)?["customer"].as_str().unwrap_or_default().to_owned();
+                account.customers.get(&customer).cloned()
+            };
+            let subscription = account.subscriptions.get_mut(id)?;
+            let item = &subscription["items"]["data"][0];
+            let price = price.unwrap_or_else(|| item["price"].clone());
+            let quantity = quantity.unwrap_or_else(|| item["quantity"].as_i64().unwrap_or(1));
+            let (lines, (start, end)) = proration::change_lines(subscription, &price, quantity, at);
+            let invoice = invoice_with_lines(
+                &new_id("in"),
+                subscription,
+                lines,
+                customer_tax.as_ref(),
+                true,
+                "subscription_update",
+            );
+            set_price(subscription, price);
+            let item = &mut subscription["items"]["data"][0];
+            item["quantity"] = json!(quantity);
+            item["current_period_start"] = json!(start);
+            item["current_period_end"] = json!(end);
+            if start == at {
+                subscription["billing_cycle_anchor"] = json!(at);
+            }
+            (invoice, subscription.clone())
+        };
+        self.emit(vec![("invoice.paid", invoice), ("customer.subscription.updated", updated.clone())]);
+        Some(updated)
     }
 
     /// Applies a change to a subscription and emits its event; `None` if there is no such one.
@@ -647,7 +709,12 @@ async fn create_checkout_session(State(stripe): State<Arc<LocalStripe>>, body: B
         "subscription_data": {"metadata": metadata(&form, "subscription_data[metadata]"),
                               "trial_period_days": field(&form, "subscription_data[trial_period_days]")
                                   .and_then(|d| d.parse::<i64>().ok())},
+        "billing_address_collection": field(&form, "billing_address_collection"),
+        "tax_id_collection": {"enabled": field(&form, "tax_id_collection[enabled]") == Some("true"),
+                              "required": "never"},
     });
+    let mut session = session;
+    session["automatic_tax"]["enabled"] = json!(field(&form, "automatic_tax[enabled]") == Some("true"));
     stripe.account().checkout_sessions.insert(id, session.clone());
     stripe.save();
     axum::Json(session).into_response()
@@ -661,10 +728,24 @@ async fn checkout_page(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<St
     let quantity = session["local_quantity"].as_i64().unwrap_or(1);
     let amount = (price["unit_amount"].as_i64().unwrap_or_default() * quantity) as f64 / 100.0;
     let seats = if quantity > 1 { format!(" ({quantity} seats)") } else { String::new() };
+    let every = price["recurring"]["interval"].as_str().unwrap_or("month");
+    let input = |name: &str, label: &str| format!("<p><label>{label} <input name=\"{name}\"></label></p>");
+    let mut fields = String::new();
+    if session["billing_address_collection"] == "required" {
+        fields.push_str(&input("name", "Name"));
+        fields.push_str(&input("line1", "Address"));
+        fields.push_str(&input("postal_code", "Postal code"));
+        fields.push_str(&input("city", "City"));
+        fields.push_str(&input("country", "Country (ISO code, e.g. DE)"));
+    }
+    if session["tax_id_collection"]["enabled"] == true {
+        fields.push_str(&input("vat_id", "EU VAT ID (optional, e.g. FRAB123456789)"));
+    }
+    let tax = if session["automatic_tax"]["enabled"] == true { ", plus tax where it applies" } else { "" };
     let body = if session["status"] == "open" {
         format!(
-            "<p>{}{seats} — ${amount:.2} per month</p><form method=\"post\" action=\"{}/checkout/{}/pay\">\
-             <button type=\"submit\">Pay with a test card</button></form><p><a href=\"{}\">Cancel</a></p>",
+            "<p>{}{seats} — ${amount:.2} per {every}{tax}</p><form method=\"post\" action=\"{}/checkout/{}/pay\">\
+             {fields}<button type=\"submit\">Pay with a test card</button></form><p><a href=\"{}\">Cancel</a></p>",
             escape(price["nickname"].as_str().unwrap_or_default()),
             escape(&stripe.public_base),
             escape(&id),
@@ -676,7 +757,10 @@ async fn checkout_page(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<St
     page("Checkout", &body).into_response()
 }
 
-async fn pay_checkout(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>) -> Response {
+/// Pays a checkout with a test card. The page's billing address and VAT ID, when given, are
+/// saved on the customer (`customer_update[address]=auto`, `tax_id_collection`), as Checkout
+/// saves them; a VAT ID is accepted when it starts with its country's code.
+async fn pay_checkout(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>, body: Bytes) -> Response {
     let Some(mut session) = stripe.account().checkout_sessions.get(&id).cloned() else {
         return missing("checkout session", &id);
     };
@@ -684,6 +768,42 @@ async fn pay_checkout(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<Str
         return Redirect::to(session["success_url"].as_str().unwrap_or("/")).into_response();
     }
     let customer = session["customer"].as_str().map(str::to_owned).unwrap_or_else(|| new_id("cus"));
+    let form = form_of(&body);
+    let given = |name: &str| field(&form, name).map(str::trim).filter(|v| !v.is_empty());
+    if let Some(country) = given("country") {
+        let country = country.to_uppercase();
+        let mut account = stripe.account();
+        let entry = account.customers.entry(customer.clone()).or_insert_with(
+            || json!({"id": customer, "object": "customer", "created": now(), "livemode": false, "metadata": {}}),
+        );
+        entry["address"] = json!({"line1": given("line1"), "line2": null, "postal_code": given("postal_code"),
+                                  "city": given("city"), "state": null, "country": country});
+        if let Some(name) = given("name") {
+            entry["name"] = json!(name);
+        }
+        if let Some(vat) = given("vat_id").map(|v| v.replace([' ', '.', '-'], "").to_uppercase()) {
+            // Greece's VAT numbers start with EL.
+            let prefix = if country == "GR" { "EL" } else { country.as_str() };
+            if !vat.starts_with(prefix) {
+                drop(account);
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    Some("tax_id_invalid"),
+                    format!("Invalid value for eu_vat: {vat}"),
+                );
+            }
+            let kind = if country == "GB" { "gb_vat" } else { "eu_vat" };
+            let tax_id = json!({"id": new_id("txi"), "object": "tax_id", "country": country, "created": now(),
+                                "customer": customer, "livemode": false, "type": kind, "value": vat,
+                                "verification": {"status": "verified", "verified_address": null, "verified_name": null}});
+            let mut ids = entry["_tax_ids"].as_array().cloned().unwrap_or_default();
+            ids.push(tax_id);
+            entry["_tax_ids"] = json!(ids);
+        }
+        drop(account);
+        stripe.save();
+    }
+    let automatic_tax = session["automatic_tax"]["enabled"] == true;
     let price = (session["local_price"].clone(), session["local_quantity"].as_i64().unwrap_or(1));
     let metadata = session["subscription_data"]["metadata"].clone();
     let trial_days = session["subscription_data"]["trial_period_days"].as_i64();
@@ -691,7 +811,7 @@ async fn pay_checkout(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<Str
     session["payment_status"] = json!("paid");
     session["customer"] = json!(customer);
     let success_url = session["success_url"].as_str().unwrap_or("/").to_owned();
-    stripe.start_subscription(&customer, price, metadata, trial_days, |subscription| {
+    stripe.start_subscription(&customer, price, (metadata, automatic_tax), trial_days, |subscription| {
         session["subscription"] = json!(subscription);
         stripe.account().checkout_sessions.insert(id, session.clone());
         stripe.save();
@@ -854,8 +974,14 @@ async fn create_subscription(State(stripe): State<Arc<LocalStripe>>, body: Bytes
     };
     let trial_days = field(&form, "trial_period_days").and_then(|d| d.parse().ok());
     let quantity = field(&form, "items[0][quantity]").and_then(|q| q.parse().ok()).unwrap_or(1);
-    let started =
-        stripe.start_subscription(customer, (price, quantity), metadata(&form, "metadata"), trial_days, |_| Vec::new());
+    let automatic_tax = field(&form, "automatic_tax[enabled]") == Some("true");
+    let started = stripe.start_subscription(
+        customer,
+        (price, quantity),
+        (metadata(&form, "metadata"), automatic_tax),
+        trial_days,
+        |_| Vec::new(),
+    );
     axum::Json(started).into_response()
 }
 
@@ -873,6 +999,11 @@ async fn update_subscription(State(stripe): State<Arc<LocalStripe>>, Path(id): P
         }
     }
     let trial_end = field(&form, "trial_end").and_then(|t| t.parse::<i64>().ok());
+    if field(&form, "proration_behavior") == Some("always_invoice") && (price.is_some() || quantity.is_some()) {
+        let at = field(&form, "proration_date").and_then(|t| t.parse::<i64>().ok()).unwrap_or_else(now);
+        let changed = stripe.change_prorated(&id, price, quantity, at);
+        return changed.map_or_else(|| missing("subscription", &id), |s| axum::Json(s).into_response());
+    }
     let changed = stripe.change(&id, |s| {
         if let Some(end) = trial_end {
             s["trial_end"] = json!(end);
@@ -1006,14 +1137,32 @@ async fn list_invoices(State(stripe): State<Arc<LocalStripe>>, RawQuery(query): 
     list("/v1/invoices", page, has_more)
 }
 
-/// The invoice the customer's subscription will send next: its plan's price for the next period
-/// (no proration: the local Stripe does not keep the history a preview of a change needs).
+/// The invoice the customer's subscription will send next: its plan's price for the next period;
+/// or, with `subscription_details[items][0]` (`price`, `quantity`), the invoice of that change:
+/// with `proration_behavior=always_invoice`, the prorations at `proration_date` (or now), as the
+/// update would invoice them; with `none`, the next period's invoice at the new price.
 async fn preview_invoice(State(stripe): State<Arc<LocalStripe>>, body: Bytes) -> Response {
     let form = form_of(&body);
-    let subscription = match field(&form, "subscription") {
-        Some(id) => stripe.account().subscriptions.get(id).cloned(),
-        None => None,
+    let (subscription, customer) = match field(&form, "subscription") {
+        Some(id) => {
+            let account = stripe.account();
+            let subscription = account.subscriptions.get(id).cloned();
+            let customer = subscription
+                .as_ref()
+                .and_then(|s| s["customer"].as_str())
+                .and_then(|c| account.customers.get(c).cloned());
+            (subscription, customer)
+        }
+        None => (None, None),
     };
+    // `subscription_details[items][0][price]`: the name after the object's, in brackets.
+    let detail = |name: &str| field(&form, &format!("subscription_details{name}"));
+    let new_price = detail("[items][0][price]").map(|p| price_of(p).ok_or(p));
+    if let Some(Err(unknown)) = new_price {
+        return error(StatusCode::BAD_REQUEST, Some("resource_missing"), format!("No such price: '{unknown}'"));
+    }
+    let new_quantity = detail("[items][0][quantity]").and_then(|q| q.parse::<i64>().ok());
+    let prorated = detail("[proration_behavior]").is_none_or(|b| b != "none");
     let Some(mut subscription) =
         subscription.filter(|s| ["active", "trialing", "past_due"].contains(&s["status"].as_str().unwrap_or_default()))
     else {
@@ -1024,20 +1173,93 @@ async fn preview_invoice(State(stripe): State<Arc<LocalStripe>>, body: Bytes) ->
         )
             .into_response();
     };
-    // The next period's invoice: it starts where the current one ends.
+    if (new_price.is_some() || new_quantity.is_some()) && prorated {
+        let at = detail("[proration_date]").and_then(|t| t.parse::<i64>().ok()).unwrap_or_else(now);
+        let item = &subscription["items"]["data"][0];
+        let price = new_price.and_then(Result::ok).unwrap_or_else(|| item["price"].clone());
+        let quantity = new_quantity.unwrap_or_else(|| item["quantity"].as_i64().unwrap_or(1));
+        let (lines, _) = proration::change_lines(&subscription, &price, quantity, at);
+        let mut invoice =
+            invoice_with_lines("upcoming", &subscription, lines, customer.as_ref(), false, "subscription_update");
+        as_preview(&mut invoice, at);
+        return axum::Json(invoice).into_response();
+    }
+    // The next period's invoice: it starts where the current one ends (at the new price, if asked).
+    if let Some(Ok(price)) = new_price {
+        set_price(&mut subscription, price);
+    }
     let item = &mut subscription["items"]["data"][0];
+    if let Some(quantity) = new_quantity {
+        item["quantity"] = json!(quantity);
+    }
     let end = item["current_period_end"].as_i64().unwrap_or_else(now);
     item["current_period_start"] = json!(end);
-    item["current_period_end"] = json!(end + MONTH_SECS);
-    let mut invoice = invoice_object("upcoming", &subscription, amount_of(&subscription), false, "upcoming");
+    item["current_period_end"] = json!(end + period_secs(&item["price"]));
+    let line = plan_line(&subscription);
+    let mut invoice = invoice_with_lines("upcoming", &subscription, vec![line], customer.as_ref(), false, "upcoming");
+    as_preview(&mut invoice, end);
+    axum::Json(invoice).into_response()
+}
+
+/// A preview is a draft with no id, number or pages yet.
+fn as_preview(invoice: &mut Value, next_payment_attempt: i64) {
     invoice["id"] = Value::Null;
     invoice["status"] = json!("draft");
     invoice["attempted"] = json!(false);
     invoice["hosted_invoice_url"] = Value::Null;
     invoice["invoice_pdf"] = Value::Null;
     invoice["number"] = Value::Null;
-    invoice["next_payment_attempt"] = json!(end);
-    axum::Json(invoice).into_response()
+    invoice["next_payment_attempt"] = json!(next_payment_attempt);
+}
+
+/// The plan item's line for its current period.
+fn plan_line(subscription: &Value) -> Value {
+    let item = &subscription["items"]["data"][0];
+    let quantity = item["quantity"].as_i64().unwrap_or(1);
+    let period = (item["current_period_start"].as_i64().unwrap_or(0), item["current_period_end"].as_i64().unwrap_or(0));
+    let name = item["price"]["nickname"].as_str().unwrap_or("plan");
+    proration::line(
+        subscription,
+        format!("{quantity} × {name}"),
+        amount_of(subscription),
+        &item["price"],
+        quantity,
+        period,
+        false,
+    )
+}
+
+/// An invoice of `lines`: its subtotal their sum, its tax what the customer's address and tax
+/// IDs call for (when the subscription has automatic tax), what is due never below zero (a
+/// credit goes to the customer's balance).
+fn invoice_with_lines(
+    id: &str,
+    subscription: &Value,
+    lines: Vec<Value>,
+    customer: Option<&Value>,
+    paid: bool,
+    reason: &str,
+) -> Value {
+    let subtotal: i64 = lines.iter().filter_map(|l| l["amount"].as_i64()).sum();
+    let taxes = tax::taxes(subscription, customer, subtotal);
+    let total = subtotal + taxes.iter().filter_map(|t| t["amount"].as_i64()).sum::<i64>();
+    let mut invoice = invoice_object(id, subscription, total.max(0), paid, reason);
+    invoice["lines"]["data"] = json!(lines);
+    invoice["subtotal"] = json!(subtotal);
+    invoice["total_excluding_tax"] = json!(subtotal);
+    invoice["total"] = json!(total);
+    invoice["total_taxes"] = json!(taxes);
+    invoice["automatic_tax"]["enabled"] = subscription["automatic_tax"]["enabled"].clone();
+    invoice["customer_address"] = customer.map_or(Value::Null, |c| c["address"].clone());
+    invoice["customer_tax_ids"] = json!(
+        customer
+            .and_then(|c| c["_tax_ids"].as_array())
+            .into_iter()
+            .flatten()
+            .map(|t| json!({"type": t["type"], "value": t["value"]}))
+            .collect::<Vec<_>>()
+    );
+    invoice
 }
 
 /// An invoice of a subscription's plan item, in Stripe's shape (async-stripe's typed `Invoice`

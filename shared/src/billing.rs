@@ -52,6 +52,10 @@ pub struct BillingState {
     /// Stripe Tax calculates the tax of checkouts and their subscriptions
     /// (`STRIPE_AUTOMATIC_TAX`, on by default; the Stripe account must have Stripe Tax set up).
     pub automatic_tax: bool,
+    /// Signs what this API hands out and takes back (a plan change's preview token): derived
+    /// from the Stripe secret key, so it needs no secret of its own, and rotating the Stripe key
+    /// retires every token signed with the old one.
+    pub signing_key: std::sync::Arc<[u8; 32]>,
 }
 
 impl FromRef<BillingState> for AppState {
@@ -76,6 +80,16 @@ impl BillingState {
     /// Over an API state that already exists (the local stack's functions share one).
     pub fn with_app(app: AppState, settings: &Settings) -> Result<Self, ConfigError> {
         let key = SecretString::from(settings.require("STRIPE_SECRET_KEY")?);
+        let signing_key: [u8; 32] = {
+            use secrecy::ExposeSecret;
+            use sha2::Digest;
+            sha2::Sha256::new()
+                .chain_update(b"saas-backend signing key v1\0")
+                .chain_update(key.expose_secret().as_bytes())
+                .finalize()
+                .into()
+        };
+        let signing_key = std::sync::Arc::new(signing_key);
         let origins = settings.require("BILLING_REDIRECT_ORIGINS")?;
         Ok(Self {
             app,
@@ -83,6 +97,7 @@ impl BillingState {
                 .map_err(|e| ConfigError::Invalid { name: "STRIPE_SECRET_KEY", reason: e.to_string() })?,
             redirects: RedirectPolicy::new(origins.split(',').map(str::to_owned)),
             automatic_tax: crate::config::parse_or(&|name: &str| settings.get(name), "STRIPE_AUTOMATIC_TAX", true)?,
+            signing_key,
         })
     }
 }
@@ -108,6 +123,29 @@ pub fn stripe_failure(error: StripeError) -> ApiError {
             }
         }
     }
+}
+
+/// The id of the active Stripe price `plan` is sold at every `interval`, found by its lookup key
+/// (so a price can be replaced in Stripe by moving the key, without a deploy).
+#[cfg(feature = "prices")]
+pub async fn price_id(
+    stripe: &StripeClient,
+    plan: &crate::plans::Plan,
+    interval: crate::plans::Interval,
+) -> Result<String, ApiError> {
+    let not_sold = || ApiError::Upstream {
+        code: "billing_not_configured",
+        detail: "This plan cannot be bought right now.".into(),
+    };
+    let lookup_key = plan.lookup_key(interval).ok_or_else(not_sold)?;
+    let request =
+        stripe_product::price::ListPrice::new().lookup_keys(vec![lookup_key.to_owned()]).active(true).limit(1);
+    let listed = stripe.get(request).await.map_err(stripe_failure)?;
+    let price = crate::stripe::first_of_list(listed).map_err(stripe_failure)?.ok_or_else(|| {
+        tracing::error!(lookup_key, "no active Stripe price has this lookup key");
+        not_sold()
+    })?;
+    crate::stripe::text(&price, "id").map_err(stripe_failure)
 }
 
 /// How many of `plan` to ask Stripe for: a per-seat plan is bought for every billable seat of

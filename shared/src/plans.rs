@@ -75,12 +75,47 @@ pub struct Limits {
     pub file_size_mb: u32,
 }
 
+/// How often a subscription renews. Entitlements never depend on it: a yearly plan unlocks and
+/// allows what the monthly one does, and its monthly allowance (the AI quota) renews each month
+/// of its billing period, counted from the subscription's period start (`app.ai_quota_period`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Interval {
+    Month,
+    Year,
+}
+
+impl Interval {
+    /// Stripe's `recurring.interval` of a price.
+    pub fn from_stripe(interval: &str) -> Option<Self> {
+        match interval {
+            "month" => Some(Interval::Month),
+            "year" => Some(Interval::Year),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::Month => "month",
+            Interval::Year => "year",
+        }
+    }
+}
+
+/// The Stripe Price lookup keys a paid plan is sold under, one per interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Prices {
+    pub monthly: &'static str,
+    pub yearly: &'static str,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub id: &'static str,
     pub name: &'static str,
-    /// The Stripe Price lookup key checkout uses; `None` for the free plan.
-    pub stripe_lookup_key: Option<&'static str>,
+    /// The Stripe Price lookup keys checkout and plan changes use; `None` for the free plan.
+    pub stripe_prices: Option<Prices>,
     /// Days of trial on a workspace's first paid subscription (never on a later one).
     pub trial_days: Option<u32>,
     /// Priced per seat: the subscription's quantity follows the workspace's billable seats
@@ -93,7 +128,7 @@ pub struct Plan {
 pub const FREE: Plan = Plan {
     id: "free",
     name: "Free",
-    stripe_lookup_key: None,
+    stripe_prices: None,
     trial_days: None,
     per_seat: false,
     features: Features { ai_tools: false, client_portal: false, api_access: false, webhooks: false },
@@ -111,7 +146,7 @@ pub const FREE: Plan = Plan {
 pub const PRO: Plan = Plan {
     id: "pro",
     name: "Pro",
-    stripe_lookup_key: Some("pro_monthly"),
+    stripe_prices: Some(Prices { monthly: "pro_monthly", yearly: "pro_yearly" }),
     trial_days: Some(14),
     per_seat: false,
     features: Features { ai_tools: true, client_portal: true, api_access: false, webhooks: true },
@@ -129,7 +164,7 @@ pub const PRO: Plan = Plan {
 pub const STUDIO: Plan = Plan {
     id: "studio",
     name: "Studio",
-    stripe_lookup_key: Some("studio_monthly"),
+    stripe_prices: Some(Prices { monthly: "studio_monthly", yearly: "studio_yearly" }),
     trial_days: Some(14),
     per_seat: false,
     features: Features { ai_tools: true, client_portal: true, api_access: true, webhooks: true },
@@ -148,7 +183,7 @@ pub const STUDIO: Plan = Plan {
 pub const TEAM: Plan = Plan {
     id: "team",
     name: "Team",
-    stripe_lookup_key: Some("team_seat_monthly"),
+    stripe_prices: Some(Prices { monthly: "team_seat_monthly", yearly: "team_seat_yearly" }),
     trial_days: Some(14),
     per_seat: true,
     features: Features { ai_tools: true, client_portal: true, api_access: true, webhooks: true },
@@ -174,6 +209,14 @@ impl Default for Plan {
 }
 
 impl Plan {
+    /// The lookup key of the plan's price for `interval`; `None` for the free plan.
+    pub fn lookup_key(&self, interval: Interval) -> Option<&'static str> {
+        self.stripe_prices.map(|prices| match interval {
+            Interval::Month => prices.monthly,
+            Interval::Year => prices.yearly,
+        })
+    }
+
     /// The plan as a workspace's entitlement overrides change it: `overrides` maps an
     /// entitlement to its value (`app.active_overrides`; a feature is 1 or 0, a `null` limit is
     /// unlimited). Unknown entitlements are ignored.
@@ -232,15 +275,22 @@ pub fn by_id(id: &str) -> Plan {
 
 /// A paid plan by id, or the field error a request naming another one gets.
 pub fn paid(id: &str) -> Result<Plan, crate::error::FieldError> {
-    CATALOG.into_iter().find(|plan| plan.id == id && plan.stripe_lookup_key.is_some()).ok_or_else(|| {
-        let paid: Vec<&str> = CATALOG.iter().filter(|p| p.stripe_lookup_key.is_some()).map(|p| p.id).collect();
+    CATALOG.into_iter().find(|plan| plan.id == id && plan.stripe_prices.is_some()).ok_or_else(|| {
+        let paid: Vec<&str> = CATALOG.iter().filter(|p| p.stripe_prices.is_some()).map(|p| p.id).collect();
         crate::error::FieldError::new("plan", format!("must be one of: {}", paid.join(", ")))
     })
 }
 
-/// The paid plan sold under a Stripe Price lookup key.
+/// The paid plan sold under a Stripe Price lookup key (either interval's).
 pub fn by_lookup_key(key: &str) -> Option<Plan> {
-    CATALOG.into_iter().find(|plan| plan.stripe_lookup_key == Some(key))
+    price_by_lookup_key(key).map(|(plan, _)| plan)
+}
+
+/// The paid plan and interval sold under a Stripe Price lookup key.
+pub fn price_by_lookup_key(key: &str) -> Option<(Plan, Interval)> {
+    CATALOG.into_iter().find_map(|plan| {
+        [Interval::Month, Interval::Year].into_iter().find(|i| plan.lookup_key(*i) == Some(key)).map(|i| (plan, i))
+    })
 }
 
 #[cfg(test)]
@@ -252,7 +302,11 @@ mod tests {
         for (i, a) in CATALOG.iter().enumerate() {
             for b in &CATALOG[i + 1..] {
                 assert_ne!(a.id, b.id);
-                assert!(a.stripe_lookup_key.is_none() || a.stripe_lookup_key != b.stripe_lookup_key);
+                for i in [Interval::Month, Interval::Year] {
+                    for j in [Interval::Month, Interval::Year] {
+                        assert!(a.lookup_key(i).is_none() || a.lookup_key(i) != b.lookup_key(j));
+                    }
+                }
             }
         }
     }
@@ -278,5 +332,7 @@ mod tests {
         assert_eq!(by_id("enterprise-2019"), FREE);
         assert_eq!(by_lookup_key("pro_monthly"), Some(PRO));
         assert_eq!(by_lookup_key("nope"), None);
+        assert_eq!(price_by_lookup_key("studio_yearly"), Some((STUDIO, Interval::Year)));
+        assert_eq!(price_by_lookup_key("team_seat_monthly"), Some((TEAM, Interval::Month)));
     }
 }

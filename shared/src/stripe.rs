@@ -159,6 +159,15 @@ pub fn timestamp(value: &Value) -> Option<time::OffsetDateTime> {
     value.as_i64().and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
 }
 
+/// An invoice's tax: newer API versions list the taxes (`total_taxes`), older ones had one `tax`
+/// amount.
+pub fn invoice_tax(invoice: &Value) -> i64 {
+    match invoice["total_taxes"].as_array() {
+        Some(taxes) => taxes.iter().filter_map(|t| t["amount"].as_i64()).sum(),
+        None => invoice["tax"].as_i64().unwrap_or(0),
+    }
+}
+
 /// A string field of an answer (`id`, `url`, ...).
 pub fn text(object: &Value, field: &str) -> Result<String, StripeError> {
     object

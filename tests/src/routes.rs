@@ -592,9 +592,25 @@ pub fn rows() -> Vec<Row> {
         // A downgrade from the fixture's Studio plan while it holds an API key: refused, before Stripe.
         Row {
             method: M::POST,
-            pattern: "/v1/workspaces/{workspace_id}/billing/subscription",
-            request: |c| (M::POST, format!("{}/billing/subscription", p(&c.tenant)), Some(json!({"plan": "pro"}))),
+            pattern: "/v1/workspaces/{workspace_id}/billing/subscription/preview",
+            request: |c| {
+                (M::POST, format!("{}/billing/subscription/preview", p(&c.tenant)), Some(json!({"plan": "pro"})))
+            },
             expect: [409, 409, 403, 403, 403, 404],
+            fresh: false,
+        },
+        // A token this API never issued: refused for managers (after their access is checked).
+        Row {
+            method: M::POST,
+            pattern: "/v1/workspaces/{workspace_id}/billing/subscription",
+            request: |c| {
+                (
+                    M::POST,
+                    format!("{}/billing/subscription", p(&c.tenant)),
+                    Some(json!({"preview_token": "eyJub3QiOiJzaWduZWQifQ.c2lnbmF0dXJl"})),
+                )
+            },
+            expect: [422, 422, 403, 403, 403, 404],
             fresh: false,
         },
         Row {

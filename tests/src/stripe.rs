@@ -50,11 +50,7 @@ pub struct SubscriptionState {
 
 /// The subscription object as the API returns it (and as events carry it).
 pub fn subscription_object(state: &SubscriptionState, created: i64) -> Value {
-    let price = json!({
-        "id": format!("price_{}", state.lookup_key), "object": "price", "active": true, "currency": "usd",
-        "lookup_key": state.lookup_key, "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"},
-        "type": "recurring", "unit_amount": 2900, "livemode": false, "metadata": {}
-    });
+    let price = price_object(state.lookup_key);
     json!({
         "id": state.subscription,
         "object": "subscription",
@@ -109,6 +105,8 @@ struct Account {
     /// Customers' billing details (name, address, tax IDs) as the API set them.
     customers: std::collections::BTreeMap<String, Value>,
     unavailable: bool,
+    /// What a preview of a plan change comes to (as if tax or a discount changed it).
+    change_preview_due: Option<i64>,
 }
 
 impl StripeAccount {
@@ -137,6 +135,11 @@ impl StripeAccount {
 
     pub fn get(&self, subscription: &str) -> Option<Value> {
         self.lock().subscriptions.get(subscription).cloned()
+    }
+
+    /// Makes Stripe's previews of a plan change say `amount_due` from now on.
+    pub fn set_change_preview_due(&self, amount_due: i64) {
+        self.lock().change_preview_due = Some(amount_due);
     }
 
     /// While set, every read answers 503 as Stripe does during an outage.
@@ -233,6 +236,13 @@ impl wiremock::Respond for StripeAccount {
                 Some(object) => {
                     if let Some(end) = form.get("trial_end").and_then(|t| t.parse::<i64>().ok()) {
                         object["trial_end"] = json!(end);
+                    }
+                    if let Some(price) = form.get("items[0][price]") {
+                        let key = price.strip_prefix("price_").unwrap_or(price);
+                        object["items"]["data"][0]["price"] = price_object(key);
+                    }
+                    if let Some(quantity) = form.get("items[0][quantity]").and_then(|q| q.parse::<i64>().ok()) {
+                        object["items"]["data"][0]["quantity"] = json!(quantity);
                     }
                     if let Some(cancel) = form.get("cancel_at_period_end").map(|c| c == "true") {
                         object["cancel_at_period_end"] = json!(cancel);
@@ -462,6 +472,24 @@ fn invoice_preview(account: &Account, request: &wiremock::Request) -> wiremock::
         );
     };
     let end = subscription.pointer("/items/data/0/current_period_end").and_then(Value::as_i64).unwrap_or_else(now);
+    if let Some(price) = form.get("subscription_details[items][0][price]") {
+        // A plan change: its prorations now (a credit and a charge), or the next invoice at the new price.
+        let prorated =
+            form.get("subscription_details[proration_behavior]").map(String::as_str) == Some("always_invoice");
+        let due = account.change_preview_due.unwrap_or(if prorated { 4100 } else { 2900 });
+        let line = |amount: i64, proration: bool| {
+            json!({"id": format!("il_{}", Uuid::new_v4().simple()), "object": "line_item", "amount": amount,
+                   "currency": "usd", "description": format!("{price} ({amount})"),
+                   "period": {"start": now(), "end": end},
+                   "parent": {"type": "subscription_item_details",
+                              "subscription_item_details": {"proration": proration, "subscription_item": "si"}}})
+        };
+        let lines = if prorated { vec![line(-1400, true), line(due + 1400, true)] } else { vec![line(due, false)] };
+        return wiremock::ResponseTemplate::new(200).set_body_json(json!({
+            "id": null, "object": "invoice", "status": "draft", "currency": "usd", "customer": subscription["customer"],
+            "subtotal": due, "total_taxes": [], "total": due, "amount_due": due, "created": now(),
+            "lines": {"object": "list", "has_more": false, "data": lines}}));
+    }
     wiremock::ResponseTemplate::new(200).set_body_json(json!({
         "id": null, "object": "invoice", "number": null, "status": "draft", "currency": "usd",
         "customer": subscription["customer"], "subtotal": 2900, "total_taxes": [], "total": 2900,
@@ -470,11 +498,18 @@ fn invoice_preview(account: &Account, request: &wiremock::Request) -> wiremock::
         "hosted_invoice_url": null, "invoice_pdf": null}))
 }
 
-pub fn price_list(lookup_key: &str) -> Value {
-    json!({"object": "list", "url": "/v1/prices", "has_more": false, "data": [{
+/// The price sold under a lookup key: 29.00 a month, or 290.00 a year for a `_yearly` key.
+pub fn price_object(lookup_key: &str) -> Value {
+    let (amount, interval) = if lookup_key.ends_with("_yearly") { (29000, "year") } else { (2900, "month") };
+    json!({
         "id": format!("price_{lookup_key}"), "object": "price", "active": true, "currency": "usd",
-        "lookup_key": lookup_key, "type": "recurring", "unit_amount": 2900,
-        "recurring": {"interval": "month", "interval_count": 1, "usage_type": "licensed"}}]})
+        "lookup_key": lookup_key, "recurring": {"interval": interval, "interval_count": 1, "usage_type": "licensed"},
+        "type": "recurring", "unit_amount": amount, "livemode": false, "metadata": {}
+    })
+}
+
+pub fn price_list(lookup_key: &str) -> Value {
+    json!({"object": "list", "url": "/v1/prices", "has_more": false, "data": [price_object(lookup_key)]})
 }
 
 /// A local Stripe answering every call the billing functions make, as the API documents, with
@@ -508,7 +543,7 @@ pub async fn start_default_server(account: &StripeAccount) -> wiremock::MockServ
         .mount(&server)
         .await;
     Mock::given(method("POST")).and(path("/v1/refunds")).respond_with(account.clone()).mount(&server).await;
-    for key in ["pro_monthly", "studio_monthly"] {
+    for key in ["pro_monthly", "studio_monthly", "pro_yearly", "studio_yearly"] {
         Mock::given(method("GET"))
             .and(path("/v1/prices"))
             .and(LookupKey(key))
@@ -620,6 +655,16 @@ impl LocalBilling {
         let url = session["url"].as_str().unwrap();
         assert_eq!(no_redirects().post(format!("{url}/pay")).send().await.unwrap().status(), 303);
         session
+    }
+
+    /// Changes the workspace's plan as its owner does: previews the change, then confirms it;
+    /// the confirmation's answer.
+    pub async fn change_plan(&self, change: Value) -> Value {
+        let path = format!("/v1/workspaces/{}/billing/subscription", self.ws);
+        let preview = self.app.post(&self.owner, &format!("{path}/preview"), change).await;
+        let token = preview.expect(axum::http::StatusCode::OK)["token"].clone();
+        let applied = self.app.post(&self.owner, &path, json!({"preview_token": token})).await;
+        applied.expect(axum::http::StatusCode::ACCEPTED).clone()
     }
 
     /// A portal session's page URL for the workspace's owner.

@@ -31,8 +31,9 @@ pub async fn overview(
                  'pending_team_invitations', (SELECT count(*) FROM invitations
                      WHERE workspace_id = $1 AND role IS NOT NULL AND accepted_at IS NULL AND revoked_at IS NULL
                        AND expires_at > now()),
-                 'ai_runs_this_month', (SELECT coalesce(sum(reserved), 0) FROM ai_quota_usage
-                     WHERE workspace_id = $1 AND period = date_trunc('month', now())::date)),
+                 'ai_runs_this_period', (SELECT coalesce(sum(reserved), 0) FROM ai_quota_usage
+                     WHERE workspace_id = $1 AND period = app.ai_quota_period($1)),
+                 'ai_quota_period', app.ai_quota_period($1)),
              'members', (SELECT coalesce(jsonb_agg(jsonb_build_object('user_id', u.id, 'email', u.email, 'role', m.role)
                                                    ORDER BY m.created_at), '[]')
                          FROM workspace_members m JOIN users u ON u.id = m.user_id WHERE m.workspace_id = $1),

@@ -1,6 +1,7 @@
 //! `POST /v1/workspaces/{id}/ai/runs` and reading runs.
 //!
-//! A run is recorded (pending) and one unit of the month's quota reserved, in one transaction,
+//! A run is recorded (pending) and one unit of the quota's window reserved (a month of the
+//! subscription's billing period, `app.ai_quota_period`), in one transaction,
 //! before the provider is called. Success stores the output and, in the same transaction, a
 //! usage record (the billing outbox), which is then sent to the usage queue. Failure marks the
 //! run failed and gives the reservation back; nothing is billed. A run left pending by a
@@ -21,7 +22,7 @@ use shared::error::FieldError;
 use shared::http::extract::{self, Path, Query};
 use shared::http::pagination::{Page, PageQuery};
 use shared::validate::Validator;
-use time::{Date, OffsetDateTime};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::AiState;
@@ -95,16 +96,20 @@ async fn create(
         return replay(previous, &request_hash);
     }
     let prompt = tools::prompt(&mut tx, tool, workspace_id, body.project_id, &body.input).await?;
-    let period = month_of(OffsetDateTime::now_utc());
-    let reserved = sqlx::query_scalar!(r#"SELECT app.reserve_ai_run($1, $2) AS "reserved!""#, workspace_id, period)
+    let reserved = sqlx::query_scalar!("SELECT app.reserve_ai_run($1)", workspace_id).fetch_one(&mut *tx).await?;
+    let Some(period) = reserved else {
+        let renews = sqlx::query_scalar!(
+            r#"SELECT (app.ai_quota_period($1) + interval '1 month')::date AS "renews!""#,
+            workspace_id
+        )
         .fetch_one(&mut *tx)
         .await?;
-    if !reserved {
         return Err(ApiError::QuotaExceeded(format!(
-            "This workspace has used the {} AI runs of its {} plan this month; the quota renews on the 1st.",
+            "This workspace has used the {} AI runs of its {} plan for this month of its billing period; \
+             the quota renews on {renews}.",
             plan.limits.ai_runs_per_month, plan.name
         )));
-    }
+    };
     let run_id = Uuid::now_v7();
     sqlx::query!(
         "INSERT INTO ai_runs (id, workspace_id, project_id, tool, input, status, idempotency_key, request_hash, quota_period, created_by)
@@ -290,8 +295,4 @@ async fn list(
 fn hash(tool: Tool, project_id: Option<Uuid>, input: &Value) -> String {
     let canonical = serde_json::json!({ "tool": tool.id(), "project_id": project_id, "input": input }).to_string();
     hex::encode(Sha256::digest(canonical.as_bytes()))
-}
-
-fn month_of(now: OffsetDateTime) -> Date {
-    now.date().replace_day(1).unwrap_or(now.date())
 }

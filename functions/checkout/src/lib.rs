@@ -27,8 +27,8 @@ use shared::billing::{BillingState, stripe_failure};
 use shared::db::Cost;
 use shared::http::extract::{self, Path};
 use shared::openapi::OpenApiRouter;
-use shared::plans;
-use shared::stripe::{first_of_list, text};
+use shared::plans::{self, Interval};
+use shared::stripe::text;
 use shared::validate::Validator;
 use shared::{ApiError, AppState};
 use stripe_checkout::checkout_session::{
@@ -37,7 +37,6 @@ use stripe_checkout::checkout_session::{
     CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData, CreateCheckoutSessionTaxIdCollection,
 };
 use stripe_checkout::{CheckoutSessionBillingAddressCollection, CheckoutSessionMode};
-use stripe_product::price::ListPrice;
 use utoipa::ToSchema;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -55,6 +54,10 @@ shared::http_function!(BillingState, |state| shared::http::finish_over(router(),
 struct CheckoutInput {
     #[schema(schema_with = shared::openapi::schemas::paid_plan)]
     plan: String,
+    /// Billed every month (the default) or every year (the yearly price); the plan entitles to
+    /// the same either way.
+    #[serde(default)]
+    interval: Option<Interval>,
     #[schema(schema_with = shared::validate::HttpUrl::schema)]
     success_url: String,
     #[schema(schema_with = shared::validate::HttpUrl::schema)]
@@ -73,6 +76,8 @@ struct CheckoutSession {
     trial_days: Option<u32>,
     /// The seats it buys, on a per-seat plan; null otherwise.
     seats: Option<u64>,
+    /// How often the subscription it starts renews.
+    interval: Interval,
 }
 
 /// Starts a Stripe Checkout for a paid plan (owners and admins); an open session for the same plan is reused.
@@ -93,7 +98,7 @@ async fn create(
         v.finish(|| Some((plan?, success_url?, cancel_url?, request_key?)))?;
     // The client's key makes a retried click get the same session; without one, a fresh key.
     let request_key = request_key.unwrap_or_else(|| Uuid::new_v4().to_string());
-    let lookup_key = plan.stripe_lookup_key.unwrap_or_default();
+    let interval = input.interval.unwrap_or(Interval::Month);
 
     let app: &AppState = &state.app;
     let (mut tx, access) = app.open_workspace_costing(&caller, workspace_id, Cost::Expensive).await?;
@@ -122,10 +127,12 @@ async fn create(
         .await?;
     let open = sqlx::query!(
         "SELECT stripe_session_id, url FROM checkout_sessions
-         WHERE workspace_id = $1 AND plan_id = $2 AND completed_at IS NULL AND expires_at > now() + interval '10 minutes'
+         WHERE workspace_id = $1 AND plan_id = $2 AND billing_interval = $3 AND completed_at IS NULL
+           AND expires_at > now() + interval '10 minutes'
          ORDER BY expires_at DESC LIMIT 1",
         workspace_id,
         plan.id,
+        interval.as_str(),
     )
     .fetch_optional(&mut *tx)
     .await?
@@ -133,7 +140,7 @@ async fn create(
     if let Some((id, url)) = open {
         tx.commit().await?;
         tracing::info!(session = %id, plan = plan.id, "open checkout session reused");
-        return Ok(Json(CheckoutSession { id, url, trial_days: None, seats: None }));
+        return Ok(Json(CheckoutSession { id, url, trial_days: None, seats: None, interval }));
     }
 
     // A trial only on the workspace's first paid subscription: never once it had one, nor once
@@ -149,13 +156,7 @@ async fn create(
     let trial_days = plan.trial_days.filter(|_| first);
     // Later changes of seats follow through the billing queue (the billing worker sets them).
     let seats = shared::billing::quantity_to_buy(&mut tx, workspace_id, &plan).await?;
-    let prices = ListPrice::new().lookup_keys(vec![lookup_key.to_owned()]).active(true).limit(1);
-    let price = first_of_list(state.stripe.get(prices).await.map_err(stripe_failure)?).map_err(stripe_failure)?;
-    let price = price.ok_or_else(|| {
-        tracing::error!(lookup_key, "no active Stripe price has this lookup key");
-        ApiError::Upstream { code: "billing_not_configured", detail: "This plan cannot be bought right now.".into() }
-    })?;
-    let price_id = text(&price, "id").map_err(stripe_failure)?;
+    let price_id = shared::billing::price_id(&state.stripe, &plan, interval).await?;
     let workspace = workspace_id.to_string();
     let tagged = || HashMap::from([("workspace_id".to_owned(), workspace.clone())]);
     let mut line_item = CreateCheckoutSessionLineItems::new();
@@ -180,7 +181,11 @@ async fn create(
         .tax_id_collection(CreateCheckoutSessionTaxIdCollection::new(true))
         .customer_update(customer_update())
         .automatic_tax(CreateCheckoutSessionAutomaticTax::new(state.automatic_tax));
-    let key = format!("checkout:{workspace_id}:{plan_id}:{request_key}", plan_id = plan.id);
+    let key = format!(
+        "checkout:{workspace_id}:{plan_id}:{interval}:{request_key}",
+        plan_id = plan.id,
+        interval = interval.as_str()
+    );
     let session = state.stripe.post(request, &key).await.map_err(stripe_failure)?;
     let (session_id, url) = match (text(&session, "id"), text(&session, "url")) {
         (Ok(id), Ok(url)) => (id, url),
@@ -198,11 +203,12 @@ async fn create(
         .unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp() + 86_400);
     let expires_at = expires_at as f64;
     sqlx::query!(
-        "INSERT INTO checkout_sessions (stripe_session_id, workspace_id, plan_id, url, expires_at, created_by)
-         VALUES ($1, $2, $3, $4, to_timestamp($5), $6)",
+        "INSERT INTO checkout_sessions (stripe_session_id, workspace_id, plan_id, billing_interval, url, expires_at, created_by)
+         VALUES ($1, $2, $3, $4, $5, to_timestamp($6), $7)",
         &session_id,
         workspace_id,
         plan.id,
+        interval.as_str(),
         &url,
         expires_at,
         caller.user_id,
@@ -210,9 +216,9 @@ async fn create(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    tracing::info!(session = %session_id, plan = plan.id, ?trial_days, "checkout session created");
+    tracing::info!(session = %session_id, plan = plan.id, interval = interval.as_str(), ?trial_days, "checkout session created");
     let seats = plan.per_seat.then_some(seats);
-    Ok(Json(CheckoutSession { id: session_id, url, trial_days, seats }))
+    Ok(Json(CheckoutSession { id: session_id, url, trial_days, seats, interval }))
 }
 
 /// The address and name collected at checkout replace the customer's: Stripe Tax computes from

@@ -172,18 +172,13 @@ impl InvoiceView {
     fn from_stripe(invoice: &Value) -> Self {
         let text = |field: &str| invoice[field].as_str().map(str::to_owned);
         let amount = |field: &str| invoice[field].as_i64().unwrap_or(0);
-        // Newer API versions list the taxes (`total_taxes`); older ones had one `tax` amount.
-        let tax = match invoice["total_taxes"].as_array() {
-            Some(taxes) => taxes.iter().filter_map(|t| t["amount"].as_i64()).sum(),
-            None => amount("tax"),
-        };
         Self {
             id: text("id").unwrap_or_default(),
             number: text("number"),
             status: text("status"),
             currency: text("currency"),
             subtotal: amount("subtotal"),
-            tax,
+            tax: shared::stripe::invoice_tax(invoice),
             total: amount("total"),
             amount_due: amount("amount_due"),
             amount_paid: amount("amount_paid"),

@@ -27,6 +27,10 @@ struct BillingView {
     subscribed_plan: Option<String>,
     /// Stripe's subscription status, or `none`.
     status: String,
+    /// How often the subscription renews (`month` or `year`); `null` without one.
+    interval: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    current_period_start: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     current_period_end: Option<OffsetDateTime>,
     cancel_at_period_end: bool,
@@ -36,7 +40,8 @@ struct BillingView {
     #[serde(with = "time::serde::rfc3339::option")]
     trial_end: Option<OffsetDateTime>,
     /// The next invoice, while the subscription renews: its date (the period's end) and its
-    /// recurring amount (the prices per month, before prorations, discounts and tax).
+    /// recurring amount (the prices per period, before prorations, discounts and tax; Stripe's
+    /// exact preview, tax included, is `upcoming` on `GET .../invoices`).
     next_invoice: Option<NextInvoice>,
     /// `paid` (nothing owed), `failed` (the last payment failed; Stripe retries until the grace
     /// period ends), or `none` (no subscription).
@@ -79,6 +84,21 @@ struct Usage {
     /// Bytes the workspace's files take, uploads not yet confirmed included (`storage_mb` is
     /// the limit, in MiB).
     storage_bytes: i64,
+    /// AI runs counted against `ai_runs_per_month` in the quota's current window: a month of
+    /// the billing period, from the subscription's period start (the calendar month without a
+    /// subscription).
+    ai_runs: i64,
+    ai_quota_window: QuotaWindow,
+}
+
+#[derive(Serialize, ToSchema)]
+struct QuotaWindow {
+    /// The window's first day (UTC).
+    #[schema(value_type = String, format = Date)]
+    starts: time::Date,
+    /// The day the quota renews.
+    #[schema(value_type = String, format = Date)]
+    renews: time::Date,
 }
 
 struct Row {
@@ -87,17 +107,22 @@ struct Row {
     overrides: serde_json::Value,
     plan_id: Option<String>,
     status: Option<String>,
+    billing_interval: Option<String>,
+    current_period_start: Option<OffsetDateTime>,
     current_period_end: Option<OffsetDateTime>,
     cancel_at_period_end: Option<bool>,
     grace_until: Option<OffsetDateTime>,
     trial_end: Option<OffsetDateTime>,
-    monthly_amount: Option<i64>,
+    period_amount: Option<i64>,
     currency: Option<String>,
     quantity: Option<i32>,
     billable_seats: Option<i32>,
     projects: i64,
     members: i64,
     storage_bytes: i64,
+    ai_runs: i64,
+    quota_starts: time::Date,
+    quota_renews: time::Date,
 }
 
 /// The workspace's plan, subscription, entitlements, usage and seats.
@@ -112,12 +137,17 @@ async fn read(
     let row = sqlx::query_as!(
         Row,
         r#"SELECT app.effective_plan($1) AS "effective_plan!", app.active_overrides($1) AS "overrides!",
-                s.plan_id, s.status, s.current_period_end, s.cancel_at_period_end, s.grace_until,
-                s.trial_end, s.monthly_amount, s.currency, s.quantity, app.workspace_billable_seats($1) AS billable_seats,
+                s.plan_id, s.status, s.billing_interval, s.current_period_start, s.current_period_end,
+                s.cancel_at_period_end, s.grace_until, s.trial_end, s.period_amount, s.currency, s.quantity,
+                app.workspace_billable_seats($1) AS billable_seats,
                 (SELECT count(*) FROM projects WHERE workspace_id = $1) AS "projects!",
                 (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS "members!",
-                coalesce((SELECT used_bytes FROM workspace_storage WHERE workspace_id = $1), 0) AS "storage_bytes!"
-         FROM (SELECT $1::uuid AS id) w LEFT JOIN subscriptions s ON s.workspace_id = w.id"#,
+                coalesce((SELECT used_bytes FROM workspace_storage WHERE workspace_id = $1), 0) AS "storage_bytes!",
+                coalesce((SELECT reserved FROM ai_quota_usage WHERE workspace_id = $1 AND period = q.starts), 0)::int8
+                  AS "ai_runs!",
+                q.starts AS "quota_starts!", (q.starts + interval '1 month')::date AS "quota_renews!"
+         FROM (SELECT $1::uuid AS id, app.ai_quota_period($1) AS starts) q
+         LEFT JOIN subscriptions s ON s.workspace_id = q.id"#,
         workspace_id,
     )
     .fetch_one(&mut *tx)
@@ -138,7 +168,7 @@ async fn read(
     let renews = matches!(status.as_str(), "active" | "trialing" | "past_due") && !cancel_at_period_end;
     let next_invoice = row.current_period_end.filter(|_| renews).map(|at| NextInvoice {
         at,
-        amount: row.monthly_amount,
+        amount: row.period_amount,
         currency: row.currency.clone(),
     });
     let payment = match status.as_str() {
@@ -150,6 +180,8 @@ async fn read(
         plan: plan.id,
         subscribed_plan: row.plan_id,
         status,
+        interval: row.billing_interval,
+        current_period_start: row.current_period_start,
         current_period_end: row.current_period_end,
         cancel_at_period_end,
         grace_until: row.grace_until,
@@ -157,7 +189,13 @@ async fn read(
         next_invoice,
         payment,
         entitlements: Entitlements { features: plan.features, limits: plan.limits },
-        usage: Usage { projects: row.projects, members: row.members, storage_bytes: row.storage_bytes },
+        usage: Usage {
+            projects: row.projects,
+            members: row.members,
+            storage_bytes: row.storage_bytes,
+            ai_runs: row.ai_runs,
+            ai_quota_window: QuotaWindow { starts: row.quota_starts, renews: row.quota_renews },
+        },
         seats,
     }))
 }

@@ -345,8 +345,9 @@ impl Worker {
             "INSERT INTO subscriptions (workspace_id, stripe_subscription_id, stripe_customer_id, plan_id, status,
                                         current_period_end, cancel_at_period_end, grace_until, stripe_created,
                                         last_event_created, last_event_id, trial_end, monthly_amount, currency,
-                                        stripe_item_id, quantity, synced_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, now(), now())
+                                        stripe_item_id, quantity, current_period_start, billing_interval,
+                                        period_amount, synced_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, now(), now())
              ON CONFLICT (workspace_id) DO UPDATE SET
                  stripe_subscription_id = excluded.stripe_subscription_id,
                  stripe_customer_id = excluded.stripe_customer_id,
@@ -357,7 +358,9 @@ impl Worker {
                  last_event_created = excluded.last_event_created, last_event_id = excluded.last_event_id,
                  trial_end = excluded.trial_end, monthly_amount = excluded.monthly_amount,
                  currency = excluded.currency, stripe_item_id = excluded.stripe_item_id,
-                 quantity = excluded.quantity, synced_at = now(), updated_at = now()",
+                 quantity = excluded.quantity, current_period_start = excluded.current_period_start,
+                 billing_interval = excluded.billing_interval, period_amount = excluded.period_amount,
+                 synced_at = now(), updated_at = now()",
             workspace_id,
             &sub.id,
             &sub.customer,
@@ -374,6 +377,9 @@ impl Worker {
             sub.currency.as_deref(),
             sub.item_id.as_deref(),
             sub.quantity,
+            sub.current_period_start,
+            sub.interval.map(crate::plans::Interval::as_str),
+            sub.period_amount,
         )
         .execute(&mut *tx)
         .await?;

@@ -41,13 +41,19 @@ pub struct Subscription {
     pub status: String,
     pub workspace_id: Option<Uuid>,
     pub lookup_key: Option<String>,
+    pub current_period_start: Option<OffsetDateTime>,
     pub current_period_end: Option<OffsetDateTime>,
+    /// The plan price's recurring interval (`None` for one the catalog does not sell).
+    pub interval: Option<crate::plans::Interval>,
     pub cancel_at_period_end: bool,
     /// When Stripe created the subscription.
     pub created: Option<OffsetDateTime>,
     pub trial_end: Option<OffsetDateTime>,
     /// What its items cost per month, in the currency's smallest unit, if every item says.
     pub monthly_amount: Option<i64>,
+    /// What each renewal charges (its items per period), if every item says and all renew at
+    /// the same interval.
+    pub period_amount: Option<i64>,
     pub currency: Option<String>,
     /// The plan's item (the first one not billed by metered usage) and its quantity: the
     /// seats bought, on a per-seat plan.
@@ -59,10 +65,13 @@ impl Subscription {
     pub fn from_object(object: &Value) -> Option<Self> {
         let first_item = plan_item(object);
         // Newer API versions moved the period from the subscription to its items.
-        let period_end = object
-            .get("current_period_end")
-            .and_then(Value::as_i64)
-            .or_else(|| first_item.and_then(|item| item.get("current_period_end")).and_then(Value::as_i64));
+        let period = |field: &str| {
+            object
+                .get(field)
+                .and_then(Value::as_i64)
+                .or_else(|| first_item.and_then(|item| item.get(field)).and_then(Value::as_i64))
+                .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        };
         Some(Self {
             id: object.get("id")?.as_str()?.to_owned(),
             customer: id_of(object.get("customer")?)?,
@@ -72,11 +81,17 @@ impl Subscription {
                 .and_then(|item| item.pointer("/price/lookup_key"))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-            current_period_end: period_end.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()),
+            current_period_start: period("current_period_start"),
+            current_period_end: period("current_period_end"),
+            interval: first_item
+                .and_then(|item| item.pointer("/price/recurring/interval"))
+                .and_then(Value::as_str)
+                .and_then(crate::plans::Interval::from_stripe),
             cancel_at_period_end: object.get("cancel_at_period_end").and_then(Value::as_bool).unwrap_or(false),
             created: timestamp(object.get("created")),
             trial_end: timestamp(object.get("trial_end")),
             monthly_amount: monthly_amount(object),
+            period_amount: period_amount(object),
             currency: first_item
                 .and_then(|item| item.pointer("/price/currency"))
                 .and_then(Value::as_str)
@@ -123,6 +138,29 @@ fn monthly_amount(object: &Value) -> Option<i64> {
         total += amount * quantity / months;
     }
     Some(total.round() as i64)
+}
+
+/// The licensed items' prices times their quantities, per period: what a renewal charges before
+/// prorations, discounts and tax. `None` if an amount is missing or the items renew at different
+/// intervals.
+fn period_amount(object: &Value) -> Option<i64> {
+    let items = object.pointer("/items/data")?.as_array()?;
+    let mut interval = None;
+    let mut total = 0i64;
+    for item in items {
+        let price = item.get("price")?;
+        if price.pointer("/recurring/usage_type").and_then(Value::as_str) == Some("metered") {
+            continue;
+        }
+        let every = (price.pointer("/recurring/interval")?.as_str()?, price.pointer("/recurring/interval_count"));
+        let every = (every.0, every.1.and_then(Value::as_i64).unwrap_or(1));
+        if interval.replace(every).is_some_and(|seen| seen != every) {
+            return None;
+        }
+        let quantity = item.get("quantity").and_then(Value::as_i64).unwrap_or(1);
+        total = total.checked_add(price.get("unit_amount")?.as_i64()?.checked_mul(quantity)?)?;
+    }
+    Some(total)
 }
 
 /// The customer an event is about: the object's `customer`, or the customer object itself.
@@ -191,7 +229,12 @@ mod tests {
             read(vec![json!({"price": {"unit_amount": null, "recurring": {"interval": "month"}}})]).monthly_amount,
             None
         );
+        let yearly = read(vec![item(29000, 2, "year", 1)]);
+        assert_eq!((yearly.period_amount, yearly.monthly_amount), (Some(58000), Some(4833)));
+        assert_eq!(yearly.interval, Some(crate::plans::Interval::Year));
+        assert_eq!(read(vec![item(1000, 3, "month", 1), item(12000, 1, "year", 1)]).period_amount, None);
         let read = read(vec![item(2900, 1, "month", 1)]);
+        assert_eq!(read.period_amount, Some(2900));
         assert_eq!(read.currency.as_deref(), Some("eur"));
         assert_eq!(read.trial_end.map(|t| t.unix_timestamp()), Some(1_800_000_000));
     }

@@ -47,6 +47,7 @@ pub const PROBLEMS: &[(u16, &str, &str)] = &[
     (409, "no_billing_account", "the workspace never checked out"),
     (409, "no_subscription", "the workspace has no live subscription"),
     (409, "already_on_plan", "the workspace is on that plan"),
+    (409, "preview_stale", "what the plan change's preview was computed from changed, or it expired: preview again"),
     (409, "downgrade_blocked", "the workspace uses more than the smaller plan allows; `errors` lists what to remove"),
     (409, "not_trialing", "the subscription is not in a trial"),
     (409, "upload_not_found", "nothing was uploaded for the file yet: post it through its form, then confirm"),

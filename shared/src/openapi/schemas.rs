@@ -7,7 +7,7 @@ use crate::plans::CATALOG;
 
 /// A paid plan's id (`plans::paid` accepts these).
 pub fn paid_plan() -> ObjectBuilder {
-    let paid = CATALOG.iter().filter(|plan| plan.stripe_lookup_key.is_some()).map(|plan| plan.id);
+    let paid = CATALOG.iter().filter(|plan| plan.stripe_prices.is_some()).map(|plan| plan.id);
     ObjectBuilder::new().schema_type(Type::String).enum_values(Some(paid)).description(Some("A paid plan."))
 }
 

@@ -304,3 +304,61 @@ async fn the_quota_mails_go_out_at_80_and_100_percent_once_each() {
     assert_eq!(all.len(), 4, "{all:?}");
     assert_eq!(all.iter().filter(|(_, p)| p["percent"] == 100).count(), 2);
 }
+
+/// The quota's window is a month of the subscription's billing period, counted from its start
+/// (here the second month of a yearly period), not the calendar month; the billing answer shows
+/// it, and a refusal says when it renews.
+#[tokio::test]
+async fn the_quota_follows_the_billing_period_not_the_calendar_month() {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/messages")).respond_with(ok()).mount(&provider).await;
+    let app = app_with(&provider, 3000).await;
+    let t = app.tenant("ai-period").await;
+    subscribe(t.id, "pro", "active").await;
+    let service = service_pool().await;
+    sqlx::query(
+        "UPDATE subscriptions SET billing_interval = 'year', current_period_start = now() - interval '40 days',
+                                  current_period_end = now() + interval '325 days' WHERE workspace_id = $1",
+    )
+    .bind(t.id)
+    .execute(&service)
+    .await
+    .unwrap();
+    let (window, first_window, renews): (time::Date, time::Date, time::Date) = sqlx::query_as(
+        "SELECT ((now() - interval '40 days') AT TIME ZONE 'UTC' + interval '1 month')::date,
+                ((now() - interval '40 days') AT TIME ZONE 'UTC')::date,
+                ((now() - interval '40 days') AT TIME ZONE 'UTC' + interval '2 months')::date",
+    )
+    .fetch_one(&service)
+    .await
+    .unwrap();
+    // The period's first month used its whole quota; that does not count now.
+    sqlx::query("INSERT INTO ai_quota_usage (workspace_id, period, reserved) VALUES ($1, $2, 500)")
+        .bind(t.id)
+        .bind(first_window)
+        .execute(&service)
+        .await
+        .unwrap();
+    app.post(&t.member, &runs(&t), proposal()).await.expect(StatusCode::CREATED);
+    let counted: time::Date = sqlx::query_scalar("SELECT quota_period FROM ai_runs WHERE workspace_id = $1")
+        .bind(t.id)
+        .fetch_one(&service)
+        .await
+        .unwrap();
+    assert_eq!(counted, window);
+    let billing = app.get(&t.owner, &format!("{}/billing", t.path())).await;
+    let usage = &billing.expect(StatusCode::OK)["usage"];
+    assert_eq!(usage["ai_runs"], 1);
+    assert_eq!(usage["ai_quota_window"], json!({"starts": window.to_string(), "renews": renews.to_string()}));
+
+    // The window's quota used up: refused, saying when it renews.
+    sqlx::query("UPDATE ai_quota_usage SET reserved = 500 WHERE workspace_id = $1 AND period = $2")
+        .bind(t.id)
+        .bind(window)
+        .execute(&service)
+        .await
+        .unwrap();
+    let refused = app.post(&t.member, &runs(&t), proposal()).await;
+    assert_eq!(refused.problem(StatusCode::TOO_MANY_REQUESTS), "quota_exceeded");
+    assert!(refused.body["detail"].as_str().unwrap().contains(&renews.to_string()), "{}", refused.body);
+}

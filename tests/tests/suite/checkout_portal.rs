@@ -184,7 +184,7 @@ async fn a_retried_checkout_gets_the_same_session_and_stripe_the_clients_idempot
         .iter()
         .map(|r| r.headers.get("idempotency-key").unwrap().to_str().unwrap().to_owned())
         .collect();
-    assert_eq!(keys, vec![format!("checkout:{ws}:pro:click-42")], "the retry is answered from the open session");
+    assert_eq!(keys, vec![format!("checkout:{ws}:pro:month:click-42")], "the retry is answered from the open session");
 }
 
 #[tokio::test]

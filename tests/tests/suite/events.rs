@@ -196,8 +196,9 @@ async fn every_sample_event_is_served_by_its_function() {
                     // The demo workspace already subscribes; checkout sends it to the portal.
                     assert_eq!(response.problem(StatusCode::CONFLICT), "subscription_exists");
                 } else if name == "portal-subscription-change" {
-                    // The demo workspace is on Studio already.
-                    assert_eq!(response.problem(StatusCode::CONFLICT), "already_on_plan");
+                    // A change is confirmed with a fresh preview's token, which no file can hold.
+                    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+                    assert_eq!(response.body["errors"][0]["field"], "preview_token", "{name}");
                 } else if name == "workspaces-me-delete" {
                     // The demo owner is the last owner of a workspace with members: refused.
                     assert_eq!(response.problem(StatusCode::CONFLICT), "last_owner");

@@ -23,7 +23,7 @@ const GATED: [(&str, &str); 9] = [
 /// Features that turn others on (shared/Cargo.toml).
 fn implied(feature: &str) -> &'static [&'static str] {
     match feature {
-        "billing-sync" => &["stripe"],
+        "billing-sync" | "prices" => &["stripe"],
         _ => &[],
     }
 }

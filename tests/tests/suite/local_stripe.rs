@@ -199,6 +199,39 @@ async fn async_stripes_own_types_parse_the_local_stripes_answers() {
         .await
         .unwrap();
     assert_eq!((preview.amount_due, preview.id.is_none()), (2900, true));
+    assert_eq!(preview.lines.data.len(), 1);
+    // The preview of a change to the yearly price, prorated at a pinned date, and the change.
+    let yearly = ListPrice::new().lookup_keys(vec!["pro_yearly".to_owned()]).send(&client).await.unwrap();
+    let yearly = yearly.data.first().expect("the yearly price");
+    assert_eq!(yearly.unit_amount, Some(29000));
+    let mut item = stripe_billing::invoice::CreatePreviewInvoiceSubscriptionDetailsItems::new();
+    item.id = Some(read.items.data[0].id.to_string());
+    item.price = Some(yearly.id.to_string());
+    let mut details = stripe_billing::invoice::CreatePreviewInvoiceSubscriptionDetails::new();
+    details.items = Some(vec![item]);
+    details.proration_behavior =
+        Some(stripe_billing::invoice::CreatePreviewInvoiceSubscriptionDetailsProrationBehavior::AlwaysInvoice);
+    details.proration_date = Some(read.items.data[0].current_period_start);
+    let change = CreatePreviewInvoice::new()
+        .customer(customer.id.as_str())
+        .subscription(read.id.as_str())
+        .subscription_details(details)
+        .send(&client)
+        .await
+        .unwrap();
+    let amounts: Vec<i64> = change.lines.data.iter().map(|l| l.amount).collect();
+    assert_eq!((amounts, change.amount_due), (vec![-2900, 29000], 26100));
+    let mut item = stripe_billing::subscription::UpdateSubscriptionItems::new();
+    item.id = Some(read.items.data[0].id.to_string());
+    item.price = Some(yearly.id.to_string());
+    let changed = UpdateSubscription::new(read.id.as_str())
+        .items(vec![item])
+        .proration_behavior(stripe_billing::subscription::UpdateSubscriptionProrationBehavior::AlwaysInvoice)
+        .proration_date(read.items.data[0].current_period_start)
+        .send(&client)
+        .await
+        .unwrap();
+    assert_eq!(changed.items.data[0].price.id, yearly.id);
     let canceled = CancelSubscription::new(read.id.as_str()).send(&client).await.unwrap();
     assert_eq!(canceled.status.as_str(), "canceled");
     assert_eq!(meter.event_name, "ai_tool_runs");

@@ -57,7 +57,12 @@ async fn a_new_workspace_is_on_the_free_plan() {
     assert_eq!(body["status"], "none");
     assert_eq!(body["entitlements"]["limits"]["projects"], 3);
     assert_eq!(body["entitlements"]["features"]["ai_tools"], false);
-    assert_eq!(body["usage"], json!({"projects": 0, "members": 1, "storage_bytes": 0}));
+    let usage = &body["usage"];
+    assert_eq!((&usage["projects"], &usage["members"], &usage["storage_bytes"]), (&json!(0), &json!(1), &json!(0)));
+    // Without a subscription, the AI quota's window is the calendar month.
+    assert_eq!(usage["ai_runs"], 0);
+    let today = time::OffsetDateTime::now_utc().date();
+    assert_eq!(usage["ai_quota_window"]["starts"], today.replace_day(1).unwrap().to_string());
     assert_eq!(body["entitlements"]["limits"]["storage_mb"], 100);
 }
 

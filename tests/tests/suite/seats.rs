@@ -104,10 +104,7 @@ async fn the_quantity_converges_under_twenty_concurrent_member_changes() {
     for user in &early {
         t.add_member(user).await;
     }
-    t.app
-        .post(&t.owner, &format!("/v1/workspaces/{}/billing/subscription", t.ws), json!({"plan": "team"}))
-        .await
-        .expect(StatusCode::ACCEPTED);
+    t.change_plan(json!({"plan": "team"})).await;
     assert_eq!(quantity(&t.in_stripe().await), 5, "the upgrade asks for the owner and four members");
     t.apply_events().await;
     assert_eq!(t.billing().await["seats"]["purchased"], 5);
@@ -238,10 +235,7 @@ async fn a_sync_for_a_workspace_that_left_the_per_seat_plan_sends_nothing() {
     t.add_member(&member).await;
     assert!(t.pending().await, "a member added on Team asks for a sync");
     // Before the sync runs, the workspace moves to Studio (flat): the sync sends nothing.
-    t.app
-        .post(&t.owner, &format!("/v1/workspaces/{}/billing/subscription", t.ws), json!({"plan": "studio"}))
-        .await
-        .expect(StatusCode::ACCEPTED);
+    t.change_plan(json!({"plan": "studio"})).await;
     t.apply_events().await;
     let before = events(&t.base).await.len();
     assert_eq!(t.worker.sync_seats(t.ws).await.unwrap(), billing_worker::SeatSync::NotPerSeat);

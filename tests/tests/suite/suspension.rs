@@ -46,12 +46,13 @@ async fn a_suspended_workspace_reads_but_refuses_every_write_and_its_keys_stop()
     // The billing portal writes nothing here and stays open, so an owner can fix a payment (and
     // so do the billing details, kept only in Stripe);
     // checkout, with this fixture's live subscription, sends to the portal before writing (a
-    // new checkout of a suspended workspace is refused: below). Changing plan, cancelling or
+    // new checkout of a suspended workspace is refused: below). Previewing and changing plan, cancelling or
     // resuming the subscription writes only in Stripe: a suspended customer may still stop paying.
     let open_while_suspended = [
         "/v1/workspaces/{workspace_id}/billing/portal",
         "/v1/workspaces/{workspace_id}/billing/checkout",
         "/v1/workspaces/{workspace_id}/billing/subscription",
+        "/v1/workspaces/{workspace_id}/billing/subscription/preview",
         "/v1/workspaces/{workspace_id}/billing/subscription/cancel",
         "/v1/workspaces/{workspace_id}/billing/subscription/resume",
         // The billing details (name, address, tax IDs) live only in Stripe, like the portal's.
