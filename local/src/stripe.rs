@@ -125,8 +125,30 @@ fn list(url: &str, data: Vec<Value>, has_more: bool) -> Response {
     axum::Json(json!({"object": "list", "url": url, "has_more": has_more, "data": data})).into_response()
 }
 
+/// What one AI run beyond the quota costs here, in cents.
+const OVERAGE_UNIT_AMOUNT: i64 = 10;
+/// The event name of the meter the overage price bills.
+const OVERAGE_METER_EVENT: &str = "ai_overage_runs";
+
+/// The metered price AI runs beyond the quota are billed at, on the overage meter.
+fn overage_price() -> Value {
+    let key = shared::plans::AI_OVERAGE_LOOKUP_KEY;
+    json!({
+        "id": format!("price_local_{key}"), "object": "price", "active": true, "currency": "usd",
+        "billing_scheme": "per_unit", "created": 1_790_000_000, "tax_behavior": "unspecified",
+        "unit_amount_decimal": OVERAGE_UNIT_AMOUNT.to_string(), "unit_amount": OVERAGE_UNIT_AMOUNT,
+        "livemode": false, "lookup_key": key, "metadata": {}, "nickname": "AI runs beyond the quota",
+        "product": "prod_local_ai_overage", "type": "recurring",
+        "recurring": {"interval": "month", "interval_count": 1, "usage_type": "metered",
+                      "meter": format!("mtr_local_{OVERAGE_METER_EVENT}")}
+    })
+}
+
 /// The price sold under a lookup key of the plan catalog; a yearly price is ten months'.
 fn price(lookup_key: &str) -> Option<Value> {
+    if lookup_key == shared::plans::AI_OVERAGE_LOOKUP_KEY {
+        return Some(overage_price());
+    }
     let (plan, interval) = shared::plans::price_by_lookup_key(lookup_key)?;
     let monthly = match plan.id {
         "studio" => 9900,
@@ -289,13 +311,25 @@ impl LocalStripe {
     fn start_subscription(
         self: &Arc<Self>,
         customer: &str,
-        (price, quantity): (Value, i64),
+        (price, quantity, metered): (Value, i64, Option<Value>),
         (metadata, automatic_tax): (Value, bool),
         trial_days: Option<i64>,
         around: impl FnOnce(&str) -> Vec<(&'static str, Value)>,
     ) -> Value {
         let mut incomplete = self.new_subscription(customer, price, metadata, "incomplete");
         incomplete["items"]["data"][0]["quantity"] = json!(quantity.max(1));
+        if let Some(metered) = metered {
+            // A metered item: no quantity, usage decides.
+            let mut item = incomplete["items"]["data"][0].clone();
+            item["id"] = json!(new_id("si"));
+            item["plan"] = plan_of(&metered);
+            item["price"] = metered;
+            item.as_object_mut().map(|i| i.remove("quantity"));
+            if let Some(items) = incomplete["items"]["data"].as_array_mut() {
+                items.push(item);
+            }
+            incomplete["items"]["total_count"] = json!(2);
+        }
         incomplete["automatic_tax"]["enabled"] = json!(automatic_tax);
         let id = incomplete["id"].as_str().unwrap_or_default().to_owned();
         let mut active = incomplete.clone();
@@ -329,11 +363,13 @@ impl LocalStripe {
     /// such subscription.
     fn invoice_outcome(self: &Arc<Self>, id: &str, paid: bool) -> Option<Value> {
         let invoice = {
-            let account = self.account();
-            let subscription = account.subscriptions.get(id)?;
+            let mut account = self.account();
+            let subscription = account.subscriptions.get(id)?.clone();
+            let mut lines = vec![plan_line(&subscription)];
+            // The period's usage beyond the quota is billed with it, once.
+            lines.extend(overage_line(&mut account, &subscription, true));
             let customer = subscription["customer"].as_str().and_then(|c| account.customers.get(c));
-            let line = plan_line(subscription);
-            invoice_with_lines(&new_id("in"), subscription, vec![line], customer, paid, "subscription_cycle")
+            invoice_with_lines(&new_id("in"), &subscription, lines, customer, paid, "subscription_cycle")
         };
         let updated = {
             let mut account = self.account();
@@ -706,6 +742,7 @@ async fn create_checkout_session(State(stripe): State<Arc<LocalStripe>>, body: B
         // Stripe returns line items only when expanded; the local account keeps them here.
         "local_price": price,
         "local_quantity": field(&form, "line_items[0][quantity]").and_then(|q| q.parse::<i64>().ok()).unwrap_or(1),
+        "local_metered": field(&form, "line_items[1][price]").and_then(price_of),
         "subscription_data": {"metadata": metadata(&form, "subscription_data[metadata]"),
                               "trial_period_days": field(&form, "subscription_data[trial_period_days]")
                                   .and_then(|d| d.parse::<i64>().ok())},
@@ -804,7 +841,8 @@ async fn pay_checkout(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<Str
         stripe.save();
     }
     let automatic_tax = session["automatic_tax"]["enabled"] == true;
-    let price = (session["local_price"].clone(), session["local_quantity"].as_i64().unwrap_or(1));
+    let metered = Some(session["local_metered"].clone()).filter(|m| !m.is_null());
+    let price = (session["local_price"].clone(), session["local_quantity"].as_i64().unwrap_or(1), metered);
     let metadata = session["subscription_data"]["metadata"].clone();
     let trial_days = session["subscription_data"]["trial_period_days"].as_i64();
     session["status"] = json!("complete");
@@ -977,7 +1015,7 @@ async fn create_subscription(State(stripe): State<Arc<LocalStripe>>, body: Bytes
     let automatic_tax = field(&form, "automatic_tax[enabled]") == Some("true");
     let started = stripe.start_subscription(
         customer,
-        (price, quantity),
+        (price, quantity, field(&form, "items[1][price]").and_then(price_of)),
         (metadata(&form, "metadata"), automatic_tax),
         trial_days,
         |_| Vec::new(),
@@ -1195,8 +1233,9 @@ async fn preview_invoice(State(stripe): State<Arc<LocalStripe>>, body: Bytes) ->
     let end = item["current_period_end"].as_i64().unwrap_or_else(now);
     item["current_period_start"] = json!(end);
     item["current_period_end"] = json!(end + period_secs(&item["price"]));
-    let line = plan_line(&subscription);
-    let mut invoice = invoice_with_lines("upcoming", &subscription, vec![line], customer.as_ref(), false, "upcoming");
+    let mut lines = vec![plan_line(&subscription)];
+    lines.extend(overage_line(&mut stripe.account(), &subscription, false));
+    let mut invoice = invoice_with_lines("upcoming", &subscription, lines, customer.as_ref(), false, "upcoming");
     as_preview(&mut invoice, end);
     axum::Json(invoice).into_response()
 }
@@ -1210,6 +1249,45 @@ fn as_preview(invoice: &mut Value, next_payment_attempt: i64) {
     invoice["invoice_pdf"] = Value::Null;
     invoice["number"] = Value::Null;
     invoice["next_payment_attempt"] = json!(next_payment_attempt);
+}
+
+/// The line of the AI runs beyond the quota the customer's overage meter counted and no invoice
+/// billed yet, on a subscription with the overage price; `invoiced` marks them billed.
+fn overage_line(account: &mut Account, subscription: &Value, invoiced: bool) -> Option<Value> {
+    let items = subscription["items"]["data"].as_array()?;
+    let price = items
+        .iter()
+        .map(|item| &item["price"])
+        .find(|price| price["lookup_key"] == shared::plans::AI_OVERAGE_LOOKUP_KEY)?
+        .clone();
+    let customer = subscription["customer"].as_str()?;
+    let pending = account.meter_events.iter_mut().filter(|event| {
+        event["event_name"] == OVERAGE_METER_EVENT
+            && event["payload"]["stripe_customer_id"] == customer
+            && event["local_invoiced"] != true
+    });
+    let mut runs = 0;
+    for event in pending {
+        runs += event["payload"]["value"].as_str().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        if invoiced {
+            event["local_invoiced"] = json!(true);
+        }
+    }
+    if runs == 0 {
+        return None;
+    }
+    let item = &subscription["items"]["data"][0];
+    let period = (item["current_period_start"].as_i64().unwrap_or(0), item["current_period_end"].as_i64().unwrap_or(0));
+    let amount = runs * price["unit_amount"].as_i64().unwrap_or(0);
+    Some(proration::line(
+        subscription,
+        format!("{runs} × AI runs beyond the quota"),
+        amount,
+        &price,
+        runs,
+        period,
+        false,
+    ))
 }
 
 /// The plan item's line for its current period.

@@ -138,14 +138,35 @@ pub async fn price_id(
         detail: "This plan cannot be bought right now.".into(),
     };
     let lookup_key = plan.lookup_key(interval).ok_or_else(not_sold)?;
+    find_price(stripe, lookup_key).await?.ok_or_else(|| {
+        tracing::error!(lookup_key, "no active Stripe price has this lookup key");
+        not_sold()
+    })
+}
+
+/// The metered price AI runs beyond the quota are billed at, if the Stripe account has one
+/// (without it, no run past the quota is admitted: it could not be billed).
+#[cfg(feature = "prices")]
+pub async fn overage_price_id(stripe: &StripeClient) -> Result<Option<String>, ApiError> {
+    let found = find_price(stripe, crate::plans::AI_OVERAGE_LOOKUP_KEY).await?;
+    if found.is_none() {
+        tracing::warn!(
+            lookup_key = crate::plans::AI_OVERAGE_LOOKUP_KEY,
+            "no overage price: runs past the quota stay refused"
+        );
+    }
+    Ok(found)
+}
+
+#[cfg(feature = "prices")]
+async fn find_price(stripe: &StripeClient, lookup_key: &str) -> Result<Option<String>, ApiError> {
     let request =
         stripe_product::price::ListPrice::new().lookup_keys(vec![lookup_key.to_owned()]).active(true).limit(1);
     let listed = stripe.get(request).await.map_err(stripe_failure)?;
-    let price = crate::stripe::first_of_list(listed).map_err(stripe_failure)?.ok_or_else(|| {
-        tracing::error!(lookup_key, "no active Stripe price has this lookup key");
-        not_sold()
-    })?;
-    crate::stripe::text(&price, "id").map_err(stripe_failure)
+    match crate::stripe::first_of_list(listed).map_err(stripe_failure)? {
+        Some(price) => crate::stripe::text(&price, "id").map(Some).map_err(stripe_failure),
+        None => Ok(None),
+    }
 }
 
 /// How many of `plan` to ask Stripe for: a per-seat plan is bought for every billable seat of

@@ -57,6 +57,9 @@ pub struct Features {
     pub api_access: bool,
     /// Outgoing webhooks and chat notifications.
     pub webhooks: bool,
+    /// AI runs beyond `ai_runs_per_month` are admitted and billed (through the overage meter,
+    /// up to the workspace's spending cap) instead of refused.
+    pub ai_overage: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -131,7 +134,7 @@ pub const FREE: Plan = Plan {
     stripe_prices: None,
     trial_days: None,
     per_seat: false,
-    features: Features { ai_tools: false, client_portal: false, api_access: false, webhooks: false },
+    features: Features { ai_tools: false, client_portal: false, api_access: false, webhooks: false, ai_overage: false },
     limits: Limits {
         projects: Some(3),
         members: Some(2),
@@ -149,7 +152,7 @@ pub const PRO: Plan = Plan {
     stripe_prices: Some(Prices { monthly: "pro_monthly", yearly: "pro_yearly" }),
     trial_days: Some(14),
     per_seat: false,
-    features: Features { ai_tools: true, client_portal: true, api_access: false, webhooks: true },
+    features: Features { ai_tools: true, client_portal: true, api_access: false, webhooks: true, ai_overage: true },
     limits: Limits {
         projects: Some(50),
         members: Some(10),
@@ -167,7 +170,7 @@ pub const STUDIO: Plan = Plan {
     stripe_prices: Some(Prices { monthly: "studio_monthly", yearly: "studio_yearly" }),
     trial_days: Some(14),
     per_seat: false,
-    features: Features { ai_tools: true, client_portal: true, api_access: true, webhooks: true },
+    features: Features { ai_tools: true, client_portal: true, api_access: true, webhooks: true, ai_overage: true },
     limits: Limits {
         projects: None,
         members: Some(50),
@@ -186,7 +189,7 @@ pub const TEAM: Plan = Plan {
     stripe_prices: Some(Prices { monthly: "team_seat_monthly", yearly: "team_seat_yearly" }),
     trial_days: Some(14),
     per_seat: true,
-    features: Features { ai_tools: true, client_portal: true, api_access: true, webhooks: true },
+    features: Features { ai_tools: true, client_portal: true, api_access: true, webhooks: true, ai_overage: true },
     limits: Limits {
         projects: None,
         members: Some(200),
@@ -230,6 +233,7 @@ impl Plan {
                 "client_portal" => self.features.client_portal = on,
                 "api_access" => self.features.api_access = on,
                 "webhooks" => self.features.webhooks = on,
+                "ai_overage" => self.features.ai_overage = on,
                 "projects" => self.limits.projects = number,
                 "members" => self.limits.members = number,
                 "ai_runs_per_month" => self.limits.ai_runs_per_month = number.unwrap_or(self.limits.ai_runs_per_month),
@@ -249,7 +253,7 @@ impl Plan {
 }
 
 /// Every entitlement an operator can override: the features (1 on, 0 off) and the limits.
-pub const OVERRIDABLE: [&str; 11] = [
+pub const OVERRIDABLE: [&str; 12] = [
     "projects",
     "members",
     "ai_runs_per_month",
@@ -261,11 +265,12 @@ pub const OVERRIDABLE: [&str; 11] = [
     "client_portal",
     "api_access",
     "webhooks",
+    "ai_overage",
 ];
 
 /// The features among them.
 pub fn is_feature(entitlement: &str) -> bool {
-    matches!(entitlement, "ai_tools" | "client_portal" | "api_access" | "webhooks")
+    matches!(entitlement, "ai_tools" | "client_portal" | "api_access" | "webhooks" | "ai_overage")
 }
 
 /// A plan by id; unknown ids (e.g. a plan retired from the catalog) entitle to the free plan.
@@ -280,6 +285,11 @@ pub fn paid(id: &str) -> Result<Plan, crate::error::FieldError> {
         crate::error::FieldError::new("plan", format!("must be one of: {}", paid.join(", ")))
     })
 }
+
+/// The lookup key of the metered price AI runs beyond the quota are billed at (a Stripe Price on
+/// the overage meter, `STRIPE_OVERAGE_METER_EVENT_NAME`), the same for every plan that admits
+/// them.
+pub const AI_OVERAGE_LOOKUP_KEY: &str = "ai_overage_run";
 
 /// The paid plan sold under a Stripe Price lookup key (either interval's).
 pub fn by_lookup_key(key: &str) -> Option<Plan> {

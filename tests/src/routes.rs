@@ -571,6 +571,20 @@ pub fn rows() -> Vec<Row> {
         },
         Row {
             method: M::GET,
+            pattern: "/v1/workspaces/{workspace_id}/billing/ai-overage",
+            request: |c| (M::GET, format!("{}/billing/ai-overage", p(&c.tenant)), None),
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::PUT,
+            pattern: "/v1/workspaces/{workspace_id}/billing/ai-overage",
+            request: |c| (M::PUT, format!("{}/billing/ai-overage", p(&c.tenant)), Some(json!({"cap": 5000}))),
+            expect: [200, 200, 403, 403, 403, 404],
+            fresh: false,
+        },
+        Row {
+            method: M::GET,
             pattern: "/v1/workspaces/{workspace_id}/invoices",
             request: |c| (M::GET, format!("{}/invoices", p(&c.tenant)), None),
             expect: [200, 200, 403, 403, 403, 404],

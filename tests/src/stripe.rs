@@ -498,8 +498,17 @@ fn invoice_preview(account: &Account, request: &wiremock::Request) -> wiremock::
         "hosted_invoice_url": null, "invoice_pdf": null}))
 }
 
-/// The price sold under a lookup key: 29.00 a month, or 290.00 a year for a `_yearly` key.
+/// The price sold under a lookup key: 29.00 a month, or 290.00 a year for a `_yearly` key; the
+/// AI overage price is metered, 10 cents a run.
 pub fn price_object(lookup_key: &str) -> Value {
+    if lookup_key == shared::plans::AI_OVERAGE_LOOKUP_KEY {
+        return json!({
+            "id": format!("price_{lookup_key}"), "object": "price", "active": true, "currency": "usd",
+            "lookup_key": lookup_key, "type": "recurring", "unit_amount": 10, "unit_amount_decimal": "10",
+            "recurring": {"interval": "month", "interval_count": 1, "usage_type": "metered", "meter": "mtr_overage"},
+            "livemode": false, "metadata": {}
+        });
+    }
     let (amount, interval) = if lookup_key.ends_with("_yearly") { (29000, "year") } else { (2900, "month") };
     json!({
         "id": format!("price_{lookup_key}"), "object": "price", "active": true, "currency": "usd",
@@ -543,7 +552,7 @@ pub async fn start_default_server(account: &StripeAccount) -> wiremock::MockServ
         .mount(&server)
         .await;
     Mock::given(method("POST")).and(path("/v1/refunds")).respond_with(account.clone()).mount(&server).await;
-    for key in ["pro_monthly", "studio_monthly", "pro_yearly", "studio_yearly"] {
+    for key in ["pro_monthly", "studio_monthly", "pro_yearly", "studio_yearly", shared::plans::AI_OVERAGE_LOOKUP_KEY] {
         Mock::given(method("GET"))
             .and(path("/v1/prices"))
             .and(LookupKey(key))
@@ -642,6 +651,11 @@ impl LocalBilling {
     /// Starts a checkout of `plan` for the workspace and pays it on the hosted page; the
     /// checkout function's answer.
     pub async fn checkout(&self, plan: &str) -> Value {
+        self.checkout_paying(plan, &[]).await
+    }
+
+    /// As `checkout`, paying with the hosted page's fields filled in (`country`, `vat_id`, ...).
+    pub async fn checkout_paying(&self, plan: &str, fields: &[(&str, &str)]) -> Value {
         let session = self
             .app
             .post(
@@ -653,7 +667,15 @@ impl LocalBilling {
             .expect(axum::http::StatusCode::OK)
             .clone();
         let url = session["url"].as_str().unwrap();
-        assert_eq!(no_redirects().post(format!("{url}/pay")).send().await.unwrap().status(), 303);
+        let body = serde_urlencoded::to_string(fields).expect("form fields encode");
+        let paid = no_redirects()
+            .post(format!("{url}/pay"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(paid.status(), 303);
         session
     }
 

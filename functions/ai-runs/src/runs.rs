@@ -96,24 +96,17 @@ async fn create(
         return replay(previous, &request_hash);
     }
     let prompt = tools::prompt(&mut tx, tool, workspace_id, body.project_id, &body.input).await?;
-    let reserved = sqlx::query_scalar!("SELECT app.reserve_ai_run($1)", workspace_id).fetch_one(&mut *tx).await?;
-    let Some(period) = reserved else {
-        let renews = sqlx::query_scalar!(
-            r#"SELECT (app.ai_quota_period($1) + interval '1 month')::date AS "renews!""#,
-            workspace_id
-        )
+    let reserved = sqlx::query!(r#"SELECT window_start, overage FROM app.reserve_ai_run($1)"#, workspace_id)
         .fetch_one(&mut *tx)
         .await?;
-        return Err(ApiError::QuotaExceeded(format!(
-            "This workspace has used the {} AI runs of its {} plan for this month of its billing period; \
-             the quota renews on {renews}.",
-            plan.limits.ai_runs_per_month, plan.name
-        )));
+    let (Some(period), Some(overage)) = (reserved.window_start, reserved.overage) else {
+        return Err(refusal(&mut tx, workspace_id, &plan).await?);
     };
     let run_id = Uuid::now_v7();
     sqlx::query!(
-        "INSERT INTO ai_runs (id, workspace_id, project_id, tool, input, status, idempotency_key, request_hash, quota_period, created_by)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, app.current_user_id())",
+        "INSERT INTO ai_runs (id, workspace_id, project_id, tool, input, status, idempotency_key, request_hash, quota_period,
+                              overage, created_by)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, app.current_user_id())",
         run_id,
         workspace_id,
         body.project_id,
@@ -122,6 +115,7 @@ async fn create(
         key.as_deref(),
         &request_hash,
         period,
+        overage,
     )
     .execute(&mut *tx)
     .await?;
@@ -156,8 +150,8 @@ async fn create(
                 )));
             }
             sqlx::query!(
-                "INSERT INTO usage_records (id, workspace_id, run_id, quantity, occurred_at)
-                 SELECT $1, workspace_id, id, 1, created_at FROM ai_runs WHERE id = $2",
+                "INSERT INTO usage_records (id, workspace_id, run_id, quantity, occurred_at, overage)
+                 SELECT $1, workspace_id, id, 1, created_at, overage FROM ai_runs WHERE id = $2",
                 usage_id,
                 run_id,
             )
@@ -178,7 +172,9 @@ async fn create(
             )
             .execute(&mut *tx)
             .await?;
-            sqlx::query!("SELECT app.release_ai_run($1, $2)", workspace_id, period).execute(&mut *tx).await?;
+            sqlx::query!("SELECT app.release_ai_run($1, $2, $3)", workspace_id, period, overage)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             tracing::warn!(%run_id, %error, "AI run failed; quota released, nothing billed");
             Err(match error {
@@ -192,6 +188,35 @@ async fn create(
             })
         }
     }
+}
+
+/// Why a run was refused: the quota used up (on a plan without overage, or one whose overage
+/// cannot be billed), or overage up to the spending cap; with the day the quota renews.
+async fn refusal(
+    tx: &mut shared::db::TenantTx,
+    workspace_id: Uuid,
+    plan: &shared::plans::Plan,
+) -> Result<ApiError, ApiError> {
+    let window = sqlx::query!(
+        r#"SELECT (app.ai_quota_period($1) + interval '1 month')::date AS "renews!",
+                  coalesce(app.ai_overage_allowance($1), -1) AS "overage_allowance!""#,
+        workspace_id
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let renews = window.renews;
+    if window.overage_allowance > 0 {
+        return Ok(ApiError::SpendingCapReached(format!(
+            "This workspace has used the {} AI runs of its {} plan and the {} more its spending cap allows for \
+             this month of its billing period; an owner or admin can raise the cap, or the quota renews on {renews}.",
+            plan.limits.ai_runs_per_month, plan.name, window.overage_allowance
+        )));
+    }
+    Ok(ApiError::QuotaExceeded(format!(
+        "This workspace has used the {} AI runs of its {} plan for this month of its billing period; \
+         the quota renews on {renews}.",
+        plan.limits.ai_runs_per_month, plan.name
+    )))
 }
 
 /// Sends a usage record to the usage queue. A failure here loses nothing: the record stays

@@ -41,10 +41,13 @@ impl Sweeper {
                  UPDATE ai_runs SET status = 'failed', finished_at = now(),
                         error = 'the run was interrupted before it finished; nothing was billed'
                  WHERE status = 'pending' AND created_at < now() - make_interval(secs => $1)
-                 RETURNING workspace_id, quota_period),
+                 RETURNING workspace_id, quota_period, overage),
              released AS (
-                 UPDATE ai_quota_usage q SET reserved = greatest(q.reserved - s.n, 0)
-                 FROM (SELECT workspace_id, quota_period, count(*) AS n FROM stuck GROUP BY 1, 2) s
+                 UPDATE ai_quota_usage q SET reserved = greatest(q.reserved - s.included, 0),
+                                             overage = greatest(q.overage - s.over, 0)
+                 FROM (SELECT workspace_id, quota_period, count(*) FILTER (WHERE NOT overage) AS included,
+                              count(*) FILTER (WHERE overage) AS over
+                       FROM stuck GROUP BY 1, 2) s
                  WHERE q.workspace_id = s.workspace_id AND q.period = s.quota_period
                  RETURNING 1)
              SELECT count(*) AS "abandoned!" FROM stuck"#,

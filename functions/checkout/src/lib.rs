@@ -157,11 +157,21 @@ async fn create(
     // Later changes of seats follow through the billing queue (the billing worker sets them).
     let seats = shared::billing::quantity_to_buy(&mut tx, workspace_id, &plan).await?;
     let price_id = shared::billing::price_id(&state.stripe, &plan, interval).await?;
+    // Runs past the quota are billed through their own metered item, on plans that admit them.
+    let overage_price =
+        if plan.features.ai_overage { shared::billing::overage_price_id(&state.stripe).await? } else { None };
     let workspace = workspace_id.to_string();
     let tagged = || HashMap::from([("workspace_id".to_owned(), workspace.clone())]);
     let mut line_item = CreateCheckoutSessionLineItems::new();
     line_item.price = Some(price_id);
     line_item.quantity = Some(seats);
+    let mut line_items = vec![line_item];
+    if let Some(price) = overage_price {
+        // A metered price takes no quantity: usage decides.
+        let mut metered = CreateCheckoutSessionLineItems::new();
+        metered.price = Some(price);
+        line_items.push(metered);
+    }
     let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
     subscription_data.metadata = Some(tagged());
     subscription_data.trial_period_days = trial_days;
@@ -169,7 +179,7 @@ async fn create(
         .mode(CheckoutSessionMode::Subscription)
         .customer(customer)
         .client_reference_id(workspace.clone())
-        .line_items(vec![line_item])
+        .line_items(line_items)
         .success_url(success_url.as_str())
         .cancel_url(cancel_url.as_str())
         .metadata(tagged())

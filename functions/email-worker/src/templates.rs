@@ -100,6 +100,34 @@ pub fn render(template: &str, params: &Value, base_url: &str) -> Result<Rendered
             );
             Ok(Rendered { subject, text, html })
         }
+        "ai_spending_cap" => {
+            let workspace = get("workspace")?;
+            let percent = params["percent"].as_i64().unwrap_or(100);
+            let money = |cents: i64| match optional("currency") {
+                Some(currency) => format!("{}.{:02} {}", cents / 100, cents % 100, currency.to_uppercase()),
+                None => format!("{cents} (smallest currency unit)"),
+            };
+            let cap = money(params["cap"].as_i64().unwrap_or_default());
+            let spent = money(params["spent"].as_i64().unwrap_or_default());
+            let runs = params["runs"].as_i64().unwrap_or_default();
+            let subject = format!("{workspace} has reached {percent}% of its AI spending cap");
+            let more = if percent >= 100 {
+                "AI runs beyond the plan's quota are refused until the quota renews, or until an owner or admin raises the cap."
+            } else {
+                "Runs beyond the quota stop when the cap is reached; an owner or admin can raise it."
+            };
+            let text = format!(
+                "{workspace} has run {runs} AI tools beyond its plan's quota this month, {spent} of its {cap} spending cap. {more}\n"
+            );
+            let html = format!(
+                "<p>{} has run {runs} AI tools beyond its plan's quota this month, {} of its {} spending cap. {}</p>\n",
+                escape(workspace),
+                escape(&spent),
+                escape(&cap),
+                escape(more)
+            );
+            Ok(Rendered { subject, text, html })
+        }
         "webhook_disabled" => {
             let workspace = get("workspace")?;
             let url = get("url")?;
@@ -164,6 +192,14 @@ mod tests {
         assert!(mail.html.contains("href=\"https://pay.example/i?a=1&amp;b=2\""), "{}", mail.html);
         let quota = render("ai_quota", &json!({"workspace": "W", "percent": 80, "limit": 500}), "http://x").unwrap();
         assert_eq!(quota.subject, "W has used 80% of this month's AI runs");
+        let cap = json!({"workspace": "W", "percent": 100, "cap": 5000, "spent": 5000, "runs": 50, "currency": "usd"});
+        let cap = render("ai_spending_cap", &cap, "http://x").unwrap();
+        assert_eq!(cap.subject, "W has reached 100% of its AI spending cap");
+        assert!(
+            cap.text.contains("50 AI tools beyond") && cap.text.contains("50.00 USD of its 50.00 USD"),
+            "{}",
+            cap.text
+        );
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! The `usage-worker` function: drains the usage queue (each message is a usage record id) and
-//! reports each record to Stripe as a Billing Meter Event, exactly once.
+//! reports each record to Stripe as a Billing Meter Event, exactly once: a run within the quota
+//! to the usage meter (`STRIPE_METER_EVENT_NAME`, which carries no price: those runs are paid for
+//! by the plan), a run beyond it to the overage meter (`STRIPE_OVERAGE_METER_EVENT_NAME`, whose
+//! metered price bills it).
 //!
 //! Never twice: the record's row is locked while it is reported, the event's `identifier` is
 //! the record id (Stripe refuses a second event with it) and the request's idempotency key is
@@ -17,6 +20,7 @@ use uuid::Uuid;
 
 pub const FUNCTION: &str = "usage-worker";
 pub const DEFAULT_METER_EVENT_NAME: &str = "ai_tool_runs";
+pub const DEFAULT_OVERAGE_METER_EVENT_NAME: &str = "ai_overage_runs";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -42,10 +46,12 @@ pub struct UsageWorker {
     pub pool: PgPool,
     pub stripe: StripeClient,
     pub event_name: String,
+    pub overage_event_name: String,
 }
 
 struct Record {
     quantity: i32,
+    overage: bool,
     occurred_at: OffsetDateTime,
     reported_at: Option<OffsetDateTime>,
     stripe_customer_id: Option<String>,
@@ -59,7 +65,7 @@ impl UsageWorker {
         let mut tx = self.pool.begin().await?;
         let record: Option<Record> = sqlx::query_as!(
             Record,
-            "SELECT u.quantity, u.occurred_at, u.reported_at, w.stripe_customer_id
+            "SELECT u.quantity, u.overage, u.occurred_at, u.reported_at, w.stripe_customer_id
              FROM usage_records u JOIN workspaces w ON w.id = u.workspace_id
              WHERE u.id = $1 FOR UPDATE OF u",
             id,
@@ -75,7 +81,8 @@ impl UsageWorker {
             ("stripe_customer_id".to_owned(), customer.clone()),
             ("value".to_owned(), record.quantity.to_string()),
         ]);
-        let event = CreateBillingMeterEvent::new(self.event_name.as_str(), payload)
+        let meter = if record.overage { &self.overage_event_name } else { &self.event_name };
+        let event = CreateBillingMeterEvent::new(meter.as_str(), payload)
             .identifier(id.to_string())
             .timestamp(record.occurred_at.unix_timestamp());
         self.stripe.post(event, &format!("meter-event:{id}")).await?;
@@ -102,6 +109,9 @@ impl shared::runtime::FromSettings for UsageWorker {
                 settings.get("STRIPE_API_BASE").as_deref(),
             )?,
             event_name: settings.get("STRIPE_METER_EVENT_NAME").unwrap_or_else(|| DEFAULT_METER_EVENT_NAME.to_owned()),
+            overage_event_name: settings
+                .get("STRIPE_OVERAGE_METER_EVENT_NAME")
+                .unwrap_or_else(|| DEFAULT_OVERAGE_METER_EVENT_NAME.to_owned()),
         })
     }
 }

@@ -88,6 +88,8 @@ struct Usage {
     /// the billing period, from the subscription's period start (the calendar month without a
     /// subscription).
     ai_runs: i64,
+    /// AI runs beyond the quota in the same window (billed; see `.../billing/ai-overage`).
+    ai_overage_runs: i64,
     ai_quota_window: QuotaWindow,
 }
 
@@ -121,6 +123,7 @@ struct Row {
     members: i64,
     storage_bytes: i64,
     ai_runs: i64,
+    ai_overage_runs: i64,
     quota_starts: time::Date,
     quota_renews: time::Date,
 }
@@ -143,11 +146,11 @@ async fn read(
                 (SELECT count(*) FROM projects WHERE workspace_id = $1) AS "projects!",
                 (SELECT count(*) FROM workspace_members WHERE workspace_id = $1) AS "members!",
                 coalesce((SELECT used_bytes FROM workspace_storage WHERE workspace_id = $1), 0) AS "storage_bytes!",
-                coalesce((SELECT reserved FROM ai_quota_usage WHERE workspace_id = $1 AND period = q.starts), 0)::int8
-                  AS "ai_runs!",
+                coalesce(u.reserved, 0)::int8 AS "ai_runs!", coalesce(u.overage, 0)::int8 AS "ai_overage_runs!",
                 q.starts AS "quota_starts!", (q.starts + interval '1 month')::date AS "quota_renews!"
          FROM (SELECT $1::uuid AS id, app.ai_quota_period($1) AS starts) q
-         LEFT JOIN subscriptions s ON s.workspace_id = q.id"#,
+         LEFT JOIN subscriptions s ON s.workspace_id = q.id
+         LEFT JOIN ai_quota_usage u ON u.workspace_id = q.id AND u.period = q.starts"#,
         workspace_id,
     )
     .fetch_one(&mut *tx)
@@ -194,6 +197,7 @@ async fn read(
             members: row.members,
             storage_bytes: row.storage_bytes,
             ai_runs: row.ai_runs,
+            ai_overage_runs: row.ai_overage_runs,
             ai_quota_window: QuotaWindow { starts: row.quota_starts, renews: row.quota_renews },
         },
         seats,

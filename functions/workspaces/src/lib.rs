@@ -4,6 +4,7 @@
 
 mod account;
 mod activity;
+mod ai_overage;
 mod api_keys;
 mod audit;
 mod billing;
@@ -33,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
             .merge(clients::router())
             .merge(contacts::router())
             .merge(billing::router())
+            .merge(ai_overage::router())
             .merge(audit::router())
             .merge(api_keys::router())
             .merge(invitations::router())

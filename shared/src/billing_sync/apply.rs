@@ -346,8 +346,9 @@ impl Worker {
                                         current_period_end, cancel_at_period_end, grace_until, stripe_created,
                                         last_event_created, last_event_id, trial_end, monthly_amount, currency,
                                         stripe_item_id, quantity, current_period_start, billing_interval,
-                                        period_amount, synced_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, now(), now())
+                                        period_amount, overage_unit_amount, synced_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+                     $20::text::numeric, now(), now())
              ON CONFLICT (workspace_id) DO UPDATE SET
                  stripe_subscription_id = excluded.stripe_subscription_id,
                  stripe_customer_id = excluded.stripe_customer_id,
@@ -360,6 +361,7 @@ impl Worker {
                  currency = excluded.currency, stripe_item_id = excluded.stripe_item_id,
                  quantity = excluded.quantity, current_period_start = excluded.current_period_start,
                  billing_interval = excluded.billing_interval, period_amount = excluded.period_amount,
+                 overage_unit_amount = excluded.overage_unit_amount,
                  synced_at = now(), updated_at = now()",
             workspace_id,
             &sub.id,
@@ -380,6 +382,7 @@ impl Worker {
             sub.current_period_start,
             sub.interval.map(crate::plans::Interval::as_str),
             sub.period_amount,
+            sub.overage_unit_amount.as_deref(),
         )
         .execute(&mut *tx)
         .await?;

@@ -59,6 +59,9 @@ pub struct Subscription {
     /// seats bought, on a per-seat plan.
     pub item_id: Option<String>,
     pub quantity: Option<i32>,
+    /// What one AI run beyond the quota costs (the metered overage item's price, a decimal in
+    /// the currency's smallest unit), when the subscription has that item.
+    pub overage_unit_amount: Option<String>,
 }
 
 impl Subscription {
@@ -97,6 +100,7 @@ impl Subscription {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             item_id: first_item.and_then(|item| item.get("id")).and_then(Value::as_str).map(str::to_owned),
+            overage_unit_amount: overage_unit_amount(object),
             quantity: first_item
                 .and_then(|item| item.get("quantity"))
                 .and_then(Value::as_i64)
@@ -138,6 +142,25 @@ fn monthly_amount(object: &Value) -> Option<i64> {
         total += amount * quantity / months;
     }
     Some(total.round() as i64)
+}
+
+/// The unit amount of the item billing AI runs beyond the quota (its price's lookup key), as a
+/// decimal string; `None` without such an item or amount.
+fn overage_unit_amount(object: &Value) -> Option<String> {
+    let items = object.pointer("/items/data")?.as_array()?;
+    let price = items
+        .iter()
+        .map(|item| &item["price"])
+        .find(|price| price["lookup_key"].as_str() == Some(crate::plans::AI_OVERAGE_LOOKUP_KEY))?;
+    let amount = price["unit_amount_decimal"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| price["unit_amount"].as_i64().map(|a| a.to_string()))?;
+    // A decimal Postgres can read, nothing else.
+    let plain = !amount.is_empty()
+        && amount.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && amount.matches('.').count() <= 1;
+    plain.then_some(amount)
 }
 
 /// The licensed items' prices times their quantities, per period: what a renewal charges before
@@ -206,6 +229,13 @@ mod tests {
         let read = Subscription::from_object(&sub).unwrap();
         assert_eq!(read.lookup_key.as_deref(), Some("team_seat_monthly"));
         assert_eq!((read.item_id.as_deref(), read.quantity), (Some("si_seats"), Some(7)));
+        assert_eq!(read.overage_unit_amount, None, "a meter without the overage price's key");
+        let with_overage = json!({"id": "sub_1", "customer": "cus_1", "status": "active", "items": {"data": [
+            {"id": "si_plan", "price": {"lookup_key": "pro_monthly", "unit_amount": 2900}},
+            {"id": "si_over", "price": {"lookup_key": "ai_overage_run", "unit_amount_decimal": "12.5",
+                                        "recurring": {"usage_type": "metered"}}}]}});
+        let read = Subscription::from_object(&with_overage).unwrap();
+        assert_eq!((read.item_id.as_deref(), read.overage_unit_amount.as_deref()), (Some("si_plan"), Some("12.5")));
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub enum ApiError {
     FeatureNotInPlan(String),
     #[error("{0}")]
     QuotaExceeded(String),
+    /// Runs past the quota would cost more than the workspace's spending cap allows.
+    #[error("{0}")]
+    SpendingCapReached(String),
     #[error("The request body is larger than this API accepts.")]
     PayloadTooLarge,
     #[error("No such route.")]
@@ -111,7 +114,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Conflict { .. } | Self::Blocked { .. } => StatusCode::CONFLICT,
             Self::PlanLimitReached(_) | Self::FeatureNotInPlan(_) => StatusCode::PAYMENT_REQUIRED,
-            Self::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::QuotaExceeded(_) | Self::SpendingCapReached(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -142,6 +145,7 @@ impl ApiError {
             Self::PlanLimitReached(_) => "plan_limit_reached",
             Self::FeatureNotInPlan(_) => "feature_not_in_plan",
             Self::QuotaExceeded(_) => "quota_exceeded",
+            Self::SpendingCapReached(_) => "spending_cap_reached",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",

@@ -62,6 +62,11 @@ pub const PROBLEMS: &[(u16, &str, &str)] = &[
     (422, "validation_failed", "invalid fields; `errors` lists every one"),
     (429, "rate_limited", "a rate limit is spent; `Retry-After` says when to retry; nothing was written"),
     (429, "quota_exceeded", "the month's AI runs are used up"),
+    (
+        429,
+        "spending_cap_reached",
+        "AI runs past the quota would pass the workspace's spending cap: raise it, or wait for the quota to renew",
+    ),
     (500, "internal_error", "a bug or an unexpected failure (logged with its cause)"),
     (502, "billing_provider_error", "Stripe refused the request"),
     (502, "billing_not_configured", "no active Stripe price has the plan's lookup key"),

@@ -59,6 +59,9 @@ async fn checkout_sends_stripe_exactly_what_links_the_subscription_to_the_worksp
         .map(|(_, v)| v.into_owned())
         .collect();
     assert_eq!(lookup_keys, ["pro_monthly"]);
+    // Pro admits AI runs beyond its quota: the overage price is looked up too.
+    let overage_keys: Vec<_> = prices[1].url.query_pairs().filter(|(k, _)| k.starts_with("lookup_keys[")).collect();
+    assert_eq!(overage_keys[0].1, "ai_overage_run");
 
     let sessions = requests_to(&app.stripe, "/v1/checkout/sessions").await;
     assert_eq!(sessions.len(), 1);
@@ -70,6 +73,8 @@ async fn checkout_sends_stripe_exactly_what_links_the_subscription_to_the_worksp
         ("client_reference_id", &ws.to_string()),
         ("line_items[0][price]", "price_pro_monthly"),
         ("line_items[0][quantity]", "1"),
+        // The metered overage price, without a quantity (usage decides).
+        ("line_items[1][price]", "price_ai_overage_run"),
         ("success_url", "https://app.example.test/billing?ok=1"),
         ("cancel_url", "https://app.example.test/billing"),
         ("metadata[workspace_id]", &ws.to_string()),

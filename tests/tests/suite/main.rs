@@ -8,6 +8,7 @@
 mod activity;
 mod admin;
 mod admin_billing;
+mod ai_overage;
 mod ai_runs;
 mod api_keys;
 mod audit_log;

@@ -8,23 +8,25 @@ use shared::plans;
 use uuid::Uuid;
 
 /// A plan's row: id, projects, members, AI runs a month, requests and expensive requests a
-/// minute, priced per seat, its features (AI tools, client portal, API access, webhooks), and
-/// its storage and file size in MiB.
-type PlanRow = (String, Option<i32>, Option<i32>, i32, i32, i32, bool, [bool; 4], [i32; 2]);
+/// minute, priced per seat, its features (AI tools, client portal, API access, webhooks, AI
+/// runs beyond the quota), and its storage and file size in MiB.
+type PlanRow = (String, Option<i32>, Option<i32>, i32, i32, i32, bool, [bool; 5], [i32; 2]);
 
 #[tokio::test]
 async fn the_catalog_matches_the_database() {
-    type Row = (String, Option<i32>, Option<i32>, i32, i32, i32, bool, bool, bool, bool, bool, i32, i32);
+    type Row = (String, Option<i32>, Option<i32>, i32, i32, i32, bool, bool, bool, bool, bool, bool, i32, i32);
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, max_projects, max_members, ai_runs_per_month, requests_per_minute, expensive_per_minute, per_seat,
-                ai_tools, client_portal, api_access, webhooks, storage_mb, file_size_mb
+                ai_tools, client_portal, api_access, webhooks, ai_overage, storage_mb, file_size_mb
          FROM plans ORDER BY id",
     )
     .fetch_all(&owner_pool().await)
     .await
     .unwrap();
-    let rows: Vec<PlanRow> =
-        rows.into_iter().map(|r| (r.0, r.1, r.2, r.3, r.4, r.5, r.6, [r.7, r.8, r.9, r.10], [r.11, r.12])).collect();
+    let rows: Vec<PlanRow> = rows
+        .into_iter()
+        .map(|r| (r.0, r.1, r.2, r.3, r.4, r.5, r.6, [r.7, r.8, r.9, r.10, r.11], [r.12, r.13]))
+        .collect();
     let mut catalog: Vec<_> = plans::CATALOG
         .iter()
         .map(|p| {
@@ -37,7 +39,13 @@ async fn the_catalog_matches_the_database() {
                 p.limits.requests_per_minute as i32,
                 p.limits.expensive_per_minute as i32,
                 p.per_seat,
-                [p.features.ai_tools, p.features.client_portal, p.features.api_access, p.features.webhooks],
+                [
+                    p.features.ai_tools,
+                    p.features.client_portal,
+                    p.features.api_access,
+                    p.features.webhooks,
+                    p.features.ai_overage,
+                ],
                 [p.limits.storage_mb as i32, p.limits.file_size_mb as i32],
             )
         })
