@@ -33,6 +33,9 @@ pub async fn overview(
                        AND expires_at > now()),
                  'ai_runs_this_period', (SELECT coalesce(sum(reserved), 0) FROM ai_quota_usage
                      WHERE workspace_id = $1 AND period = app.ai_quota_period($1)),
+                 'ai_overage_runs_this_period', (SELECT coalesce(sum(overage), 0) FROM ai_quota_usage
+                     WHERE workspace_id = $1 AND period = app.ai_quota_period($1)),
+                 'ai_overage_cap', (SELECT ai_overage_cap FROM workspaces WHERE id = $1),
                  'ai_quota_period', app.ai_quota_period($1)),
              'members', (SELECT coalesce(jsonb_agg(jsonb_build_object('user_id', u.id, 'email', u.email, 'role', m.role)
                                                    ORDER BY m.created_at), '[]')

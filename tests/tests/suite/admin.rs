@@ -162,6 +162,12 @@ async fn an_operator_finds_a_workspace_and_sees_why_its_plan_is_what_it_is() {
     assert_eq!(overview["limits"]["members"], 50);
     assert_eq!(overview["features"]["api_access"], true);
     assert!(overview["usage"]["projects"].as_i64().unwrap() >= 2);
+    // One run of the quota (the fixture's), none beyond it, no cap.
+    assert_eq!(overview["usage"]["ai_runs_this_period"], 1, "{overview}");
+    assert_eq!(
+        (&overview["usage"]["ai_overage_runs_this_period"], &overview["usage"]["ai_overage_cap"]),
+        (&json!(0), &Value::Null)
+    );
     assert_eq!(overview["members"].as_array().unwrap().len(), 4);
     assert!(!overview["recent_audit"].as_array().unwrap().is_empty());
     assert_eq!(overview["recent_stripe_events"][0]["outcome"], "applied");
