@@ -391,8 +391,11 @@ impl LocalStripe {
             let schedule_id = account.subscriptions.get(id)?["schedule"].as_str().map(str::to_owned);
             match schedule_id.and_then(|s| account.schedules.remove(&s)) {
                 Some(schedule) => {
-                    let item = &schedule["phases"][1]["items"][0];
-                    item["price"].as_str().and_then(price_of).map(|price| (price, item["quantity"].as_i64()))
+                    let items = schedule["phases"][1]["items"].as_array().cloned().unwrap_or_default();
+                    let item = items.first().cloned().unwrap_or_default();
+                    let others: Vec<Value> =
+                        items.iter().skip(1).filter_map(|i| i["price"].as_str().and_then(price_of)).collect();
+                    item["price"].as_str().and_then(price_of).map(|price| (price, item["quantity"].as_i64(), others))
                 }
                 None => None,
             }
@@ -405,10 +408,23 @@ impl LocalStripe {
             let subscription = account.subscriptions.get_mut(id)?;
             let end = subscription["items"]["data"][0]["current_period_end"].as_i64().unwrap_or_else(now);
             subscription["schedule"] = Value::Null;
-            if let Some((price, quantity)) = next_phase {
+            if let Some((price, quantity, others)) = next_phase {
                 set_price(subscription, price);
                 if let Some(quantity) = quantity {
                     subscription["items"]["data"][0]["quantity"] = json!(quantity);
+                }
+                // The phase's items replace the subscription's: other items it does not list end.
+                if let Some(items) = subscription["items"]["data"].as_array_mut() {
+                    items.truncate(1);
+                    let template = items[0].clone();
+                    for price in others {
+                        let mut item = template.clone();
+                        item["id"] = json!(new_id("si"));
+                        item["plan"] = plan_of(&price);
+                        item["price"] = price;
+                        item.as_object_mut().map(|i| i.remove("quantity"));
+                        items.push(item);
+                    }
                 }
             }
             let length = period_secs(&subscription["items"]["data"][0]["price"]);
@@ -1099,14 +1115,20 @@ async fn update_schedule(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<
     let form = form_of(&body);
     let phases: Vec<Value> = (0..)
         .map_while(|i| {
-            field(&form, &format!("phases[{i}][items][0][price]")).map(|price| {
+            field(&form, &format!("phases[{i}][items][0][price]")).map(|_| {
                 let date =
                     |name: &str| field(&form, &format!("phases[{i}][{name}]")).and_then(|d| d.parse::<i64>().ok());
-                let quantity = field(&form, &format!("phases[{i}][items][0][quantity]"))
-                    .and_then(|q| q.parse::<i64>().ok())
-                    .unwrap_or(1);
-                json!({"start_date": date("start_date"), "end_date": date("end_date"),
-                       "items": [{"price": price, "quantity": quantity}]})
+                // Every item of the phase: the plan's with its quantity, metered ones without.
+                let items: Vec<Value> = (0..)
+                    .map_while(|j| {
+                        field(&form, &format!("phases[{i}][items][{j}][price]")).map(|price| {
+                            let quantity = field(&form, &format!("phases[{i}][items][{j}][quantity]"))
+                                .and_then(|q| q.parse::<i64>().ok());
+                            json!({"price": price, "quantity": quantity})
+                        })
+                    })
+                    .collect();
+                json!({"start_date": date("start_date"), "end_date": date("end_date"), "items": items})
             })
         })
         .collect();

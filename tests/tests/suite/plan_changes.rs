@@ -128,6 +128,10 @@ async fn what_the_preview_shows_is_what_the_change_charges() {
     let after = billing().await;
     assert_eq!((after.body["plan"].as_str(), after.body["status"].as_str()), (Some("pro"), Some("active")));
     assert_eq!(last_paid_invoice(&t.base).await["amount_due"], 2900, "the renewal charges what the preview showed");
+    // The schedule carried the metered overage item into the new phase: runs past the quota stay
+    // billable after the downgrade.
+    let overage = app.get(owner, &format!("/v1/workspaces/{ws}/billing/ai-overage")).await;
+    assert_eq!(overage.expect(StatusCode::OK)["billable"], true);
 
     // Members and viewers neither preview nor confirm.
     let member = app.user("plan-change-member").await;

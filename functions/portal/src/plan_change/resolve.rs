@@ -25,6 +25,9 @@ pub struct Change {
     pub period_end: i64,
     /// A schedule already managing the subscription (a downgrade waiting for the period's end).
     pub schedule: Option<String>,
+    /// The prices of the subscription's other items (the metered AI overage price): a schedule's
+    /// phases list every item, so they are carried into both.
+    pub other_prices: Vec<String>,
     /// Whether Stripe Tax computes the subscription's tax: a scheduled phase keeps it.
     pub automatic_tax: bool,
     pub interval: Interval,
@@ -131,6 +134,13 @@ pub async fn resolve(
         period_start,
         period_end,
         schedule: held.get("schedule").and_then(id_of),
+        other_prices: held["items"]["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|other| other["id"] != item["id"])
+            .filter_map(|other| other["price"]["id"].as_str().map(str::to_owned))
+            .collect(),
         automatic_tax: held["automatic_tax"]["enabled"] == true,
         effective: when(&current_plan, &target, from_interval, interval),
         interval,

@@ -75,7 +75,7 @@ pub async fn apply_now(
 }
 
 /// Schedules the change for the period's end: the current phase kept until then, the new price
-/// after it (with the subscription's automatic tax), then the schedule released.
+/// after it (with the subscription's other items and automatic tax), then the schedule released.
 pub async fn schedule_at_period_end(
     state: &BillingState,
     change: &Change,
@@ -89,11 +89,18 @@ pub async fn schedule_at_period_end(
             text(&created, "id").map_err(stripe_failure)?
         }
     };
+    // A phase's items replace the subscription's: the other items (the metered overage price,
+    // which takes no quantity) are listed in both phases, or Stripe would drop them.
     let phase = |price: &str, quantity: u64| {
         let mut item = UpdateSubscriptionSchedulePhasesItems::new();
         item.price = Some(price.to_owned());
         item.quantity = Some(quantity);
-        let mut phase = UpdateSubscriptionSchedulePhases::new(vec![item]);
+        let others = change.other_prices.iter().map(|price| {
+            let mut other = UpdateSubscriptionSchedulePhasesItems::new();
+            other.price = Some(price.clone());
+            other
+        });
+        let mut phase = UpdateSubscriptionSchedulePhases::new(std::iter::once(item).chain(others).collect::<Vec<_>>());
         phase.automatic_tax = Some(UpdateSubscriptionSchedulePhasesAutomaticTax::new(change.automatic_tax));
         phase
     };
