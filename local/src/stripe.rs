@@ -541,6 +541,7 @@ pub fn router(stripe: Arc<LocalStripe>) -> Router {
         .route("/v1/billing_portal/sessions", post(create_portal_session))
         .route("/v1/subscriptions", get(list_subscriptions).post(create_subscription))
         .route("/v1/subscriptions/{id}", get(read_subscription).post(update_subscription).delete(delete_subscription))
+        .route("/v1/subscriptions/{id}/migrate", post(migrate_subscription))
         .route("/v1/subscription_schedules", post(create_schedule))
         .route("/v1/subscription_schedules/{id}", post(update_schedule))
         .route("/v1/subscription_schedules/{id}/release", post(release_schedule))
@@ -1073,6 +1074,22 @@ async fn update_subscription(State(stripe): State<Arc<LocalStripe>>, Path(id): P
         }
     });
     changed.map_or_else(|| missing("subscription", &id), |s| axum::Json(s).into_response())
+}
+
+/// `billing_mode[type]`: the subscription's billing mode (every local subscription starts
+/// flexible; a migration back is refused, as Stripe refuses it).
+async fn migrate_subscription(State(stripe): State<Arc<LocalStripe>>, Path(id): Path<String>, body: Bytes) -> Response {
+    let form = form_of(&body);
+    if field(&form, "billing_mode[type]") != Some("flexible") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            Some("parameter_invalid"),
+            "Only a migration to flexible is possible.".into(),
+        );
+    }
+    stripe
+        .change(&id, |s| s["billing_mode"] = json!({"type": "flexible", "flexible": null, "updated_at": now()}))
+        .map_or_else(|| missing("subscription", &id), |s| axum::Json(s).into_response())
 }
 
 /// `from_subscription`: a schedule whose one phase is the subscription's current period.

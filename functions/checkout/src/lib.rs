@@ -34,7 +34,9 @@ use shared::{ApiError, AppState};
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionAutomaticTax, CreateCheckoutSessionCustomerUpdate,
     CreateCheckoutSessionCustomerUpdateAddress, CreateCheckoutSessionCustomerUpdateName,
-    CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData, CreateCheckoutSessionTaxIdCollection,
+    CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+    CreateCheckoutSessionSubscriptionDataBillingMode, CreateCheckoutSessionSubscriptionDataBillingModeType,
+    CreateCheckoutSessionTaxIdCollection,
 };
 use stripe_checkout::{CheckoutSessionBillingAddressCollection, CheckoutSessionMode};
 use utoipa::ToSchema;
@@ -175,6 +177,11 @@ async fn create(
     let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
     subscription_data.metadata = Some(tagged());
     subscription_data.trial_period_days = trial_days;
+    // Flexible billing: a yearly plan beside the monthly metered overage price needs it, and it
+    // is Stripe's recommended mode for every new subscription.
+    subscription_data.billing_mode = Some(CreateCheckoutSessionSubscriptionDataBillingMode::new(
+        CreateCheckoutSessionSubscriptionDataBillingModeType::Flexible,
+    ));
     let request = CreateCheckoutSession::new()
         .mode(CheckoutSessionMode::Subscription)
         .customer(customer)

@@ -81,6 +81,8 @@ async fn checkout_sends_stripe_exactly_what_links_the_subscription_to_the_worksp
         ("subscription_data[metadata][workspace_id]", &ws.to_string()),
         // The workspace's first paid subscription: the plan's trial.
         ("subscription_data[trial_period_days]", "14"),
+        // Flexible billing mode: a yearly plan may sit beside the monthly metered overage price.
+        ("subscription_data[billing_mode][type]", "flexible"),
         ("allow_promotion_codes", "true"),
         // Tax: the billing address and tax IDs collected and saved on the customer, and Stripe
         // Tax on (the default).

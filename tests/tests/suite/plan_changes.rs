@@ -362,3 +362,70 @@ async fn a_key_stripe_refuses_as_reused_is_a_422() {
     assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(matches!(&answer, shared::ApiError::Validation(errors) if errors[0].field == "Idempotency-Key"));
 }
+
+/// A subscription in Stripe's classic billing mode with the monthly metered overage item, moving
+/// to a yearly plan: previewed as flexible, and migrated before it is changed (Stripe allows a
+/// yearly item beside a monthly one only in flexible mode).
+#[tokio::test]
+async fn a_classic_subscription_moves_to_flexible_billing_before_its_intervals_mix() {
+    let app = TestApp::new().await;
+    let t = app.tenant("plan-flexible").await;
+    let subscription = format!("sub_{}", t.id.simple());
+    app.stripe_account.put(&SubscriptionState {
+        subscription: subscription.clone(),
+        customer: format!("cus_{}", t.id.simple()),
+        workspace_id: t.id,
+        status: "active",
+        lookup_key: "pro_monthly",
+        period_end: now() + 1_000_000,
+        cancel_at_period_end: false,
+    });
+    app.stripe_account.update(&subscription, |s| {
+        s["billing_mode"] = json!({"type": "classic"});
+        let mut metered = s["items"]["data"][0].clone();
+        metered["id"] = json!("si_metered");
+        metered["price"] = integration_tests::stripe::price_object("ai_overage_run");
+        s["items"]["data"].as_array_mut().unwrap().push(metered);
+    });
+    integration_tests::subscribe(t.id, "pro", "active").await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .and(wiremock::matchers::path(format!("/v1/subscriptions/{subscription}/migrate")))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200).set_body_json(json!({"id": subscription, "object": "subscription"})),
+        )
+        .mount(&app.stripe)
+        .await;
+
+    let shown = preview(&app, &t.owner, t.id, json!({"plan": "pro", "interval": "year"})).await;
+    let shown = shown.expect(StatusCode::OK).clone();
+    let previews = sent(&app, "POST", "/v1/invoices/create_preview").await;
+    assert_eq!(previews[0].get("subscription_details[billing_mode][type]").map(String::as_str), Some("flexible"));
+    assert!(
+        sent(&app, "POST", &format!("/v1/subscriptions/{subscription}/migrate")).await.is_empty(),
+        "a preview changes nothing"
+    );
+    confirm(&app, &t.owner, t.id, &shown["token"]).await.expect(StatusCode::ACCEPTED);
+    let migrations = sent(&app, "POST", &format!("/v1/subscriptions/{subscription}/migrate")).await;
+    assert_eq!(migrations.len(), 1);
+    assert_eq!(migrations[0]["billing_mode[type]"], "flexible");
+    let order: Vec<String> = app
+        .stripe
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r.method.as_str() == "POST" && r.url.path().starts_with(&format!("/v1/subscriptions/{subscription}"))
+        })
+        .map(|r| r.url.path().to_owned())
+        .collect();
+    assert_eq!(
+        order,
+        [format!("/v1/subscriptions/{subscription}/migrate"), format!("/v1/subscriptions/{subscription}")]
+    );
+    // A monthly change of the same subscription mixes nothing: no migration asked.
+    let studio = preview(&app, &t.owner, t.id, json!({"plan": "studio", "interval": "month"})).await;
+    studio.expect(StatusCode::OK);
+    let last = sent(&app, "POST", "/v1/invoices/create_preview").await;
+    assert_eq!(last.last().unwrap().get("subscription_details[billing_mode][type]"), None);
+}

@@ -30,6 +30,10 @@ pub struct Change {
     pub other_prices: Vec<String>,
     /// Whether Stripe Tax computes the subscription's tax: a scheduled phase keeps it.
     pub automatic_tax: bool,
+    /// The subscription is in Stripe's classic billing mode and the change would leave its items
+    /// at different intervals (a yearly plan beside the monthly metered overage), which only
+    /// the flexible mode allows: it is migrated first (and previewed as migrated).
+    pub needs_flexible_billing: bool,
     pub interval: Interval,
     pub price: String,
     pub quantity: u64,
@@ -142,6 +146,10 @@ pub async fn resolve(
             .filter_map(|other| other["price"]["id"].as_str().map(str::to_owned))
             .collect(),
         automatic_tax: held["automatic_tax"]["enabled"] == true,
+        needs_flexible_billing: held["billing_mode"]["type"] != "flexible"
+            && held["items"]["data"].as_array().into_iter().flatten().any(|other| {
+                other["id"] != item["id"] && other["price"]["recurring"]["interval"].as_str() != Some(interval.as_str())
+            }),
         effective: when(&current_plan, &target, from_interval, interval),
         interval,
         price,

@@ -8,10 +8,14 @@ use shared::billing::{BillingState, stripe_failure};
 use shared::stripe::text;
 use stripe_billing::SubscriptionScheduleEndBehavior;
 use stripe_billing::invoice::{
-    CreatePreviewInvoice, CreatePreviewInvoiceSubscriptionDetails, CreatePreviewInvoiceSubscriptionDetailsItems,
+    CreatePreviewInvoice, CreatePreviewInvoiceSubscriptionDetails, CreatePreviewInvoiceSubscriptionDetailsBillingMode,
+    CreatePreviewInvoiceSubscriptionDetailsBillingModeType, CreatePreviewInvoiceSubscriptionDetailsItems,
     CreatePreviewInvoiceSubscriptionDetailsProrationBehavior,
 };
-use stripe_billing::subscription::{UpdateSubscription, UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior};
+use stripe_billing::subscription::{
+    MigrateSubscription, MigrateSubscriptionBillingMode, MigrateSubscriptionBillingModeType, UpdateSubscription,
+    UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
+};
 use stripe_billing::subscription_schedule::{
     CreateSubscriptionSchedule, ReleaseSubscriptionSchedule, UpdateSubscriptionSchedule,
     UpdateSubscriptionSchedulePhases, UpdateSubscriptionSchedulePhasesAutomaticTax,
@@ -38,6 +42,11 @@ pub async fn preview(state: &BillingState, change: &Change, proration_date: Opti
         Effective::PeriodEnd => CreatePreviewInvoiceSubscriptionDetailsProrationBehavior::None,
     });
     details.proration_date = proration_date.filter(|_| change.effective == Effective::Now);
+    if change.needs_flexible_billing {
+        details.billing_mode = Some(CreatePreviewInvoiceSubscriptionDetailsBillingMode::new(
+            CreatePreviewInvoiceSubscriptionDetailsBillingModeType::Flexible,
+        ));
+    }
     let request = CreatePreviewInvoice::new()
         .customer(change.customer.as_str())
         .subscription(change.subscription.as_str())
@@ -45,6 +54,22 @@ pub async fn preview(state: &BillingState, change: &Change, proration_date: Opti
     // A preview creates nothing: each asks anew.
     let key = format!("change-preview:{}:{}", change.subscription, Uuid::new_v4());
     state.stripe.post(request, &key).await.map_err(stripe_failure)
+}
+
+/// Moves a classic-mode subscription to flexible billing when the change needs it (one-way, as
+/// Stripe recommends for every subscription).
+async fn migrate_if_needed(
+    state: &BillingState,
+    change: &Change,
+    key: &impl Fn(&str) -> String,
+) -> Result<(), ApiError> {
+    if !change.needs_flexible_billing {
+        return Ok(());
+    }
+    let mode = MigrateSubscriptionBillingMode::new(MigrateSubscriptionBillingModeType::Flexible);
+    let request = MigrateSubscription::new(change.subscription.as_str(), mode);
+    state.stripe.post(request, &key("migrate")).await.map_err(stripe_failure)?;
+    Ok(())
 }
 
 /// Applies the change now: the plan item's price and quantity, prorated as of `proration_date`
@@ -55,6 +80,7 @@ pub async fn apply_now(
     proration_date: i64,
     key: &impl Fn(&str) -> String,
 ) -> Result<(), ApiError> {
+    migrate_if_needed(state, change, key).await?;
     if let Some(schedule) = &change.schedule {
         state
             .stripe
@@ -81,6 +107,7 @@ pub async fn schedule_at_period_end(
     change: &Change,
     key: &impl Fn(&str) -> String,
 ) -> Result<String, ApiError> {
+    migrate_if_needed(state, change, key).await?;
     let schedule = match &change.schedule {
         Some(schedule) => schedule.clone(),
         None => {
