@@ -319,12 +319,7 @@ impl LocalStripe {
         let mut incomplete = self.new_subscription(customer, price, metadata, "incomplete");
         incomplete["items"]["data"][0]["quantity"] = json!(quantity.max(1));
         if let Some(metered) = metered {
-            // A metered item: no quantity, usage decides.
-            let mut item = incomplete["items"]["data"][0].clone();
-            item["id"] = json!(new_id("si"));
-            item["plan"] = plan_of(&metered);
-            item["price"] = metered;
-            item.as_object_mut().map(|i| i.remove("quantity"));
+            let item = metered_item(&incomplete["items"]["data"][0], metered);
             if let Some(items) = incomplete["items"]["data"].as_array_mut() {
                 items.push(item);
             }
@@ -416,15 +411,8 @@ impl LocalStripe {
                 // The phase's items replace the subscription's: other items it does not list end.
                 if let Some(items) = subscription["items"]["data"].as_array_mut() {
                     items.truncate(1);
-                    let template = items[0].clone();
-                    for price in others {
-                        let mut item = template.clone();
-                        item["id"] = json!(new_id("si"));
-                        item["plan"] = plan_of(&price);
-                        item["price"] = price;
-                        item.as_object_mut().map(|i| i.remove("quantity"));
-                        items.push(item);
-                    }
+                    let plan_item = items[0].clone();
+                    items.extend(others.into_iter().map(|price| metered_item(&plan_item, price)));
                 }
             }
             let length = period_secs(&subscription["items"]["data"][0]["price"]);
@@ -516,6 +504,19 @@ fn amount_of(subscription: &Value) -> i64 {
 fn set_price(subscription: &mut Value, price: Value) {
     subscription["items"]["data"][0]["plan"] = plan_of(&price);
     subscription["items"]["data"][0]["price"] = price;
+}
+
+/// A metered item of `price` beside the subscription's plan item (its period, its
+/// subscription): no quantity, usage decides.
+fn metered_item(plan_item: &Value, price: Value) -> Value {
+    let mut item = plan_item.clone();
+    item["id"] = json!(new_id("si"));
+    item["plan"] = plan_of(&price);
+    item["price"] = price;
+    if let Some(fields) = item.as_object_mut() {
+        fields.remove("quantity");
+    }
+    item
 }
 
 /// The legacy `plan` object Stripe still puts on subscription items, from the item's price.

@@ -574,6 +574,35 @@ pub async fn start_default_server(account: &StripeAccount) -> wiremock::MockServ
     server
 }
 
+/// The requests the code sent to `path` (with `method`, or any), each as what it asked: its
+/// query for a GET, its form otherwise.
+pub async fn sent(
+    server: &wiremock::MockServer,
+    method: Option<&str>,
+    path: &str,
+) -> Vec<std::collections::HashMap<String, String>> {
+    let requests = server.received_requests().await.unwrap_or_default();
+    requests
+        .iter()
+        .filter(|r| r.url.path() == path && method.is_none_or(|m| r.method.as_str() == m))
+        .map(|r| if r.method.as_str() == "GET" { r.url.query_pairs().into_owned().collect() } else { form_of(r) })
+        .collect()
+}
+
+/// A Stripe answering meter events as the API does (the usage worker's only call).
+pub async fn meter_events_server() -> wiremock::MockServer {
+    use wiremock::matchers::{method, path};
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("POST"))
+        .and(path("/v1/billing/meter_events"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(json!({
+            "object": "billing.meter_event", "created": 1_795_000_000, "event_name": "ai_tool_runs",
+            "identifier": "from-request", "livemode": false, "payload": {}, "timestamp": 1_795_000_000})))
+        .mount(&server)
+        .await;
+    server
+}
+
 /// The form fields of a request the code sent to Stripe.
 pub fn form_of(request: &wiremock::Request) -> std::collections::HashMap<String, String> {
     serde_urlencoded::from_bytes(&request.body).expect("Stripe requests are form-encoded")

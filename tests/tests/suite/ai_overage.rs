@@ -5,12 +5,10 @@
 //! overage on the upcoming invoice.
 
 use axum::http::StatusCode;
-use integration_tests::stripe::{LocalBilling, SECRET_KEY, form_of};
+use integration_tests::stripe::{LocalBilling, SECRET_KEY, form_of, meter_events_server};
 use integration_tests::{Tenant, TestApp, grant_override, service_pool, subscribe};
 use serde_json::{Value, json};
 use uuid::Uuid;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 fn runs(t: &Tenant) -> String {
     format!("{}/ai/runs", t.path())
@@ -175,14 +173,7 @@ async fn included_and_overage_runs_go_to_their_own_meters() {
         .unwrap();
     let included = app.post(&t.member, &runs(&t), brief()).await.expect(StatusCode::CREATED)["id"].clone();
     let beyond = app.post(&t.member, &runs(&t), brief()).await.expect(StatusCode::CREATED)["id"].clone();
-    let stripe = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/billing/meter_events"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "object": "billing.meter_event", "created": 1_795_000_000, "event_name": "x", "identifier": "x",
-            "livemode": false, "payload": {}, "timestamp": 1_795_000_000})))
-        .mount(&stripe)
-        .await;
+    let stripe = meter_events_server().await;
     let worker: usage_worker::UsageWorker = integration_tests::worker(
         "app_usage",
         &[("STRIPE_SECRET_KEY", SECRET_KEY.into()), ("STRIPE_API_BASE", stripe.uri())],

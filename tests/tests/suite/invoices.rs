@@ -3,7 +3,7 @@
 //! subscription), and the refused cases answer their codes without a Stripe call.
 
 use axum::http::StatusCode;
-use integration_tests::stripe::{SubscriptionState, now};
+use integration_tests::stripe::{SubscriptionState, now, sent};
 use integration_tests::{Tenant, TestApp};
 use std::collections::HashMap;
 
@@ -29,22 +29,6 @@ fn two_subscriptions(app: &TestApp, t: &Tenant, cancel_at_period_end: bool) {
         };
         app.stripe_account.put_created(&state, created);
     }
-}
-
-/// The requests the portal function sent to `path`, each as its query (GET) or form (POST).
-async fn sent(app: &TestApp, path: &str) -> Vec<HashMap<String, String>> {
-    let requests = app.stripe.received_requests().await.unwrap();
-    requests
-        .iter()
-        .filter(|r| r.url.path() == path)
-        .map(|r| {
-            if r.method.as_str() == "GET" {
-                r.url.query_pairs().into_owned().collect()
-            } else {
-                serde_urlencoded::from_bytes(&r.body).unwrap()
-            }
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -79,13 +63,13 @@ async fn owners_page_through_their_invoices_with_the_next_one_on_the_first_page(
     assert_eq!(second["upcoming"], serde_json::Value::Null, "the next invoice is on the first page only");
 
     // What was asked of Stripe: the workspace's customer, the page size, Stripe's own cursor.
-    let lists = sent(&app, "/v1/invoices").await;
+    let lists = sent(&app.stripe, None, "/v1/invoices").await;
     assert_eq!(lists.len(), 2);
     assert_eq!(lists[0].get("customer"), Some(&customer(&t)));
     assert_eq!(lists[0].get("limit").map(String::as_str), Some("1"));
     assert_eq!(lists[0].get("starting_after"), None);
     assert_eq!(lists[1].get("starting_after"), Some(&newest));
-    let previews = sent(&app, "/v1/invoices/create_preview").await;
+    let previews = sent(&app.stripe, None, "/v1/invoices/create_preview").await;
     assert_eq!(previews.len(), 1);
     assert_eq!(previews[0].get("customer"), Some(&customer(&t)));
     assert_eq!(previews[0].get("subscription"), Some(&format!("sub_{}", t.id.simple())));
@@ -105,7 +89,7 @@ async fn a_subscription_ending_with_its_period_has_no_next_invoice() {
     let page = page.expect(StatusCode::OK).clone();
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     assert_eq!(page["upcoming"], serde_json::Value::Null);
-    assert!(sent(&app, "/v1/invoices/create_preview").await.is_empty(), "no preview is asked for");
+    assert!(sent(&app.stripe, None, "/v1/invoices/create_preview").await.is_empty(), "no preview is asked for");
 }
 
 #[tokio::test]
@@ -118,7 +102,7 @@ async fn refused_invoice_requests_answer_their_code() {
         let refused = app.get(&t.owner, &format!("{path}?cursor={cursor}")).await;
         assert_eq!(refused.problem(StatusCode::BAD_REQUEST), "invalid_cursor", "{cursor}");
     }
-    assert!(sent(&app, "/v1/invoices").await.is_empty(), "a malformed cursor never reaches Stripe");
+    assert!(sent(&app.stripe, None, "/v1/invoices").await.is_empty(), "a malformed cursor never reaches Stripe");
     // Well formed, but not one of this customer's invoices: Stripe says so.
     let unknown = app.get(&t.owner, &format!("{path}?cursor=in_someone_else")).await;
     assert_eq!(unknown.problem(StatusCode::BAD_REQUEST), "invalid_cursor");
@@ -133,15 +117,15 @@ async fn refused_invoice_requests_answer_their_code() {
     }
     // A workspace that never checked out has no invoices, and Stripe is not asked.
     let free = app.workspace(&t.owner, "Never paid").await;
-    let before = sent(&app, "/v1/invoices").await.len();
+    let before = sent(&app.stripe, None, "/v1/invoices").await.len();
     let none = app.get(&t.owner, &format!("/v1/workspaces/{free}/invoices")).await;
     assert_eq!(none.expect(StatusCode::OK)["items"], serde_json::json!([]));
-    assert_eq!(sent(&app, "/v1/invoices").await.len(), before);
+    assert_eq!(sent(&app.stripe, None, "/v1/invoices").await.len(), before);
 }
 
 /// The form the portal function sent to `path`, the last time.
 async fn last_form(app: &TestApp, path: &str) -> HashMap<String, String> {
-    sent(app, path).await.pop().unwrap_or_else(|| panic!("nothing was sent to {path}"))
+    sent(&app.stripe, None, path).await.pop().unwrap_or_else(|| panic!("nothing was sent to {path}"))
 }
 
 #[tokio::test]
@@ -153,7 +137,7 @@ async fn owners_set_the_name_address_and_tax_ids_their_invoices_carry() {
 
     let empty = app.get(&t.owner, &path).await;
     assert_eq!(empty.expect(StatusCode::OK)["tax_ids"], serde_json::json!([]));
-    let read = sent(&app, &stripe_customer).await;
+    let read = sent(&app.stripe, None, &stripe_customer).await;
     assert_eq!(read[0].get("expand[0]").map(String::as_str), Some("tax_ids"), "the tax IDs come with the customer");
 
     let body = serde_json::json!({"name": " Acme GmbH ", "address": {"line1": "Hauptstr. 1", "line2": "",
@@ -205,7 +189,10 @@ async fn refused_billing_details_answer_their_code() {
         let refused = app.post(&t.owner, &tax_ids, body.clone()).await;
         assert_eq!(refused.problem(StatusCode::UNPROCESSABLE_ENTITY), "validation_failed", "{body}");
     }
-    assert!(sent(&app, &format!("/v1/customers/{}/tax_ids", customer(&t))).await.is_empty(), "refused before Stripe");
+    assert!(
+        sent(&app.stripe, None, &format!("/v1/customers/{}/tax_ids", customer(&t))).await.is_empty(),
+        "refused before Stripe"
+    );
     // Stripe refuses the number itself: the caller's mistake, with Stripe's reason.
     let refused = app.post(&t.owner, &tax_ids, serde_json::json!({"type": "eu_vat", "value": "D1"})).await;
     assert_eq!(refused.problem(StatusCode::UNPROCESSABLE_ENTITY), "validation_failed");

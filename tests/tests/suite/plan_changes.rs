@@ -4,10 +4,8 @@
 //! at the period's end, and only when it fits); every refusal of a confirmation; and, against
 //! the tests' Stripe, every request the two steps send.
 
-use std::collections::HashMap;
-
 use axum::http::StatusCode;
-use integration_tests::stripe::{LocalBilling, SubscriptionState, local_stripe_events as events, now};
+use integration_tests::stripe::{LocalBilling, SubscriptionState, local_stripe_events as events, now, sent};
 use integration_tests::{TestApp, TestUser};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -239,16 +237,6 @@ async fn a_confirmation_is_refused_when_its_preview_no_longer_holds() {
     assert_eq!(t.billing().await["plan"], "team", "nothing applied");
 }
 
-/// The sent requests to `path`, each as its form.
-async fn sent(app: &TestApp, method: &str, path: &str) -> Vec<HashMap<String, String>> {
-    let requests = app.stripe.received_requests().await.unwrap();
-    requests
-        .iter()
-        .filter(|r| r.method.as_str() == method && r.url.path() == path)
-        .map(|r| serde_urlencoded::from_bytes(&r.body).unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn the_preview_and_the_change_send_stripe_the_same_pinned_change() {
     let app = TestApp::new().await;
@@ -268,7 +256,7 @@ async fn the_preview_and_the_change_send_stripe_the_same_pinned_change() {
     let shown = preview(&app, &t.owner, t.id, json!({"plan": "studio", "interval": "year"})).await;
     let shown = shown.expect(StatusCode::OK).clone();
     assert_eq!(shown["invoice"]["amount_due"], 4100);
-    let previews = sent(&app, "POST", "/v1/invoices/create_preview").await;
+    let previews = sent(&app.stripe, Some("POST"), "/v1/invoices/create_preview").await;
     let asked = &previews[0];
     let pinned = asked["subscription_details[proration_date]"].clone();
     for (field, value) in [
@@ -289,14 +277,14 @@ async fn the_preview_and_the_change_send_stripe_the_same_pinned_change() {
     assert_eq!(refused.problem(StatusCode::CONFLICT), "preview_stale");
     assert!(refused.body["detail"].as_str().unwrap().contains("4300"));
     let updates = format!("/v1/subscriptions/{subscription}");
-    assert!(sent(&app, "POST", &updates).await.is_empty());
+    assert!(sent(&app.stripe, Some("POST"), &updates).await.is_empty());
     app.stripe_account.set_change_preview_due(4100);
 
     confirm(&app, &t.owner, t.id, &shown["token"]).await.expect(StatusCode::ACCEPTED);
-    let previews = sent(&app, "POST", "/v1/invoices/create_preview").await;
+    let previews = sent(&app.stripe, Some("POST"), "/v1/invoices/create_preview").await;
     assert_eq!(previews.len(), 3, "asked again at each confirmation");
     assert_eq!(previews[2]["subscription_details[proration_date]"], pinned, "at the same proration date");
-    let update = &sent(&app, "POST", &updates).await[0];
+    let update = &sent(&app.stripe, Some("POST"), &updates).await[0];
     for (field, value) in [
         ("items[0][id]", format!("si_{subscription}")),
         ("items[0][price]", "price_studio_yearly".to_owned()),
@@ -337,7 +325,7 @@ async fn checkout_sells_the_yearly_price_when_asked() {
     assert_ne!(yearly["id"], monthly["id"], "another interval, another session");
     let again = app.post(&owner, &path, body(Some("year"))).await.expect(StatusCode::OK).clone();
     assert_eq!(again["id"], yearly["id"]);
-    let sessions = sent(&app, "POST", "/v1/checkout/sessions").await;
+    let sessions = sent(&app.stripe, Some("POST"), "/v1/checkout/sessions").await;
     let prices: Vec<&str> = sessions.iter().map(|s| s["line_items[0][price]"].as_str()).collect();
     assert_eq!(prices, ["price_pro_yearly", "price_pro_monthly"]);
     assert_eq!(app.post(&owner, &path, body(Some("decade"))).await.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -398,14 +386,14 @@ async fn a_classic_subscription_moves_to_flexible_billing_before_its_intervals_m
 
     let shown = preview(&app, &t.owner, t.id, json!({"plan": "pro", "interval": "year"})).await;
     let shown = shown.expect(StatusCode::OK).clone();
-    let previews = sent(&app, "POST", "/v1/invoices/create_preview").await;
+    let previews = sent(&app.stripe, Some("POST"), "/v1/invoices/create_preview").await;
     assert_eq!(previews[0].get("subscription_details[billing_mode][type]").map(String::as_str), Some("flexible"));
     assert!(
-        sent(&app, "POST", &format!("/v1/subscriptions/{subscription}/migrate")).await.is_empty(),
+        sent(&app.stripe, Some("POST"), &format!("/v1/subscriptions/{subscription}/migrate")).await.is_empty(),
         "a preview changes nothing"
     );
     confirm(&app, &t.owner, t.id, &shown["token"]).await.expect(StatusCode::ACCEPTED);
-    let migrations = sent(&app, "POST", &format!("/v1/subscriptions/{subscription}/migrate")).await;
+    let migrations = sent(&app.stripe, Some("POST"), &format!("/v1/subscriptions/{subscription}/migrate")).await;
     assert_eq!(migrations.len(), 1);
     assert_eq!(migrations[0]["billing_mode[type]"], "flexible");
     let order: Vec<String> = app
@@ -426,6 +414,6 @@ async fn a_classic_subscription_moves_to_flexible_billing_before_its_intervals_m
     // A monthly change of the same subscription mixes nothing: no migration asked.
     let studio = preview(&app, &t.owner, t.id, json!({"plan": "studio", "interval": "month"})).await;
     studio.expect(StatusCode::OK);
-    let last = sent(&app, "POST", "/v1/invoices/create_preview").await;
+    let last = sent(&app.stripe, Some("POST"), "/v1/invoices/create_preview").await;
     assert_eq!(last.last().unwrap().get("subscription_details[billing_mode][type]"), None);
 }

@@ -5,7 +5,7 @@
 use aws_sdk_sqs::Client as SqsClient;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use integration_tests::stripe::{SECRET_KEY, form_of};
+use integration_tests::stripe::{SECRET_KEY, form_of, meter_events_server};
 use integration_tests::{Tenant, TestApp, create_queue, local_aws, service_pool};
 use serde_json::{Value, json};
 use shared::queue::Queue;
@@ -14,18 +14,6 @@ use usage_worker::{Outcome, UsageWorker, handle_batch};
 use uuid::Uuid;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-async fn stripe() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/v1/billing/meter_events"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "object": "billing.meter_event", "created": 1_795_000_000, "event_name": "ai_tool_runs",
-            "identifier": "from-request", "livemode": false, "payload": {}, "timestamp": 1_795_000_000})))
-        .mount(&server)
-        .await;
-    server
-}
 
 async fn worker(stripe: &MockServer) -> UsageWorker {
     integration_tests::worker(
@@ -74,7 +62,7 @@ async fn a_usage_record_is_reported_once_as_a_meter_event() {
     let t = app.tenant("meter").await;
     run_once(&app, &t).await;
     let (record, _, occurred_at) = record_of(t.id).await;
-    let stripe = stripe().await;
+    let stripe = meter_events_server().await;
     let worker = worker(&stripe).await;
     assert_eq!(worker.report(&record.to_string()).await.unwrap(), Outcome::Reported);
     let sent = meter_events_for(&stripe, record).await;
@@ -101,7 +89,7 @@ async fn concurrent_first_deliveries_still_bill_once() {
     let t = app.tenant("meter-race").await;
     run_once(&app, &t).await;
     let (record, ..) = record_of(t.id).await;
-    let stripe = stripe().await;
+    let stripe = meter_events_server().await;
     let worker = worker(&stripe).await;
     let id = record.to_string();
     let results = futures::future::join_all((0..5).map(|_| worker.report(&id))).await;
@@ -121,7 +109,7 @@ async fn a_redelivered_message_sends_no_second_meter_event() {
     for _ in 0..3 {
         queue.send(&record.to_string(), &[]).await.unwrap();
     }
-    let stripe = stripe().await;
+    let stripe = meter_events_server().await;
     let worker = worker(&stripe).await;
     let mut received = 0;
     for _ in 0..4 {
@@ -146,7 +134,7 @@ async fn usage_without_a_customer_is_kept_and_reported_once_one_exists() {
         .unwrap();
     run_once(&app, &t).await;
     let (record, ..) = record_of(t.id).await;
-    let stripe = stripe().await;
+    let stripe = meter_events_server().await;
     let worker = worker(&stripe).await;
     assert_eq!(worker.report(&record.to_string()).await.unwrap(), Outcome::NoCustomer);
     assert!(meter_events_for(&stripe, record).await.is_empty());
@@ -229,7 +217,7 @@ async fn usage_whose_enqueue_failed_is_recovered_by_the_sweeper() {
     let sweeper: ai_sweeper::Sweeper =
         integration_tests::worker("app_sweeper", &[("USAGE_QUEUE_URL", queue.url().to_owned())]).await;
     assert!(sweeper.sweep().await.unwrap().usage_resent >= 1);
-    let stripe = stripe().await;
+    let stripe = meter_events_server().await;
     let worker = worker(&stripe).await;
     for _ in 0..3 {
         queue.drain_once(1, |batch| handle_batch(&worker, batch)).await.unwrap();

@@ -272,14 +272,14 @@ pub async fn change(
     let target = plans::paid(&claims.plan).map_err(|_| stale("The previewed plan is no longer sold."))?;
     let change = resolve(&state, tx, workspace_id, target, Some(claims.interval)).await?;
     // Answered as previewed (a replayed confirmation finds the change already made).
-    let applied = |change: &Change| {
+    let applied = || {
         let at = (claims.effective == Effective::PeriodEnd)
             .then(|| time_of(claims.period_end).format(&time::format_description::well_known::Rfc3339).ok())
             .flatten();
         (
             StatusCode::ACCEPTED,
             Json(PlanChangeRequested {
-                subscription: change.subscription.clone(),
+                subscription: claims.subscription.clone(),
                 requested: PlanChange {
                     plan: target.id,
                     interval: claims.interval,
@@ -297,7 +297,7 @@ pub async fn change(
         && change.from_quantity == claims.quantity
         && change.subscription == claims.subscription
     {
-        return Ok(applied(&change));
+        return Ok(applied());
     }
     if let Some(reason) = drift(&claims, &change) {
         return Err(stale(format!("{reason} Preview the change again.")));
@@ -323,5 +323,5 @@ pub async fn change(
             tracing::info!(%workspace_id, subscription = %change.subscription, %schedule, plan = target.id, interval = change.interval.as_str(), "plan change scheduled");
         }
     }
-    Ok(applied(&change))
+    Ok(applied())
 }

@@ -129,6 +129,9 @@ pub async fn resolve(
     let from_interval = item["price"]["recurring"]["interval"].as_str().and_then(Interval::from_stripe);
     let interval = interval.or(from_interval).unwrap_or(Interval::Month);
     let price = shared::billing::price_id(&state.stripe, &target, interval).await?;
+    // The subscription's items beside the plan's (the metered overage price).
+    let others: Vec<&serde_json::Value> =
+        held["items"]["data"].as_array().into_iter().flatten().filter(|other| other["id"] != item["id"]).collect();
     Ok(Change {
         subscription,
         customer,
@@ -138,18 +141,10 @@ pub async fn resolve(
         period_start,
         period_end,
         schedule: held.get("schedule").and_then(id_of),
-        other_prices: held["items"]["data"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|other| other["id"] != item["id"])
-            .filter_map(|other| other["price"]["id"].as_str().map(str::to_owned))
-            .collect(),
+        other_prices: others.iter().filter_map(|other| other["price"]["id"].as_str().map(str::to_owned)).collect(),
         automatic_tax: held["automatic_tax"]["enabled"] == true,
         needs_flexible_billing: held["billing_mode"]["type"] != "flexible"
-            && held["items"]["data"].as_array().into_iter().flatten().any(|other| {
-                other["id"] != item["id"] && other["price"]["recurring"]["interval"].as_str() != Some(interval.as_str())
-            }),
+            && others.iter().any(|other| other["price"]["recurring"]["interval"].as_str() != Some(interval.as_str())),
         effective: when(&current_plan, &target, from_interval, interval),
         interval,
         price,
